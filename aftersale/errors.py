@@ -1,0 +1,87 @@
+"""The one error hierarchy of aftersale. Every error carries what is needed to act on it.
+
+    AftersaleError
+    ├── StoreError
+    │   └── StoreLockedError          another process holds the DuckDB file
+    ├── IntakeError                   a whole input file could not be read
+    ├── CarrierError                  carrier, tracking_number
+    │   ├── CarrierUnavailable        timeout, 5xx, 429: transient, retried
+    │   └── CarrierAuthError          credentials refused: not retried
+    ├── ConfigError                   a setting is missing or malformed
+    ├── RuleSetError                  every problem of every rules file, at once
+    ├── TemplateError                 template, file:line, what is wrong
+    └── ChannelError                  a channel could not be set up
+"""
+
+from __future__ import annotations
+
+
+class AftersaleError(Exception):
+    """Base of every error aftersale raises on purpose."""
+
+
+class StoreError(AftersaleError):
+    pass
+
+
+class StoreLockedError(StoreError):
+    def __init__(self, path: str, waited_s: float, detail: str) -> None:
+        super().__init__(
+            f"{path}: the database is held by another process (waited {waited_s:.0f} s). "
+            f"DuckDB allows one writer process per file: wait for the running cycle to "
+            f"finish, or stop it. ({detail})"
+        )
+        self.path = path
+        self.waited_s = waited_s
+
+
+class IntakeError(AftersaleError):
+    pass
+
+
+class CarrierError(AftersaleError):
+    def __init__(self, carrier: str, tracking_number: str | None, message: str) -> None:
+        where = f"{carrier} {tracking_number}" if tracking_number else carrier
+        super().__init__(f"{where}: {message}")
+        self.carrier = carrier
+        self.tracking_number = tracking_number
+
+
+class CarrierUnavailable(CarrierError):
+    """Transient: the carrier timed out, failed (5xx) or asked us to slow down (429)."""
+
+    def __init__(
+        self,
+        carrier: str,
+        tracking_number: str | None,
+        message: str,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(carrier, tracking_number, message)
+        self.retry_after_s = retry_after_s
+
+
+class CarrierAuthError(CarrierError):
+    pass
+
+
+class ConfigError(AftersaleError):
+    pass
+
+
+class RuleSetError(AftersaleError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class TemplateError(AftersaleError):
+    def __init__(self, template: str, message: str, line: int | None = None) -> None:
+        where = f"{template}:{line}" if line else template
+        super().__init__(f"{where}: {message}")
+        self.template = template
+        self.line = line
+
+
+class ChannelError(AftersaleError):
+    pass

@@ -1,0 +1,257 @@
+"""Value types shared by every stage: orders, tracking, domain events, messages.
+
+All datetimes are timezone-aware UTC. Values are frozen; stages pass them along
+and the store persists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+
+class Status(StrEnum):
+    """Canonical tracking status (DESIGN.md, "Canonical tracking statuses")."""
+
+    PENDING = "pending"
+    LABEL_CREATED = "label_created"
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    AVAILABLE_FOR_PICKUP = "available_for_pickup"
+    DELIVERY_ATTEMPTED = "delivery_attempted"
+    DELIVERED = "delivered"
+    EXCEPTION = "exception"
+    RETURNED_TO_SENDER = "returned_to_sender"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+
+TERMINAL_STATUSES = frozenset(
+    {Status.DELIVERED, Status.RETURNED_TO_SENDER, Status.CANCELLED, Status.EXPIRED}
+)
+
+
+#: Carrier slugs, one per carrier everywhere (module, registry key, column, rule YAML).
+KNOWN_CARRIERS = ("ups", "dhl", "inpost", "dpd")
+
+
+class ChannelKind(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+# --- orders -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    customer_id: str
+    name: str
+    email: str | None
+    phone: str | None  # E.164, validated at intake
+    locale: str  # BCP 47, e.g. "en", "pl-PL"
+    time_zone: str  # IANA, e.g. "Europe/Warsaw"
+    consent_email: bool  # marketing consent; transactional email needs none
+    consent_sms: bool
+    country: str | None = None  # ISO 3166-1 alpha-2
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    sku: str
+    name: str
+    category: str
+    quantity: int
+    price: Decimal  # unit price
+    currency: str  # ISO 4217
+    warranty_months: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentRef:
+    """A parcel as the shop knows it: carrier slug (None = detect later) and number."""
+
+    tracking_number: str
+    carrier: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    order_id: str
+    placed_at: datetime
+    customer: Customer
+    items: tuple[Item, ...]
+    shipments: tuple[ShipmentRef, ...]
+    promised_delivery: date | None = None
+    shipping_country: str | None = None
+
+    @property
+    def currency(self) -> str | None:
+        return self.items[0].currency if self.items else None
+
+    @property
+    def total(self) -> Decimal:
+        return sum((i.price * i.quantity for i in self.items), Decimal("0"))
+
+
+# --- tracking ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingEvent:
+    """One carrier scan. `status` None means informational: keep the previous status."""
+
+    occurred_at: datetime
+    status: Status | None
+    code: str  # the carrier's own code, kept verbatim
+    description: str
+    location: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tracking:
+    """A carrier response normalised. Problems are data, not exceptions."""
+
+    carrier: str
+    tracking_number: str
+    status: Status
+    code: str | None = None  # raw carrier code behind `status`
+    description: str | None = None
+    events: tuple[TrackingEvent, ...] = ()  # oldest first, de-duplicated
+    estimated_delivery: date | None = None
+    estimated_window: tuple[datetime, datetime] | None = None
+    delivered_at: datetime | None = None
+    pickup_point: str | None = None  # locker / parcel shop name and address
+    found: bool = True  # False: the carrier does not know this number (yet)
+    problems: tuple[str, ...] = ()  # what could not be understood
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentState:
+    """What the store knows about a parcel between polls."""
+
+    shipment_id: str
+    order_id: str
+    carrier: str | None
+    tracking_number: str
+    status: Status
+    code: str | None = None
+    description: str | None = None
+    estimated_delivery: date | None = None
+    first_estimate: date | None = None
+    estimated_window: tuple[datetime, datetime] | None = None
+    delivered_at: datetime | None = None
+    pickup_point: str | None = None
+    last_event_at: datetime | None = None
+    status_since: datetime | None = None
+    last_polled_at: datetime | None = None
+    next_check_at: datetime | None = None
+    created_at: datetime | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """The outcome of polling one shipment: a tracking, or the error that stopped it."""
+
+    shipment_id: str
+    carrier: str
+    tracking: Tracking | None
+    error: str | None = None
+
+
+# --- detection and decisions ------------------------------------------------
+
+
+class EventKind(StrEnum):
+    ORDER_PLACED = "order_placed"
+    SHIPPED = "shipped"
+    STATUS_CHANGED = "status_changed"
+    DELAYED = "delayed"
+    ARRIVING_TOMORROW = "arriving_tomorrow"
+    DELIVERED_AGO = "delivered_ago"
+    WARRANTY_ENDING = "warranty_ending"
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """Something that happened to an order, shipment or item; rules react to these."""
+
+    kind: EventKind
+    order_id: str
+    occurred_at: datetime
+    shipment_id: str | None = None
+    item_sku: str | None = None
+    status: Status | None = None
+    reason: str | None = None  # delay reason code
+    facts: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+
+    @property
+    def event_id(self) -> str:
+        subject = self.shipment_id or self.item_sku or self.order_id
+        tail = self.status or self.reason or ""
+        return f"{self.kind}:{self.order_id}:{subject}:{tail}:{self.occurred_at.isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A rule fired: this template goes over this channel, at `due_at` or later."""
+
+    rule_id: str
+    template: str
+    channel: ChannelKind
+    order_id: str
+    idempotency_key: str  # unique in the store: the once-only guarantee
+    due_at: datetime
+    event: DomainEvent
+    marketing: bool = False
+    shipment_id: str | None = None
+    item_sku: str | None = None
+
+
+# --- messages ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedMessage:
+    channel: ChannelKind
+    to: str
+    subject: str | None  # email only
+    text: str
+    html: str | None = None  # email only
+    sms_segments: int | None = None  # sms only
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A rendered message on its way to a channel."""
+
+    message_id: str
+    idempotency_key: str
+    rule_id: str
+    template: str
+    order_id: str
+    marketing: bool
+    content: RenderedMessage
+    test: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What a channel says about one send. `transient` errors may be retried later."""
+
+    ok: bool
+    provider_id: str | None = None
+    error_code: str | None = None
+    error_text: str | None = None
+    transient: bool = False

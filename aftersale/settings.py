@@ -1,0 +1,75 @@
+"""Settings, built once at the edge (CLI, flow) from the environment and passed down.
+
+Nothing here is read at import time. Secrets (API keys) are read from the
+environment only when a channel or carrier is built, and never stored or logged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class Shop:
+    """The shop as customers see it: in every message's header, footer and contact block."""
+
+    name: str = "Northwind Electronics"
+    email: str = "help@northwind.example"
+    phone: str = "+48 22 100 20 30"
+    help_url: str = "https://northwind.example/help"
+    base_url: str = "https://northwind.example"
+    default_locale: str = "en"
+    from_email: str = "orders@northwind.example"
+    from_name: str = "Northwind Electronics"
+    reply_to: str = "help@northwind.example"
+
+
+#: Production tracking endpoints; every one can be pointed elsewhere (sandbox, tests).
+DEFAULT_CARRIER_URLS: Mapping[str, str] = {
+    "inpost": "https://api-shipx-pl.easypack24.net",
+    "ups": "https://onlinetools.ups.com",
+    "dhl": "https://api-eu.dhl.com",
+    "dpd": "https://tracking.dpd.de",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    db_path: Path = Path("aftersale.duckdb")
+    outbox_dir: Path = Path("outbox")
+    inbox_dir: Path = Path("inbox")  # order files dropped here are imported each cycle
+    rules_dir: Path = PROJECT_ROOT / "rules"
+    templates_dir: Path = PROJECT_ROOT / "templates"
+    catalogue_path: Path = PROJECT_ROOT / "catalogue" / "products.yaml"
+    carrier_urls: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CARRIER_URLS))
+    poll_concurrency: int = 16
+    poll_timeout_s: float = 10.0
+    store_lock_wait_s: float = 60.0
+    shop: Shop = field(default_factory=Shop)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        urls = dict(DEFAULT_CARRIER_URLS)
+        for slug in urls:
+            override = env.get(f"AFTERSALE_{slug.upper()}_URL")
+            if override:
+                urls[slug] = override
+        return cls(
+            db_path=Path(env.get("AFTERSALE_DB", "aftersale.duckdb")),
+            outbox_dir=Path(env.get("AFTERSALE_OUTBOX", "outbox")),
+            inbox_dir=Path(env.get("AFTERSALE_INBOX", "inbox")),
+            rules_dir=Path(env.get("AFTERSALE_RULES", PROJECT_ROOT / "rules")),
+            templates_dir=Path(env.get("AFTERSALE_TEMPLATES", PROJECT_ROOT / "templates")),
+            catalogue_path=Path(
+                env.get("AFTERSALE_CATALOGUE", PROJECT_ROOT / "catalogue" / "products.yaml")
+            ),
+            carrier_urls=urls,
+            poll_concurrency=int(env.get("AFTERSALE_POLL_CONCURRENCY", "16")),
+            store_lock_wait_s=float(env.get("AFTERSALE_STORE_LOCK_WAIT_S", "60")),
+        )

@@ -1,0 +1,97 @@
+"""The carrier seam: pure `build_request` and `parse_response`, one short async `fetch`.
+
+Adding a carrier = one module with a `Carrier` subclass, one line in
+`carriers.registry.CARRIERS`, one payload folder, one test module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import httpx
+
+from aftersale.errors import CarrierAuthError, CarrierUnavailable
+from aftersale.models import Status, Tracking, TrackingEvent
+
+
+class Carrier:
+    """One carrier's tracking API. Subclasses set `slug` and implement the two pure halves."""
+
+    slug: str = ""
+    #: Requests per second the carrier tolerates (None: no documented limit).
+    default_rate_per_s: float | None = None
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+
+    def build_request(self, tracking_number: str) -> httpx.Request:
+        raise NotImplementedError
+
+    def parse_response(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
+        """Turn any answer into a `Tracking`; never raises on odd bodies (problems are data)."""
+        raise NotImplementedError
+
+    async def fetch(self, client: httpx.AsyncClient, tracking_number: str) -> Tracking:
+        request = self.build_request(tracking_number)
+        try:
+            response = await client.send(request)
+        except httpx.TimeoutException as exc:
+            raise CarrierUnavailable(self.slug, tracking_number, "timed out") from exc
+        except httpx.TransportError as exc:
+            raise CarrierUnavailable(self.slug, tracking_number, f"connection failed: {exc}") from exc
+        raise_for_outage(self.slug, tracking_number, response)
+        return self.parse_response(tracking_number, response.status_code, response.content)
+
+
+def raise_for_outage(carrier: str, tracking_number: str, response: httpx.Response) -> None:
+    """Map the HTTP answers that are outages (not data about the parcel) to exceptions."""
+    code = response.status_code
+    if code == 429 or code >= 500:
+        raise CarrierUnavailable(
+            carrier,
+            tracking_number,
+            f"HTTP {code}",
+            retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    if code in (401, 403):
+        raise CarrierAuthError(carrier, tracking_number, f"HTTP {code}: credentials refused")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: rare from carriers, fall back to our own backoff
+
+
+def not_found(carrier: str, tracking_number: str, problem: str) -> Tracking:
+    return Tracking(
+        carrier=carrier,
+        tracking_number=tracking_number,
+        status=Status.UNKNOWN,
+        found=False,
+        problems=(problem,),
+    )
+
+
+def sorted_unique(events: Iterable[TrackingEvent]) -> tuple[TrackingEvent, ...]:
+    """Oldest first, de-duplicated on (time, code, location): carriers repeat scans."""
+    seen: set[tuple[datetime, str, str | None]] = set()
+    unique = []
+    for event in sorted(events, key=lambda e: e.occurred_at):
+        key = (event.occurred_at, event.code, event.location)
+        if key not in seen:
+            seen.add(key)
+            unique.append(event)
+    return tuple(unique)
+
+
+def current_status(events: tuple[TrackingEvent, ...]) -> TrackingEvent | None:
+    """The newest event that carries a status (informational events keep the previous one)."""
+    for event in reversed(events):
+        if event.status is not None:
+            return event
+    return None

@@ -1,0 +1,212 @@
+"""InPost ShipX tracking (Poland): parcel lockers and courier.
+
+API docs: InPost Confluence, space PL, "Tracking przesyłki" and "Statuses"
+  (dokumentacja-inpost.atlassian.net). `GET {base}/v1/tracking/{tracking_number}`.
+Hosts: production https://api-shipx-pl.easypack24.net,
+  sandbox https://sandbox-api-shipx-pl.easypack24.net.
+Auth: none for tracking (an organisation token is optional and harmless).
+Rate limit: none documented; we stay at 5 requests/s per host to be polite.
+Quirks: `tracking_details` come newest first; times are ISO 8601 with an offset;
+  no estimated delivery at all; `canceled` and `cancelled` both appear; an unknown
+  number answers 404 with `{"status": 404, "error": "resource_not_found", ...}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from aftersale.models import Status, Tracking, TrackingEvent
+from carriers.base import Carrier, current_status, not_found, sorted_unique
+
+log = logging.getLogger(__name__)
+
+_S = Status
+#: InPost status name -> canonical status (None: informational, keep the previous one).
+STATUS_MAP: dict[str, Status | None] = {
+    # label_created: the shipment exists in ShipX, not yet handed over
+    "created": _S.LABEL_CREATED,  # shipment created
+    "offers_prepared": _S.LABEL_CREATED,  # price offers prepared
+    "offer_selected": _S.LABEL_CREATED,  # sender chose an offer
+    "confirmed": _S.LABEL_CREATED,  # label printed / prepared by sender
+    # in_transit: InPost has the parcel and it moves
+    "dispatched_by_sender": _S.IN_TRANSIT,  # posted in a locker by the sender
+    "dispatched_by_sender_to_pok": _S.IN_TRANSIT,  # posted at a customer service point
+    "collected_from_sender": _S.IN_TRANSIT,  # courier collected it from the sender
+    "taken_by_courier": _S.IN_TRANSIT,  # taken by the courier
+    "taken_by_courier_from_pok": _S.IN_TRANSIT,  # taken from a customer service point
+    "taken_by_courier_from_customer_service_point": _S.IN_TRANSIT,  # ambiguous (CARRIERS.md)
+    "adopted_at_source_branch": _S.IN_TRANSIT,  # arrived at the origin branch
+    "sent_from_source_branch": _S.IN_TRANSIT,  # left the origin branch
+    "adopted_at_sorting_center": _S.IN_TRANSIT,  # arrived at the sorting centre
+    "sent_from_sorting_center": _S.IN_TRANSIT,  # left the sorting centre
+    "adopted_at_target_branch": _S.IN_TRANSIT,  # arrived at the destination branch
+    "readdressed": _S.IN_TRANSIT,  # redirected to another address
+    "redirect_to_box": _S.IN_TRANSIT,  # redirected to a locker
+    "canceled_redirect_to_box": _S.IN_TRANSIT,  # redirect cancelled
+    "permanently_redirected_to_box_machine": _S.IN_TRANSIT,  # locker full: another locker
+    "permanently_redirected_to_customer_service_point": _S.IN_TRANSIT,  # to a service point
+    "unstack_from_box_machine": _S.IN_TRANSIT,  # taken out of a temporary locker
+    "unstack_from_customer_service_point": _S.IN_TRANSIT,  # taken out of a service point
+    "delay_in_delivery": _S.IN_TRANSIT,  # InPost's own delay notice; detect flags the delay
+    # out_for_delivery
+    "out_for_delivery": _S.OUT_FOR_DELIVERY,  # on its way to the locker / address
+    "out_for_delivery_to_address": _S.OUT_FOR_DELIVERY,  # courier delivering to the door
+    "pickup_reminder_sent_address": _S.OUT_FOR_DELIVERY,  # reminder for courier delivery
+    # available_for_pickup: waiting in a locker or a service point
+    "ready_to_pickup": _S.AVAILABLE_FOR_PICKUP,  # in the locker, code sent to the recipient
+    "ready_to_pickup_from_pok": _S.AVAILABLE_FOR_PICKUP,  # at a customer service point
+    "ready_to_pickup_from_pok_registered": _S.AVAILABLE_FOR_PICKUP,  # registered letter at POK
+    "ready_to_pickup_from_branch": _S.AVAILABLE_FOR_PICKUP,  # at an InPost branch
+    "pickup_reminder_sent": _S.AVAILABLE_FOR_PICKUP,  # still waiting, reminder sent
+    "stack_in_box_machine": _S.AVAILABLE_FOR_PICKUP,  # in a temporary locker
+    "stack_in_customer_service_point": _S.AVAILABLE_FOR_PICKUP,  # in a temporary service point
+    "courier_avizo_in_customer_service_point": _S.AVAILABLE_FOR_PICKUP,  # after a failed attempt
+    # delivered
+    "delivered": _S.DELIVERED,  # handed over or collected from the locker
+    # delivery_attempted
+    "avizo": _S.DELIVERY_ATTEMPTED,  # courier could not deliver; notice left
+    # exception
+    "undelivered_wrong_address": _S.EXCEPTION,  # wrong address
+    "undelivered_incomplete_address": _S.EXCEPTION,  # incomplete address
+    "undelivered_unknown_receiver": _S.EXCEPTION,  # recipient unknown at the address
+    "undelivered_cod_cash_receiver": _S.EXCEPTION,  # recipient did not pay cash on delivery
+    "undelivered_no_mailbox": _S.EXCEPTION,  # no mailbox
+    "undelivered_not_live_address": _S.EXCEPTION,  # recipient does not live there
+    "undelivered_lack_of_access_letterbox": _S.EXCEPTION,  # no access to the letterbox
+    "undelivered": _S.EXCEPTION,  # sent to the undeliverable-parcels store
+    "rejected_by_receiver": _S.EXCEPTION,  # refused by the recipient
+    "oversized": _S.EXCEPTION,  # does not fit the locker
+    "pickup_time_expired": _S.EXCEPTION,  # not collected in time
+    "stack_parcel_pickup_time_expired": _S.EXCEPTION,  # not collected from a temporary point
+    "stack_parcel_in_box_machine_pickup_time_expired": _S.EXCEPTION,  # same, temporary locker
+    "claimed": _S.EXCEPTION,  # complaint filed at the locker
+    "missing": _S.EXCEPTION,  # parcel lost
+    # returned_to_sender
+    "returned_to_sender": _S.RETURNED_TO_SENDER,  # back with the sender
+    "return_pickup_confirmation_to_sender": _S.RETURNED_TO_SENDER,  # return collected
+    # cancelled (both spellings occur)
+    "canceled": _S.CANCELLED,
+    "cancelled": _S.CANCELLED,
+    # unknown on purpose: InPost itself says it does not know
+    "other": _S.UNKNOWN,
+    "not_found": _S.UNKNOWN,
+}
+
+
+def map_status(name: str, tracking_number: str, problems: list[str]) -> Status | None:
+    if name in STATUS_MAP:
+        return STATUS_MAP[name]
+    log.warning("inpost: unmapped status code %r for %s", name, tracking_number)
+    problems.append(f"unmapped status {name!r}")
+    return Status.UNKNOWN
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None  # InPost always sends an offset; a naive time is malformed
+    return parsed.astimezone(UTC)
+
+
+def _pickup_point(body: dict[str, Any]) -> str | None:
+    attrs = body.get("custom_attributes")
+    if not isinstance(attrs, dict):
+        return None
+    machine = attrs.get("target_machine_id")
+    detail = attrs.get("target_machine_detail")
+    if not isinstance(detail, dict):
+        return machine if isinstance(machine, str) else None
+    address = detail.get("address") if isinstance(detail.get("address"), dict) else {}
+    parts = [detail.get("name") or machine, address.get("line1"), address.get("line2"),
+             detail.get("location_description")]
+    text = ", ".join(str(p) for p in parts if p)
+    return text or None
+
+
+class InPost(Carrier):
+    slug = "inpost"
+    default_rate_per_s = 5.0
+
+    def __init__(self, base_url: str, token: str | None = None) -> None:
+        super().__init__(base_url)
+        self.token = token
+
+    def build_request(self, tracking_number: str) -> httpx.Request:
+        headers = {"Accept": "application/json", "X-User-Agent": "aftersale"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return httpx.Request("GET", f"{self.base_url}/v1/tracking/{tracking_number}", headers=headers)
+
+    def parse_response(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
+        try:
+            data = json.loads(body) if body else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = None
+        if status_code == 404:
+            return not_found(self.slug, tracking_number, "InPost does not know this number (404)")
+        if not isinstance(data, dict):
+            return _malformed(tracking_number, f"HTTP {status_code}: body is not a JSON object")
+        if status_code != 200:
+            detail = data.get("description") or data.get("message") or data.get("error")
+            return _malformed(tracking_number, f"HTTP {status_code}: {detail}")
+        problems: list[str] = []
+        raw_events = data.get("tracking_details")
+        if not isinstance(raw_events, list):
+            raw_events = []
+            problems.append("tracking_details missing")
+        events = []
+        for raw in raw_events:
+            if not isinstance(raw, dict) or not isinstance(raw.get("status"), str):
+                problems.append(f"skipped malformed event {str(raw)[:80]}")
+                continue
+            when = parse_time(raw.get("datetime"))
+            if when is None:
+                problems.append(f"event {raw['status']!r}: bad datetime {raw.get('datetime')!r}")
+                continue
+            name = raw["status"]
+            agency = raw.get("agency")
+            events.append(
+                TrackingEvent(
+                    occurred_at=when,
+                    status=map_status(name, tracking_number, problems),
+                    code=name,
+                    description=str(raw.get("origin_status") or name).replace("_", " "),
+                    location=agency if isinstance(agency, str) and agency else None,
+                )
+            )
+        ordered = sorted_unique(events)
+        latest = current_status(ordered)
+        top = data.get("status")
+        if isinstance(top, str):
+            status = map_status(top, tracking_number, problems) or (latest.status if latest else None)
+            code = top
+        else:
+            status, code = (latest.status, latest.code) if latest else (None, None)
+        delivered = next((e.occurred_at for e in reversed(ordered) if e.status is Status.DELIVERED), None)
+        return Tracking(
+            carrier=self.slug,
+            tracking_number=str(data.get("tracking_number") or tracking_number),
+            status=status or Status.UNKNOWN,
+            code=code,
+            description=code.replace("_", " ") if code else None,
+            events=ordered,
+            delivered_at=delivered,
+            pickup_point=_pickup_point(data),
+            problems=tuple(problems),
+        )
+
+
+def _malformed(tracking_number: str, problem: str) -> Tracking:
+    return Tracking(
+        carrier=InPost.slug, tracking_number=tracking_number, status=Status.UNKNOWN, problems=(problem,)
+    )

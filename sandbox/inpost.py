@@ -1,0 +1,75 @@
+"""InPost ShipX wire format for the sandbox: `GET /v1/tracking/{tracking_number}`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aftersale.models import Status
+from sandbox.timelines import SandboxParcel
+
+WARSAW = ZoneInfo("Europe/Warsaw")
+
+CODES: dict[Status, str] = {
+    Status.LABEL_CREATED: "confirmed",
+    Status.IN_TRANSIT: "adopted_at_sorting_center",
+    Status.OUT_FOR_DELIVERY: "out_for_delivery",
+    Status.AVAILABLE_FOR_PICKUP: "ready_to_pickup",
+    Status.DELIVERED: "delivered",
+    Status.DELIVERY_ATTEMPTED: "avizo",
+    Status.EXCEPTION: "undelivered_wrong_address",
+    Status.RETURNED_TO_SENDER: "returned_to_sender",
+    Status.CANCELLED: "canceled",
+}
+FIRST_TRANSIT = "taken_by_courier"
+
+
+def render(parcel: SandboxParcel | None, number: str, now: datetime) -> tuple[int, dict[str, Any]]:
+    steps = parcel.visible_steps(now) if parcel else []
+    if not steps:
+        return 404, {
+            "status": 404,
+            "error": "resource_not_found",
+            "message": "Resource not found",
+            "details": {"tracking_number": number},
+        }
+    details = []
+    seen_transit = False
+    for when, step in steps:
+        code = step.codes.get("inpost") or CODES[step.status]
+        if step.status is Status.IN_TRANSIT and not seen_transit and "inpost" not in step.codes:
+            code, seen_transit = FIRST_TRANSIT, True
+        details.append(
+            {
+                "status": code,
+                "origin_status": code.upper()[:8],
+                "agency": None if step.place == "Shipper" else step.place.upper().replace(" ", "")[:8],
+                "datetime": when.astimezone(WARSAW).isoformat(timespec="milliseconds"),
+            }
+        )
+    details.reverse()  # InPost lists newest first
+    locker = parcel.scenario == "locker" if parcel else False
+    return 200, {
+        "tracking_number": number,
+        "service": "inpost_locker_standard" if locker else "inpost_courier_standard",
+        "type": "inpost_locker_standard" if locker else "inpost_courier_standard",
+        "status": details[0]["status"],
+        "custom_attributes": {
+            "size": "B",
+            "target_machine_id": "KRA01M" if locker else None,
+            "target_machine_detail": {
+                "name": "KRA01M",
+                "opening_hours": "24/7",
+                "location_description": "Przy sklepie Żabka",
+                "address": {"line1": "ul. Długa 12", "line2": "31-147 Kraków"},
+                "type": ["parcel_locker"],
+            }
+            if locker
+            else None,
+        },
+        "tracking_details": details,
+        "expected_flow": [],
+        "created_at": steps[0][0].astimezone(WARSAW).isoformat(timespec="milliseconds"),
+        "updated_at": steps[-1][0].astimezone(WARSAW).isoformat(timespec="milliseconds"),
+    }

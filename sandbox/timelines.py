@@ -1,0 +1,104 @@
+"""Scripted parcel journeys, carrier-neutral: each carrier's wire module renders them.
+
+A step becomes visible once the sandbox clock passes `parcel.start + step.after`.
+`eta` (days after the start) is what carriers that give estimates report at that step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from aftersale.models import Status
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    after: timedelta
+    status: Status
+    place: str
+    eta_days: int | None = None  # estimated delivery, in days after the start
+    codes: dict[str, str] = field(default_factory=dict)  # per-carrier raw code override
+
+
+def _h(hours: float) -> timedelta:
+    return timedelta(hours=hours)
+
+
+S = Status
+SCENARIOS: dict[str, tuple[Step, ...]] = {
+    # label, pickup, hub, out for delivery, delivered: about two days door to door
+    "normal": (
+        Step(_h(0), S.LABEL_CREATED, "Shipper", eta_days=3),
+        Step(_h(5), S.IN_TRANSIT, "Origin depot", eta_days=3),
+        Step(_h(18), S.IN_TRANSIT, "Sorting hub", eta_days=2),
+        Step(_h(44), S.OUT_FOR_DELIVERY, "Destination depot", eta_days=2),
+        Step(_h(50), S.DELIVERED, "Recipient"),
+    ),
+    # parcel locker: waits in the locker, collected the next day
+    "locker": (
+        Step(_h(0), S.LABEL_CREATED, "Shipper"),
+        Step(_h(4), S.IN_TRANSIT, "Origin branch"),
+        Step(_h(16), S.IN_TRANSIT, "Sorting centre"),
+        Step(_h(30), S.OUT_FOR_DELIVERY, "Destination branch"),
+        Step(_h(34), S.AVAILABLE_FOR_PICKUP, "Parcel locker"),
+        Step(_h(58), S.DELIVERED, "Parcel locker"),
+    ),
+    # the estimate slips twice, then it arrives late
+    "delayed": (
+        Step(_h(0), S.LABEL_CREATED, "Shipper", eta_days=2),
+        Step(_h(6), S.IN_TRANSIT, "Origin depot", eta_days=2),
+        Step(_h(30), S.IN_TRANSIT, "Sorting hub", eta_days=4),
+        Step(_h(70), S.IN_TRANSIT, "Sorting hub", eta_days=5),
+        Step(_h(110), S.OUT_FOR_DELIVERY, "Destination depot", eta_days=5),
+        Step(_h(116), S.DELIVERED, "Recipient"),
+    ),
+    # an address problem, resolved a day later
+    "exception": (
+        Step(_h(0), S.LABEL_CREATED, "Shipper", eta_days=3),
+        Step(_h(6), S.IN_TRANSIT, "Origin depot", eta_days=3),
+        Step(_h(26), S.EXCEPTION, "Destination depot", eta_days=4),
+        Step(_h(52), S.OUT_FOR_DELIVERY, "Destination depot", eta_days=4),
+        Step(_h(57), S.DELIVERED, "Recipient"),
+    ),
+    # nobody home, delivered on the second attempt
+    "attempted": (
+        Step(_h(0), S.LABEL_CREATED, "Shipper", eta_days=2),
+        Step(_h(5), S.IN_TRANSIT, "Origin depot", eta_days=2),
+        Step(_h(26), S.OUT_FOR_DELIVERY, "Destination depot", eta_days=2),
+        Step(_h(31), S.DELIVERY_ATTEMPTED, "Recipient", eta_days=3),
+        Step(_h(50), S.OUT_FOR_DELIVERY, "Destination depot", eta_days=3),
+        Step(_h(54), S.DELIVERED, "Recipient"),
+    ),
+    # refused, sent back
+    "returned": (
+        Step(_h(0), S.LABEL_CREATED, "Shipper", eta_days=2),
+        Step(_h(5), S.IN_TRANSIT, "Origin depot", eta_days=2),
+        Step(_h(27), S.OUT_FOR_DELIVERY, "Destination depot", eta_days=2),
+        Step(_h(30), S.EXCEPTION, "Recipient"),
+        Step(_h(60), S.RETURNED_TO_SENDER, "Shipper"),
+    ),
+    # the carrier reports the label and then, straight away, the delivery
+    "skip_to_delivered": (
+        Step(_h(0), S.LABEL_CREATED, "Shipper"),
+        Step(_h(28), S.DELIVERED, "Recipient"),
+    ),
+    # a label that never moves
+    "stuck": (Step(_h(0), S.LABEL_CREATED, "Shipper", eta_days=2),),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxParcel:
+    carrier: str
+    tracking_number: str
+    scenario: str
+    start: datetime
+
+    def visible_steps(self, now: datetime) -> list[tuple[datetime, Step]]:
+        """The steps that have happened by `now`, oldest first, with their times."""
+        return [
+            (self.start + step.after, step)
+            for step in SCENARIOS[self.scenario]
+            if self.start + step.after <= now
+        ]
