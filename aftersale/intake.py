@@ -155,8 +155,14 @@ class ParseResult:
 
 
 def _format_errors(source: str, line: int, exc: ValidationError) -> list[Rejection]:
+    errors = exc.errors(include_url=False)
+    locs = [tuple(e["loc"]) for e in errors]
     out = []
-    for err in exc.errors(include_url=False):
+    for err in errors:
+        loc = tuple(err["loc"])
+        # A failed item also empties its list: report the item, not the list's length.
+        if any(other[: len(loc)] == loc and len(other) > len(loc) for other in locs):
+            continue
         field = ".".join(str(p) for p in err["loc"]) or "row"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":

@@ -354,6 +354,21 @@ class Store:
         ).fetchall()
         return [r[0] for r in rows]
 
+    def orders_with_time_based_events(self, now: datetime, recent_days: int = 60) -> list[str]:
+        """Orders that may still have time-based events: a parcel on its way or recently
+        delivered, or an item under warranty. Settled orders are skipped each cycle."""
+        rows = self.con.execute(
+            "SELECT DISTINCT o.order_id FROM orders o "
+            "LEFT JOIN shipments s USING (order_id) "
+            "WHERE s.shipment_id IS NULL "
+            "OR s.status NOT IN ('delivered', 'returned_to_sender', 'cancelled', 'expired') "
+            "OR s.delivered_at >= ? - to_days(?) "
+            "OR EXISTS (SELECT 1 FROM items i WHERE i.order_id = o.order_id AND i.warranty_months > 0) "
+            "ORDER BY o.order_id",
+            [to_db(now), recent_days],
+        ).fetchall()
+        return [r[0] for r in rows]
+
     # --- shipments ---------------------------------------------------------
 
     _SHIPMENT_COLS = (

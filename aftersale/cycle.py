@@ -1,0 +1,246 @@
+"""One cycle of the pipeline, as plain functions: intake -> poll -> detect -> decide -> dispatch.
+
+Each stage is one call that works on a batch; the Prefect flow (flows/cycle.py) wraps
+each in a task, and `run_cycle` chains them without Prefect. The parts (store,
+poller, rules, templates, channels) are built once at the edge and passed in, so the
+core never imports the carriers or Prefect.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aftersale import messages as msgs
+from aftersale.channels.base import Channel
+from aftersale.decide import DecideOutcome, decide
+from aftersale.detect import (
+    DelayThresholds,
+    advance_state,
+    detect_changes,
+    detect_due,
+    detect_order_placed,
+)
+from aftersale.dispatch import ContextBuilder, DispatchReport, Renderer, dispatch_due
+from aftersale.history import load_send_history
+from aftersale.intake import DetectCarriers, ImportReport, import_file
+from aftersale.models import (
+    ChannelKind,
+    DomainEvent,
+    EventKind,
+    PollResult,
+    ShipmentState,
+    TrackingEvent,
+)
+from aftersale.ruleset import RuleSet
+from aftersale.schedule import PollSchedule, apply_failure, schedule_after_poll
+from aftersale.settings import Settings
+from aftersale.store import Store
+
+log = logging.getLogger(__name__)
+
+Poller = Callable[[Sequence[ShipmentState]], list[PollResult]]
+ORDER_FILE_SUFFIXES = (".ndjson", ".jsonl", ".csv")
+
+
+@dataclass
+class CycleParts:
+    """Everything a cycle needs, built once per process at the edge."""
+
+    store: Store
+    settings: Settings
+    poll: Poller
+    ruleset: RuleSet
+    renderer: Renderer
+    build_context: ContextBuilder
+    channels: Mapping[ChannelKind, Channel]
+    detect_carrier: DetectCarriers | None = None
+    thresholds: DelayThresholds = field(default_factory=DelayThresholds)
+    schedule: PollSchedule = field(default_factory=PollSchedule)
+    dry_run: bool = False
+
+
+@dataclass
+class PollStage:
+    polled: list[ShipmentState]
+    results: list[PollResult]
+
+    def by_carrier(self) -> dict[str, dict[str, int]]:
+        table: dict[str, Counter[str]] = {}
+        for r in self.results:
+            row = table.setdefault(r.carrier or "(none)", Counter())
+            row["polled"] += 1
+            if r.error:
+                row["errors"] += 1
+            elif r.tracking is not None and not r.tracking.found:
+                row["not_found"] += 1
+            elif r.tracking is not None and r.tracking.problems:
+                row["with_problems"] += 1
+        return {k: dict(v) for k, v in sorted(table.items())}
+
+
+@dataclass
+class DetectStage:
+    events: list[DomainEvent]  # new this cycle (a replayed event is not here)
+    changed_states: int
+    errors: list[str]
+
+
+@dataclass
+class DecideStage:
+    queued: int
+    cancelled: int
+    outcome: DecideOutcome
+
+
+@dataclass
+class CycleSummary:
+    now: datetime
+    imports: list[ImportReport]
+    poll: PollStage
+    detect: DetectStage
+    decide: DecideStage
+    dispatch: DispatchReport
+
+    def as_dict(self) -> dict[str, Any]:
+        events = self.detect.events
+        return {
+            "now": self.now.isoformat(),
+            "imported": sum(r.loaded for r in self.imports),
+            "rejected_rows": sum(len(r.rejections) for r in self.imports),
+            "polled": len(self.poll.results),
+            "poll_by_carrier": self.poll.by_carrier(),
+            "poll_errors": [r.error for r in self.poll.results if r.error],
+            "events": len(events),
+            "events_by_kind": dict(Counter(e.kind.value for e in events)),
+            "status_changes": dict(
+                Counter(e.status.value for e in events if e.kind is EventKind.STATUS_CHANGED and e.status)
+            ),
+            "delays_by_reason": dict(Counter(e.reason for e in events if e.kind is EventKind.DELAYED)),
+            "queued": self.decide.queued,
+            "cancelled": self.decide.cancelled,
+            "skipped": len(self.decide.outcome.skipped),
+            "outcomes": dict(Counter(o.outcome for o in self.dispatch.outcomes)),
+            "sent": self.dispatch.count("sent"),
+            "failed": self.dispatch.count("failed"),
+            "deferred": self.dispatch.count("deferred"),
+            "suppressed": self.dispatch.count("suppressed"),
+            "unknown": self.dispatch.count("unknown"),
+        }
+
+
+# --- stages ------------------------------------------------------------------
+
+
+def intake_pending(parts: CycleParts, now: datetime) -> list[ImportReport]:
+    """Import order files dropped in the inbox; each moves to inbox/done/ once stored."""
+    inbox = parts.settings.inbox_dir
+    if not inbox.is_dir():
+        return []
+    reports = []
+    for path in order_files(inbox):
+        report = import_file(parts.store, path, now=now, detect=parts.detect_carrier)
+        for rejection in report.rejections:
+            log.warning("%s:%d: %s", rejection.source, rejection.line, rejection.reason)
+        done = inbox / "done"
+        done.mkdir(exist_ok=True)
+        shutil.move(str(path), done / f"{now:%Y%m%dT%H%M%S}-{path.name}")
+        reports.append(report)
+    return reports
+
+
+def poll_due(parts: CycleParts, now: datetime) -> PollStage:
+    due = parts.store.due_shipments(now)
+    results = parts.poll(due) if due else []
+    return PollStage(due, results)
+
+
+def detect_stage(parts: CycleParts, poll: PollStage, now: datetime, run_id: str) -> DetectStage:
+    store = parts.store
+    previous = {s.shipment_id: s for s in poll.polled}
+    orders = store.load_orders({s.order_id for s in poll.polled})
+    events: list[DomainEvent] = []
+    states: list[ShipmentState] = []
+    scans: list[tuple[str, TrackingEvent]] = []
+    errors: list[str] = []
+    failures: dict[str, int] = {}
+    for result in poll.results:
+        prev = previous[result.shipment_id]
+        if result.tracking is None:
+            errors.append(f"{result.carrier} {prev.tracking_number}: {result.error}")
+            failures[prev.shipment_id] = _failures(store, prev.shipment_id) + 1
+            states.append(apply_failure(prev, result.error or "poll failed", failures[prev.shipment_id], now, parts.schedule))
+            continue
+        order = orders[prev.order_id]
+        events.extend(detect_changes(prev, result.tracking, order, now, parts.thresholds))
+        states.append(schedule_after_poll(advance_state(prev, result.tracking, now), now, parts.schedule))
+        scans.extend((prev.shipment_id, e) for e in result.tracking.events)
+    with store.transaction():
+        store.save_shipment_states(states, failures)
+        store.save_tracking_events(scans, now)
+    events.extend(_time_based_events(parts, now))
+    fresh = store.record_domain_events(events, run_id=run_id, now=now)
+    changed = sum(1 for s in states if s.status is not previous[s.shipment_id].status)
+    return DetectStage(fresh, changed, errors)
+
+
+def _failures(store: Store, shipment_id: str) -> int:
+    row = store.con.execute("SELECT poll_failures FROM shipments WHERE shipment_id = ?", [shipment_id]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _time_based_events(parts: CycleParts, now: datetime) -> list[DomainEvent]:
+    store = parts.store
+    events = [detect_order_placed(o) for o in store.load_orders(store.orders_without_event(EventKind.ORDER_PLACED)).values()]
+    orders = store.load_orders(store.orders_with_time_based_events(now))
+    shipments_by_order: dict[str, list[ShipmentState]] = {}
+    for s in store.shipments_of(orders).values():
+        shipments_by_order.setdefault(s.order_id, []).append(s)
+    for order in orders.values():
+        events.extend(detect_due(order, shipments_by_order.get(order.order_id, []), now, parts.thresholds))
+    return events
+
+
+def decide_stage(parts: CycleParts, events: Sequence[DomainEvent], now: datetime, run_id: str) -> DecideStage:
+    store = parts.store
+    orders = store.load_orders({e.order_id for e in events})
+    shipments = store.shipments_of(orders)
+    history = load_send_history(store, {o.customer.customer_id for o in orders.values()}, now)
+    outcome = decide(events, orders, shipments, parts.ruleset, now, history)
+    customer_of = {oid: o.customer.customer_id for oid, o in orders.items()}
+    with store.transaction():
+        queued = msgs.queue_decisions(store, outcome.decisions, customer_of, run_id=run_id, now=now)
+        cancelled = msgs.cancel_pending(store, outcome.cancel_keys, "superseded by a newer event", now)
+    for skip in outcome.skipped:
+        log.info("no message: %s", skip)
+    return DecideStage(len(queued), cancelled, outcome)
+
+
+def dispatch_stage(parts: CycleParts, now: datetime, run_id: str) -> DispatchReport:
+    return dispatch_due(
+        parts.store, parts.renderer, parts.build_context, parts.channels,
+        now=now, run_id=run_id, dry_run=parts.dry_run,
+    )
+
+
+def run_cycle(parts: CycleParts, now: datetime, run_id: str) -> CycleSummary:
+    """The whole cycle in plain Python (no Prefect): `aftersale run --no-prefect`."""
+    parts.store.start_run(run_id, "cycle", now)
+    imports = intake_pending(parts, now)
+    poll = poll_due(parts, now)
+    detected = detect_stage(parts, poll, now, run_id)
+    decided = decide_stage(parts, detected.events, now, run_id)
+    dispatched = dispatch_stage(parts, now, run_id)
+    summary = CycleSummary(now, imports, poll, detected, decided, dispatched)
+    parts.store.finish_run(run_id, summary.as_dict())
+    return summary
+
+
+def order_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in ORDER_FILE_SUFFIXES)

@@ -1,0 +1,71 @@
+"""The composition root: build a cycle's parts (store, carriers, rules, templates, channels).
+
+Used by the Prefect flows and by the CLI. This is the one place that knows every
+package; the core (`aftersale`) stays free of `carriers` and Prefect.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from functools import partial
+
+from aftersale.channels.config import build_channels
+from aftersale.cycle import CycleParts
+from aftersale.models import PollResult, ShipmentState
+from aftersale.render import TemplateLibrary, build_context
+from aftersale.ruleset import RuleSet, load_ruleset
+from aftersale.settings import Settings
+from aftersale.store import Store
+from carriers.base import Carrier
+from carriers.detect import detect_carriers
+from carriers.poll import run_poll
+from carriers.registry import build_carriers
+
+log = logging.getLogger(__name__)
+
+
+def load_library(settings: Settings) -> TemplateLibrary:
+    return TemplateLibrary.load(settings.templates_dir, settings.shop, settings.catalogue_path)
+
+
+def load_rules(settings: Settings, library: TemplateLibrary) -> RuleSet:
+    """Raises RuleSetError listing every problem: a broken rule set sends nothing."""
+    return load_ruleset(sorted(settings.rules_dir.glob("*.yaml")), template_exists=library.has)
+
+
+def build_parts(
+    settings: Settings,
+    store: Store,
+    *,
+    env: Mapping[str, str] | None = None,
+    dry_run: bool = False,
+    carriers: Mapping[str, Carrier] | None = None,
+) -> tuple[CycleParts, list[str]]:
+    """The parts of a cycle, plus notes for the run log (which channel is live and why)."""
+    env = os.environ if env is None else env
+    library = load_library(settings)
+    ruleset = load_rules(settings, library)
+    adapters = dict(carriers) if carriers is not None else build_carriers(settings.carrier_urls, env)
+    setup = build_channels(env, settings.shop, settings.outbox_dir)
+
+    def poll(due: Sequence[ShipmentState]) -> list[PollResult]:
+        return run_poll(due, adapters, timeout_s=settings.poll_timeout_s, concurrency=settings.poll_concurrency)
+
+    parts = CycleParts(
+        store=store,
+        settings=settings,
+        poll=poll,
+        ruleset=ruleset,
+        renderer=library,
+        build_context=partial(_context, library, settings),
+        channels=setup.channels,
+        detect_carrier=detect_carriers,
+        dry_run=dry_run,
+    )
+    return parts, list(setup.notes)
+
+
+def _context(library: TemplateLibrary, settings: Settings, order, **kwargs):  # type: ignore[no-untyped-def]
+    return build_context(order, settings.shop, catalogue=library.catalogue, **kwargs)
