@@ -101,7 +101,12 @@ STATUS_MAP: dict[str, Status | None] = {
 def map_status(name: str, tracking_number: str, problems: list[str]) -> Status | None:
     if name in STATUS_MAP:
         return STATUS_MAP[name]
-    log.warning("inpost: unmapped status code %r for %s", name, tracking_number)
+    log.warning(
+        "inpost: unmapped status code %r for %s",
+        name,
+        tracking_number,
+        extra={"carrier": "inpost", "code": name, "tracking_number": tracking_number},
+    )
     problems.append(f"unmapped status {name!r}")
     return Status.UNKNOWN
 
@@ -202,7 +207,7 @@ class InPost(Carrier):
             events=ordered,
             delivered_at=delivered,
             pickup_point=_pickup_point(data),
-            problems=tuple(problems),
+            problems=tuple(dict.fromkeys(problems)),  # one line per distinct problem
         )
 
 
