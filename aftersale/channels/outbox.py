@@ -22,15 +22,20 @@ _SMS_LOCK = threading.Lock()
 class OutboxChannel:
     name = "outbox"
 
-    def __init__(self, outbox_dir: Path, kind: ChannelKind, *, sender: str = "Shop <orders@shop.invalid>") -> None:
+    def __init__(
+        self, outbox_dir: Path, kind: ChannelKind, *, sender: str = "Shop <orders@shop.invalid>"
+    ) -> None:
         self.outbox_dir = Path(outbox_dir)
         self.kind = kind
         self.sender = sender
 
     def send(self, message: OutgoingMessage) -> SendResult:
         if message.content.channel is not self.kind:
-            return SendResult(ok=False, error_code="wrong_channel",
-                              error_text=f"{self.kind} outbox got a {message.content.channel} message")
+            return SendResult(
+                ok=False,
+                error_code="wrong_channel",
+                error_text=f"{self.kind} outbox got a {message.content.channel} message",
+            )
         try:
             if self.kind is ChannelKind.EMAIL:
                 path = self._write_email(message)
