@@ -200,7 +200,7 @@ class InPost(Carrier):
         delivered = next((e.occurred_at for e in reversed(ordered) if e.status is Status.DELIVERED), None)
         return Tracking(
             carrier=self.slug,
-            tracking_number=str(data.get("tracking_number") or tracking_number),
+            tracking_number=tracking_number,  # the number we asked for, whatever the body says
             status=status or Status.UNKNOWN,
             code=code,
             description=code.replace("_", " ") if code else None,

@@ -1,0 +1,449 @@
+"""DHL Shipment Tracking - Unified (developer.dhl.com), one number per request.
+
+Docs: developer.dhl.com "Shipment Tracking - Unified"; notes in CARRIERS.md section 3.
+Auth: API key in the `DHL-API-Key` header (the app's consumer key). Request:
+GET {base}/track/shipments?trackingNumber=..&language=en. Limits: starter plan 250 calls
+per day and 1 per second (429 beyond; quota resets 00:00 GMT). Errors are problem-details
+JSON; 404 means DHL has no shipment with that number.
+Quirks: the coarse `statusCode` has five values; the finer per-service code (express,
+parcel-de, parcel-pl) is read from `statusDetailed` if present, else `status` when that
+holds a code rather than text (which field carries it was not confirmed). Timestamps come
+with or without an offset: without one we read the time as local to the event's country
+when that country has a single time zone (COUNTRY_ZONES), else as UTC and say so in
+`problems`. Several `shipments[]` can answer one number (one per DHL division).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from aftersale.models import Status, Tracking, TrackingEvent
+from carriers.base import Carrier, current_status, not_found, sorted_unique
+
+try:  # orjson decodes carrier bodies 2-3x faster; the standard library is the fallback
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover
+    from json import loads as _loads
+
+logger = logging.getLogger(__name__)
+
+_S = Status
+
+#: The coarse `statusCode` every DHL division uses.
+STATUS_CODES: dict[str, Status | None] = {
+    "pre-transit": _S.LABEL_CREATED,  # electronic data received, parcel not yet with DHL
+    "transit": _S.IN_TRANSIT,  # moving; refined by the detail codes below
+    "delivered": _S.DELIVERED,  # handed over
+    "failure": _S.EXCEPTION,  # problem; refined by the detail codes below
+    "unknown": _S.UNKNOWN,  # DHL itself does not know
+}
+
+#: Per-service detail codes (DHL's list, karrio `mydhl/vendors/status_1.csv`). A match wins
+#: over the coarse code because it is more specific.
+DETAIL_CODES: dict[str, dict[str, Status | None]] = {
+    "express": {
+        "101": _S.DELIVERED,  # shipment level: delivered
+        "102": _S.IN_TRANSIT,  # shipment level: transit
+        "103": _S.EXCEPTION,  # shipment level: failure
+        "104": _S.LABEL_CREATED,  # shipment level: pre-transit
+        "SA": _S.IN_TRANSIT,  # shipment acceptance
+        "PU": _S.IN_TRANSIT,  # picked up
+        "PL": _S.IN_TRANSIT,  # processed at location
+        "DF": _S.IN_TRANSIT,  # departed facility
+        "AF": _S.IN_TRANSIT,  # arrived at facility
+        "AR": _S.IN_TRANSIT,  # arrived at delivery facility
+        "TR": _S.IN_TRANSIT,  # transferred through facility
+        "IC": _S.IN_TRANSIT,  # in clearance processing
+        "CR": _S.IN_TRANSIT,  # clearance released
+        "BR": _S.IN_TRANSIT,  # broker release
+        "WC": _S.OUT_FOR_DELIVERY,  # with delivering courier
+        "OK": _S.DELIVERED,  # delivered
+        "PD": _S.DELIVERED,  # partial delivery
+        "DD": _S.DELIVERED,  # delivered damaged
+        "CC": _S.AVAILABLE_FOR_PICKUP,  # awaiting collection by consignee
+        "NH": _S.DELIVERY_ATTEMPTED,  # not home
+        "CA": _S.DELIVERY_ATTEMPTED,  # closed on arrival
+        "MD": _S.DELIVERY_ATTEMPTED,  # missed delivery cycle
+        "ND": _S.DELIVERY_ATTEMPTED,  # not delivered
+        "BA": _S.EXCEPTION,  # bad address
+        "CM": _S.EXCEPTION,  # consignee moved
+        "OH": _S.EXCEPTION,  # on hold
+        "HP": _S.EXCEPTION,  # held for payment
+        "CD": _S.EXCEPTION,  # clearance delay
+        "UD": _S.EXCEPTION,  # clearance delay
+        "MS": _S.EXCEPTION,  # mis-sort
+        "SS": _S.EXCEPTION,  # shipment stopped
+        "RD": _S.EXCEPTION,  # refused delivery
+        "DS": _S.EXCEPTION,  # destroyed
+        "RT": _S.RETURNED_TO_SENDER,  # returned to consignor
+    },
+    "parcel-de": {
+        "VA": _S.LABEL_CREATED,  # electronic pre-advice
+        "ES": _S.IN_TRANSIT,  # first processed at parcel centre
+        "NB": _S.IN_TRANSIT,  # normal transit
+        "ZO": _S.IN_TRANSIT,  # customs
+        "AE": _S.IN_TRANSIT,  # picked up at customer
+        "PO": _S.OUT_FOR_DELIVERY,  # in delivery
+        "ZF": _S.AVAILABLE_FOR_PICKUP,  # at agency / post office / Packstation
+        "LA": _S.AVAILABLE_FOR_PICKUP,  # in storage, waiting for pickup
+        "ZU": _S.DELIVERED,  # delivered
+        "ZN": _S.DELIVERY_ATTEMPTED,  # delivery attempt not successful
+        "BV": _S.EXCEPTION,  # exception
+        "AN": _S.EXCEPTION,  # pickup not successful
+        "DD": None,  # data service: keep previous
+        "GT": None,  # money transfer: keep previous
+    },
+    "parcel-pl": {
+        "EDWP": _S.LABEL_CREATED,  # electronic data only
+        "DWP": _S.IN_TRANSIT,  # picked up from sender
+        "LW": _S.IN_TRANSIT,  # line haul
+        "LP": _S.IN_TRANSIT,  # line haul
+        "LK": _S.OUT_FOR_DELIVERY,  # handed to courier for delivery
+        "KWC": _S.IN_TRANSIT,  # ready for delivery next day
+        "BCZ": _S.IN_TRANSIT,  # ready for delivery
+        "LIK": _S.IN_TRANSIT,  # ready for delivery today
+        "DOR_SP": _S.AVAILABLE_FOR_PICKUP,  # arrived at DHL POP: waiting for the customer
+    },
+}
+
+#: parcel-pl families matched on the prefix (DOR_SP above wins: exact codes first).
+PL_PREFIXES: tuple[tuple[str, Status], ...] = (
+    ("DOR", _S.DELIVERED),  # DOR*: delivered
+    ("AWI", _S.DELIVERY_ATTEMPTED),  # AWI*: delivery attempt
+    ("BRG", _S.EXCEPTION),  # BRG*: fees unpaid
+    ("AN", _S.EXCEPTION),  # AN*: address problems
+    ("OP", _S.EXCEPTION),  # OP*: refused
+)
+
+#: Countries with one time zone: a timestamp without offset is read in this zone.
+COUNTRY_ZONES: dict[str, str] = {
+    "DE": "Europe/Berlin", "PL": "Europe/Warsaw", "NL": "Europe/Amsterdam",
+    "BE": "Europe/Brussels", "LU": "Europe/Luxembourg", "FR": "Europe/Paris",
+    "AT": "Europe/Vienna", "CH": "Europe/Zurich", "CZ": "Europe/Prague",
+    "SK": "Europe/Bratislava", "HU": "Europe/Budapest", "IT": "Europe/Rome",
+    "SI": "Europe/Ljubljana", "HR": "Europe/Zagreb", "DK": "Europe/Copenhagen",
+    "SE": "Europe/Stockholm", "NO": "Europe/Oslo", "FI": "Europe/Helsinki",
+    "EE": "Europe/Tallinn", "LV": "Europe/Riga", "LT": "Europe/Vilnius",
+    "GB": "Europe/London", "IE": "Europe/Dublin", "RO": "Europe/Bucharest",
+    "BG": "Europe/Sofia", "GR": "Europe/Athens", "UA": "Europe/Kyiv",
+    "TR": "Europe/Istanbul", "IL": "Asia/Jerusalem", "AE": "Asia/Dubai",
+    "IN": "Asia/Kolkata", "CN": "Asia/Shanghai", "HK": "Asia/Hong_Kong",
+    "TW": "Asia/Taipei", "JP": "Asia/Tokyo", "KR": "Asia/Seoul",
+    "SG": "Asia/Singapore", "TH": "Asia/Bangkok", "VN": "Asia/Ho_Chi_Minh",
+    "PH": "Asia/Manila", "ZA": "Africa/Johannesburg",
+}  # fmt: skip
+
+#: Domestic divisions: an event without a location happened in this zone.
+SERVICE_ZONES: dict[str, str] = {
+    "parcel-de": "Europe/Berlin",
+    "post-de": "Europe/Berlin",
+    "parcel-pl": "Europe/Warsaw",
+    "parcel-nl": "Europe/Amsterdam",
+    "parcel-uk": "Europe/London",
+}
+
+_CODE_SHAPE = re.compile(r"^[A-Z0-9]{2,4}[0-9]{0,3}(?:_[A-Z0-9]+)?$")
+_MISSING: Any = object()
+
+
+class Dhl(Carrier):
+    """DHL Unified tracking; the API key is optional so a local sandbox works without one."""
+
+    slug = "dhl"
+    default_rate_per_s = 1.0
+    #: Starter plan quota (calls per day); the poller may enforce it.
+    default_rate_per_day: int | None = 250
+
+    def __init__(self, base_url: str, api_key: str | None = None) -> None:
+        super().__init__(base_url)
+        self.api_key = api_key
+
+    def build_request(self, tracking_number: str) -> httpx.Request:
+        headers = {"Accept": "application/json"}
+        if self.api_key:
+            headers["DHL-API-Key"] = self.api_key
+        return httpx.Request(
+            "GET",
+            f"{self.base_url}/track/shipments",
+            params={"trackingNumber": tracking_number, "language": "en"},
+            headers=headers,
+        )
+
+    def parse_response(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
+        return parse_shipments(tracking_number, status_code, body)
+
+
+# --- parsing (pure) ----------------------------------------------------------
+
+
+def parse_shipments(tracking_number: str, status_code: int, body: bytes) -> Tracking:
+    """Normalise one Unified tracking answer (any status code, any body)."""
+    try:
+        doc = _loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return _failed(tracking_number, _not_json(status_code, body))
+    if not isinstance(doc, dict):
+        return _failed(tracking_number, f"DHL: unexpected response (HTTP {status_code})")
+    if status_code == 404:
+        detail = _text(doc.get("detail")) or _text(doc.get("title")) or "no shipment found"
+        return not_found("dhl", tracking_number, f"DHL: {detail}")
+    if status_code != 200:
+        detail = _text(doc.get("detail")) or _text(doc.get("title")) or "no details"
+        return _failed(tracking_number, f"DHL: HTTP {status_code}: {detail}")
+    shipments = [s for s in _list(doc.get("shipments")) if isinstance(s, dict)]
+    if not shipments:
+        return not_found("dhl", tracking_number, "DHL: answer holds no shipment")
+    problems: list[str] = []
+    shipment = _pick_shipment(tracking_number, shipments, problems)
+    return _parse_shipment(tracking_number, shipment, problems)
+
+
+def _pick_shipment(
+    tracking_number: str, shipments: list[dict[str, Any]], problems: list[str]
+) -> dict[str, Any]:
+    if len(shipments) == 1:
+        return shipments[0]
+    wanted = tracking_number.replace(" ", "").upper()
+    chosen = next((s for s in shipments if str(s.get("id")).upper() == wanted), shipments[0])
+    services = ", ".join(str(s.get("service")) for s in shipments)
+    problems.append(
+        f"DHL: {len(shipments)} shipments answer this number ({services}); "
+        f"used {chosen.get('service')}"
+    )
+    return chosen
+
+
+def _parse_shipment(tracking_number: str, s: dict[str, Any], problems: list[str]) -> Tracking:
+    service = s.get("service") if isinstance(s.get("service"), str) else ""
+    unzoned = 0
+    raw_events: list[TrackingEvent] = []
+    for ev in _list(s.get("events")):
+        if not isinstance(ev, dict):
+            continue
+        occurred_at, zoned = _timestamp(ev.get("timestamp"), _country(ev), service)
+        if occurred_at is None:
+            problems.append(f"DHL: event without a readable timestamp: {ev.get('timestamp')!r}")
+            continue
+        unzoned += not zoned
+        status, code = _map_event(tracking_number, service, ev, problems)
+        raw_events.append(
+            TrackingEvent(
+                occurred_at=occurred_at,
+                status=status,
+                code=code,
+                description=_text(ev.get("description")) or _text(ev.get("status")) or "",
+                location=_location(ev),
+            )
+        )
+    if unzoned:
+        problems.append(
+            f"DHL: {unzoned} timestamp(s) without offset in a country of unknown time zone; "
+            "read as UTC"
+        )
+    events = sorted_unique(raw_events)
+    newest = current_status(events)
+    status, code, description = (
+        (newest.status, newest.code, newest.description) if newest else (None, None, None)
+    )
+    head = s.get("status")
+    head_status: Status | None = None
+    if isinstance(head, dict) and head:
+        head_status, head_code = _map_event(tracking_number, service, head, problems)
+        if head_status is not None:
+            status, code = head_status, head_code
+            description = _text(head.get("description")) or _text(head.get("status"))
+    if status is None:
+        status = Status.UNKNOWN
+        if not events:
+            problems.append("DHL: no events and no current status")
+    estimated, window = _estimate(s, problems)
+    delivered_at = None
+    pickup_point = None
+    if status is Status.DELIVERED:
+        estimated, window = None, None
+        delivered_at = _delivered_at(s, events, head_status)
+    elif status is Status.AVAILABLE_FOR_PICKUP:
+        where = head if head_status is Status.AVAILABLE_FOR_PICKUP else None
+        pickup_point = _full_address(where) or (newest.location if newest else None)
+    return Tracking(
+        carrier="dhl",
+        tracking_number=tracking_number,
+        status=status,
+        code=code,
+        description=description,
+        events=events,
+        estimated_delivery=estimated,
+        estimated_window=window,
+        delivered_at=delivered_at,
+        pickup_point=pickup_point,
+        problems=tuple(dict.fromkeys(problems)),
+    )
+
+
+def _map_event(
+    tracking_number: str,
+    service: str,
+    ev: dict[str, Any],
+    problems: list[str],
+) -> tuple[Status | None, str]:
+    """(canonical status or None, raw code as 'coarse' or 'coarse/detail')."""
+    coarse = ev.get("statusCode") if isinstance(ev.get("statusCode"), str) else ""
+    detail = _detail(service, ev)
+    if detail is not None:
+        detail_code, detail_status = detail
+        return detail_status, f"{coarse}/{detail_code}" if coarse else detail_code
+    mapped = STATUS_CODES.get(coarse, _MISSING)
+    if mapped is _MISSING:
+        problem = (
+            f"DHL: unknown status code {coarse!r}" if coarse else "DHL: event without statusCode"
+        )
+        if problem not in problems:  # once per code, not once per event
+            problems.append(problem)
+            if coarse:
+                logger.warning(
+                    "dhl: unmapped status code %r for %s",
+                    coarse,
+                    tracking_number,
+                    extra={"carrier": "dhl", "code": coarse, "tracking_number": tracking_number},
+                )
+        return Status.UNKNOWN, coarse or "?"
+    return mapped, coarse
+
+
+def _detail(service: str, ev: dict[str, Any]) -> tuple[str, Status | None] | None:
+    table = DETAIL_CODES.get(service)
+    if table is None:
+        return None
+    for field in ("statusDetailed", "status"):
+        raw = ev.get(field)
+        if not isinstance(raw, str):
+            continue
+        code = raw.strip().upper()
+        if not _CODE_SHAPE.match(code):
+            continue  # prose, not a code
+        mapped = table.get(code, _MISSING)
+        if mapped is not _MISSING:
+            return code, mapped
+        if service == "parcel-pl":
+            for prefix, status in PL_PREFIXES:
+                if code.startswith(prefix):
+                    return code, status
+    return None
+
+
+def _timestamp(value: Any, country: str | None, service: str = "") -> tuple[datetime | None, bool]:
+    """(UTC time, False if it had no offset and no known zone and was read as UTC).
+
+    Without an offset the time is local: to the event's country when that country has
+    one zone, else (no country given) to a domestic division's home zone."""
+    if not isinstance(value, str):
+        return None, True
+    try:
+        moment = datetime.fromisoformat(value.strip())
+        if moment.tzinfo is not None:
+            return moment.astimezone(UTC), True
+        zone = COUNTRY_ZONES.get(country) if country else SERVICE_ZONES.get(service)
+        if zone is None:
+            return moment.replace(tzinfo=UTC), False
+        return moment.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC), True
+    except (ValueError, OverflowError):  # not ISO 8601, or out of datetime's range
+        return None, True
+
+
+def _estimate(
+    s: dict[str, Any], problems: list[str]
+) -> tuple[date | None, tuple[datetime, datetime] | None]:
+    """The date DHL gives (as printed, i.e. local), and the window in UTC when there is one."""
+    eta = _date(s.get("estimatedTimeOfDelivery"))
+    frame = _dict(s.get("estimatedDeliveryTimeFrame"))
+    dest = _dict(_dict(s.get("destination")).get("address")).get("countryCode")
+    country = dest if isinstance(dest, str) else None
+    service = s.get("service") if isinstance(s.get("service"), str) else ""
+    start, zoned_start = _timestamp(frame.get("estimatedFrom"), country, service)
+    end, zoned_end = _timestamp(frame.get("estimatedThrough"), country, service)
+    window = None
+    if start is not None and end is not None and start <= end:
+        window = (start, end)
+        if not (zoned_start and zoned_end):
+            problems.append("DHL: delivery window without offset or destination zone; read as UTC")
+    if eta is None:
+        eta = _date(frame.get("estimatedFrom"))
+    return eta, window
+
+
+def _delivered_at(
+    s: dict[str, Any], events: tuple[TrackingEvent, ...], head_status: Status | None
+) -> datetime | None:
+    for event in reversed(events):
+        if event.status is Status.DELIVERED:
+            return event.occurred_at
+    head = _dict(s.get("status"))
+    pod = _dict(_dict(s.get("details")).get("proofOfDelivery"))
+    for value in (head.get("timestamp") if head_status else None, pod.get("timestamp")):
+        moment, _ = _timestamp(value, _country(head), str(s.get("service")))
+        if moment is not None:
+            return moment
+    return None
+
+
+def _date(value: Any) -> date | None:
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _country(ev: dict[str, Any]) -> str | None:
+    code = _dict(_dict(ev.get("location")).get("address")).get("countryCode")
+    return code.upper() if isinstance(code, str) else None
+
+
+def _location(ev: dict[str, Any]) -> str | None:
+    address = _dict(_dict(ev.get("location")).get("address"))
+    parts = [address.get("addressLocality"), address.get("countryCode")]
+    text = ", ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+    return text or None
+
+
+def _full_address(ev: dict[str, Any] | None) -> str | None:
+    if ev is None:
+        return None
+    address = _dict(_dict(ev.get("location")).get("address"))
+    city = " ".join(
+        p.strip()
+        for p in (address.get("postalCode"), address.get("addressLocality"))
+        if isinstance(p, str) and p.strip()
+    )
+    parts = [address.get("streetAddress"), city, address.get("countryCode")]
+    text = ", ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+    return text or None
+
+
+def _not_json(status_code: int, body: bytes) -> str:
+    return f"DHL: response is not JSON (HTTP {status_code}, {len(body)} bytes)"
+
+
+def _failed(tracking_number: str, problem: str) -> Tracking:
+    return Tracking(
+        carrier="dhl", tracking_number=tracking_number, status=Status.UNKNOWN, problems=(problem,)
+    )
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
