@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aftersale.errors import AftersaleError, RuleSetError
+from aftersale.errors import AftersaleError
 from aftersale.settings import PROJECT_ROOT, Settings
 
 app = typer.Typer(
@@ -67,7 +67,11 @@ def import_orders(
                     f"{len(report.rejections)} rows rejected"
                 )
                 for r in report.rejections:
-                    err.print(f"{path.parent / r.source}:{r.line}: {r.reason}" if r.line else f"{r.source}: {r.reason}")
+                    err.print(
+                        f"{path.parent / r.source}:{r.line}: {r.reason}"
+                        if r.line
+                        else f"{r.source}: {r.reason}"
+                    )
                 bad += len(report.rejections)
     except AftersaleError as exc:
         _fail(exc)
@@ -76,9 +80,15 @@ def import_orders(
 
 @app.command()
 def run(
-    no_prefect: Annotated[bool, typer.Option("--no-prefect", help="Run the cycle in plain Python")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and render, send nothing")] = False,
-    now: Annotated[Optional[str], typer.Option(help="Clock for this cycle (ISO 8601), for replays")] = None,  # noqa: UP007
+    no_prefect: Annotated[
+        bool, typer.Option("--no-prefect", help="Run the cycle in plain Python")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Decide and render, send nothing")
+    ] = False,
+    now: Annotated[
+        Optional[str], typer.Option(help="Clock for this cycle (ISO 8601), for replays")
+    ] = None,  # noqa: UP007
 ) -> None:
     """Run one cycle: intake, poll, detect, decide, render, dispatch."""
     clock = _now(now)
@@ -105,7 +115,9 @@ def run(
 
 @app.command()
 def demo(
-    workdir: Annotated[Path, typer.Option(help="Where the demo's database and outbox go")] = PROJECT_ROOT / "var" / "demo",
+    workdir: Annotated[
+        Path, typer.Option(help="Where the demo's database and outbox go")
+    ] = PROJECT_ROOT / "var" / "demo",
 ) -> None:
     """The demo: sandbox carriers, example orders, several cycles, messages in the outbox."""
     from flows.demo import run_demo
@@ -116,8 +128,12 @@ def demo(
 @app.command()
 def sandbox(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8765,
-    parcels: Annotated[Path, typer.Option(help="JSON list of parcels")] = PROJECT_ROOT / "examples" / "sandbox_parcels.json",
-    start: Annotated[Optional[str], typer.Option(help="Initial clock (ISO 8601); default now")] = None,  # noqa: UP007
+    parcels: Annotated[Path, typer.Option(help="JSON list of parcels")] = PROJECT_ROOT
+    / "examples"
+    / "sandbox_parcels.json",
+    start: Annotated[
+        Optional[str], typer.Option(help="Initial clock (ISO 8601); default now")
+    ] = None,  # noqa: UP007
 ) -> None:
     """Run the carrier sandbox on its own (move its clock with POST /_sandbox/clock)."""
     from flows.demo import load_parcels
@@ -133,19 +149,16 @@ def sandbox(
 @app.command()
 def check() -> None:
     """Validate the rule set and every template. Exit 1 on any problem (CI / pre-commit)."""
+    from aftersale.ruleset import check_rules
     from aftersale.template_check import check_templates
-    from flows.wiring import load_library, load_rules
+    from flows.wiring import load_library
 
     settings = Settings.from_env()
-    problems: list[str] = []
     try:
         library = load_library(settings)
     except AftersaleError as exc:
         _fail(exc)
-    try:
-        load_rules(settings, library)
-    except RuleSetError as exc:
-        problems.extend(exc.problems)
+    problems = check_rules(settings.rules_dir, template_exists=library.has)
     problems.extend(check_templates(library))
     for p in problems:
         err.print(p, markup=False, highlight=False)
@@ -156,10 +169,30 @@ def check() -> None:
 
 
 @app.command()
+def simulate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML: orders and timed carrier events")],
+) -> None:
+    """Replay a scenario through detection and rules: what would be sent when, and why not."""
+    from aftersale.simulate import format_simulation
+    from aftersale.simulate import simulate as run_simulation
+    from flows.wiring import load_library, load_rules
+
+    settings = Settings.from_env()
+    try:
+        ruleset = load_rules(settings, load_library(settings))
+        lines = run_simulation(scenario, ruleset)
+    except AftersaleError as exc:
+        _fail(exc)
+    typer.echo(format_simulation(lines))
+
+
+@app.command()
 def track(
     number: Annotated[Optional[str], typer.Argument(help="Tracking number to poll live")] = None,  # noqa: UP007
     carrier: Annotated[Optional[str], typer.Option(help="Carrier slug (default: detect)")] = None,  # noqa: UP007
-    parse: Annotated[Optional[Path], typer.Option(help="Normalise a saved raw response, no network")] = None,  # noqa: UP007
+    parse: Annotated[
+        Optional[Path], typer.Option(help="Normalise a saved raw response, no network")
+    ] = None,  # noqa: UP007
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
 ) -> None:
     """Poll one parcel and print its normalised tracking (support staff, new fixtures)."""
@@ -199,7 +232,13 @@ def track(
     console.print(f"[bold]{out['carrier']} {out['tracking_number']}[/]: {out['status']}")
     table = Table("occurred_at (UTC)", "status", "code", "description", "location")
     for e in out["events"]:
-        table.add_row(e["occurred_at"], e["status"] or "(info)", e["code"], e["description"], e["location"] or "")
+        table.add_row(
+            e["occurred_at"],
+            e["status"] or "(info)",
+            e["code"],
+            e["description"],
+            e["location"] or "",
+        )
     console.print(table)
     for p in out["problems"]:
         err.print(f"problem: {p}")
@@ -207,7 +246,9 @@ def track(
 
 @messages_app.command("list")
 def messages_list(
-    state: Annotated[str, typer.Option(help="pending, sending, sent, failed, unknown, …")] = "unknown",
+    state: Annotated[
+        str, typer.Option(help="pending, sending, sent, failed, unknown, …")
+    ] = "unknown",
 ) -> None:
     """List messages in one state (recipients masked)."""
     from aftersale import messages as msgs
@@ -219,14 +260,23 @@ def messages_list(
         rows = msgs.messages_by_state(store, state)
     table = Table("message", "rule", "channel", "order", "recipient", "error")
     for m in rows:
-        table.add_row(m.message_id, m.rule_id, m.channel, m.order_id, mask_recipient(m.recipient or ""), m.error_text or "")
+        table.add_row(
+            m.message_id,
+            m.rule_id,
+            m.channel,
+            m.order_id,
+            mask_recipient(m.recipient or ""),
+            m.error_text or "",
+        )
     console.print(table)
 
 
 @messages_app.command("release")
 def messages_release(
     message_ids: Annotated[list[str], typer.Argument(help="ids from `aftersale messages list`")],
-    resend: Annotated[bool, typer.Option("--resend/--mark-sent", help="Queue again, or record as sent")] = False,
+    resend: Annotated[
+        bool, typer.Option("--resend/--mark-sent", help="Queue again, or record as sent")
+    ] = False,
 ) -> None:
     """After checking the provider: resend `unknown` messages, or record them as sent."""
     from aftersale import messages as msgs

@@ -120,9 +120,15 @@ class CycleSummary:
             "events": len(events),
             "events_by_kind": dict(Counter(e.kind.value for e in events)),
             "status_changes": dict(
-                Counter(e.status.value for e in events if e.kind is EventKind.STATUS_CHANGED and e.status)
+                Counter(
+                    e.status.value
+                    for e in events
+                    if e.kind is EventKind.STATUS_CHANGED and e.status
+                )
             ),
-            "delays_by_reason": dict(Counter(e.reason for e in events if e.kind is EventKind.DELAYED)),
+            "delays_by_reason": dict(
+                Counter(e.reason for e in events if e.kind is EventKind.DELAYED)
+            ),
             "queued": self.decide.queued,
             "cancelled": self.decide.cancelled,
             "skipped": len(self.decide.outcome.skipped),
@@ -175,11 +181,21 @@ def detect_stage(parts: CycleParts, poll: PollStage, now: datetime, run_id: str)
         if result.tracking is None:
             errors.append(f"{result.carrier} {prev.tracking_number}: {result.error}")
             failures[prev.shipment_id] = _failures(store, prev.shipment_id) + 1
-            states.append(apply_failure(prev, result.error or "poll failed", failures[prev.shipment_id], now, parts.schedule))
+            states.append(
+                apply_failure(
+                    prev,
+                    result.error or "poll failed",
+                    failures[prev.shipment_id],
+                    now,
+                    parts.schedule,
+                )
+            )
             continue
         order = orders[prev.order_id]
         events.extend(detect_changes(prev, result.tracking, order, now, parts.thresholds))
-        states.append(schedule_after_poll(advance_state(prev, result.tracking, now), now, parts.schedule))
+        states.append(
+            schedule_after_poll(advance_state(prev, result.tracking, now), now, parts.schedule)
+        )
         scans.extend((prev.shipment_id, e) for e in result.tracking.events)
     with store.transaction():
         store.save_shipment_states(states, failures)
@@ -191,23 +207,32 @@ def detect_stage(parts: CycleParts, poll: PollStage, now: datetime, run_id: str)
 
 
 def _failures(store: Store, shipment_id: str) -> int:
-    row = store.con.execute("SELECT poll_failures FROM shipments WHERE shipment_id = ?", [shipment_id]).fetchone()
+    row = store.con.execute(
+        "SELECT poll_failures FROM shipments WHERE shipment_id = ?", [shipment_id]
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
 def _time_based_events(parts: CycleParts, now: datetime) -> list[DomainEvent]:
     store = parts.store
-    events = [detect_order_placed(o) for o in store.load_orders(store.orders_without_event(EventKind.ORDER_PLACED)).values()]
+    events = [
+        detect_order_placed(o)
+        for o in store.load_orders(store.orders_without_event(EventKind.ORDER_PLACED)).values()
+    ]
     orders = store.load_orders(store.orders_with_time_based_events(now))
     shipments_by_order: dict[str, list[ShipmentState]] = {}
     for s in store.shipments_of(orders).values():
         shipments_by_order.setdefault(s.order_id, []).append(s)
     for order in orders.values():
-        events.extend(detect_due(order, shipments_by_order.get(order.order_id, []), now, parts.thresholds))
+        events.extend(
+            detect_due(order, shipments_by_order.get(order.order_id, []), now, parts.thresholds)
+        )
     return events
 
 
-def decide_stage(parts: CycleParts, events: Sequence[DomainEvent], now: datetime, run_id: str) -> DecideStage:
+def decide_stage(
+    parts: CycleParts, events: Sequence[DomainEvent], now: datetime, run_id: str
+) -> DecideStage:
     store = parts.store
     orders = store.load_orders({e.order_id for e in events})
     shipments = store.shipments_of(orders)
@@ -216,7 +241,9 @@ def decide_stage(parts: CycleParts, events: Sequence[DomainEvent], now: datetime
     customer_of = {oid: o.customer.customer_id for oid, o in orders.items()}
     with store.transaction():
         queued = msgs.queue_decisions(store, outcome.decisions, customer_of, run_id=run_id, now=now)
-        cancelled = msgs.cancel_pending(store, outcome.cancel_keys, "superseded by a newer event", now)
+        cancelled = msgs.cancel_pending(
+            store, outcome.cancel_keys, "superseded by a newer event", now
+        )
     for skip in outcome.skipped:
         log.info("no message: %s", skip)
     return DecideStage(len(queued), cancelled, outcome)
@@ -224,8 +251,13 @@ def decide_stage(parts: CycleParts, events: Sequence[DomainEvent], now: datetime
 
 def dispatch_stage(parts: CycleParts, now: datetime, run_id: str) -> DispatchReport:
     return dispatch_due(
-        parts.store, parts.renderer, parts.build_context, parts.channels,
-        now=now, run_id=run_id, dry_run=parts.dry_run,
+        parts.store,
+        parts.renderer,
+        parts.build_context,
+        parts.channels,
+        now=now,
+        run_id=run_id,
+        dry_run=parts.dry_run,
     )
 
 

@@ -101,15 +101,31 @@ def dispatch_due(
     report = DispatchReport()
     for stuck in msgs.mark_stuck_unknown(store, now):
         report.outcomes.append(
-            _outcome(stuck, "unknown", mask_recipient(stuck.recipient or ""), reason="left in sending by a crashed run")
+            _outcome(
+                stuck,
+                "unknown",
+                mask_recipient(stuck.recipient or ""),
+                reason="left in sending by a crashed run",
+            )
         )
     due = msgs.due_messages(store, now)
     orders = store.load_orders({m.order_id for m in due})
     shipments = store.shipments_of(orders)
     for message in due:
         report.outcomes.append(
-            _dispatch_one(store, message, orders, shipments, renderer, build_context, channels,
-                          now=now, run_id=run_id, dry_run=dry_run, retry_in=retry_in)
+            _dispatch_one(
+                store,
+                message,
+                orders,
+                shipments,
+                renderer,
+                build_context,
+                channels,
+                now=now,
+                run_id=run_id,
+                dry_run=dry_run,
+                retry_in=retry_in,
+            )
         )
     return report
 
@@ -131,16 +147,33 @@ def _dispatch_one(
     kind = ChannelKind(message.channel)
     order = orders.get(message.order_id)
     if order is None:
-        return _fail(store, message, "", f"order {message.order_id} is not in the store", now, dry_run)
+        return _fail(
+            store, message, "", f"order {message.order_id} is not in the store", now, dry_run
+        )
     to = recipient_of(order, kind)
     if not to:
-        return _fail(store, message, "", f"customer has no {'email address' if kind is ChannelKind.EMAIL else 'phone number'}", now, dry_run)
+        return _fail(
+            store,
+            message,
+            "",
+            f"customer has no {'email address' if kind is ChannelKind.EMAIL else 'phone number'}",
+            now,
+            dry_run,
+        )
     masked = mask_recipient(to)
     suppression = msgs.is_suppressed(store, to, kind.value)
     if suppression and (message.marketing or suppression in HARD_SUPPRESSIONS):
         if not dry_run:
-            msgs.mark_without_sending(store, message.message_id, msgs.SUPPRESSED, f"recipient suppressed: {suppression}", now)
-        return _outcome(message, "suppressed", masked, reason=f"recipient suppressed ({suppression})")
+            msgs.mark_without_sending(
+                store,
+                message.message_id,
+                msgs.SUPPRESSED,
+                f"recipient suppressed: {suppression}",
+                now,
+            )
+        return _outcome(
+            message, "suppressed", masked, reason=f"recipient suppressed ({suppression})"
+        )
     shipment = shipments.get(message.shipment_id) if message.shipment_id else None
     try:
         context = build_context(
@@ -161,8 +194,15 @@ def _dispatch_one(
     if dry_run:
         return _outcome(message, "would_send", masked, provider=channel.name)
     if not msgs.claim(
-        store, message.message_id, recipient=to, subject=rendered.subject, body_text=rendered.text,
-        sms_segments=rendered.sms_segments, provider=channel.name, run_id=run_id, now=now,
+        store,
+        message.message_id,
+        recipient=to,
+        subject=rendered.subject,
+        body_text=rendered.text,
+        sms_segments=rendered.sms_segments,
+        provider=channel.name,
+        run_id=run_id,
+        now=now,
     ):
         return _outcome(message, "skipped", masked, reason="claimed by another run")
     outgoing = OutgoingMessage(
@@ -177,13 +217,36 @@ def _dispatch_one(
     result = _send(channel, outgoing)
     state = msgs.mark_result(store, message.message_id, result, now, retry_in=retry_in)
     if state == msgs.SENT:
-        log.info("sent %s rule=%s via %s to %s", message.message_id, message.rule_id, channel.name, masked)
-        return _outcome(message, "sent", masked, provider=channel.name, provider_id=result.provider_id)
-    reason = f"{result.error_code}: {result.error_text}" if result.error_code else (result.error_text or "")
-    log.warning("%s %s rule=%s via %s: %s", "deferred" if result.transient else "failed",
-                message.message_id, message.rule_id, channel.name, reason)
-    return _outcome(message, "deferred" if result.transient else "failed", masked,
-                    provider=channel.name, reason=reason)
+        log.info(
+            "sent %s rule=%s via %s to %s",
+            message.message_id,
+            message.rule_id,
+            channel.name,
+            masked,
+        )
+        return _outcome(
+            message, "sent", masked, provider=channel.name, provider_id=result.provider_id
+        )
+    reason = (
+        f"{result.error_code}: {result.error_text}"
+        if result.error_code
+        else (result.error_text or "")
+    )
+    log.warning(
+        "%s %s rule=%s via %s: %s",
+        "deferred" if result.transient else "failed",
+        message.message_id,
+        message.rule_id,
+        channel.name,
+        reason,
+    )
+    return _outcome(
+        message,
+        "deferred" if result.transient else "failed",
+        masked,
+        provider=channel.name,
+        reason=reason,
+    )
 
 
 def _send(channel: Channel, outgoing: OutgoingMessage) -> SendResult:
@@ -192,10 +255,14 @@ def _send(channel: Channel, outgoing: OutgoingMessage) -> SendResult:
         return channel.send(outgoing)
     except Exception as exc:  # noqa: BLE001 - recorded on the message, never lost
         log.exception("channel %s raised while sending %s", channel.name, outgoing.message_id)
-        return SendResult(ok=False, error_code="channel_crash", error_text=f"{type(exc).__name__}: {exc}")
+        return SendResult(
+            ok=False, error_code="channel_crash", error_text=f"{type(exc).__name__}: {exc}"
+        )
 
 
-def _fail(store: Store, message: MessageRow, masked: str, reason: str, now: datetime, dry_run: bool) -> Outcome:
+def _fail(
+    store: Store, message: MessageRow, masked: str, reason: str, now: datetime, dry_run: bool
+) -> Outcome:
     if not dry_run:
         msgs.mark_without_sending(store, message.message_id, msgs.FAILED, reason, now)
     return _outcome(message, "failed", masked, reason=reason)

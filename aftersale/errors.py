@@ -1,16 +1,16 @@
 """The one error hierarchy of aftersale. Every error carries what is needed to act on it.
 
-    AftersaleError
-    ├── StoreError
-    │   └── StoreLockedError          another process holds the DuckDB file
-    ├── IntakeError                   a whole input file could not be read
-    ├── CarrierError                  carrier, tracking_number
-    │   ├── CarrierUnavailable        timeout, 5xx, 429: transient, retried
-    │   └── CarrierAuthError          credentials refused: not retried
-    ├── ConfigError                   a setting is missing or malformed
-    ├── RuleSetError                  every problem of every rules file, at once
-    ├── TemplateError                 template, file:line, what is wrong
-    └── ChannelError                  a channel could not be set up
+AftersaleError
+├── StoreError
+│   └── StoreLockedError          another process holds the DuckDB file
+├── IntakeError                   a whole input file could not be read
+├── CarrierError                  carrier, tracking_number
+│   ├── CarrierUnavailable        timeout, 5xx, 429: transient, retried
+│   └── CarrierAuthError          credentials refused: not retried
+├── ConfigError                   a setting is missing or malformed
+├── RuleSetError                  every problem of every rules file, at once
+├── TemplateError                 template, file:line, what is wrong
+└── ChannelError                  a channel could not be set up
 """
 
 from __future__ import annotations

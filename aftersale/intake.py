@@ -203,14 +203,18 @@ def _to_order(row: OrderRow) -> Order:
 
 def _validate(source: str, line: int, data: Any) -> tuple[Order | None, list[Rejection]]:
     if not isinstance(data, dict):
-        return None, [Rejection(source, line, f"row: expected a JSON object, got {type(data).__name__}")]
+        return None, [
+            Rejection(source, line, f"row: expected a JSON object, got {type(data).__name__}")
+        ]
     try:
         row = OrderRow.model_validate(data)
     except ValidationError as exc:
         return None, _format_errors(source, line, exc)
     currencies = {i.currency for i in row.items}
     if len(currencies) > 1:
-        return None, [Rejection(source, line, f"items: mixed currencies {sorted(currencies)} in one order")]
+        return None, [
+            Rejection(source, line, f"items: mixed currencies {sorted(currencies)} in one order")
+        ]
     return _to_order(row), []
 
 
@@ -223,13 +227,17 @@ def parse_ndjson(text: str, source: str) -> ParseResult:
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
-            rejections.append(Rejection(source, line_no, f"row: not valid JSON ({exc.msg} at column {exc.colno})"))
+            rejections.append(
+                Rejection(source, line_no, f"row: not valid JSON ({exc.msg} at column {exc.colno})")
+            )
             continue
         order, problems = _validate(source, line_no, data)
         rejections.extend(problems)
         if order and order.order_id in lines:
             first = lines[order.order_id]
-            rejections.append(Rejection(source, line_no, f"order_id: {order.order_id!r} already on line {first}"))
+            rejections.append(
+                Rejection(source, line_no, f"order_id: {order.order_id!r} already on line {first}")
+            )
         elif order:
             orders.append(order)
             lines[order.order_id] = line_no
@@ -237,9 +245,26 @@ def parse_ndjson(text: str, source: str) -> ParseResult:
 
 
 CSV_COLUMNS = (
-    "order_id", "placed_at", "customer_id", "customer_name", "email", "phone", "locale",
-    "time_zone", "consent_email", "consent_sms", "country", "sku", "item_name", "category",
-    "quantity", "price", "currency", "warranty_months", "carrier", "tracking_number",
+    "order_id",
+    "placed_at",
+    "customer_id",
+    "customer_name",
+    "email",
+    "phone",
+    "locale",
+    "time_zone",
+    "consent_email",
+    "consent_sms",
+    "country",
+    "sku",
+    "item_name",
+    "category",
+    "quantity",
+    "price",
+    "currency",
+    "warranty_months",
+    "carrier",
+    "tracking_number",
     "promised_delivery",
 )
 _TRUE = {"true", "yes", "1", "y"}
@@ -273,15 +298,23 @@ def parse_csv(text: str, source: str) -> ParseResult:
     for row in reader:
         line = reader.line_num
         if None in row:
-            rejections.append(Rejection(source, line, f"row: {len(header) + len(row[None])} cells, header has {len(header)}"))  # type: ignore[index]
+            rejections.append(
+                Rejection(
+                    source,
+                    line,
+                    f"row: {len(header) + len(row[None])} cells, header has {len(header)}",
+                )
+            )  # type: ignore[index]
             continue
         groups.setdefault(row["order_id"].strip(), []).append((line, row))
     orders = []
     for order_id, rows in groups.items():
         first_line, first = rows[0]
         try:
-            consent = {"email": _flag(first.get("consent_email", ""), "consent_email"),
-                       "sms": _flag(first.get("consent_sms", ""), "consent_sms")}
+            consent = {
+                "email": _flag(first.get("consent_email", ""), "consent_email"),
+                "sms": _flag(first.get("consent_sms", ""), "consent_sms"),
+            }
         except ValueError as exc:
             rejections.append(Rejection(source, first_line, str(exc)))
             continue
@@ -364,7 +397,12 @@ def import_file(
 
 
 def store_parsed(
-    store: Store, parsed: ParseResult, *, source: str, now: datetime, detect: DetectCarriers | None = None
+    store: Store,
+    parsed: ParseResult,
+    *,
+    source: str,
+    now: datetime,
+    detect: DetectCarriers | None = None,
 ) -> ImportReport:
     orders, rejections = _dedupe_tracking(store, parsed, source)
     orders, candidates = _assign_carriers(orders, detect)
@@ -373,7 +411,9 @@ def store_parsed(
     return ImportReport(source, loaded, known, rejections)
 
 
-def _dedupe_tracking(store: Store, parsed: ParseResult, source: str) -> tuple[list[Order], list[Rejection]]:
+def _dedupe_tracking(
+    store: Store, parsed: ParseResult, source: str
+) -> tuple[list[Order], list[Rejection]]:
     """A tracking number belongs to one order: a second order claiming it is rejected."""
     owners = store.known_tracking_numbers(
         ref.tracking_number for o in parsed.orders for ref in o.shipments
@@ -382,8 +422,11 @@ def _dedupe_tracking(store: Store, parsed: ParseResult, source: str) -> tuple[li
     keep = []
     for order in parsed.orders:
         clash = next(
-            (r.tracking_number for r in order.shipments
-             if owners.setdefault(r.tracking_number, order.order_id) != order.order_id),
+            (
+                r.tracking_number
+                for r in order.shipments
+                if owners.setdefault(r.tracking_number, order.order_id) != order.order_id
+            ),
             None,
         )
         if clash:

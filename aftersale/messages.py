@@ -18,7 +18,13 @@ from aftersale.models import Decision, SendResult
 from aftersale.store import MessageRow, Store, from_db, to_db
 
 PENDING, SENDING, SENT, FAILED, UNKNOWN, CANCELLED, SUPPRESSED = (
-    "pending", "sending", "sent", "failed", "unknown", "cancelled", "suppressed",
+    "pending",
+    "sending",
+    "sent",
+    "failed",
+    "unknown",
+    "cancelled",
+    "suppressed",
 )
 
 _COLS = (
@@ -34,15 +40,34 @@ def message_id_for(idempotency_key: str) -> str:
 
 def _row(r: tuple[Any, ...]) -> MessageRow:
     return MessageRow(
-        message_id=r[0], idempotency_key=r[1], rule_id=r[2], template=r[3], channel=r[4],
-        marketing=r[5], order_id=r[6], shipment_id=r[7], item_sku=r[8], customer_id=r[9],
-        event_id=r[10], state=r[11], due_at=from_db(r[12]), attempts=r[13],  # type: ignore[arg-type]
-        recipient=r[14], provider_id=r[15], error_code=r[16], error_text=r[17],
+        message_id=r[0],
+        idempotency_key=r[1],
+        rule_id=r[2],
+        template=r[3],
+        channel=r[4],
+        marketing=r[5],
+        order_id=r[6],
+        shipment_id=r[7],
+        item_sku=r[8],
+        customer_id=r[9],
+        event_id=r[10],
+        state=r[11],
+        due_at=from_db(r[12]),
+        attempts=r[13],  # type: ignore[arg-type]
+        recipient=r[14],
+        provider_id=r[15],
+        error_code=r[16],
+        error_text=r[17],
     )
 
 
 def queue_decisions(
-    store: Store, decisions: Sequence[Decision], customer_of: Mapping[str, str], *, run_id: str, now: datetime
+    store: Store,
+    decisions: Sequence[Decision],
+    customer_of: Mapping[str, str],
+    *,
+    run_id: str,
+    now: datetime,
 ) -> list[str]:
     """Insert decisions as pending messages; returns the ids actually inserted (new keys)."""
     rows: dict[str, dict[str, Any]] = {}
@@ -127,12 +152,25 @@ def claim(
         "UPDATE messages SET state = ?, recipient = ?, subject = ?, body_text = ?, sms_segments = ?, "
         "provider = ?, attempts = attempts + 1, run_id = ?, updated_at = ? "
         "WHERE message_id = ? AND state = ? RETURNING message_id",
-        [SENDING, recipient, subject, body_text, sms_segments, provider, run_id, to_db(now), message_id, PENDING],
+        [
+            SENDING,
+            recipient,
+            subject,
+            body_text,
+            sms_segments,
+            provider,
+            run_id,
+            to_db(now),
+            message_id,
+            PENDING,
+        ],
     ).fetchall()
     return bool(rows)
 
 
-def mark_result(store: Store, message_id: str, result: SendResult, now: datetime, *, retry_in: timedelta) -> str:
+def mark_result(
+    store: Store, message_id: str, result: SendResult, now: datetime, *, retry_in: timedelta
+) -> str:
     """Record the channel's answer; a transient failure goes back to pending for a later cycle."""
     if result.ok:
         state, due = SENT, None
@@ -144,13 +182,25 @@ def mark_result(store: Store, message_id: str, result: SendResult, now: datetime
         "UPDATE messages SET state = ?, provider_id = ?, error_code = ?, error_text = ?, "
         "sent_at = CASE WHEN ? THEN ? ELSE sent_at END, due_at = coalesce(?, due_at), updated_at = ? "
         "WHERE message_id = ? AND state = ?",
-        [state, result.provider_id, result.error_code, result.error_text, result.ok, to_db(now),
-         to_db(due), to_db(now), message_id, SENDING],
+        [
+            state,
+            result.provider_id,
+            result.error_code,
+            result.error_text,
+            result.ok,
+            to_db(now),
+            to_db(due),
+            to_db(now),
+            message_id,
+            SENDING,
+        ],
     )
     return state
 
 
-def mark_without_sending(store: Store, message_id: str, state: str, reason: str, now: datetime) -> None:
+def mark_without_sending(
+    store: Store, message_id: str, state: str, reason: str, now: datetime
+) -> None:
     """pending -> failed / suppressed / cancelled, with the reason (render error, opt-out, …)."""
     store.con.execute(
         "UPDATE messages SET state = ?, error_text = ?, updated_at = ? WHERE message_id = ? AND state = ?",
@@ -169,20 +219,28 @@ def mark_stuck_unknown(store: Store, now: datetime) -> list[MessageRow]:
     return [_row(r) for r in rows]
 
 
-def release_unknown(store: Store, message_ids: Sequence[str], *, resend: bool, now: datetime) -> int:
+def release_unknown(
+    store: Store, message_ids: Sequence[str], *, resend: bool, now: datetime
+) -> int:
     """After a human check: resend (back to pending) or close as sent."""
     state = PENDING if resend else SENT
     rows = store.con.execute(
         "UPDATE messages SET state = ?, error_text = ?, updated_at = ? "
         "WHERE message_id IN (SELECT unnest(?)) AND state = ? RETURNING message_id",
-        [state, "released by an operator" if resend else "confirmed sent by an operator",
-         to_db(now), list(message_ids), UNKNOWN],
+        [
+            state,
+            "released by an operator" if resend else "confirmed sent by an operator",
+            to_db(now),
+            list(message_ids),
+            UNKNOWN,
+        ],
     ).fetchall()
     return len(rows)
 
 
 def is_suppressed(store: Store, address: str, channel: str) -> str | None:
     row = store.con.execute(
-        "SELECT reason FROM suppressions WHERE address = ? AND channel = ?", [address.lower(), channel]
+        "SELECT reason FROM suppressions WHERE address = ? AND channel = ?",
+        [address.lower(), channel],
     ).fetchone()
     return row[0] if row else None

@@ -54,16 +54,23 @@ class PollSchedule:
         return now + min(self.retry_after_failure * 2 ** max(failures - 1, 0), self.max_interval)
 
 
-def schedule_after_poll(state: ShipmentState, now: datetime, schedule: PollSchedule) -> ShipmentState:
+def schedule_after_poll(
+    state: ShipmentState, now: datetime, schedule: PollSchedule
+) -> ShipmentState:
     """Set the next check of a freshly polled state, expiring it after long silence."""
-    return _maybe_expire(replace(state, next_check_at=schedule.next_check(state, now)), now, schedule)
+    return _maybe_expire(
+        replace(state, next_check_at=schedule.next_check(state, now)), now, schedule
+    )
 
 
 def apply_failure(
     previous: ShipmentState, error: str, failures: int, now: datetime, schedule: PollSchedule
 ) -> ShipmentState:
     state = replace(
-        previous, last_polled_at=now, problem=error, next_check_at=schedule.after_failure(failures, now)
+        previous,
+        last_polled_at=now,
+        problem=error,
+        next_check_at=schedule.after_failure(failures, now),
     )
     return _maybe_expire(state, now, schedule)
 

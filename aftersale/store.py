@@ -113,7 +113,9 @@ class Store:
                     raise StoreLockedError(path, waited, str(exc).splitlines()[0]) from exc
                 attempt += 1
                 if attempt == 1 or attempt % 20 == 0:
-                    log.warning("%s is held by another process; waiting (%.0f s so far)", path, waited)
+                    log.warning(
+                        "%s is held by another process; waiting (%.0f s so far)", path, waited
+                    )
                 time.sleep(poll_s)
         store = cls(con, path)
         store.migrate()
@@ -180,7 +182,12 @@ class Store:
     # --- orders ------------------------------------------------------------
 
     def save_orders(
-        self, orders: Sequence[Order], *, source: str, now: datetime, candidates: dict[str, list[str]] | None = None
+        self,
+        orders: Sequence[Order],
+        *,
+        source: str,
+        now: datetime,
+        candidates: dict[str, list[str]] | None = None,
     ) -> tuple[int, int]:
         """Store new orders (idempotent by order id); returns (inserted, already known)."""
         candidates = candidates or {}
@@ -404,7 +411,10 @@ class Store:
 
     def due_shipments(self, now: datetime, limit: int | None = None) -> list[ShipmentState]:
         """Non-terminal shipments whose next check is due, oldest check first."""
-        terminal = [s.value for s in (Status.DELIVERED, Status.RETURNED_TO_SENDER, Status.CANCELLED, Status.EXPIRED)]
+        terminal = [
+            s.value
+            for s in (Status.DELIVERED, Status.RETURNED_TO_SENDER, Status.CANCELLED, Status.EXPIRED)
+        ]
         sql = (
             f"SELECT {self._SHIPMENT_COLS} FROM shipments WHERE status NOT IN (SELECT unnest(?)) "
             "AND (next_check_at IS NULL OR next_check_at <= ?) ORDER BY next_check_at, shipment_id"
@@ -431,7 +441,9 @@ class Store:
         ).fetchone()
         return self._shipment(r) if r else None
 
-    def save_shipment_states(self, states: Sequence[ShipmentState], poll_failures: dict[str, int] | None = None) -> None:
+    def save_shipment_states(
+        self, states: Sequence[ShipmentState], poll_failures: dict[str, int] | None = None
+    ) -> None:
         """Write polled states back (one UPDATE … FROM batch)."""
         if not states:
             return
@@ -468,7 +480,9 @@ class Store:
         finally:
             self.con.unregister("_states")
 
-    def save_tracking_events(self, events: Sequence[tuple[str, TrackingEvent]], now: datetime) -> int:
+    def save_tracking_events(
+        self, events: Sequence[tuple[str, TrackingEvent]], now: datetime
+    ) -> int:
         rows = [
             {
                 "shipment_id": sid,
@@ -482,7 +496,9 @@ class Store:
             for sid, e in events
         ]
         unique = {(r["shipment_id"], r["occurred_at"], r["code"], r["location"]): r for r in rows}
-        return self._insert_arrow("tracking_events", list(unique.values()), "ON CONFLICT DO NOTHING")
+        return self._insert_arrow(
+            "tracking_events", list(unique.values()), "ON CONFLICT DO NOTHING"
+        )
 
     def tracking_events(self, shipment_id: str) -> list[TrackingEvent]:
         rows = self.con.execute(
@@ -497,7 +513,9 @@ class Store:
 
     # --- domain events -----------------------------------------------------
 
-    def record_domain_events(self, events: Sequence[DomainEvent], *, run_id: str, now: datetime) -> list[DomainEvent]:
+    def record_domain_events(
+        self, events: Sequence[DomainEvent], *, run_id: str, now: datetime
+    ) -> list[DomainEvent]:
         """Store events; returns those not seen before (a replay yields nothing new)."""
         unique = {e.event_id: e for e in events}
         if not unique:
@@ -567,8 +585,16 @@ class Store:
 
     def count(self, table: str) -> int:
         if table not in {
-            "orders", "customers", "items", "shipments", "tracking_events",
-            "domain_events", "messages", "runs", "rejections", "suppressions",
+            "orders",
+            "customers",
+            "items",
+            "shipments",
+            "tracking_events",
+            "domain_events",
+            "messages",
+            "runs",
+            "rejections",
+            "suppressions",
         }:
             raise StoreError(f"unknown table {table!r}")
         row = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()

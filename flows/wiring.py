@@ -15,7 +15,8 @@ from aftersale.channels.config import build_channels
 from aftersale.cycle import CycleParts
 from aftersale.models import PollResult, ShipmentState
 from aftersale.render import TemplateLibrary, build_context
-from aftersale.ruleset import RuleSet, load_ruleset
+from aftersale.detect import default_thresholds
+from aftersale.ruleset import RuleSet, load_ruleset, rule_files
 from aftersale.settings import Settings
 from aftersale.store import Store
 from carriers.base import Carrier
@@ -32,7 +33,7 @@ def load_library(settings: Settings) -> TemplateLibrary:
 
 def load_rules(settings: Settings, library: TemplateLibrary) -> RuleSet:
     """Raises RuleSetError listing every problem: a broken rule set sends nothing."""
-    return load_ruleset(sorted(settings.rules_dir.glob("*.yaml")), template_exists=library.has)
+    return load_ruleset(rule_files(settings.rules_dir), template_exists=library.has)
 
 
 def build_parts(
@@ -62,6 +63,8 @@ def build_parts(
         build_context=partial(_context, library, settings),
         channels=setup.channels,
         detect_carrier=detect_carriers,
+        # detection emits exactly the day counts the rules listen for (delivered + N, …)
+        thresholds=ruleset.due_thresholds(default_thresholds()),
         dry_run=dry_run,
     )
     return parts, list(setup.notes)

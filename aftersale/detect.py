@@ -1,0 +1,567 @@
+"""Detection: what happened to a parcel, from the stored state and a fresh tracking.
+
+Pure functions with `now` injected. `detect_changes` compares a poll with the stored
+state; `detect_due` derives time-based events and scan-less delays from stored facts
+every cycle; `advance_state` is the state update the store applies after a poll.
+
+Choices worth knowing:
+- Status order comes from the parcel's journey (label < in transit < out for delivery
+  < pickup point < delivered). A step forward is accepted whatever its scan time (a scan
+  reported late is still news); a step back only when its scan is newer than the
+  current status (a lagging carrier replica is not news). `unknown` never replaces a
+  known status, and terminal statuses are final.
+- A parcel seen for the first time already delivered gets no `shipped` event (the
+  story starts at the end): it gets `status_changed(delivered)` with the scan time as
+  `occurred_at` and `first_seen` in facts, so the `delivered` rule's `before` window
+  decides whether the news is still fresh. Its time-based events follow as usual.
+- Every event carries the time of the fact behind it (scan time, threshold crossing),
+  never `now`, so the same fact gives the same event on every cycle.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aftersale.models import (
+    TERMINAL_STATUSES,
+    DomainEvent,
+    EventKind,
+    Order,
+    ShipmentState,
+    Status,
+    Tracking,
+    TrackingEvent,
+)
+
+
+class DelayReason(StrEnum):
+    EXCEPTION = "exception"  # the carrier reported a problem (raw code kept in facts)
+    NO_FIRST_SCAN = "no_first_scan"  # label created, never handed over
+    STALE = "stale"  # no new scan for N business hours while not terminal
+    ETA_SLIPPED = "eta_slipped"  # estimate later than the first one or the promise
+    ETA_MISSED = "eta_missed"  # promised (else estimated) date passed, not delivered
+    PICKUP_WAITING = "pickup_waiting"  # waiting at a locker / pickup point too long
+
+
+#: The forward journey; statuses not listed (exception, unknown, returned...) have no rank.
+JOURNEY_RANK: Mapping[Status, int] = MappingProxyType(
+    {
+        Status.PENDING: 0,
+        Status.LABEL_CREATED: 1,
+        Status.IN_TRANSIT: 2,
+        Status.OUT_FOR_DELIVERY: 3,
+        Status.DELIVERY_ATTEMPTED: 3,
+        Status.AVAILABLE_FOR_PICKUP: 4,
+        Status.DELIVERED: 5,
+    }
+)
+_NOT_SHIPPED = frozenset({Status.PENDING, Status.LABEL_CREATED})
+_SHIPPED = frozenset(s for s, rank in JOURNEY_RANK.items() if rank >= 2)
+_STALE_WATCH = frozenset(
+    {Status.IN_TRANSIT, Status.OUT_FOR_DELIVERY, Status.DELIVERY_ATTEMPTED, Status.EXCEPTION}
+)
+_ETA_WATCH = frozenset(
+    {
+        Status.PENDING,
+        Status.LABEL_CREATED,
+        Status.IN_TRANSIT,
+        Status.OUT_FOR_DELIVERY,
+        Status.DELIVERY_ATTEMPTED,
+        Status.EXCEPTION,
+    }
+)
+_ARRIVING_WATCH = frozenset({Status.LABEL_CREATED, Status.IN_TRANSIT})
+_TWO_DAYS = timedelta(days=2)
+
+
+@dataclass(frozen=True, slots=True)
+class DelayThresholds:
+    """When a parcel counts as late, and which time-based events are due. Per-carrier overrides."""
+
+    no_first_scan_hours: float = 48.0
+    stale_business_hours: float = 48.0
+    eta_slip_days: int = 1  # an estimate this many days later than the baseline is a slip
+    pickup_wait_hours: float = 72.0
+    business_days: frozenset[int] = frozenset({0, 1, 2, 3, 4})  # Monday = 0
+    business_tz: str = "Europe/Warsaw"  # whose weekdays count for `stale`
+    delay_codes: frozenset[str] = frozenset()  # raw codes that mean "delayed" on a moving parcel
+    delivered_ago_days: tuple[int, ...] = (3, 7)  # DELIVERED_AGO events after delivery
+    warranty_ending_days: tuple[int, ...] = (30,)  # WARRANTY_ENDING events before the end
+    carriers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    stale_after: timedelta = field(init=False, repr=False, compare=False, default=timedelta())
+    _resolved: Mapping[str, DelayThresholds] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stale_after", timedelta(hours=self.stale_business_hours))
+        # resolved once: `for_carrier` is on the hot path of every poll
+        resolved = {
+            slug: replace(self, carriers={}, **dict(o)) for slug, o in self.carriers.items()
+        }
+        object.__setattr__(self, "_resolved", resolved)
+
+    def for_carrier(self, slug: str | None) -> DelayThresholds:
+        """These thresholds with the carrier's overrides applied (unknown carrier: as is)."""
+        if slug is None:
+            return self
+        return self._resolved.get(slug, self)
+
+
+def default_thresholds() -> DelayThresholds:
+    """The shipped defaults: InPost lockers hold parcels about 48 h, so warn after 24 h."""
+    return DelayThresholds(
+        carriers=MappingProxyType(
+            {
+                "inpost": MappingProxyType(
+                    {"pickup_wait_hours": 24.0, "delay_codes": frozenset({"delay_in_delivery"})}
+                ),
+            }
+        )
+    )
+
+
+# --- business time ----------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def add_business_hours(
+    start: datetime, hours: float, tz: str, business_days: frozenset[int]
+) -> datetime:
+    """`start` plus `hours` counted only on business days (local wall clock), in UTC."""
+    local = start.astimezone(zone(tz)).replace(tzinfo=None)
+    remaining = timedelta(hours=hours)
+    cursor = local
+    while True:
+        day_end = datetime.combine(cursor.date() + timedelta(days=1), time())
+        if cursor.weekday() in business_days:
+            available = day_end - cursor
+            if remaining <= available:
+                return local_to_utc(cursor + remaining, tz)
+            remaining -= available
+        cursor = day_end
+        if not business_days:
+            raise ValueError("business_days is empty: business time never passes")
+
+
+def add_business_days(start: datetime, days: int, tz: str) -> datetime:
+    """`start` plus `days` weekdays (Monday-Friday) on the local calendar, in UTC."""
+    local = start.astimezone(zone(tz)).replace(tzinfo=None)
+    while days > 0:
+        local += timedelta(days=1)
+        if local.weekday() < 5:
+            days -= 1
+    return local_to_utc(local, tz)
+
+
+def local_to_utc(naive_local: datetime, tz: str) -> datetime:
+    """A wall-clock time in `tz` as UTC; a time skipped by DST resolves to after the jump."""
+    return naive_local.replace(tzinfo=zone(tz)).astimezone(UTC)
+
+
+@lru_cache(maxsize=4096)
+def local_midnight(day: date, tz: str) -> datetime:
+    return local_to_utc(datetime.combine(day, time()), tz)
+
+
+# --- status changes ---------------------------------------------------------------
+
+
+def _status_scan_time(tracking: Tracking) -> datetime | None:
+    """When the carrier's current status was set: its newest scan with that status."""
+    for event in reversed(tracking.events):
+        if event.status is tracking.status or event.status == tracking.status:
+            return event.occurred_at
+    return None
+
+
+def accepted_status(previous: ShipmentState, tracking: Tracking) -> tuple[Status, datetime | None]:
+    """The status to keep after this poll, and the scan time behind it (None: unchanged)."""
+    old, new = previous.status, tracking.status
+    if not tracking.found or new == old or old in TERMINAL_STATUSES or new is Status.UNKNOWN:
+        return old, None
+    scan_at = _status_scan_time(tracking)
+    old_rank, new_rank = JOURNEY_RANK.get(old), JOURNEY_RANK.get(new)
+    if old_rank is not None and new_rank is not None and new_rank >= old_rank:
+        return new, scan_at
+    # a step back, or into/out of a side status: only when newer than what we have
+    since = previous.status_since
+    if scan_at is not None and since is not None and scan_at <= since:
+        return old, None
+    if scan_at is None and old_rank is not None and new_rank is not None:
+        return old, None  # a step back with no scan to prove it is news
+    return new, scan_at
+
+
+def detect_changes(
+    previous: ShipmentState,
+    tracking: Tracking,
+    order: Order,
+    now: datetime,
+    thresholds: DelayThresholds,
+) -> list[DomainEvent]:
+    """Events from one poll: shipped, status_changed, and delays a new scan reveals."""
+    if not tracking.found:
+        return []
+    limits = thresholds.for_carrier(tracking.carrier or previous.carrier)
+    events: list[DomainEvent] = []
+    status, scan_at = accepted_status(previous, tracking)
+    first_seen = previous.last_event_at is None and previous.status in _NOT_SHIPPED
+    oid, sid = order.order_id, previous.shipment_id
+    if status != previous.status:
+        at = scan_at or now
+        facts: dict[str, Any] = {
+            "previous_status": str(previous.status),
+            "code": tracking.code,
+            "description": tracking.description,
+            "age_hours": round((now - at).total_seconds() / 3600, 1),
+        }
+        if first_seen:
+            facts["first_seen"] = True
+        if (
+            previous.status in _NOT_SHIPPED
+            and status in _SHIPPED
+            and not (first_seen and status is Status.DELIVERED)
+        ):
+            events.append(
+                DomainEvent(
+                    EventKind.SHIPPED,
+                    occurred_at=_first_shipped_scan(tracking, at),
+                    order_id=oid,
+                    shipment_id=sid,
+                )
+            )
+        events.append(
+            DomainEvent(
+                EventKind.STATUS_CHANGED,
+                occurred_at=at,
+                status=status,
+                facts=facts,
+                order_id=oid,
+                shipment_id=sid,
+            )
+        )
+        if status is Status.EXCEPTION:
+            events.append(
+                DomainEvent(
+                    EventKind.DELAYED,
+                    occurred_at=at,
+                    reason=DelayReason.EXCEPTION,
+                    facts={"code": tracking.code, "description": tracking.description},
+                    order_id=oid,
+                    shipment_id=sid,
+                )
+            )
+    coded = _delay_code_event(previous, tracking, limits)
+    if coded is not None and status not in TERMINAL_STATUSES and status is not Status.EXCEPTION:
+        events.append(
+            DomainEvent(
+                EventKind.DELAYED,
+                occurred_at=coded.occurred_at,
+                reason=DelayReason.EXCEPTION,
+                facts={"code": coded.code, "description": coded.description},
+                order_id=oid,
+                shipment_id=sid,
+            )
+        )
+    slipped = _eta_slip(previous, tracking, order, limits, now)
+    if slipped is not None and status not in TERMINAL_STATUSES:
+        events.append(slipped)
+    return events
+
+
+def _first_shipped_scan(tracking: Tracking, fallback: datetime) -> datetime:
+    for event in tracking.events:
+        if event.status in _SHIPPED:
+            return event.occurred_at
+    return fallback
+
+
+def _delay_code_event(
+    previous: ShipmentState, tracking: Tracking, limits: DelayThresholds
+) -> TrackingEvent | None:
+    if not limits.delay_codes:
+        return None
+    for event in reversed(tracking.events):
+        if previous.last_event_at is not None and event.occurred_at <= previous.last_event_at:
+            return None
+        if event.code in limits.delay_codes:
+            return event
+    return None
+
+
+def _eta_slip(
+    previous: ShipmentState,
+    tracking: Tracking,
+    order: Order,
+    limits: DelayThresholds,
+    now: datetime,
+) -> DomainEvent | None:
+    new = tracking.estimated_delivery
+    old = previous.estimated_delivery
+    if new is None or (old is not None and new <= old):
+        return None  # no estimate, or not worse than before
+    first = previous.first_estimate or old
+    baseline, against = (
+        (order.promised_delivery, "promised")
+        if order.promised_delivery is not None
+        else (first, "first_estimate")
+    )
+    if baseline is None or (new - baseline).days < limits.eta_slip_days:
+        return None
+    at = tracking.events[-1].occurred_at if tracking.events else now
+    return DomainEvent(
+        EventKind.DELAYED,
+        order_id=order.order_id,
+        shipment_id=previous.shipment_id,
+        occurred_at=at,
+        reason=DelayReason.ETA_SLIPPED,
+        facts={
+            "estimated_delivery": new.isoformat(),
+            "previous_estimate": old.isoformat() if old else None,
+            "baseline": baseline.isoformat(),
+            "baseline_kind": against,
+            "days_late": (new - baseline).days,
+        },
+    )
+
+
+def advance_state(previous: ShipmentState, tracking: Tracking, now: datetime) -> ShipmentState:
+    """The stored state after a poll; detection relies on exactly these field meanings."""
+    if not tracking.found:
+        problem = "; ".join(tracking.problems) or "not found"
+        return replace(previous, last_polled_at=now, problem=problem)
+    status, scan_at = accepted_status(previous, tracking)
+    newest = tracking.events[-1].occurred_at if tracking.events else None
+    last_event_at = previous.last_event_at
+    if newest is not None and (last_event_at is None or newest > last_event_at):
+        last_event_at = newest
+    changed = status != previous.status
+    # built field by field: `dataclasses.replace` is a third of a poll's cost
+    return ShipmentState(
+        shipment_id=previous.shipment_id,
+        order_id=previous.order_id,
+        carrier=previous.carrier or tracking.carrier,
+        tracking_number=previous.tracking_number,
+        status=status,
+        code=tracking.code if changed or status == tracking.status else previous.code,
+        description=tracking.description if changed else previous.description,
+        estimated_delivery=tracking.estimated_delivery or previous.estimated_delivery,
+        first_estimate=previous.first_estimate or tracking.estimated_delivery,
+        estimated_window=tracking.estimated_window or previous.estimated_window,
+        delivered_at=tracking.delivered_at or previous.delivered_at,
+        pickup_point=tracking.pickup_point or previous.pickup_point,
+        last_event_at=last_event_at,
+        status_since=(scan_at or now) if changed else previous.status_since,
+        last_polled_at=now,
+        next_check_at=previous.next_check_at,
+        created_at=previous.created_at,
+        problem="; ".join(tracking.problems) or None,
+    )
+
+
+# --- time-based events ------------------------------------------------------------
+
+
+def detect_order_placed(order: Order) -> DomainEvent:
+    return DomainEvent(EventKind.ORDER_PLACED, order_id=order.order_id, occurred_at=order.placed_at)
+
+
+def detect_due(
+    order: Order,
+    shipments: Sequence[ShipmentState],
+    now: datetime,
+    thresholds: DelayThresholds,
+) -> list[DomainEvent]:
+    """Events due from stored facts at `now`; the same fact gives the same event each cycle."""
+    tz = order.customer.time_zone
+    events: list[DomainEvent] = []
+    for shipment in shipments:
+        limits = thresholds.for_carrier(shipment.carrier)
+        _due_for_shipment(order, shipment, now, limits, tz, events)
+    events.extend(_warranty_events(order, shipments, now, thresholds))
+    return events
+
+
+def _due_for_shipment(
+    order: Order,
+    s: ShipmentState,
+    now: datetime,
+    limits: DelayThresholds,
+    tz: str,
+    out: list[DomainEvent],
+) -> None:
+    status = s.status
+    oid, sid = order.order_id, s.shipment_id
+
+    def delayed(reason: DelayReason, at: datetime, facts: dict[str, Any]) -> None:
+        out.append(
+            DomainEvent(
+                EventKind.DELAYED,
+                oid,
+                at,
+                shipment_id=sid,
+                reason=reason,
+                facts=facts,
+            )
+        )
+
+    estimate = s.estimated_delivery
+    if status in _ARRIVING_WATCH and estimate is not None and now.date() >= estimate - _TWO_DAYS:
+        day_before = local_midnight(estimate - timedelta(days=1), tz)
+        if day_before <= now < local_midnight(estimate, tz):
+            window = s.estimated_window
+            facts = {
+                "estimated_delivery": estimate.isoformat(),
+                "window_start": window[0].isoformat() if window else None,
+                "window_end": window[1].isoformat() if window else None,
+            }
+            out.append(
+                DomainEvent(
+                    EventKind.ARRIVING_TOMORROW,
+                    oid,
+                    day_before,
+                    shipment_id=sid,
+                    facts=facts,
+                )
+            )
+    if status is Status.DELIVERED and s.delivered_at is not None:
+        for days in limits.delivered_ago_days:
+            at = s.delivered_at + timedelta(days=days)
+            if at <= now:
+                out.append(
+                    DomainEvent(
+                        EventKind.DELIVERED_AGO,
+                        oid,
+                        at,
+                        shipment_id=sid,
+                        facts={"days": days, "delivered_at": s.delivered_at.isoformat()},
+                    )
+                )
+        return
+    if status in TERMINAL_STATUSES:
+        return
+    if status in _NOT_SHIPPED:
+        since = s.status_since if status is Status.LABEL_CREATED else None
+        since = since or s.created_at
+        if since is not None:
+            at = since + timedelta(hours=limits.no_first_scan_hours)
+            if at <= now:
+                delayed(
+                    DelayReason.NO_FIRST_SCAN,
+                    at,
+                    {"since": since.isoformat(), "hours": limits.no_first_scan_hours},
+                )
+    stale_from = s.last_event_at
+    # business hours never pass faster than wall-clock hours: most parcels skip the count
+    if status in _STALE_WATCH and stale_from is not None and now - stale_from >= limits.stale_after:
+        at = add_business_hours(
+            stale_from, limits.stale_business_hours, limits.business_tz, limits.business_days
+        )
+        if at <= now:
+            delayed(
+                DelayReason.STALE,
+                at,
+                {
+                    "last_event_at": stale_from.isoformat(),
+                    "business_hours": limits.stale_business_hours,
+                },
+            )
+    if status in _ETA_WATCH:
+        deadline, kind = (
+            (order.promised_delivery, "promised")
+            if order.promised_delivery is not None
+            else (s.estimated_delivery, "estimated")
+        )
+        if deadline is not None and now.date() >= deadline:
+            at = local_midnight(deadline + timedelta(days=1), tz)
+            if at <= now:
+                delayed(
+                    DelayReason.ETA_MISSED,
+                    at,
+                    {
+                        "deadline": deadline.isoformat(),
+                        "deadline_kind": kind,
+                        "days_late": (now - at).days + 1,
+                    },
+                )
+    if status is Status.AVAILABLE_FOR_PICKUP and s.status_since is not None:
+        at = s.status_since + timedelta(hours=limits.pickup_wait_hours)
+        if at <= now:
+            delayed(
+                DelayReason.PICKUP_WAITING,
+                at,
+                {
+                    "since": s.status_since.isoformat(),
+                    "hours": limits.pickup_wait_hours,
+                    "pickup_point": s.pickup_point,
+                },
+            )
+
+
+def add_months(day: date, months: int) -> date:
+    month0 = day.month - 1 + months
+    year, month = day.year + month0 // 12, month0 % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def warranty_start(order: Order, shipments: Sequence[ShipmentState]) -> datetime:
+    """Warranty runs from delivery (the last delivered parcel), else from the purchase."""
+    delivered = [s.delivered_at for s in shipments if s.delivered_at is not None]
+    return max(delivered) if delivered else order.placed_at
+
+
+def _warranty_events(
+    order: Order,
+    shipments: Sequence[ShipmentState],
+    now: datetime,
+    thresholds: DelayThresholds,
+) -> list[DomainEvent]:
+    months = [item.warranty_months for item in order.items if item.warranty_months]
+    if not months or not thresholds.warranty_ending_days:
+        return []
+    start = warranty_start(order, shipments)
+    # a month is at least 28 days: skip the calendar arithmetic while the end is far off
+    earliest = start + timedelta(days=28 * min(months) - max(thresholds.warranty_ending_days))
+    if now < earliest:
+        return []
+    out: list[DomainEvent] = []
+    seen: set[str] = set()
+    for item in order.items:
+        if not item.warranty_months or item.sku in seen:
+            continue
+        seen.add(item.sku)
+        ends = datetime.combine(add_months(start.date(), item.warranty_months), start.timetz())
+        if now >= ends:
+            continue
+        for days in thresholds.warranty_ending_days:
+            at = ends - timedelta(days=days)
+            if at <= now:
+                facts = {
+                    "days": days,
+                    "warranty_ends": ends.date().isoformat(),
+                    "warranty_months": item.warranty_months,
+                    "warranty_from": start.date().isoformat(),
+                }
+                out.append(
+                    DomainEvent(
+                        EventKind.WARRANTY_ENDING,
+                        order.order_id,
+                        at,
+                        item_sku=item.sku,
+                        facts=facts,
+                    )
+                )
+    return out
