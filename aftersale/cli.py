@@ -288,5 +288,16 @@ def messages_release(
     console.print(f"{n} message(s) {'queued again' if resend else 'recorded as sent'}")
 
 
+def _register_workbench() -> None:
+    """The marketer's workbench commands live in their own module (aftersale.cli_templates)."""
+    from aftersale.cli_templates import preview, send_test
+
+    app.command("preview")(preview)
+    app.command("send-test")(send_test)
+
+
+_register_workbench()
+
+
 def main() -> None:  # pragma: no cover - console script entry
     app()

@@ -1,0 +1,274 @@
+"""The product catalogue marketers edit (catalogue/products.yaml): setup tips, guides, warranty.
+
+Entries exist per category and per SKU; a SKU entry overrides its category's
+fields one by one. Every problem in the file is reported at once, as file:line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
+
+from aftersale.errors import ConfigError
+
+ENTRY_FIELDS = ("category", "warranty_months", "guide_url", "tips", "extended_warranty")
+OFFER_FIELDS = ("months", "price", "currency", "url")
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendedWarranty:
+    months: int
+    price: Decimal
+    currency: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProductInfo:
+    """What the catalogue says about one product (category defaults merged with its SKU)."""
+
+    category: str | None = None
+    warranty_months: int | None = None
+    guide_url: str | None = None
+    tips: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    extended_warranty: ExtendedWarranty | None = None
+
+    def tips_for(self, locale: str, default_locale: str) -> tuple[str, ...]:
+        """Tips in `locale`, falling back pl-PL -> pl -> the shop's default locale."""
+        for candidate in locale_chain(locale, default_locale):
+            if candidate in self.tips:
+                return self.tips[candidate]
+        return ()
+
+
+def locale_chain(locale: str, default_locale: str) -> list[str]:
+    """`pl_PL` -> ["pl-PL", "pl", default]: the order in which variants are tried."""
+    tag = locale.replace("_", "-").strip()
+    chain = []
+    if tag:
+        chain.append(tag)
+        language = tag.split("-")[0].lower()
+        if language not in chain:
+            chain.append(language)
+    if default_locale not in chain:
+        chain.append(default_locale)
+    return chain
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    categories: Mapping[str, ProductInfo] = field(default_factory=dict)
+    products: Mapping[str, ProductInfo] = field(default_factory=dict)
+
+    def lookup(self, sku: str, category: str | None) -> ProductInfo | None:
+        """The SKU's entry over its category's; None when the catalogue knows neither."""
+        by_sku = self.products.get(sku)
+        by_category = self.categories.get((by_sku and by_sku.category) or category or "")
+        if by_sku is None:
+            return by_category
+        if by_category is None:
+            return by_sku
+        return ProductInfo(
+            category=by_sku.category or by_category.category,
+            warranty_months=(
+                by_sku.warranty_months
+                if by_sku.warranty_months is not None
+                else by_category.warranty_months
+            ),
+            guide_url=by_sku.guide_url or by_category.guide_url,
+            tips={**by_category.tips, **by_sku.tips},
+            extended_warranty=by_sku.extended_warranty or by_category.extended_warranty,
+        )
+
+
+def load_catalogue(path: Path) -> Catalogue:
+    """Read and validate the catalogue; ConfigError lists every problem with file:line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the product catalogue ({exc})") from exc
+    return parse_catalogue(text, str(path))
+
+
+def parse_catalogue(text: str, filename: str) -> Catalogue:
+    try:
+        doc = YAML(typ="rt").load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
+        raise ConfigError(f"{where} not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    problems: list[str] = []
+    if doc is None:
+        return Catalogue()
+    if not isinstance(doc, CommentedMap):
+        raise ConfigError(f"{filename}:1:1 expected 'categories:' and/or 'products:' sections")
+    sections: dict[str, dict[str, ProductInfo]] = {"categories": {}, "products": {}}
+    for key in doc:
+        where = _at(filename, doc, key)
+        if key not in sections:
+            problems.append(f"{where} unknown section '{key}'{_did_you_mean(key, sections)}")
+            continue
+        entries = doc[key]
+        if entries is None:
+            continue
+        if not isinstance(entries, CommentedMap):
+            problems.append(f"{where} '{key}' must map names to entries")
+            continue
+        label = "category" if key == "categories" else "product"
+        for name, body in entries.items():
+            info = _parse_entry(filename, entries, str(name), body, label, problems)
+            if info is not None:
+                if key == "categories":
+                    info = replace(info, category=str(name))
+                sections[key][str(name)] = info
+    if problems:
+        raise ConfigError("\n".join(sorted(problems, key=_position)))
+    return Catalogue(categories=sections["categories"], products=sections["products"])
+
+
+def _position(problem: str) -> tuple[int, int]:
+    """(line, column) of a "file:line:col message" problem, to report in file order."""
+    parts = problem.split(" ", 1)[0].rsplit(":", 2)
+    return (int(parts[1]), int(parts[2])) if len(parts) == 3 and parts[1].isdigit() else (0, 0)
+
+
+def _at(filename: str, node: Any, key: Any) -> str:
+    line, col = node.lc.key(key) if isinstance(node, CommentedMap) else node.lc.item(key)
+    return f"{filename}:{line + 1}:{col + 1}"
+
+
+def _did_you_mean(name: str, known: Any) -> str:
+    close = get_close_matches(str(name), [str(k) for k in known], n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (expected one of: {', '.join(known)})"
+
+
+def _parse_entry(
+    filename: str, parent: CommentedMap, name: str, body: Any, label: str, problems: list[str]
+) -> ProductInfo | None:
+    where = _at(filename, parent, name)
+    if not isinstance(body, CommentedMap):
+        problems.append(f"{where} {label} '{name}': expected fields such as 'tips:', 'guide_url:'")
+        return None
+    count = len(problems)
+    for key in body:
+        if key not in ENTRY_FIELDS:
+            problems.append(
+                f"{_at(filename, body, key)} {label} '{name}': unknown field '{key}'"
+                f"{_did_you_mean(key, ENTRY_FIELDS)}"
+            )
+    months = body.get("warranty_months")
+    if months is not None and (
+        not isinstance(months, int) or isinstance(months, bool) or months < 0
+    ):
+        problems.append(
+            f"{_at(filename, body, 'warranty_months')} {label} '{name}': warranty_months must be "
+            f"a whole number of months, got {months!r}"
+        )
+    guide = body.get("guide_url")
+    if guide is not None and not (isinstance(guide, str) and guide.startswith("https://")):
+        problems.append(
+            f"{_at(filename, body, 'guide_url')} {label} '{name}': guide_url must be an "
+            f"https:// link, got {guide!r}"
+        )
+    tips = _parse_tips(filename, body, name, label, problems)
+    offer = _parse_offer(filename, body, name, label, problems)
+    if len(problems) > count:
+        return None
+    return ProductInfo(
+        category=str(body["category"]) if body.get("category") else None,
+        warranty_months=months,
+        guide_url=guide,
+        tips=tips,
+        extended_warranty=offer,
+    )
+
+
+def _parse_tips(
+    filename: str, body: CommentedMap, name: str, label: str, problems: list[str]
+) -> dict[str, tuple[str, ...]]:
+    tips = body.get("tips")
+    if tips is None:
+        return {}
+    if not isinstance(tips, CommentedMap):
+        problems.append(
+            f"{_at(filename, body, 'tips')} {label} '{name}': tips must map a locale "
+            f"(en, pl, de) to a list of tips"
+        )
+        return {}
+    result: dict[str, tuple[str, ...]] = {}
+    for locale, lines in tips.items():
+        if isinstance(lines, str):
+            lines = [lines]
+        if (
+            not isinstance(lines, list)
+            or not lines
+            or not all(isinstance(t, str) and t.strip() for t in lines)
+        ):
+            problems.append(
+                f"{_at(filename, tips, locale)} {label} '{name}': tips for '{locale}' must be "
+                f"a list of non-empty texts"
+            )
+            continue
+        result[str(locale)] = tuple(t.strip() for t in lines)
+    return result
+
+
+def _parse_offer(
+    filename: str, body: CommentedMap, name: str, label: str, problems: list[str]
+) -> ExtendedWarranty | None:
+    offer = body.get("extended_warranty")
+    if offer is None:
+        return None
+    where = _at(filename, body, "extended_warranty")
+    if not isinstance(offer, CommentedMap):
+        problems.append(
+            f"{where} {label} '{name}': extended_warranty needs {', '.join(OFFER_FIELDS)}"
+        )
+        return None
+    before = len(problems)
+    for key in offer:
+        if key not in OFFER_FIELDS:
+            problems.append(
+                f"{_at(filename, offer, key)} {label} '{name}': unknown extended_warranty field "
+                f"'{key}'{_did_you_mean(key, OFFER_FIELDS)}"
+            )
+    missing = [k for k in OFFER_FIELDS if k not in offer]
+    if missing:
+        problems.append(
+            f"{where} {label} '{name}': extended_warranty is missing {', '.join(missing)}"
+        )
+        return None
+    try:
+        price = Decimal(str(offer["price"]))
+    except InvalidOperation:
+        problems.append(
+            f"{_at(filename, offer, 'price')} {label} '{name}': price must be a number, "
+            f"got {offer['price']!r}"
+        )
+        return None
+    months, currency, url = offer["months"], str(offer["currency"]), offer["url"]
+    if not isinstance(months, int) or isinstance(months, bool) or months <= 0:
+        problems.append(
+            f"{_at(filename, offer, 'months')} {label} '{name}': months must be a positive "
+            f"whole number, got {months!r}"
+        )
+    if len(currency) != 3 or not currency.isupper():
+        problems.append(
+            f"{_at(filename, offer, 'currency')} {label} '{name}': currency must be an ISO 4217 "
+            f"code such as PLN or EUR, got {currency!r}"
+        )
+    if not (isinstance(url, str) and url.startswith("https://")):
+        problems.append(
+            f"{_at(filename, offer, 'url')} {label} '{name}': url must be an https:// link"
+        )
+    if len(problems) > before:
+        return None
+    return ExtendedWarranty(months=months, price=price, currency=currency, url=url)
