@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from aftersale.catalogue import Catalogue, locale_chain
+from aftersale.catalogue import Catalogue, ProductInfo, locale_chain
 from aftersale.models import DomainEvent, Order, ShipmentState, TrackingEvent
 from aftersale.settings import Shop
 from aftersale.template_filters import CARRIER_NAMES, tracking_page
@@ -130,7 +130,15 @@ def build_context(
     )
 
     item = product = None
-    chosen = next((i for i in order.items if i.sku == sku), None) if sku else None
+    if sku:
+        chosen = next((i for i in order.items if i.sku == sku), None)
+    else:
+        # A message about the whole order (a setup tip after delivery) still speaks of
+        # one product: the first with setup tips in the catalogue, else the first item.
+        chosen = next(
+            (i for i in order.items if catalogue and _has_tips(catalogue.lookup(i.sku, i.category))),
+            order.items[0] if order.items else None,
+        )
     if chosen is not None:
         info = catalogue.lookup(chosen.sku, chosen.category) if catalogue else None
         months = chosen.warranty_months or (info.warranty_months if info else None)
@@ -245,3 +253,7 @@ def build_context(
         ),
         "links": links,
     }
+
+
+def _has_tips(info: ProductInfo | None) -> bool:
+    return bool(info and info.tips)

@@ -194,7 +194,7 @@ def test_condition_false_is_explained(shipped) -> None:
     out = run([ev], shipped, ev.occurred_at, order)
     assert out.decisions == []
     assert out.skipped[0].reason == (
-        "condition 'items.category in [headphones, speakers, laptops, smartwatches]' is false "
+        "condition 'items.category in [headphones, speakers, laptops, smartwatches, tv, vacuum, camera]' is false "
         "(items.category = [accessories])"
     )
 
