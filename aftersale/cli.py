@@ -288,15 +288,18 @@ def messages_release(
     console.print(f"{n} message(s) {'queued again' if resend else 'recorded as sent'}")
 
 
-def _register_workbench() -> None:
-    """The marketer's workbench commands live in their own module (aftersale.cli_templates)."""
+def _register_commands() -> None:
+    """Commands kept in their own modules: the marketer's workbench and delivery upkeep."""
+    from aftersale.cli_delivery import suppress_app, webhooks_app
     from aftersale.cli_templates import preview, send_test
 
     app.command("preview")(preview)
     app.command("send-test")(send_test)
+    app.add_typer(suppress_app, name="suppress")
+    app.add_typer(webhooks_app, name="webhooks")
 
 
-_register_workbench()
+_register_commands()
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -42,6 +42,7 @@ from aftersale.ruleset import RuleSet
 from aftersale.schedule import PollSchedule, apply_failure, schedule_after_poll
 from aftersale.settings import Settings
 from aftersale.store import Store
+from aftersale.webhook_spool import ingest_webhook_spool, webhook_spool_dir
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,11 @@ class CycleSummary:
 
 
 def intake_pending(parts: CycleParts, now: datetime) -> list[ImportReport]:
-    """Import order files dropped in the inbox; each moves to inbox/done/ once stored."""
+    """Apply provider webhook facts (opt-outs, bounces, delivery states) spooled by the
+    receiver, then import order files dropped in the inbox (each moves to inbox/done/)."""
+    applied = ingest_webhook_spool(parts.store, webhook_spool_dir(parts.settings), now)
+    if applied:
+        log.info("applied %d webhook facts from the spool", applied)
     inbox = parts.settings.inbox_dir
     if not inbox.is_dir():
         return []

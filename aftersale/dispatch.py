@@ -30,9 +30,12 @@ from aftersale.models import (
 )
 from aftersale.settings import Shop
 from aftersale.store import MessageRow, Store
+from aftersale.suppressions import add_suppression
 
 log = logging.getLogger(__name__)
 
+#: Twilio: "Attempt to send to unsubscribed recipient" (they replied STOP).
+TWILIO_OPTED_OUT = "21610"
 #: Suppression reasons that stop every message on the channel (not only marketing).
 HARD_SUPPRESSIONS = frozenset({"bounce", "stop", "spamreport", "dropped", "manual"})
 
@@ -216,6 +219,8 @@ def _dispatch_one(
     )
     result = _send(channel, outgoing)
     state = msgs.mark_result(store, message.message_id, result, now, retry_in=retry_in)
+    if kind is ChannelKind.SMS and result.error_code == TWILIO_OPTED_OUT:
+        add_suppression(store, to, kind, "stop", now)  # they replied STOP to the sender
     if state == msgs.SENT:
         log.info(
             "sent %s rule=%s via %s to %s",

@@ -175,3 +175,13 @@ def test_a_channel_that_raises_is_recorded_as_failed(store: Store) -> None:
     queue(store, decision("thank_you"))
     report = run(store, Exploding(ChannelKind.EMAIL))
     assert [(o.outcome, o.reason) for o in report.outcomes] == [("failed", "channel_crash: RuntimeError: boom")]
+
+
+def test_twilio_opted_out_answer_suppresses_further_sms(store: Store) -> None:
+    sms = RecordingChannel(ChannelKind.SMS, [SendResult(False, error_code="21610", error_text="unsubscribed recipient")])
+    queue(store, decision("shipped_sms", ChannelKind.SMS, template="shipped"))
+    assert [o.outcome for o in run(store, sms).outcomes] == ["failed"]
+    assert msgs.is_suppressed(store, "+48601234567", "sms") == "stop"
+    queue(store, decision("out_for_delivery_sms", ChannelKind.SMS, template="out_for_delivery"))
+    assert [o.outcome for o in run(store, sms).outcomes] == ["suppressed"]
+    assert len(sms.sent) == 1

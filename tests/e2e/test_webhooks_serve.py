@@ -1,0 +1,240 @@
+"""`aftersale webhooks serve` as a real process: a signed Twilio STOP and a signed SendGrid
+bounce land in the spool (the database stays free for the cycle), the cycle's ingest turns
+them into suppressions and a delivery state, and the next dispatch holds those messages."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from twilio.request_validator import RequestValidator
+
+from aftersale import messages as msgs
+from aftersale.cycle import dispatch_stage
+from aftersale.detect import detect_order_placed
+from aftersale.models import ChannelKind, Customer, Decision, Item, Order
+from aftersale.settings import Settings
+from aftersale.store import Store
+from aftersale.suppressions import list_suppressions
+from aftersale.webhook_spool import ingest_webhook_spool
+from flows.wiring import build_parts
+from tests.support.servers import free_port, wait_for_port
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "twilio-auth-token-for-the-receiver"
+ANNA_EMAIL, ANNA_PHONE = "anna.nowak@example.com", "+48601234567"
+NOW = datetime.now(UTC).replace(microsecond=0)
+EMAIL, SMS = ChannelKind.EMAIL, ChannelKind.SMS
+
+
+def customer(cid: str, name: str, email: str, phone: str) -> Customer:
+    return Customer(cid, name, email, phone, "en", "Europe/Warsaw", True, True, "PL")
+
+
+ORDERS = [
+    Order(
+        order_id,
+        NOW - timedelta(hours=1),
+        who,
+        (Item("NW-CB-USB", "USB-C cable", "cables", 1, Decimal("39"), "PLN", 12),),
+        (),
+    )
+    for order_id, who in [
+        ("W-1", customer("C-1", "Anna Nowak", ANNA_EMAIL, ANNA_PHONE)),
+        ("W-2", customer("C-2", "Piotr Lis", "piotr.lis@example.com", "+48602345678")),
+    ]
+]
+
+
+def decisions(rule: str, *targets: tuple[Order, ChannelKind]) -> list[Decision]:
+    return [
+        Decision(
+            rule,
+            "thank_you",
+            kind,
+            order.order_id,
+            f"{rule}:{order.order_id}:{kind}",
+            NOW - timedelta(minutes=1),
+            detect_order_placed(order),
+        )
+        for order, kind in targets
+    ]
+
+
+def queue(store: Store, ds: list[Decision]) -> list[str]:
+    store.record_domain_events([d.event for d in ds], run_id="t", now=NOW)
+    return msgs.queue_decisions(
+        store, ds, {o.order_id: o.customer.customer_id for o in ORDERS}, run_id="t", now=NOW
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture
+def settings(workdir: Path) -> Settings:
+    return Settings(
+        db_path=workdir / "aftersale.duckdb",
+        outbox_dir=workdir / "outbox",
+        inbox_dir=workdir / "inbox",
+    )
+
+
+@pytest.fixture
+def sendgrid_key() -> tuple[ec.EllipticCurvePrivateKey, str]:
+    private = ec.generate_private_key(ec.SECP256R1())
+    der = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, base64.b64encode(der).decode()
+
+
+@pytest.fixture
+def receiver(
+    workdir: Path, settings: Settings, sendgrid_key: tuple[ec.EllipticCurvePrivateKey, str]
+) -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AFTERSALE_", "TWILIO_"))}
+    env.update(
+        {
+            "AFTERSALE_DB": str(settings.db_path),
+            "AFTERSALE_WEBHOOK_PUBLIC_URL": url,
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "SENDGRID_WEBHOOK_PUBLIC_KEY": sendgrid_key[1],
+        }
+    )
+    log = (workdir / "receiver.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from aftersale.cli_delivery import webhooks_app; webhooks_app()",
+            "serve",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, timeout_s=30, is_alive=lambda: proc.poll() is None)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+    out = (workdir / "receiver.log").read_text()
+    assert TOKEN not in out and ANNA_PHONE not in out and ANNA_EMAIL not in out, out
+
+
+def twilio_post(url: str, path: str, form: dict[str, str], token: str = TOKEN) -> httpx.Response:
+    signature = RequestValidator(token).compute_signature(url + path, form)
+    return httpx.post(
+        url + path,
+        content=urlencode(form),
+        headers={
+            "X-Twilio-Signature": signature,
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+
+
+def sendgrid_post(url: str, events: list[dict], key: ec.EllipticCurvePrivateKey) -> httpx.Response:
+    payload = json.dumps(events).encode()
+    ts = str(int(datetime.now(UTC).timestamp()))
+    sig = key.sign(ts.encode() + payload, ec.ECDSA(hashes.SHA256()))
+    return httpx.post(
+        url + "/sendgrid/events",
+        content=payload,
+        headers={
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(sig).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": ts,
+            "Content-Type": "application/json",
+        },
+    )
+
+
+def test_stop_and_bounce_reach_the_store_and_hold_the_next_dispatch(
+    receiver: str,
+    settings: Settings,
+    workdir: Path,
+    sendgrid_key: tuple[ec.EllipticCurvePrivateKey, str],
+) -> None:
+    anna, piotr = ORDERS
+    # Before: one thank-you email to Anna went out (through the outbox).
+    with Store.open(settings.db_path) as store:
+        store.save_orders(ORDERS, source="test", now=NOW)
+        (thanked,) = queue(store, decisions("thank_you", (anna, EMAIL)))
+        parts, _ = build_parts(settings, store, env={}, carriers={})
+        assert [o.outcome for o in dispatch_stage(parts, NOW, "run-1").outcomes] == ["sent"]
+
+    # Anna texts STOP; her thank-you email hard-bounces. A forged STOP changes nothing.
+    forged = twilio_post(receiver, "/twilio/inbound", {"From": "+48602345678", "Body": "STOP"}, "x")
+    assert forged.status_code == 403
+    stop = twilio_post(
+        receiver,
+        "/twilio/inbound",
+        {"From": ANNA_PHONE, "To": "+48221002030", "Body": "Stop", "MessageSid": "SM" + "1" * 32},
+    )
+    assert stop.status_code == 200 and "<Response" in stop.text
+    bounce = {
+        "email": "Anna.Nowak@example.com",
+        "event": "bounce",
+        "type": "bounce",
+        "timestamp": int(NOW.timestamp()),
+        "sg_event_id": "ev-1",
+        "message_id": thanked,
+        "reason": f"550 5.1.1 <{ANNA_EMAIL}>: user unknown",
+    }
+    answer = sendgrid_post(receiver, [bounce], sendgrid_key[0])
+    assert (answer.status_code, answer.json()) == (200, {"applied": 1, "skipped": 0})
+
+    # The receiver never holds the database: the cycle can open it at once, meanwhile.
+    spool = workdir / "webhooks"
+    assert len(list(spool.glob("*.jsonl"))) == 3  # sms stop, email bounce, delivery state
+    with Store.open(settings.db_path, wait_s=0) as store:
+        assert list_suppressions(store) == []  # not before the cycle ingests
+        assert ingest_webhook_spool(store, spool, NOW) == 3
+        assert sorted((s.address, s.channel, s.reason) for s in list_suppressions(store)) == [
+            ("+48601234567", SMS, "stop"),
+            ("anna.nowak@example.com", EMAIL, "bounce"),
+        ]
+        state = store.con.execute(
+            "SELECT state, delivery_state, error_text FROM messages WHERE message_id = ?",
+            [thanked],
+        ).fetchone()
+        assert state == ("sent", "bounced", "550 5.1.1 <a***@example.com>: user unknown")
+
+        # The next dispatch: nothing more to Anna on either channel; Piotr is unaffected.
+        queue(
+            store,
+            decisions("shipped", (anna, EMAIL), (anna, SMS), (piotr, EMAIL), (piotr, SMS)),
+        )
+        parts, _ = build_parts(settings, store, env={}, carriers={})
+        report = dispatch_stage(parts, NOW, "run-2")
+    outcomes = sorted((o.order_id, o.channel, o.outcome, o.reason) for o in report.outcomes)
+    assert outcomes == [
+        ("W-1", "email", "suppressed", "recipient suppressed (bounce)"),
+        ("W-1", "sms", "suppressed", "recipient suppressed (stop)"),
+        ("W-2", "email", "sent", None),
+        ("W-2", "sms", "sent", None),
+    ]
+    sms_lines = (settings.outbox_dir / "sms.jsonl").read_text().splitlines()
+    assert [json.loads(line)["to"] for line in sms_lines] == ["+48602345678"]
