@@ -2,24 +2,41 @@
 
 Parcels follow scripted timelines (`sandbox.timelines`); the clock only moves when told
 (`state.clock.set(...)` in-process, or `POST /_sandbox/clock {"now": ISO}`), so demos and
-tests are deterministic. Control endpoints live under `/_sandbox/`.
+tests are deterministic. Auth is checked the way each carrier does it (UPS OAuth client
+credentials then a bearer token, DHL's key header). Faults are injected on request
+(`sandbox.faults`). Control endpoints live under `/_sandbox/`:
+
+    GET/POST  /_sandbox/clock      {"now": ISO 8601 with offset}
+    GET/POST  /_sandbox/parcels    [{"carrier", "tracking_number", "scenario", "start"}]
+    GET/POST/DELETE /_sandbox/faults   {"carrier": "dhl" | "*", "kind": ..., ...}
+                                   or {"carrier": ..., "clear": true}
+    GET/DELETE /_sandbox/requests  tracking requests served, per carrier
+    POST      /_sandbox/ups/revoke  forget every UPS token issued (the next call gets 401)
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox import inpost
+from sandbox import dhl, dpd, inpost, ups
+from sandbox.faults import Fault, format_retry_after
 from sandbox.timelines import SCENARIOS, SandboxParcel
+
+Renderer = Callable[..., tuple[int, Any]]
 
 
 class SandboxClock:
@@ -42,24 +59,111 @@ class SandboxClock:
 class SandboxState:
     clock: SandboxClock
     parcels: dict[tuple[str, str], SandboxParcel] = field(default_factory=dict)
+    #: tracking requests served per carrier, and per (carrier, number)
     requests: Counter[str] = field(default_factory=Counter)
+    calls: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: carrier slug (or "*") -> the fault its tracking answers get
+    faults: dict[str, Fault] = field(default_factory=dict)
+    #: the test credentials each carrier accepts
+    ups_clients: dict[str, str] = field(
+        default_factory=lambda: {"sandbox-client": "sandbox-secret"}
+    )
+    dhl_keys: set[str] = field(default_factory=lambda: {"sandbox-key"})
+    #: UPS bearer tokens issued -> expiry (epoch seconds, real time: tokens outlive clock jumps)
+    ups_tokens: dict[str, float] = field(default_factory=dict)
+    closing: threading.Event = field(default_factory=threading.Event)
+    _aliases: dict[tuple[str, str], SandboxParcel] = field(default_factory=dict)
 
     def add(self, parcels: Iterable[SandboxParcel]) -> None:
         for p in parcels:
             if p.scenario not in SCENARIOS:
                 raise ValueError(f"unknown sandbox scenario {p.scenario!r} for {p.tracking_number}")
             self.parcels[(p.carrier, p.tracking_number)] = p
+            if p.carrier == "dpd":  # DPD is asked for the 14-digit parcel number inside a label
+                self._aliases[(p.carrier, dpd.parcel_number(p.tracking_number))] = p
 
     def parcel(self, carrier: str, number: str) -> SandboxParcel | None:
-        return self.parcels.get((carrier, number))
+        return self.parcels.get((carrier, number)) or self._aliases.get((carrier, number))
+
+    def set_fault(self, carrier: str, fault: Fault) -> None:
+        self.faults[carrier] = fault
+
+    def clear_faults(self, carrier: str | None = None) -> None:
+        if carrier is None:
+            self.faults.clear()
+        else:
+            self.faults.pop(carrier, None)
+
+    def fault_for(self, carrier: str) -> Fault | None:
+        return self.faults.get(carrier) or self.faults.get("*")
+
+    def revoke_tokens(self) -> None:
+        self.ups_tokens.clear()
 
 
 def build_app(state: SandboxState) -> Starlette:
-    async def inpost_tracking(request: Request) -> Response:
-        number = request.path_params["number"]
-        state.requests["inpost"] += 1
-        status, body = inpost.render(state.parcel("inpost", number), number, state.clock.now())
+    async def tracking(carrier: str, number: str, request: Request, render: Renderer) -> Response:
+        state.requests[carrier] += 1
+        state.calls[(carrier, number)] += 1
+        fault = state.fault_for(carrier)
+        kind = None
+        if fault is not None and fault.draw():
+            kind = fault.kind
+            if fault.latency_ms:
+                await asyncio.sleep(fault.latency_ms / 1000)
+            if kind == "timeout":
+                await _hang(request, fault.hang_s, state.closing)
+            elif kind == "rate_limit":
+                return JSONResponse(
+                    {"title": "Too Many Requests", "status": 429, "detail": "sandbox: rate limit"},
+                    status_code=429,
+                    headers={"Retry-After": format_retry_after(fault.retry_after_s)},
+                )
+            elif kind == "server_error":
+                return JSONResponse({"error": "sandbox: injected server error"}, fault.status)
+        status, body = render(
+            state.parcel(carrier, number), number, state.clock.now(),
+            unknown_status=kind == "unknown_status",
+        )  # fmt: skip
+        if kind == "malformed":
+            text = json.dumps(body)
+            return Response(text[: len(text) // 2], 200, media_type="application/json")
         return JSONResponse(body, status_code=status)
+
+    async def inpost_tracking(request: Request) -> Response:
+        return await tracking("inpost", request.path_params["number"], request, inpost.render)
+
+    async def ups_token(request: Request) -> Response:
+        client_id = ups.check_basic_auth(request.headers.get("authorization"), state.ups_clients)
+        if client_id is None:
+            return JSONResponse(ups.BAD_CLIENT, status_code=401)
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        if form.get("grant_type") != ["client_credentials"]:
+            error = {"code": "10400", "message": "Invalid/Missing grant_type"}
+            return JSONResponse({"response": {"errors": [error]}}, status_code=400)
+        now = time.time()
+        token, body = ups.issue_token(client_id, now)
+        state.ups_tokens[token] = now + ups.TOKEN_LIFETIME_S
+        return JSONResponse(body)
+
+    async def ups_tracking(request: Request) -> Response:
+        auth = request.headers.get("authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        valid = state.ups_tokens.get(token, 0.0) > time.time()
+        if not (valid and request.headers.get("transid") and request.headers.get("transactionsrc")):
+            return JSONResponse(ups.BAD_AUTH, status_code=401)
+        return await tracking("ups", request.path_params["number"], request, ups.render)
+
+    async def dhl_tracking(request: Request) -> Response:
+        if request.headers.get("dhl-api-key") not in state.dhl_keys:
+            return JSONResponse(dhl.UNAUTHORIZED, status_code=401)
+        number = request.query_params.get("trackingNumber")
+        if not number:
+            return JSONResponse(dhl.bad_request("trackingNumber is required"), status_code=400)
+        return await tracking("dhl", number, request, dhl.render)
+
+    async def dpd_tracking(request: Request) -> Response:
+        return await tracking("dpd", request.path_params["number"], request, dpd.render)
 
     async def clock(request: Request) -> Response:
         if request.method == "POST":
@@ -67,7 +171,9 @@ def build_app(state: SandboxState) -> Starlette:
             try:
                 state.clock.set(datetime.fromisoformat(payload["now"]))
             except (KeyError, TypeError, ValueError) as exc:
-                return JSONResponse({"error": f"expected {{'now': ISO 8601 with offset}}: {exc}"}, 400)
+                return JSONResponse(
+                    {"error": f"expected {{'now': ISO 8601 with offset}}: {exc}"}, 400
+                )
         return JSONResponse({"now": state.clock.now().isoformat()})
 
     async def parcels(request: Request) -> Response:
@@ -78,7 +184,7 @@ def build_app(state: SandboxState) -> Starlette:
                     SandboxParcel(p["carrier"], p["tracking_number"], p["scenario"],
                                   datetime.fromisoformat(p["start"]))
                     for p in payload
-                )
+                )  # fmt: skip
             except (KeyError, TypeError, ValueError) as exc:
                 return JSONResponse({"error": str(exc)}, 400)
         return JSONResponse(
@@ -87,12 +193,58 @@ def build_app(state: SandboxState) -> Starlette:
                  "scenario": p.scenario, "start": p.start.isoformat()}
                 for p in state.parcels.values()
             ]
+        )  # fmt: skip
+
+    async def faults(request: Request) -> Response:
+        if request.method == "DELETE":
+            state.clear_faults()
+        elif request.method == "POST":
+            payload = await request.json()
+            if not isinstance(payload, dict) or not isinstance(payload.get("carrier"), str):
+                return JSONResponse({"error": 'expected {"carrier": slug or "*", ...fault}'}, 400)
+            payload = dict(payload)
+            carrier = payload.pop("carrier")
+            if payload.pop("clear", False):
+                state.clear_faults(carrier)
+            else:
+                try:
+                    state.set_fault(carrier, Fault.from_dict(payload))
+                except ValueError as exc:
+                    return JSONResponse({"error": str(exc)}, 400)
+        return JSONResponse({slug: f.as_dict() for slug, f in state.faults.items()})
+
+    async def requests(request: Request) -> Response:
+        if request.method == "DELETE":
+            state.requests.clear()
+            state.calls.clear()
+        return JSONResponse(
+            {"by_carrier": dict(state.requests), "total": sum(state.requests.values())}
         )
+
+    async def ups_revoke(request: Request) -> Response:
+        state.revoke_tokens()
+        return JSONResponse({"revoked": True})
 
     return Starlette(
         routes=[
             Route("/v1/tracking/{number}", inpost_tracking),
+            Route("/security/v1/oauth/token", ups_token, methods=["POST"]),
+            Route("/api/track/v1/details/{number}", ups_tracking),
+            Route("/track/shipments", dhl_tracking),
+            Route("/rest/plc/{locale}/{number}", dpd_tracking),
             Route("/_sandbox/clock", clock, methods=["GET", "POST"]),
             Route("/_sandbox/parcels", parcels, methods=["GET", "POST"]),
+            Route("/_sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),
+            Route("/_sandbox/requests", requests, methods=["GET", "DELETE"]),
+            Route("/_sandbox/ups/revoke", ups_revoke, methods=["POST"]),
         ]
     )
+
+
+async def _hang(request: Request, seconds: float, closing: threading.Event) -> None:
+    """Wait like a stuck upstream, but stop early once the client gave up or we shut down."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not closing.is_set():
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(0.02)

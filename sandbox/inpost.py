@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,9 +23,13 @@ CODES: dict[Status, str] = {
     Status.CANCELLED: "canceled",
 }
 FIRST_TRANSIT = "taken_by_courier"
+#: What the `unknown_status` fault sends: a status name not in InPost's dictionary.
+UNKNOWN = "teleported_by_sandbox"
 
 
-def render(parcel: SandboxParcel | None, number: str, now: datetime) -> tuple[int, dict[str, Any]]:
+def render(
+    parcel: SandboxParcel | None, number: str, now: datetime, *, unknown_status: bool = False
+) -> tuple[int, dict[str, Any]]:
     steps = parcel.visible_steps(now) if parcel else []
     if not steps:
         return 404, {
@@ -44,10 +48,18 @@ def render(parcel: SandboxParcel | None, number: str, now: datetime) -> tuple[in
             {
                 "status": code,
                 "origin_status": code.upper()[:8],
-                "agency": None if step.place == "Shipper" else step.place.upper().replace(" ", "")[:8],
+                "agency": None
+                if step.place == "Shipper"
+                else step.place.upper().replace(" ", "")[:8],
                 "datetime": when.astimezone(WARSAW).isoformat(timespec="milliseconds"),
             }
         )
+    if unknown_status:
+        later = (steps[-1][0] + timedelta(minutes=1)).astimezone(WARSAW)
+        details.append(
+            {**details[-1], "status": UNKNOWN, "origin_status": "SANDBOX",
+             "datetime": later.isoformat(timespec="milliseconds")}
+        )  # fmt: skip
     details.reverse()  # InPost lists newest first
     locker = parcel.scenario == "locker" if parcel else False
     return 200, {

@@ -7,9 +7,13 @@ A step becomes visible once the sandbox clock passes `parcel.start + step.after`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from aftersale.models import Status
+
+#: The scripted journeys run in Poland; carriers that print local times use this zone.
+LOCAL_ZONE = ZoneInfo("Europe/Warsaw")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +106,41 @@ class SandboxParcel:
             for step in SCENARIOS[self.scenario]
             if self.start + step.after <= now
         ]
+
+
+#: Where each scripted place is, for carriers that report addresses: (city, postal code,
+#: country, street or None). Unlisted places are reported by name, in Poland.
+PLACES: dict[str, tuple[str, str, str, str | None]] = {
+    "Shipper": ("Poznań", "60-001", "PL", "ul. Składowa 4"),
+    "Origin depot": ("Poznań", "61-131", "PL", None),
+    "Origin branch": ("Poznań", "61-131", "PL", None),
+    "Sorting hub": ("Stryków", "95-010", "PL", None),
+    "Sorting centre": ("Stryków", "95-010", "PL", None),
+    "Destination depot": ("Warszawa", "02-305", "PL", None),
+    "Destination branch": ("Warszawa", "02-305", "PL", None),
+    "Recipient": ("Warszawa", "00-950", "PL", None),
+    "Parcel locker": ("Warszawa", "00-950", "PL", "ul. Marszałkowska 10"),
+}
+
+
+def place(name: str) -> tuple[str, str, str, str | None]:
+    return PLACES.get(name, (name, "00-001", "PL", None))
+
+
+def estimates(
+    parcel: SandboxParcel, steps: list[tuple[datetime, Step]]
+) -> tuple[date | None, date | None]:
+    """(first estimate ever given, the estimate given now) as local dates; None when none.
+
+    The current estimate is the newest step's: a step without one (delivered, waiting
+    in a locker) means the carrier no longer shows an estimate."""
+    etas = [s.eta_days for _, s in steps if s.eta_days is not None]
+    if not etas:
+        return None, None
+    first = _eta_date(parcel, etas[0])
+    newest = steps[-1][1].eta_days
+    return first, None if newest is None else _eta_date(parcel, newest)
+
+
+def _eta_date(parcel: SandboxParcel, days: int) -> date:
+    return (parcel.start + timedelta(days=days)).astimezone(LOCAL_ZONE).date()

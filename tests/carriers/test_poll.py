@@ -124,7 +124,9 @@ def test_concurrency_is_bounded_per_carrier() -> None:
         body = DHL_BODY if host == "dhl.test" else INPOST_BODY
         return httpx.Response(200, content=body)
 
-    batch = [shipment(i) for i in range(20)] + [shipment(20 + i, "dhl", "3318810014") for i in range(20)]
+    batch = [shipment(i) for i in range(20)] + [
+        shipment(20 + i, "dhl", "3318810014") for i in range(20)
+    ]
     limits = {"inpost": CarrierLimits(concurrency=3), "dhl": CarrierLimits(concurrency=5)}
     report = run(batch, slow, limits=limits)
 
@@ -133,7 +135,9 @@ def test_concurrency_is_bounded_per_carrier() -> None:
 
 
 def test_outages_are_retried_with_exponential_backoff_then_succeed() -> None:
-    answers = iter([httpx.Response(503), httpx.Response(500), httpx.Response(200, content=INPOST_BODY)])
+    answers = iter(
+        [httpx.Response(503), httpx.Response(500), httpx.Response(200, content=INPOST_BODY)]
+    )
     time = FakeTime()
     report = run([shipment(1)], lambda r: next(answers), time=time)
 
@@ -240,7 +244,9 @@ def test_breaker_opens_after_consecutive_failures_and_skips_the_rest(
             return httpx.Response(500)
         return httpx.Response(200, content=INPOST_BODY)
 
-    batch = [shipment(i, "dhl", "3318810014") for i in range(10)] + [shipment(10 + i) for i in range(5)]
+    batch = [shipment(i, "dhl", "3318810014") for i in range(10)] + [
+        shipment(10 + i) for i in range(5)
+    ]
     limits = {"dhl": CarrierLimits(concurrency=1), "inpost": UNLIMITED}
     with caplog.at_level(logging.WARNING, logger="carriers.poll"):
         report = run(
@@ -261,7 +267,9 @@ def test_breaker_opens_after_consecutive_failures_and_skips_the_rest(
 
 def test_breaker_stays_open_across_batches_until_the_cooldown_passes() -> None:
     time = FakeTime()
-    guards = PollGuards({"inpost": UNLIMITED}, BreakerPolicy(threshold=2, cooldown_s=60), clock=time.clock)
+    guards = PollGuards(
+        {"inpost": UNLIMITED}, BreakerPolicy(threshold=2, cooldown_s=60), clock=time.clock
+    )
     fail = run([shipment(1), shipment(2)], lambda r: httpx.Response(500), time=time, guards=guards,
                retry=RetryPolicy(attempts=1))  # fmt: skip
     assert fail.breakers_open == ["inpost"]
@@ -293,7 +301,9 @@ def test_daily_budget_stops_calls_until_the_next_utc_day() -> None:
     day = [date(2026, 11, 23)]
     time = FakeTime()
     guards = PollGuards(
-        {"dhl": CarrierLimits(concurrency=1, rate_per_day=3)}, clock=time.clock, today=lambda: day[0]
+        {"dhl": CarrierLimits(concurrency=1, rate_per_day=3)},
+        clock=time.clock,
+        today=lambda: day[0],
     )
     batch = [shipment(i, "dhl", "3318810014") for i in range(5)]
 
@@ -313,21 +323,27 @@ def test_daily_budget_stops_calls_until_the_next_utc_day() -> None:
 def test_a_wrong_guess_corrects_itself_with_the_next_candidate() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         if request.url.host == "dpd.test":
-            return httpx.Response(200, json={"parcellifecycleResponse": {"parcelLifeCycleData": None}})
+            return httpx.Response(
+                200, json={"parcellifecycleResponse": {"parcelLifeCycleData": None}}
+            )
         return httpx.Response(200, content=DHL_BODY)
 
     guessed = shipment(1, "dpd", "33188100140000")
     report = run([guessed], answer, candidates={"s1": ["dpd", "dhl"]})
     [result] = report.results
     assert result.carrier == "dhl"
-    assert result.tracking is not None and result.tracking.carrier == "dhl" and result.tracking.found
+    assert (
+        result.tracking is not None and result.tracking.carrier == "dhl" and result.tracking.found
+    )
     assert report.corrections == {"s1": "dhl"}
 
 
 def test_not_found_everywhere_keeps_the_first_carriers_answer() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         if request.url.host == "dpd.test":
-            return httpx.Response(200, json={"parcellifecycleResponse": {"parcelLifeCycleData": None}})
+            return httpx.Response(
+                200, json={"parcellifecycleResponse": {"parcelLifeCycleData": None}}
+            )
         return httpx.Response(404, content=DHL_404)
 
     report = run([shipment(1, "dpd", "33188100140000")], answer, candidates={"s1": ["dpd", "dhl"]})
