@@ -122,7 +122,8 @@ def demo(
     """The demo: sandbox carriers, example orders, several cycles, messages in the outbox."""
     from flows.demo import run_demo
 
-    run_demo(workdir, console)
+    # The per-cycle table is wide; a pipe (make, CI logs) would otherwise wrap it at 80.
+    run_demo(workdir, Console(width=max(console.width, 150)))
 
 
 @app.command()

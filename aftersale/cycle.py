@@ -12,7 +12,7 @@ import logging
 import shutil
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,19 @@ from aftersale.webhook_spool import ingest_webhook_spool, webhook_spool_dir
 
 log = logging.getLogger(__name__)
 
-Poller = Callable[[Sequence[ShipmentState]], list[PollResult]]
+
+
+@dataclass
+class PollBatch:
+    """What a poller returns: one result per shipment, plus what its guards did."""
+
+    results: list[PollResult]
+    breakers_open: list[str] = field(default_factory=list)  # carriers not called any more
+    corrections: dict[str, str] = field(default_factory=dict)  # shipment id -> carrier that knew it
+    details: dict[str, Any] = field(default_factory=dict)  # retries, 429s, quotas: for the summary
+
+
+Poller = Callable[[Sequence[ShipmentState]], PollBatch]
 ORDER_FILE_SUFFIXES = (".ndjson", ".jsonl", ".csv")
 
 
@@ -71,6 +83,9 @@ class CycleParts:
 class PollStage:
     polled: list[ShipmentState]
     results: list[PollResult]
+    breakers_open: list[str] = field(default_factory=list)
+    corrections: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
     def by_carrier(self) -> dict[str, dict[str, int]]:
         table: dict[str, Counter[str]] = {}
@@ -118,6 +133,8 @@ class CycleSummary:
             "polled": len(self.poll.results),
             "poll_by_carrier": self.poll.by_carrier(),
             "poll_errors": [r.error for r in self.poll.results if r.error],
+            "breakers_open": list(self.poll.breakers_open),
+            "carrier_corrections": dict(self.poll.corrections),
             "events": len(events),
             "events_by_kind": dict(Counter(e.kind.value for e in events)),
             "status_changes": dict(
@@ -168,8 +185,12 @@ def intake_pending(parts: CycleParts, now: datetime) -> list[ImportReport]:
 
 def poll_due(parts: CycleParts, now: datetime) -> PollStage:
     due = parts.store.due_shipments(now)
-    results = parts.poll(due) if due else []
-    return PollStage(due, results)
+    if not due:
+        return PollStage(due, [])
+    batch = parts.poll(due)
+    for slug in batch.breakers_open:
+        log.warning("carrier %s: circuit open, its shipments wait for the next cycle", slug)
+    return PollStage(due, batch.results, batch.breakers_open, batch.corrections, batch.details)
 
 
 def detect_stage(parts: CycleParts, poll: PollStage, now: datetime, run_id: str) -> DetectStage:
@@ -196,6 +217,10 @@ def detect_stage(parts: CycleParts, poll: PollStage, now: datetime, run_id: str)
                 )
             )
             continue
+        if result.shipment_id in poll.corrections:
+            # auto-detection guessed wrong; the next candidate carrier knew the number
+            prev = replace(prev, carrier=poll.corrections[result.shipment_id])
+            log.info("shipment %s: carrier corrected to %s", prev.shipment_id, prev.carrier)
         order = orders[prev.order_id]
         events.extend(detect_changes(prev, result.tracking, order, now, parts.thresholds))
         states.append(

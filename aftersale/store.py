@@ -425,6 +425,18 @@ class Store:
             params.append(limit)
         return [self._shipment(r) for r in self.con.execute(sql, params).fetchall()]
 
+    def carrier_candidates(self, shipment_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Ranked carriers auto-detection proposed, for shipments that have more than one."""
+        ids = list(set(shipment_ids))
+        if not ids:
+            return {}
+        rows = self.con.execute(
+            "SELECT shipment_id, carrier_candidates FROM shipments "
+            "WHERE shipment_id IN (SELECT unnest(?)) AND len(carrier_candidates) > 1",
+            [ids],
+        ).fetchall()
+        return {r[0]: list(r[1]) for r in rows}
+
     def shipments_of(self, order_ids: Iterable[str]) -> dict[str, ShipmentState]:
         ids = list(set(order_ids))
         if not ids:

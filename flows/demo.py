@@ -60,6 +60,9 @@ def run_demo(workdir: Path, console: Console | None = None) -> dict[str, int]:
                 "UPS_CLIENT_ID": "sandbox-client",
                 "UPS_CLIENT_SECRET": "sandbox-secret",
                 "DHL_API_KEY": "sandbox-key",
+                # the sandbox has no quota: poll at full speed (0 = no rate limit)
+                **{f"AFTERSALE_{slug.upper()}_RATE_PER_S": "0" for slug in ("ups", "dhl", "inpost", "dpd")},
+                "AFTERSALE_DHL_RATE_PER_DAY": "0",
             }
         )
         with Store.open(db) as store:

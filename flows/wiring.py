@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 
 from aftersale.channels.config import build_channels
-from aftersale.cycle import CycleParts
-from aftersale.models import PollResult, ShipmentState
+from aftersale.cycle import CycleParts, PollBatch
+from aftersale.models import ShipmentState
+from aftersale.schedule import PollSchedule
 from aftersale.render import TemplateLibrary, build_context
 from aftersale.detect import default_thresholds
 from aftersale.ruleset import RuleSet, load_ruleset, rule_files
@@ -21,8 +22,8 @@ from aftersale.settings import Settings
 from aftersale.store import Store
 from carriers.base import Carrier
 from carriers.detect import detect_carriers
-from carriers.poll import run_poll
-from carriers.registry import build_carriers
+from carriers.poll import PollGuards, run_poll_report
+from carriers.registry import build_carriers, limits_from_env
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,21 @@ def build_parts(
     library = load_library(settings)
     ruleset = load_rules(settings, library)
     adapters = dict(carriers) if carriers is not None else build_carriers(settings.carrier_urls, env)
-    setup = build_channels(env, settings.shop, settings.outbox_dir)
+    setup = build_channels(env, settings.shop, settings.outbox_dir, dry_run=dry_run)
+    # One set of guards per process: the daily budgets and breaker cooldowns span cycles.
+    guards = PollGuards(limits_from_env(adapters, env, settings.poll_concurrency))
 
-    def poll(due: Sequence[ShipmentState]) -> list[PollResult]:
-        return run_poll(due, adapters, timeout_s=settings.poll_timeout_s, concurrency=settings.poll_concurrency)
+    def poll(due: Sequence[ShipmentState]) -> PollBatch:
+        report = run_poll_report(
+            due,
+            adapters,
+            timeout_s=settings.poll_timeout_s,
+            concurrency=settings.poll_concurrency,
+            guards=guards,
+            candidates=store.carrier_candidates(s.shipment_id for s in due),
+        )
+        details = report.as_dict()
+        return PollBatch(report.results, report.breakers_open, report.corrections, details)
 
     parts = CycleParts(
         store=store,
@@ -65,6 +77,7 @@ def build_parts(
         detect_carrier=detect_carriers,
         # detection emits exactly the day counts the rules listen for (delivered + N, …)
         thresholds=ruleset.due_thresholds(default_thresholds()),
+        schedule=PollSchedule.from_env(env),
         dry_run=dry_run,
     )
     return parts, list(setup.notes)
