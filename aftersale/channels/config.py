@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import formataddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -83,7 +84,9 @@ def build_channels(
     problems: list[str] = []
     for kind, build in ((ChannelKind.EMAIL, _email), (ChannelKind.SMS, _sms)):
         if dry_run:
-            channels[kind] = OutboxChannel(outbox_dir, kind)
+            channels[kind] = OutboxChannel(
+                outbox_dir, kind, sender=formataddr((shop.from_name, shop.from_email))
+            )
             notes.append(f"{kind}: outbox (dry run)")
             continue
         try:
@@ -92,7 +95,9 @@ def build_channels(
             problems.append(str(exc))
             continue
         if built is None:
-            channels[kind] = OutboxChannel(outbox_dir, kind)
+            channels[kind] = OutboxChannel(
+                outbox_dir, kind, sender=formataddr((shop.from_name, shop.from_email))
+            )
             missing = (
                 "SENDGRID_API_KEY is"
                 if kind is ChannelKind.EMAIL
