@@ -151,8 +151,8 @@ def sandbox(
 def check() -> None:
     """Validate the rule set and every template. Exit 1 on any problem (CI / pre-commit)."""
     from aftersale.ruleset import check_rules
-    from aftersale.template_check import check_templates
-    from flows.wiring import load_library
+    from aftersale.template_check import check_rule_kinds, check_templates
+    from flows.wiring import load_library, load_rules
 
     settings = Settings.from_env()
     try:
@@ -160,9 +160,11 @@ def check() -> None:
     except AftersaleError as exc:
         _fail(exc)
     problems = check_rules(settings.rules_dir, template_exists=library.has)
+    if not problems:
+        problems.extend(check_rule_kinds(load_rules(settings, library), library))
     problems.extend(check_templates(library))
     for p in problems:
-        err.print(p, markup=False, highlight=False)
+        typer.echo(p, err=True)  # one problem per line, never wrapped
     if problems:
         err.print(f"[red]{len(problems)} problem(s)[/]")
         raise typer.Exit(1)

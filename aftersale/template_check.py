@@ -15,6 +15,7 @@ from typing import Any
 from aftersale.errors import TemplateError
 from aftersale.models import ChannelKind
 from aftersale.render import TemplateLibrary, Variant, did_you_mean
+from aftersale.ruleset import RuleSet
 from aftersale.samples import sample_contexts
 from aftersale.sms import non_gsm7_characters, sms_segments
 
@@ -130,3 +131,23 @@ def _check_variant(
 
 def _has_opt_out_sms(text: str, context: dict[str, Any]) -> bool:
     return context["links"]["unsubscribe_short"] in text or "STOP" in text
+
+
+def check_rule_kinds(ruleset: RuleSet, library: TemplateLibrary) -> list[str]:
+    """A marketing template (unsubscribe link, consent needed) must be sent by a marketing
+    rule, and the other way round: otherwise consent and opt-outs are checked wrongly."""
+    problems = []
+    for rule in ruleset.rules:
+        for channel in rule.channels:
+            if not library.has(rule.template, channel):
+                continue
+            template_marketing = library.is_marketing(rule.template, channel)
+            if template_marketing != rule.marketing:
+                problems.append(
+                    f"{rule.source} rule '{rule.id}': template '{rule.template}' ({channel}) is "
+                    f"{'marketing' if template_marketing else 'transactional'} but the rule is "
+                    f"{'marketing' if rule.marketing else 'transactional'}: set `kind: "
+                    f"{'marketing' if template_marketing else 'transactional'}` on the rule, or "
+                    f"change the template's '{{# kind: marketing #}}' marker"
+                )
+    return problems

@@ -1,0 +1,143 @@
+"""The demo's cycles in plain Python against the in-process sandbox: every example order
+moves through its scripted journey to the right messages, and a replay adds none."""
+
+from __future__ import annotations
+
+import email
+import json
+import uuid
+from collections import Counter, defaultdict
+from datetime import timedelta
+from email import policy
+from pathlib import Path
+
+import pytest
+
+from aftersale.cycle import run_cycle
+from aftersale.intake import import_file
+from aftersale.settings import PROJECT_ROOT, Settings
+from aftersale.store import Store
+from carriers.detect import detect_carriers
+from flows.demo import CYCLE_HOURS, DEMO_START, load_parcels
+from flows.wiring import build_parts
+from sandbox.app import SandboxClock, SandboxState
+from sandbox.server import SandboxServer
+
+EXAMPLES = PROJECT_ROOT / "examples"
+
+#: What each scripted journey must tell the customer (email), at the least.
+STORY = {
+    "normal": {"thank_you", "shipped", "out_for_delivery", "delivered"},
+    "locker": {"thank_you", "shipped", "available_for_pickup", "delivered"},
+    "delayed": {"thank_you", "shipped", "delayed", "delivered"},
+    "exception": {"thank_you", "shipped", "delayed", "delivered"},
+    # the first out-for-delivery scan is seen (or not) depending on the poll times
+    "attempted": {"thank_you", "shipped", "delivered"},
+    "returned": {"thank_you", "shipped"},
+    "skip_to_delivered": {"thank_you", "delivered"},
+    "stuck": {"thank_you", "delayed"},
+}
+#: ... and what it must never say.
+NEVER = {
+    "returned": {"delivered", "setup_tip", "review_request"},
+    "stuck": {"shipped", "delivered"},
+    "normal": {"delayed"},
+    "locker": {"delayed"},
+}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    workdir = tmp_path_factory.mktemp("demo")
+    parcels = load_parcels(EXAMPLES / "sandbox_parcels.json")
+    state = SandboxState(SandboxClock(DEMO_START))
+    state.add(parcels)
+    with SandboxServer(state) as sandbox:
+        env = {
+            "AFTERSALE_DB": str(workdir / "a.duckdb"),
+            "AFTERSALE_OUTBOX": str(workdir / "outbox"),
+            "AFTERSALE_INBOX": str(workdir / "inbox"),
+            "UPS_CLIENT_ID": "sandbox-client",
+            "UPS_CLIENT_SECRET": "sandbox-secret",
+            "DHL_API_KEY": "sandbox-key",
+            **{f"AFTERSALE_{s.upper()}_URL": sandbox.url for s in ("ups", "dhl", "inpost", "dpd")},
+            **{f"AFTERSALE_{s.upper()}_RATE_PER_S": "0" for s in ("ups", "dhl", "inpost", "dpd")},
+        }
+        settings = Settings.from_env(env)
+        with Store.open(settings.db_path) as store:
+            report = import_file(store, EXAMPLES / "orders.ndjson", now=DEMO_START, detect=detect_carriers)
+            assert report.rejections == []
+            parts, _ = build_parts(settings, store, env=env)
+            summaries = []
+            for hours in CYCLE_HOURS:
+                now = DEMO_START + timedelta(hours=hours)
+                state.clock.set(now)
+                summaries.append(run_cycle(parts, now, f"c-{uuid.uuid4().hex[:8]}").as_dict())
+            last = DEMO_START + timedelta(hours=CYCLE_HOURS[-1])
+            replay = run_cycle(parts, last, "replay").as_dict()
+            rows = store.con.execute(
+                "SELECT m.order_id, m.template, m.channel, m.state, s.tracking_number "
+                "FROM messages m LEFT JOIN shipments s ON s.order_id = m.order_id"
+            ).fetchall()
+            statuses = dict(store.con.execute("SELECT tracking_number, status FROM shipments").fetchall())
+    return {"workdir": workdir, "parcels": parcels, "summaries": summaries, "replay": replay,
+            "rows": rows, "statuses": statuses}
+
+
+def test_every_parcel_ends_where_its_journey_ends(demo: dict) -> None:
+    final = {"returned": "returned_to_sender", "stuck": "label_created"}
+    for p in demo["parcels"]:
+        assert demo["statuses"][p.tracking_number] == final.get(p.scenario, "delivered"), p
+
+
+def test_each_journey_tells_its_story_and_nothing_false(demo: dict) -> None:
+    sent: dict[str, set[str]] = defaultdict(set)
+    for _order, template, channel, state, number in demo["rows"]:
+        if state == "sent" and channel == "email":
+            sent[number].add(template)
+    for p in demo["parcels"]:
+        templates = sent[p.tracking_number]
+        if p.start < DEMO_START - timedelta(days=365):
+            # bought two years ago, first seen delivered: only the warranty reminder is news
+            assert templates == {"warranty_expiry"}, (p.tracking_number, templates)
+            continue
+        assert STORY[p.scenario] <= templates, (p.scenario, p.tracking_number, templates)
+        assert not (NEVER.get(p.scenario, set()) & templates), (p.scenario, templates)
+
+
+def test_exactly_these_messages_land_in_the_outbox(demo: dict) -> None:
+    sent = Counter((t, c) for _o, t, c, state, _n in demo["rows"] if state == "sent")
+    assert sent == Counter({
+        ("thank_you", "email"): 38, ("shipped", "email"): 35, ("shipped", "sms"): 21,
+        ("out_for_delivery", "email"): 27, ("out_for_delivery", "sms"): 6,
+        ("available_for_pickup", "email"): 7, ("available_for_pickup", "sms"): 5,
+        ("arriving_tomorrow", "email"): 13, ("delayed", "email"): 13, ("delayed", "sms"): 6,
+        ("delivered", "email"): 35, ("setup_tip", "email"): 19, ("review_request", "email"): 19,
+        ("warranty_expiry", "email"): 2,
+    })
+    outbox = demo["workdir"] / "outbox"
+    emails = list((outbox / "email").glob("*.eml"))
+    assert len(emails) == sum(n for (_t, c), n in sent.items() if c == "email")
+    sms = (outbox / "sms.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(sms) == sum(n for (_t, c), n in sent.items() if c == "sms")
+    assert all(json.loads(line)["segments"] == 1 for line in sms)
+    parsed = email.message_from_bytes(emails[0].read_bytes(), policy=policy.default)
+    assert parsed["From"] == "Northwind Electronics <orders@northwind.example>"
+
+
+def test_a_second_run_at_the_same_time_adds_nothing(demo: dict) -> None:
+    replay = demo["replay"]
+    assert (replay["queued"], replay["sent"], replay["events"]) == (0, 0, 0)
+
+
+def test_nothing_failed_and_every_customer_reads_their_language(demo: dict) -> None:
+    assert not [r for r in demo["rows"] if r[3] in ("failed", "unknown")]
+    assert all(s["failed"] == 0 and not s["poll_errors"] for s in demo["summaries"])
+    subjects = {}
+    for path in (Path(demo["workdir"]) / "outbox" / "email").glob("*.eml"):
+        msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        if msg["X-Aftersale-Template"] == "thank_you":
+            subjects[msg["To"].split("@")[1]] = msg["Subject"]
+    assert "Dziękujemy" in subjects["example.pl"]
+    assert "Dank" in subjects["example.de"]
+    assert "Thank" in subjects["example.co.uk"]
