@@ -1,8 +1,12 @@
 """The `aftersale-cycle` Prefect flow: each stage is one task over a batch.
 
 Tasks receive the cycle's parts (a live DuckDB connection among them), so caching is
-off: a stage must run every time. Polling retries live inside the carrier layer
-(per shipment, with backoff), and dispatch never retries a claimed send.
+off and the arguments are `quote`d (Prefect need not walk 10,000 poll results). Retries
+fit each stage: intake and poll retry once (both are safe to repeat: imports are keyed
+by order id, a poll only reads), detect and decide write batches in transactions and
+fail loudly, and dispatch never retries (a claimed send is never repeated).
+At the end the run is renamed (`cycle 2026-11-22 10:15 · 412 polled · 37 sent`) and
+publishes its summary and messages as artifacts and its alerts as events.
 Run without a server: `python -m flows.cycle` or `aftersale run`.
 """
 
@@ -14,20 +18,26 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 
 from aftersale import cycle as core
+from aftersale import messages as msgs
 from aftersale.cycle import CycleParts, CycleSummary
+from aftersale.errors import RuleSetError
+from aftersale.report import build_report, ruleset_alert
 from aftersale.settings import Settings
 from aftersale.store import Store
+from flows.alerts import emit_alerts, install_masking, publish_artifacts, rename_run
 from flows.wiring import build_parts
 
 
-@task(name="intake", cache_policy=NO_CACHE)
+@task(name="intake", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
 def intake_task(parts: CycleParts, now: datetime) -> list[Any]:
     return core.intake_pending(parts, now)
 
 
-@task(name="poll", cache_policy=NO_CACHE)
+@task(name="poll", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
 def poll_task(parts: CycleParts, now: datetime) -> core.PollStage:
     stage = core.poll_due(parts, now)
     get_run_logger().info("polled %d shipments: %s", len(stage.results), stage.by_carrier())
@@ -35,58 +45,98 @@ def poll_task(parts: CycleParts, now: datetime) -> core.PollStage:
 
 
 @task(name="detect", cache_policy=NO_CACHE)
-def detect_task(parts: CycleParts, poll: core.PollStage, now: datetime, run_id: str) -> core.DetectStage:
+def detect_task(
+    parts: CycleParts, poll: core.PollStage, now: datetime, run_id: str
+) -> core.DetectStage:
     stage = core.detect_stage(parts, poll, now, run_id)
     logger = get_run_logger()
-    for error in stage.errors:
+    for error in stage.errors[:50]:
         logger.warning("poll failed: %s", error)
+    if len(stage.errors) > 50:
+        logger.warning("… and %d more poll failures (see the summary)", len(stage.errors) - 50)
     logger.info("detected %d new events", len(stage.events))
     return stage
 
 
 @task(name="decide", cache_policy=NO_CACHE)
-def decide_task(parts: CycleParts, detected: core.DetectStage, now: datetime, run_id: str) -> core.DecideStage:
+def decide_task(
+    parts: CycleParts, detected: core.DetectStage, now: datetime, run_id: str
+) -> core.DecideStage:
     stage = core.decide_stage(parts, detected.events, now, run_id)
     get_run_logger().info(
         "queued %d messages, cancelled %d, %d events sent nothing",
-        stage.queued, stage.cancelled, len(stage.outcome.skipped),
+        stage.queued,
+        stage.cancelled,
+        len(stage.outcome.skipped),
     )
     return stage
 
 
-@task(name="dispatch", cache_policy=NO_CACHE)
+@task(name="dispatch", cache_policy=NO_CACHE, retries=0)
 def dispatch_task(parts: CycleParts, now: datetime, run_id: str) -> Any:
     report = core.dispatch_stage(parts, now, run_id)
     logger = get_run_logger()
     for o in report.outcomes:
         if o.outcome in ("failed", "unknown", "deferred"):
-            logger.warning("message %s rule=%s %s: %s", o.message_id, o.rule_id, o.outcome, o.reason)
+            logger.warning(
+                "message %s rule=%s order=%s %s %s: %s",
+                o.message_id,
+                o.rule_id,
+                o.order_id,
+                o.channel,
+                o.outcome,
+                o.reason,
+            )
     return report
 
 
 def run_stages(parts: CycleParts, now: datetime, run_id: str) -> CycleSummary:
     parts.store.start_run(run_id, "cycle", now)
-    imports = intake_task(parts, now)
-    poll = poll_task(parts, now)
-    detected = detect_task(parts, poll, now, run_id)
-    decided = decide_task(parts, detected, now, run_id)
-    dispatched = dispatch_task(parts, now, run_id)
+    p = quote(parts)
+    imports = intake_task(p, now)
+    poll = poll_task(p, now)
+    detected = detect_task(p, quote(poll), now, run_id)
+    decided = decide_task(p, quote(detected), now, run_id)
+    dispatched = dispatch_task(p, now, run_id)
     summary = CycleSummary(now, imports, poll, detected, decided, dispatched)
     parts.store.finish_run(run_id, summary.as_dict())
     return summary
 
 
-@flow(name="aftersale-cycle", log_prints=False)
+def _run_name() -> str:
+    now = flow_run.get_parameters().get("now")
+    clock = now if isinstance(now, datetime) else flow_run.get_scheduled_start_time()
+    return f"cycle {clock:%Y-%m-%d %H:%M}"
+
+
+@flow(name="aftersale-cycle", flow_run_name=_run_name, log_prints=False)
 def aftersale_cycle(now: datetime | None = None, dry_run: bool = False) -> dict[str, Any]:
     """One cycle over the store named by AFTERSALE_DB. `now` is for replays and the demo."""
+    install_masking()
     logger = get_run_logger()
     settings = Settings.from_env()
-    clock = now or datetime.now(UTC)
+    clock = (now or datetime.now(UTC)).astimezone(UTC)
     with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
-        parts, notes = build_parts(settings, store, dry_run=dry_run)
+        try:
+            parts, notes = build_parts(settings, store, dry_run=dry_run)
+        except RuleSetError as exc:
+            emit_alerts([ruleset_alert(exc.problems)])
+            raise
         for note in notes:
             logger.info(note)
         summary = run_stages(parts, clock, f"cycle-{uuid.uuid4().hex[:12]}")
+        unknown_total = len(msgs.messages_by_state(store, msgs.UNKNOWN))
+    report = build_report(summary, unknown_total=unknown_total)
+    rename_run(report.name + (" · dry run" if dry_run else ""))
+    publish_artifacts(
+        "cycle",
+        report.markdown,
+        [
+            ("messages", "every message this run touched (recipients masked)", report.messages),
+            ("failed-messages", "failed and unknown messages, with the reason", report.failed),
+        ],
+    )
+    emit_alerts(report.alerts)
     return summary.as_dict()
 
 

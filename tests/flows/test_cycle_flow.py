@@ -1,21 +1,30 @@
-"""The `aftersale-cycle` flow under Prefect's own test harness, against the real sandbox."""
+"""The `aftersale-cycle` flow under Prefect's own test harness, against the real sandbox:
+the cycle runs, names itself, publishes its artifacts, and a second run sends nothing."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from aftersale.intake import import_file
 from aftersale.store import Store
-from sandbox.app import SandboxClock, SandboxState
 from sandbox.server import SandboxServer
-from sandbox.timelines import SandboxParcel
+from tests.flows.scenario import EMAIL, PHONE, START, prepare, sandbox_state
 
-START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
-NUMBER = "642600027844200000000077"
+
+def read_runs_and_artifacts(flow_name: str) -> tuple[list[Any], dict[str, list[Any]]]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])))
+        artifacts: dict[str, list[Any]] = {}
+        for a in client.read_artifacts():
+            artifacts.setdefault(str(a.flow_run_id), []).append(a)
+    return runs, artifacts
 
 
 def test_the_flow_runs_a_cycle_and_a_second_run_sends_nothing_twice(
@@ -23,25 +32,9 @@ def test_the_flow_runs_a_cycle_and_a_second_run_sends_nothing_twice(
 ) -> None:
     from flows.cycle import aftersale_cycle
 
-    orders = tmp_path / "orders.ndjson"
-    orders.write_text(json.dumps({
-        "order_id": "NW-77", "placed_at": (START - timedelta(hours=1)).isoformat(),
-        "customer": {"id": "C-77", "name": "Anna Kowalska", "email": "anna@example.pl",
-                     "phone": "+48601234567", "locale": "pl-PL", "time_zone": "Europe/Warsaw",
-                     "consent": {"email": True, "sms": True}, "country": "PL"},
-        "items": [{"sku": "NW-HP-200", "name": "Słuchawki", "category": "headphones",
-                   "price": "449.00", "currency": "PLN", "warranty_months": 24}],
-        "shipments": [{"carrier": "inpost", "tracking_number": NUMBER}],
-    }) + "\n")
-    state = SandboxState(SandboxClock(START))
-    state.add([SandboxParcel("inpost", NUMBER, "normal", START)])
+    state = sandbox_state()
     with SandboxServer(state) as sandbox:
-        monkeypatch.setenv("AFTERSALE_DB", str(tmp_path / "a.duckdb"))
-        monkeypatch.setenv("AFTERSALE_OUTBOX", str(tmp_path / "outbox"))
-        monkeypatch.setenv("AFTERSALE_INBOX", str(tmp_path / "inbox"))
-        monkeypatch.setenv("AFTERSALE_INPOST_URL", sandbox.url)
-        with Store.open(tmp_path / "a.duckdb") as store:
-            import_file(store, orders, now=START)
+        db = prepare(tmp_path, sandbox.url, monkeypatch)
         later = START + timedelta(hours=8)
         state.clock.set(later)
         first = aftersale_cycle(now=later)
@@ -50,9 +43,30 @@ def test_the_flow_runs_a_cycle_and_a_second_run_sends_nothing_twice(
     assert first["status_changes"] == {"in_transit": 1}
     assert first["sent"] >= 2  # thank-you and shipped at least
     assert again["sent"] == 0 and again["queued"] == 0
-    with Store.open(tmp_path / "a.duckdb") as store:
-        runs = store.con.execute("SELECT count(*) FROM runs WHERE finished_at IS NOT NULL").fetchone()
-        templates = {r[0] for r in store.con.execute("SELECT template FROM messages WHERE state = 'sent'").fetchall()}
+    with Store.open(db) as store:
+        runs = store.con.execute(
+            "SELECT count(*) FROM runs WHERE finished_at IS NOT NULL"
+        ).fetchone()
+        sent = store.con.execute("SELECT template FROM messages WHERE state = 'sent'").fetchall()
+    templates = {r[0] for r in sent}
     assert runs == (2,)
     assert {"thank_you", "shipped"} <= templates
     assert len(list((tmp_path / "outbox" / "email").glob("*.eml"))) >= 2
+
+    flow_runs, artifacts = read_runs_and_artifacts("aftersale-cycle")
+    names = {r.name for r in flow_runs}
+    name = f"cycle 2026-11-23 15:00 · 1 polled · {first['sent']} sent"
+    assert name in names
+    assert "cycle 2026-11-23 15:00 · 0 polled · 0 sent" in names  # not due again
+    run = next(r for r in flow_runs if r.name == name)
+    assert run.state is not None and run.state.is_completed()
+    by_key = {a.key: a for a in artifacts[str(run.id)]}
+    assert {"cycle-summary", "cycle-messages"} <= set(by_key)
+    assert by_key["cycle-summary"].type == "markdown"
+    assert "| inpost | 1 | 0 | 0 | 0 | closed |" in by_key["cycle-summary"].data
+    table = by_key["cycle-messages"].data
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert sum(1 for r in rows if r["outcome"] == "sent") == first["sent"]
+    everything = json.dumps([a.data for a in artifacts[str(run.id)]])
+    assert EMAIL not in everything and PHONE not in everything
+    assert "a***@example.pl" in everything

@@ -1,0 +1,71 @@
+"""The daily `aftersale-housekeeping` flow: expire stale shipments, turn messages stuck in
+`sending` into `unknown` (reported, never resent), purge old scans and personal data.
+
+It waits for the store (a running cycle holds the DuckDB file) up to `store_wait_s`,
+instead of failing on the lock.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger
+from pydantic import Field
+
+from aftersale.housekeeping import Retention, run_housekeeping
+from aftersale.report import Alert
+from aftersale.settings import Settings
+from aftersale.store import Store
+from flows.alerts import emit_alerts, install_masking, publish_artifacts, rename_run
+
+
+@flow(name="aftersale-housekeeping", log_prints=False)
+def aftersale_housekeeping(
+    tracking_events_days: Annotated[int, Field(ge=1, le=3650)] = 180,
+    personal_data_days: Annotated[int, Field(ge=1, le=3650)] = 365,
+    stuck_sending_minutes: Annotated[int, Field(ge=5, le=1440)] = 30,
+    store_wait_s: Annotated[float, Field(ge=0, le=7200)] = 1800,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Retention periods in days; a message `sending` for longer than
+    `stuck_sending_minutes` was left by a crashed run."""
+    install_masking()
+    logger = get_run_logger()
+    clock = (now or datetime.now(UTC)).astimezone(UTC)
+    retention = Retention(
+        tracking_events_days=tracking_events_days,
+        personal_data_days=personal_data_days,
+        stuck_sending_after=timedelta(minutes=stuck_sending_minutes),
+    )
+    settings = Settings.from_env()
+    with Store.open(settings.db_path, wait_s=store_wait_s) as store:
+        report = run_housekeeping(store, clock, retention)
+    summary = report.as_dict()
+    logger.info("housekeeping: %s", summary)
+    rename_run(
+        f"housekeeping {clock:%Y-%m-%d %H:%M} · {len(report.expired)} expired · "
+        f"{len(report.stuck)} stuck · {report.unknown_total} unknown"
+    )
+    publish_artifacts(
+        "housekeeping",
+        report.markdown(clock, retention),
+        [("stuck-messages", "messages found stuck in sending, now unknown", report.stuck)],
+    )
+    if report.unknown_total:
+        emit_alerts(
+            [
+                Alert(
+                    "aftersale.messages.unknown",
+                    "aftersale.messages",
+                    f"{report.unknown_total} messages in `unknown` ({len(report.stuck)} found "
+                    "stuck by housekeeping): check the provider, then `aftersale messages release`",
+                    {"unknown": report.unknown_total, "new": len(report.stuck)},
+                )
+            ]
+        )
+    return summary
+
+
+if __name__ == "__main__":
+    print(aftersale_housekeeping())

@@ -1,0 +1,65 @@
+"""Deployments and automations are data: check them without a server."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import re
+from uuid import uuid4
+
+import yaml
+
+from aftersale.settings import PROJECT_ROOT
+from flows.alerts import MaskingFilter
+from flows.automations import AUTOMATIONS_FILE, load_automations
+
+
+def deployments() -> dict[str, dict]:
+    data = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text(encoding="utf-8"))
+    return {d["name"]: d for d in data["deployments"]}
+
+
+def test_the_three_deployments_point_at_real_flows_with_valid_parameters() -> None:
+    deps = deployments()
+    assert set(deps) == {"every-15-minutes", "daily", "on-demand"}
+    for dep in deps.values():
+        path, func = dep["entrypoint"].split(":")
+        flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), func)
+        accepted = set(inspect.signature(flow.fn).parameters)
+        assert set(dep.get("parameters", {})) <= accepted, dep["name"]
+        assert dep["work_pool"]["name"] == "aftersale"
+    cycle = deps["every-15-minutes"]
+    assert cycle["schedules"] == [{"cron": "*/15 * * * *", "timezone": "UTC", "active": True}]
+    assert cycle["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+    assert "schedules" not in deps["on-demand"]
+
+
+def test_prefect_yaml_holds_no_secret() -> None:
+    text = (PROJECT_ROOT / "prefect.yaml").read_text(encoding="utf-8")
+    assert not re.search(r"(KEY|TOKEN|SECRET|PASSWORD)\w*\s*:", text, re.IGNORECASE)
+
+
+def test_every_automation_validates_with_the_block_filled_in() -> None:
+    from prefect.events.schemas.automations import AutomationCore
+
+    block = uuid4()
+    items = load_automations(AUTOMATIONS_FILE, block)
+    models = [AutomationCore.model_validate(item) for item in items]
+    assert [m.name for m in models] == [
+        "aftersale · run failed or crashed",
+        "aftersale · needs a human",
+        "aftersale · cancel late cycles",
+    ]
+    notify = [a for m in models for a in m.actions if getattr(a, "block_document_id", None)]
+    assert notify and all(a.block_document_id == block for a in notify)
+    assert models[0].trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
+
+
+def test_log_lines_leave_with_addresses_and_numbers_masked() -> None:
+    record = logging.LogRecord(
+        "aftersale", logging.WARNING, __file__, 1, "bounce from %s (%s)",
+        ("anna.kowalska@example.pl", "+48601234567"), None,
+    )  # fmt: skip
+    assert MaskingFilter().filter(record)
+    assert record.getMessage() == "bounce from a***@example.pl (+48******567)"
