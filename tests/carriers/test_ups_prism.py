@@ -19,9 +19,8 @@ import httpx
 import pytest
 
 from aftersale.models import Status, Tracking
-from tests.support.prism import prism_server
+from tests.support.prism import SPECS, prism_server
 
-SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "specs"
 NUMBER = "1Z5R89390357567127"
 
 pytestmark = pytest.mark.slow
@@ -55,8 +54,6 @@ class RouteToPrism(httpx.AsyncBaseTransport):
 
 @pytest.fixture(scope="module")
 def prism_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
-    if not SPECS.is_dir():
-        pytest.skip(f"{SPECS} is absent: shared/specs must sit beside the repository")
     logs = tmp_path_factory.mktemp("prism")
     with (
         prism_server(SPECS / "ups_oauth_client_credentials.yaml", logs / "oauth.log") as oauth,

@@ -14,17 +14,15 @@ from aftersale.channels.config import build_channels
 from aftersale.channels.sendgrid import SendGridChannel, build_mail
 from aftersale.models import ChannelKind, OutgoingMessage, RenderedMessage
 from aftersale.settings import Shop
-from tests.support.prism import prism_server
+from tests.support.prism import prism_server, spec
 
 pytestmark = pytest.mark.slow
 
-SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "sendgrid_tsg_mail_v3.yaml"
+SPEC = spec("sendgrid_tsg_mail_v3.yaml")
 
 
 @pytest.fixture(scope="module")
 def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    if not SPEC.exists():
-        pytest.skip(f"{SPEC} not present (shared/ must sit beside the repo)")
     log = tmp_path_factory.mktemp("prism") / "sendgrid.log"
     with prism_server(SPEC, log) as url:
         yield url, log

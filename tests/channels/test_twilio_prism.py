@@ -12,18 +12,16 @@ from aftersale.channels.config import build_channels
 from aftersale.channels.twilio import RateLimiter, TwilioChannel
 from aftersale.models import ChannelKind, OutgoingMessage, RenderedMessage
 from aftersale.settings import Shop
-from tests.support.prism import prism_server
+from tests.support.prism import prism_server, spec
 
 pytestmark = pytest.mark.slow
 
-SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "twilio_api_v2010.yaml"
+SPEC = spec("twilio_api_v2010.yaml")
 SID = "AC" + "0123456789abcdef" * 2
 
 
 @pytest.fixture(scope="module")
 def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    if not SPEC.exists():
-        pytest.skip(f"{SPEC} not present (shared/ must sit beside the repo)")
     log = tmp_path_factory.mktemp("prism") / "twilio.log"
     with prism_server(SPEC, log) as url:
         yield url, log

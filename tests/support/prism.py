@@ -11,19 +11,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 from tests.support.servers import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 PRISM = REPO / "node_modules" / ".bin" / "prism"
-SPECS = REPO.parent / "shared" / "specs"
+#: The providers' published OpenAPI specs, copied byte for byte (see specs/SOURCES.md).
+SPECS = REPO / "specs"
 
 
 def spec(name: str) -> Path:
     path = SPECS / name
     if not path.exists():
-        pytest.skip(f"provider spec {path} not present (shared/ must sit beside the repo)")
+        raise FileNotFoundError(f"provider spec {path} is missing from the repository")
     return path
 
 
