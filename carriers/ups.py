@@ -1,4 +1,4 @@
-"""UPS Tracking API ("Track API", spec `shared/specs/ups_tracking.yaml`), one number per request.
+"""UPS Tracking API ("Track API", spec `specs/ups_tracking.yaml`), one number per request.
 
 Docs: developer.ups.com (Tracking, OAuth Client Credentials); notes in CARRIERS.md section 2.
 Auth: OAuth2 client credentials at POST {base}/security/v1/oauth/token (Basic auth, form

@@ -1,9 +1,9 @@
 """UPS wire format for the sandbox: OAuth token endpoint and Track API details.
 
 `POST /security/v1/oauth/token` (Basic auth, form `grant_type=client_credentials`) issues
-a bearer token shaped as `shared/specs/ups_oauth_client_credentials.yaml` (every field a
+a bearer token shaped as `specs/ups_oauth_client_credentials.yaml` (every field a
 string); `GET /api/track/v1/details/{n}` answers `trackResponse.shipment[0].package[0]`
-as `shared/specs/ups_tracking.yaml`: activities newest first with local date/time and
+as `specs/ups_tracking.yaml`: activities newest first with local date/time and
 gmtDate/gmtTime/gmtOffset, the 3-digit statusCode beside the type letter and scan code,
 deliveryDate SDD (first estimate) / RDD (slipped) / DEL, access point details.
 """

@@ -1,7 +1,7 @@
 """Email through SendGrid's v3 Mail Send API, with the official `sendgrid` SDK.
 
 API docs: https://www.twilio.com/docs/sendgrid/api-reference/mail-send/mail-send
-          (spec: ../shared/specs/sendgrid_tsg_mail_v3.yaml, POST /v3/mail/send)
+          (spec: specs/sendgrid_tsg_mail_v3.yaml, POST /v3/mail/send)
 Auth:     `Authorization: Bearer <API key>`; the key needs the "Mail Send" permission.
 Limits:   no published per-second limit for mail send (the account's plan caps daily
           volume); 429 with `Retry-After` when pushed too hard. 1,000 personalizations

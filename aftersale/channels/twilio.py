@@ -1,7 +1,7 @@
 """SMS through Twilio's Programmable Messaging (Messages create), with the official `twilio` SDK.
 
 API docs: https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource
-          (spec: ../shared/specs/twilio_api_v2010.yaml,
+          (spec: specs/twilio_api_v2010.yaml,
           POST /2010-04-01/Accounts/{AccountSid}/Messages.json, form-encoded)
 Auth:     HTTP Basic with the Account SID and Auth Token (or an API key SID and secret).
 Limits:   queueing is per sender: about 1 message/s for a US/CA long code, more for
