@@ -24,7 +24,6 @@ OUTCOME_ORDER = ("failed", "unknown", "deferred", "suppressed", "skipped", "woul
 #: Twilio's 20003 ("authenticate"). They come back as deferred (the message waits).
 _AUTH_CODES = ("http_401", "http_403", "20003")
 #: Carrier poll errors that mean a circuit breaker stopped the calls (carriers/poll.py).
-_BREAKER_WORDS = ("circuit", "breaker")
 _CARRIER_AUTH_WORDS = ("credentials refused", "http 401", "http 403")
 #: At most this many distinct error texts per carrier in the summary.
 MAX_ERRORS_SHOWN = 5
@@ -58,7 +57,7 @@ def build_report(
 ) -> RunReport:
     """Everything the run publishes. `unknown_total`: messages in `unknown` in the whole
     store (not only this run's); `open_breakers`: carrier slugs, or derived from errors."""
-    breakers = sorted(set(open_breakers) if open_breakers is not None else breakers_from(summary))
+    breakers = sorted(set(open_breakers if open_breakers is not None else summary.poll.breakers_open))
     rows = message_rows(summary.dispatch.outcomes)
     return RunReport(
         name=run_name(kind, summary.now, len(summary.poll.results), summary.dispatch.count("sent")),
@@ -93,17 +92,6 @@ def message_rows(outcomes: Sequence[Outcome]) -> list[dict[str, str]]:
         }
         for o in ordered
     ]
-
-
-def breakers_from(summary: CycleSummary) -> list[str]:
-    """Carriers whose poll errors say a circuit breaker refused the call."""
-    return sorted(
-        {
-            r.carrier
-            for r in summary.poll.results
-            if r.error and any(w in r.error.lower() for w in _BREAKER_WORDS)
-        }
-    )
 
 
 def errors_by_carrier(summary: CycleSummary) -> dict[str, Counter[str]]:

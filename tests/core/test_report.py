@@ -30,13 +30,16 @@ def outcome(
 
 
 def summary(
-    results: list[PollResult], outcomes: list[Outcome], events: list[DomainEvent] = ()
-) -> CycleSummary:  # type: ignore[assignment]
+    results: list[PollResult],
+    outcomes: list[Outcome],
+    events: list[DomainEvent] = (),  # type: ignore[assignment]
+    breakers_open: list[str] = (),  # type: ignore[assignment]
+) -> CycleSummary:
     polled = [shipment(i, r.carrier) for i, r in enumerate(results)]
     return CycleSummary(
         NOW,
         [],
-        PollStage(polled, results),
+        PollStage(polled, results, list(breakers_open)),
         DetectStage(list(events), 0, []),
         DecideStage(len(outcomes), 0, DecideOutcome([], [], [])),
         DispatchReport(outcomes),
@@ -113,7 +116,7 @@ def test_alerts_for_breaker_auth_and_unknown() -> None:
         ),
         outcome("m-2", "unknown", reason="left in sending by a crashed run"),
     ]
-    report = build_report(summary(results, outcomes), unknown_total=3)
+    report = build_report(summary(results, outcomes, breakers_open=["dhl"]), unknown_total=3)
     by_event = {a.event: a for a in report.alerts}
     assert set(by_event) == {
         "aftersale.carrier.breaker-open",
