@@ -26,8 +26,11 @@ lint: $(VENV)/.synced
 
 bench: $(VENV)/.synced
 	$(VENV)/bin/python bench/parse.py
+	$(VENV)/bin/python bench/poll.py
 	$(VENV)/bin/python bench/decide.py
 	$(VENV)/bin/python bench/render.py
+	$(VENV)/bin/python bench/cycle.py
+	$(VENV)/bin/python bench/limits.py
 
 install: $(VENV)/.synced node_modules/.installed
 
