@@ -11,7 +11,7 @@ import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -87,7 +87,7 @@ def run(
         bool, typer.Option("--dry-run", help="Decide and render, send nothing")
     ] = False,
     now: Annotated[
-        Optional[str], typer.Option(help="Clock for this cycle (ISO 8601), for replays")
+        str | None, typer.Option(help="Clock for this cycle (ISO 8601), for replays")
     ] = None,  # noqa: UP007
 ) -> None:
     """Run one cycle: intake, poll, detect, decide, render, dispatch."""
@@ -132,9 +132,7 @@ def sandbox(
     parcels: Annotated[Path, typer.Option(help="JSON list of parcels")] = PROJECT_ROOT
     / "examples"
     / "sandbox_parcels.json",
-    start: Annotated[
-        Optional[str], typer.Option(help="Initial clock (ISO 8601); default now")
-    ] = None,  # noqa: UP007
+    start: Annotated[str | None, typer.Option(help="Initial clock (ISO 8601); default now")] = None,  # noqa: UP007
 ) -> None:
     """Run the carrier sandbox on its own (move its clock with POST /_sandbox/clock)."""
     from flows.demo import load_parcels
@@ -173,7 +171,9 @@ def check() -> None:
 
 @app.command()
 def simulate(
-    scenario: Annotated[Path, typer.Argument(help="Scenario YAML: orders and timed carrier events")],
+    scenario: Annotated[
+        Path, typer.Argument(help="Scenario YAML: orders and timed carrier events")
+    ],
 ) -> None:
     """Replay a scenario through detection and rules: what would be sent when, and why not."""
     from aftersale.simulate import format_simulation
@@ -191,10 +191,10 @@ def simulate(
 
 @app.command()
 def track(
-    number: Annotated[Optional[str], typer.Argument(help="Tracking number to poll live")] = None,  # noqa: UP007
-    carrier: Annotated[Optional[str], typer.Option(help="Carrier slug (default: detect)")] = None,  # noqa: UP007
+    number: Annotated[str | None, typer.Argument(help="Tracking number to poll live")] = None,  # noqa: UP007
+    carrier: Annotated[str | None, typer.Option(help="Carrier slug (default: detect)")] = None,  # noqa: UP007
     parse: Annotated[
-        Optional[Path], typer.Option(help="Normalise a saved raw response, no network")
+        Path | None, typer.Option(help="Normalise a saved raw response, no network")
     ] = None,  # noqa: UP007
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
 ) -> None:

@@ -47,7 +47,6 @@ from aftersale.webhook_spool import ingest_webhook_spool, webhook_spool_dir
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class PollBatch:
     """What a poller returns: one result per shipment, plus what its guards did."""

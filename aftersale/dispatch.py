@@ -28,7 +28,6 @@ from aftersale.models import (
     ShipmentState,
     TrackingEvent,
 )
-from aftersale.settings import Shop
 from aftersale.store import MessageRow, Store
 from aftersale.suppressions import add_suppression
 

@@ -122,7 +122,8 @@ def cancel_pending(store: Store, keys: Sequence[str], reason: str, now: datetime
 
 def due_messages(store: Store, now: datetime, limit: int = 10_000) -> list[MessageRow]:
     rows = store.con.execute(
-        f"SELECT {_COLS} FROM messages WHERE state = ? AND due_at <= ? ORDER BY due_at, message_id LIMIT ?",
+        f"SELECT {_COLS} FROM messages WHERE state = ? AND due_at <= ? "
+        "ORDER BY due_at, message_id LIMIT ?",
         [PENDING, to_db(now), limit],
     ).fetchall()
     return [_row(r) for r in rows]
@@ -149,7 +150,8 @@ def claim(
 ) -> bool:
     """pending -> sending, recording what is about to go out. False if someone else has it."""
     rows = store.con.execute(
-        "UPDATE messages SET state = ?, recipient = ?, subject = ?, body_text = ?, sms_segments = ?, "
+        "UPDATE messages SET state = ?, recipient = ?, subject = ?, body_text = ?, "
+        "sms_segments = ?, "
         "provider = ?, attempts = attempts + 1, run_id = ?, updated_at = ? "
         "WHERE message_id = ? AND state = ? RETURNING message_id",
         [
@@ -180,7 +182,8 @@ def mark_result(
         state, due = FAILED, None
     store.con.execute(
         "UPDATE messages SET state = ?, provider_id = ?, error_code = ?, error_text = ?, "
-        "sent_at = CASE WHEN ? THEN ? ELSE sent_at END, due_at = coalesce(?, due_at), updated_at = ? "
+        "sent_at = CASE WHEN ? THEN ? ELSE sent_at END, due_at = coalesce(?, due_at), "
+        "updated_at = ? "
         "WHERE message_id = ? AND state = ?",
         [
             state,
@@ -203,7 +206,8 @@ def mark_without_sending(
 ) -> None:
     """pending -> failed / suppressed / cancelled, with the reason (render error, opt-out, …)."""
     store.con.execute(
-        "UPDATE messages SET state = ?, error_text = ?, updated_at = ? WHERE message_id = ? AND state = ?",
+        "UPDATE messages SET state = ?, error_text = ?, updated_at = ? "
+        "WHERE message_id = ? AND state = ?",
         [state, reason, to_db(now), message_id, PENDING],
     )
 

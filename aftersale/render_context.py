@@ -136,7 +136,11 @@ def build_context(
         # A message about the whole order (a setup tip after delivery) still speaks of
         # one product: the first with setup tips in the catalogue, else the first item.
         chosen = next(
-            (i for i in order.items if catalogue and _has_tips(catalogue.lookup(i.sku, i.category))),
+            (
+                i
+                for i in order.items
+                if catalogue and _has_tips(catalogue.lookup(i.sku, i.category))
+            ),
             order.items[0] if order.items else None,
         )
     if chosen is not None:

@@ -57,7 +57,9 @@ def build_report(
 ) -> RunReport:
     """Everything the run publishes. `unknown_total`: messages in `unknown` in the whole
     store (not only this run's); `open_breakers`: carrier slugs, or derived from errors."""
-    breakers = sorted(set(open_breakers if open_breakers is not None else summary.poll.breakers_open))
+    breakers = sorted(
+        set(open_breakers if open_breakers is not None else summary.poll.breakers_open)
+    )
     rows = message_rows(summary.dispatch.outcomes)
     return RunReport(
         name=run_name(kind, summary.now, len(summary.poll.results), summary.dispatch.count("sent")),

@@ -260,7 +260,8 @@ class Store:
                 "ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name, "
                 "email = excluded.email, phone = excluded.phone, locale = excluded.locale, "
                 "time_zone = excluded.time_zone, consent_email = excluded.consent_email, "
-                "consent_sms = excluded.consent_sms, country = excluded.country, tags = excluded.tags",
+                "consent_sms = excluded.consent_sms, country = excluded.country, "
+                "tags = excluded.tags",
             )
             self._insert_arrow("orders", order_rows, "ON CONFLICT DO NOTHING")
             self._insert_arrow("items", item_rows, "ON CONFLICT DO NOTHING")
@@ -370,7 +371,8 @@ class Store:
             "WHERE s.shipment_id IS NULL "
             "OR s.status NOT IN ('delivered', 'returned_to_sender', 'cancelled', 'expired') "
             "OR s.delivered_at >= ? - to_days(?) "
-            "OR EXISTS (SELECT 1 FROM items i WHERE i.order_id = o.order_id AND i.warranty_months > 0) "
+            "OR EXISTS (SELECT 1 FROM items i "
+            "WHERE i.order_id = o.order_id AND i.warranty_months > 0) "
             "ORDER BY o.order_id",
             [to_db(now), recent_days],
         ).fetchall()
@@ -487,7 +489,8 @@ class Store:
         try:
             sets = ", ".join(f"{c} = u.{c}" for c in batch.column_names if c != "shipment_id")
             self.con.execute(
-                f"UPDATE shipments SET {sets} FROM _states u WHERE shipments.shipment_id = u.shipment_id"
+                f"UPDATE shipments SET {sets} FROM _states u "
+                "WHERE shipments.shipment_id = u.shipment_id"
             )
         finally:
             self.con.unregister("_states")

@@ -39,7 +39,9 @@ class Carrier:
         except httpx.TimeoutException as exc:
             raise CarrierUnavailable(self.slug, tracking_number, "timed out") from exc
         except httpx.TransportError as exc:
-            raise CarrierUnavailable(self.slug, tracking_number, f"connection failed: {exc}") from exc
+            raise CarrierUnavailable(
+                self.slug, tracking_number, f"connection failed: {exc}"
+            ) from exc
         raise_for_outage(self.slug, tracking_number, response)
         return self.parse_response(tracking_number, response.status_code, response.content)
 

@@ -132,8 +132,12 @@ def _pickup_point(body: dict[str, Any]) -> str | None:
     if not isinstance(detail, dict):
         return machine if isinstance(machine, str) else None
     address = detail.get("address") if isinstance(detail.get("address"), dict) else {}
-    parts = [detail.get("name") or machine, address.get("line1"), address.get("line2"),
-             detail.get("location_description")]
+    parts = [
+        detail.get("name") or machine,
+        address.get("line1"),
+        address.get("line2"),
+        detail.get("location_description"),
+    ]
     text = ", ".join(str(p) for p in parts if p)
     return text or None
 
@@ -150,7 +154,9 @@ class InPost(Carrier):
         headers = {"Accept": "application/json", "X-User-Agent": "aftersale"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        return httpx.Request("GET", f"{self.base_url}/v1/tracking/{tracking_number}", headers=headers)
+        return httpx.Request(
+            "GET", f"{self.base_url}/v1/tracking/{tracking_number}", headers=headers
+        )
 
     def parse_response(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
         try:
@@ -193,11 +199,15 @@ class InPost(Carrier):
         latest = current_status(ordered)
         top = data.get("status")
         if isinstance(top, str):
-            status = map_status(top, tracking_number, problems) or (latest.status if latest else None)
+            status = map_status(top, tracking_number, problems) or (
+                latest.status if latest else None
+            )
             code = top
         else:
             status, code = (latest.status, latest.code) if latest else (None, None)
-        delivered = next((e.occurred_at for e in reversed(ordered) if e.status is Status.DELIVERED), None)
+        delivered = next(
+            (e.occurred_at for e in reversed(ordered) if e.status is Status.DELIVERED), None
+        )
         return Tracking(
             carrier=self.slug,
             tracking_number=tracking_number,  # the number we asked for, whatever the body says
@@ -213,5 +223,8 @@ class InPost(Carrier):
 
 def _malformed(tracking_number: str, problem: str) -> Tracking:
     return Tracking(
-        carrier=InPost.slug, tracking_number=tracking_number, status=Status.UNKNOWN, problems=(problem,)
+        carrier=InPost.slug,
+        tracking_number=tracking_number,
+        status=Status.UNKNOWN,
+        problems=(problem,),
     )

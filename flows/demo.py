@@ -32,7 +32,9 @@ CYCLE_HOURS = (0, 3, 8, 14, 20, 26, 32, 38, 46, 56, 70, 96, 130, 180, 250)
 
 def load_parcels(path: Path) -> list[SandboxParcel]:
     return [
-        SandboxParcel(p["carrier"], p["tracking_number"], p["scenario"], datetime.fromisoformat(p["start"]))
+        SandboxParcel(
+            p["carrier"], p["tracking_number"], p["scenario"], datetime.fromisoformat(p["start"])
+        )
         for p in json.loads(path.read_text(encoding="utf-8"))
     ]
 
@@ -55,25 +57,45 @@ def run_demo(workdir: Path, console: Console | None = None) -> dict[str, int]:
                 "AFTERSALE_DB": str(db),
                 "AFTERSALE_OUTBOX": str(outbox),
                 "AFTERSALE_INBOX": str(workdir / "inbox"),
-                **{f"AFTERSALE_{slug.upper()}_URL": sandbox.url for slug in ("ups", "dhl", "inpost", "dpd")},
+                **{
+                    f"AFTERSALE_{slug.upper()}_URL": sandbox.url
+                    for slug in ("ups", "dhl", "inpost", "dpd")
+                },
                 # the sandbox's own test credentials: it checks them the way each carrier does
                 "UPS_CLIENT_ID": "sandbox-client",
                 "UPS_CLIENT_SECRET": "sandbox-secret",
                 "DHL_API_KEY": "sandbox-key",
                 # the sandbox has no quota: poll at full speed (0 = no rate limit)
-                **{f"AFTERSALE_{slug.upper()}_RATE_PER_S": "0" for slug in ("ups", "dhl", "inpost", "dpd")},
+                **{
+                    f"AFTERSALE_{slug.upper()}_RATE_PER_S": "0"
+                    for slug in ("ups", "dhl", "inpost", "dpd")
+                },
                 "AFTERSALE_DHL_RATE_PER_DAY": "0",
             }
         )
         with Store.open(db) as store:
-            report = import_file(store, examples / "orders.ndjson", now=DEMO_START, detect=detect_carriers)
+            report = import_file(
+                store, examples / "orders.ndjson", now=DEMO_START, detect=detect_carriers
+            )
         console.print(
             f"[bold]Imported[/] {report.loaded} orders from examples/orders.ndjson "
             f"({len(report.rejections)} rejected); carrier sandbox at {sandbox.url}"
         )
         table = Table(title="aftersale demo: one row per cycle (sandbox clock, UTC)")
-        for col in ("cycle", "clock", "polled", "status changes", "delays", "queued", "sent", "deferred", "failed"):
-            table.add_column(col, justify="right" if col not in ("clock", "status changes", "delays") else "left")
+        for col in (
+            "cycle",
+            "clock",
+            "polled",
+            "status changes",
+            "delays",
+            "queued",
+            "sent",
+            "deferred",
+            "failed",
+        ):
+            table.add_column(
+                col, justify="right" if col not in ("clock", "status changes", "delays") else "left"
+            )
         for i, hours in enumerate(CYCLE_HOURS, start=1):
             now = DEMO_START + timedelta(hours=hours)
             state.clock.set(now)

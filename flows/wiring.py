@@ -13,11 +13,11 @@ from functools import partial
 
 from aftersale.channels.config import build_channels
 from aftersale.cycle import CycleParts, PollBatch
-from aftersale.models import ShipmentState
-from aftersale.schedule import PollSchedule
-from aftersale.render import TemplateLibrary, build_context
 from aftersale.detect import default_thresholds
+from aftersale.models import ShipmentState
+from aftersale.render import TemplateLibrary, build_context
 from aftersale.ruleset import RuleSet, load_ruleset, rule_files
+from aftersale.schedule import PollSchedule
 from aftersale.settings import Settings
 from aftersale.store import Store
 from carriers.base import Carrier
@@ -49,7 +49,9 @@ def build_parts(
     env = os.environ if env is None else env
     library = load_library(settings)
     ruleset = load_rules(settings, library)
-    adapters = dict(carriers) if carriers is not None else build_carriers(settings.carrier_urls, env)
+    adapters = (
+        dict(carriers) if carriers is not None else build_carriers(settings.carrier_urls, env)
+    )
     setup = build_channels(env, settings.shop, settings.outbox_dir, dry_run=dry_run)
     # One set of guards per process: the daily budgets and breaker cooldowns span cycles.
     guards = PollGuards(limits_from_env(adapters, env, settings.poll_concurrency))

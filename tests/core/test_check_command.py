@@ -47,4 +47,8 @@ def test_rule_errors_come_with_file_line_and_a_suggestion(
     path.write_text(path.read_text().replace("template: shipped", "template: shiped", 1))
     code, output = run_check(monkeypatch, rules)
     assert code == 1
-    assert "rules/shipping.yaml:" in output and "'shiped'" in output and "did you mean 'shipped'" in output
+    assert (
+        "rules/shipping.yaml:" in output
+        and "'shiped'" in output
+        and "did you mean 'shipped'" in output
+    )

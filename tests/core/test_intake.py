@@ -30,8 +30,14 @@ def order(**overrides: object) -> dict:
             "country": "PL",
         },
         "items": [
-            {"sku": "TV-55", "name": "TV", "category": "tv", "price": "2799.00",
-             "currency": "PLN", "warranty_months": 24}
+            {
+                "sku": "TV-55",
+                "name": "TV",
+                "category": "tv",
+                "price": "2799.00",
+                "currency": "PLN",
+                "warranty_months": 24,
+            }
         ],
         "shipments": [{"carrier": "inpost", "tracking_number": "6426 0002 7844 2000 0000 0001"}],
         "promised_delivery": "2026-11-26",
@@ -58,27 +64,53 @@ def test_good_row_becomes_an_order_in_utc_with_normalised_fields() -> None:
 @pytest.mark.parametrize(
     ("row", "expected"),
     [
-        ("{not json", "orders.ndjson:2: row: not valid JSON (Expecting property name enclosed in double quotes at column 2)"),
+        (
+            "{not json",
+            "orders.ndjson:2: row: not valid JSON (Expecting property name enclosed in double quotes at column 2)",
+        ),
         ("[1, 2]", "orders.ndjson:2: row: expected a JSON object, got list"),
-        (order(customer={**order()["customer"], "phone": "+48 600"}),
-         "orders.ndjson:2: customer.phone: '+48 600' is not a valid E.164 phone number (like +48601234567)"),
-        (order(customer={**order()["customer"], "time_zone": "Europe/Warsw"}),
-         "orders.ndjson:2: customer.time_zone: 'Europe/Warsw' is not an IANA time zone (like Europe/Warsaw)"),
-        (order(customer={**order()["customer"], "email": "anna.example.pl"}),
-         "orders.ndjson:2: customer.email: 'anna.example.pl' is not an email address"),
-        (order(shipments=[{"carrier": "fedex", "tracking_number": "123456789012"}]),
-         "orders.ndjson:2: shipments.0.carrier: unknown carrier 'fedex': use one of ups, dhl, inpost, dpd, "
-         "or leave it empty to detect it from the tracking number"),
-        (order(placed_at="2026-11-23T08:00:00"),
-         "orders.ndjson:2: placed_at: needs a UTC offset, like 2026-11-20T09:15:00+01:00"),
-        (order(items=[]), "orders.ndjson:2: items: Tuple should have at least 1 item after validation, not 0"),
-        (order(colour="red"), "orders.ndjson:2: colour: unknown field (check the spelling against README.md 'Order files')"),
-        ({k: v for k, v in order().items() if k != "order_id"}, "orders.ndjson:2: order_id: is required"),
-        (order(items=[{**order()["items"][0], "price": "-1"}]),
-         "orders.ndjson:2: items.0.price: Input should be greater than or equal to 0"),
+        (
+            order(customer={**order()["customer"], "phone": "+48 600"}),
+            "orders.ndjson:2: customer.phone: '+48 600' is not a valid E.164 phone number (like +48601234567)",
+        ),
+        (
+            order(customer={**order()["customer"], "time_zone": "Europe/Warsw"}),
+            "orders.ndjson:2: customer.time_zone: 'Europe/Warsw' is not an IANA time zone (like Europe/Warsaw)",
+        ),
+        (
+            order(customer={**order()["customer"], "email": "anna.example.pl"}),
+            "orders.ndjson:2: customer.email: 'anna.example.pl' is not an email address",
+        ),
+        (
+            order(shipments=[{"carrier": "fedex", "tracking_number": "123456789012"}]),
+            "orders.ndjson:2: shipments.0.carrier: unknown carrier 'fedex': use one of ups, dhl, inpost, dpd, "
+            "or leave it empty to detect it from the tracking number",
+        ),
+        (
+            order(placed_at="2026-11-23T08:00:00"),
+            "orders.ndjson:2: placed_at: needs a UTC offset, like 2026-11-20T09:15:00+01:00",
+        ),
+        (
+            order(items=[]),
+            "orders.ndjson:2: items: Tuple should have at least 1 item after validation, not 0",
+        ),
+        (
+            order(colour="red"),
+            "orders.ndjson:2: colour: unknown field (check the spelling against README.md 'Order files')",
+        ),
+        (
+            {k: v for k, v in order().items() if k != "order_id"},
+            "orders.ndjson:2: order_id: is required",
+        ),
+        (
+            order(items=[{**order()["items"][0], "price": "-1"}]),
+            "orders.ndjson:2: items.0.price: Input should be greater than or equal to 0",
+        ),
     ],
 )
-def test_bad_row_is_rejected_with_line_and_reason_and_the_rest_loads(row: object, expected: str) -> None:
+def test_bad_row_is_rejected_with_line_and_reason_and_the_rest_loads(
+    row: object, expected: str
+) -> None:
     text = ndjson(order(order_id="NW-0", shipments=[]), row, order(order_id="NW-2", shipments=[]))
     result = parse_ndjson(text, "orders.ndjson")
     assert [f"{r.source}:{r.line}: {r.reason}" for r in result.rejections] == [expected]
@@ -87,12 +119,16 @@ def test_bad_row_is_rejected_with_line_and_reason_and_the_rest_loads(row: object
 
 def test_duplicate_order_id_in_one_file_is_rejected() -> None:
     result = parse_ndjson(ndjson(order(), "", order()), "o.ndjson")
-    assert [f"{r.line}: {r.reason}" for r in result.rejections] == ["3: order_id: 'NW-1' already on line 1"]
+    assert [f"{r.line}: {r.reason}" for r in result.rejections] == [
+        "3: order_id: 'NW-1' already on line 1"
+    ]
 
 
-CSV_HEADER = ("order_id,placed_at,customer_id,customer_name,email,phone,locale,time_zone,consent_email,"
-              "consent_sms,country,sku,item_name,category,quantity,price,currency,warranty_months,"
-              "carrier,tracking_number,promised_delivery\n")
+CSV_HEADER = (
+    "order_id,placed_at,customer_id,customer_name,email,phone,locale,time_zone,consent_email,"
+    "consent_sms,country,sku,item_name,category,quantity,price,currency,warranty_months,"
+    "carrier,tracking_number,promised_delivery\n"
+)
 
 
 def test_csv_rows_sharing_an_order_id_form_one_order() -> None:
@@ -129,7 +165,9 @@ def test_csv_with_unknown_column_is_rejected_as_a_whole() -> None:
 
 def test_import_is_idempotent_and_detects_empty_carriers(tmp_path: Path) -> None:
     path = tmp_path / "orders.ndjson"
-    path.write_text(ndjson(order(shipments=[{"carrier": "", "tracking_number": "642600027844200000000001"}])))
+    path.write_text(
+        ndjson(order(shipments=[{"carrier": "", "tracking_number": "642600027844200000000001"}]))
+    )
     with Store.open(tmp_path / "a.duckdb") as store:
         first = import_file(store, path, now=NOW, detect=lambda n: ["inpost"])
         second = import_file(store, path, now=NOW, detect=lambda n: ["inpost"])

@@ -13,24 +13,44 @@ from aftersale.models import ChannelKind, OutgoingMessage, RenderedMessage
 
 def outgoing(kind: ChannelKind, **content: object) -> OutgoingMessage:
     defaults = {
-        ChannelKind.EMAIL: {"to": "anna@example.pl", "subject": "Twoja paczka jest w drodze 📦",
-                            "text": "Dzień dobry Anno,\nPaczka wyruszyła.", "html": "<p>Paczka wyruszyła.</p>"},
-        ChannelKind.SMS: {"to": "+48601234567", "subject": None, "text": "Paczka NW-1 w drodze", "sms_segments": 1},
+        ChannelKind.EMAIL: {
+            "to": "anna@example.pl",
+            "subject": "Twoja paczka jest w drodze 📦",
+            "text": "Dzień dobry Anno,\nPaczka wyruszyła.",
+            "html": "<p>Paczka wyruszyła.</p>",
+        },
+        ChannelKind.SMS: {
+            "to": "+48601234567",
+            "subject": None,
+            "text": "Paczka NW-1 w drodze",
+            "sms_segments": 1,
+        },
     }[kind]
     return OutgoingMessage(
-        message_id="m-1", idempotency_key="shipped:NW-1:email", rule_id="shipped", template="shipped",
-        order_id="NW-1", marketing=False,
+        message_id="m-1",
+        idempotency_key="shipped:NW-1:email",
+        rule_id="shipped",
+        template="shipped",
+        order_id="NW-1",
+        marketing=False,
         content=RenderedMessage(channel=kind, **{**defaults, **content}),  # type: ignore[arg-type]
     )
 
 
 def test_email_is_an_rfc5322_file_with_text_and_html(tmp_path: Path) -> None:
-    channel = OutboxChannel(tmp_path, ChannelKind.EMAIL, sender="Northwind <orders@northwind.example>")
+    channel = OutboxChannel(
+        tmp_path, ChannelKind.EMAIL, sender="Northwind <orders@northwind.example>"
+    )
     result = channel.send(outgoing(ChannelKind.EMAIL))
     assert result.ok and result.provider_id == "outbox:m-1.eml:m-1"
-    parsed = email.message_from_bytes((tmp_path / "email" / "m-1.eml").read_bytes(), policy=policy.default)
+    parsed = email.message_from_bytes(
+        (tmp_path / "email" / "m-1.eml").read_bytes(), policy=policy.default
+    )
     assert parsed["Subject"] == "Twoja paczka jest w drodze 📦"
-    assert parsed["To"] == "anna@example.pl" and parsed["From"] == "Northwind <orders@northwind.example>"
+    assert (
+        parsed["To"] == "anna@example.pl"
+        and parsed["From"] == "Northwind <orders@northwind.example>"
+    )
     assert parsed["X-Aftersale-Rule"] == "shipped"
     assert parsed.get_body(("plain",)).get_content().startswith("Dzień dobry Anno")
     assert parsed.get_body(("html",)).get_content().strip() == "<p>Paczka wyruszyła.</p>"
@@ -49,7 +69,10 @@ def test_sms_is_one_json_line(tmp_path: Path) -> None:
     (line,) = (tmp_path / "sms.jsonl").read_text(encoding="utf-8").splitlines()
     record = json.loads(line)
     assert (record["to"], record["text"], record["segments"], record["test"]) == (
-        "+48601234567", "Paczka NW-1 w drodze", 1, False,
+        "+48601234567",
+        "Paczka NW-1 w drodze",
+        1,
+        False,
     )
 
 

@@ -121,7 +121,11 @@ def test_shipped_rule_set_is_valid_and_complete() -> None:
     assert sms == {"shipped", "out_for_delivery", "available_for_pickup", "delayed"}
     assert all(r.fallback == {ChannelKind.SMS: ChannelKind.EMAIL} for r in rs.rules if r.id in sms)
     assert all(ChannelKind.EMAIL in r.channels for r in rs.rules)
-    assert {r.id for r in rs.rules if r.marketing} == {"setup_tip", "review_request", "warranty_expiry"}
+    assert {r.id for r in rs.rules if r.marketing} == {
+        "setup_tip",
+        "review_request",
+        "warranty_expiry",
+    }
     assert str(rs.by_id["thank_you"].after) == "10m"
     assert str(rs.by_id["delayed"].windows[ChannelKind.SMS]) == "08:00-21:00"
     assert rs.by_event[EventKind.DELIVERED_AGO]

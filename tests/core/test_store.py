@@ -14,7 +14,14 @@ import pytest
 from aftersale.errors import StoreLockedError
 from aftersale.migrations import MIGRATIONS
 from aftersale.models import (
-    Customer, DomainEvent, EventKind, Item, Order, ShipmentRef, Status, TrackingEvent,
+    Customer,
+    DomainEvent,
+    EventKind,
+    Item,
+    Order,
+    ShipmentRef,
+    Status,
+    TrackingEvent,
 )
 from aftersale.store import Store
 
@@ -27,7 +34,9 @@ def make_order(order_id: str = "NW-1", number: str = "642600027844200000000001")
     return Order(
         order_id=order_id,
         placed_at=NOW - timedelta(hours=1),
-        customer=Customer("C-1", "Anna", "anna@example.pl", None, "pl", "Europe/Warsaw", True, False, "PL"),
+        customer=Customer(
+            "C-1", "Anna", "anna@example.pl", None, "pl", "Europe/Warsaw", True, False, "PL"
+        ),
         items=(Item("TV", "TV", "tv", 1, Decimal("10.00"), "PLN", 24),),
         shipments=(ShipmentRef(number, "inpost"),),
     )
@@ -46,7 +55,10 @@ def test_saving_the_same_orders_twice_changes_nothing(tmp_path: Path) -> None:
         assert store.save_orders([make_order()], source="t", now=NOW) == (1, 0)
         assert store.save_orders([make_order(), make_order()], source="t", now=NOW) == (0, 2)
         assert {t: store.count(t) for t in ("orders", "customers", "items", "shipments")} == {
-            "orders": 1, "customers": 1, "items": 1, "shipments": 1,
+            "orders": 1,
+            "customers": 1,
+            "items": 1,
+            "shipments": 1,
         }
         loaded = store.load_order("NW-1")
         assert loaded == make_order()
@@ -58,8 +70,13 @@ def test_events_and_tracking_scans_are_stored_once(tmp_path: Path) -> None:
         scan = TrackingEvent(NOW, Status.IN_TRANSIT, "taken_by_courier", "taken by courier")
         assert store.save_tracking_events([("642600027844200000000001", scan)] * 2, NOW) == 1
         assert store.save_tracking_events([("642600027844200000000001", scan)], NOW) == 0
-        event = DomainEvent(EventKind.SHIPPED, "NW-1", NOW, shipment_id="642600027844200000000001",
-                            facts={"at": NOW})
+        event = DomainEvent(
+            EventKind.SHIPPED,
+            "NW-1",
+            NOW,
+            shipment_id="642600027844200000000001",
+            facts={"at": NOW},
+        )
         assert store.record_domain_events([event, event], run_id="r1", now=NOW) == [event]
         assert store.record_domain_events([event], run_id="r2", now=NOW) == []
         loaded = store.load_domain_event(event.event_id)
@@ -71,13 +88,18 @@ def test_terminal_and_not_yet_due_shipments_are_not_due(tmp_path: Path) -> None:
     from dataclasses import replace
 
     with Store.open(tmp_path / "s.duckdb") as store:
-        store.save_orders([make_order("A", "1" * 24), make_order("B", "2" * 24), make_order("C", "3" * 24)],
-                          source="t", now=NOW)
+        store.save_orders(
+            [make_order("A", "1" * 24), make_order("B", "2" * 24), make_order("C", "3" * 24)],
+            source="t",
+            now=NOW,
+        )
         a, b, c = sorted(store.due_shipments(NOW), key=lambda s: s.order_id)
-        store.save_shipment_states([
-            replace(a, status=Status.DELIVERED, next_check_at=None),
-            replace(b, next_check_at=NOW + timedelta(hours=2)),
-        ])
+        store.save_shipment_states(
+            [
+                replace(a, status=Status.DELIVERED, next_check_at=None),
+                replace(b, next_check_at=NOW + timedelta(hours=2)),
+            ]
+        )
         assert [s.order_id for s in store.due_shipments(NOW)] == ["C"]
         # oldest check first: C was due at import, B two hours later
         assert [s.order_id for s in store.due_shipments(NOW + timedelta(hours=3))] == ["C", "B"]
@@ -94,8 +116,9 @@ HOLDER = textwrap.dedent(
 
 
 def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(seconds)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
     return proc
 

@@ -65,7 +65,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
         }
         settings = Settings.from_env(env)
         with Store.open(settings.db_path) as store:
-            report = import_file(store, EXAMPLES / "orders.ndjson", now=DEMO_START, detect=detect_carriers)
+            report = import_file(
+                store, EXAMPLES / "orders.ndjson", now=DEMO_START, detect=detect_carriers
+            )
             assert report.rejections == []
             parts, _ = build_parts(settings, store, env=env)
             summaries = []
@@ -79,9 +81,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 "SELECT m.order_id, m.template, m.channel, m.state, s.tracking_number "
                 "FROM messages m LEFT JOIN shipments s ON s.order_id = m.order_id"
             ).fetchall()
-            statuses = dict(store.con.execute("SELECT tracking_number, status FROM shipments").fetchall())
-    return {"workdir": workdir, "parcels": parcels, "summaries": summaries, "replay": replay,
-            "rows": rows, "statuses": statuses}
+            statuses = dict(
+                store.con.execute("SELECT tracking_number, status FROM shipments").fetchall()
+            )
+    return {
+        "workdir": workdir,
+        "parcels": parcels,
+        "summaries": summaries,
+        "replay": replay,
+        "rows": rows,
+        "statuses": statuses,
+    }
 
 
 def test_every_parcel_ends_where_its_journey_ends(demo: dict) -> None:
@@ -107,14 +117,24 @@ def test_each_journey_tells_its_story_and_nothing_false(demo: dict) -> None:
 
 def test_exactly_these_messages_land_in_the_outbox(demo: dict) -> None:
     sent = Counter((t, c) for _o, t, c, state, _n in demo["rows"] if state == "sent")
-    assert sent == Counter({
-        ("thank_you", "email"): 38, ("shipped", "email"): 35, ("shipped", "sms"): 21,
-        ("out_for_delivery", "email"): 27, ("out_for_delivery", "sms"): 6,
-        ("available_for_pickup", "email"): 7, ("available_for_pickup", "sms"): 5,
-        ("arriving_tomorrow", "email"): 13, ("delayed", "email"): 13, ("delayed", "sms"): 6,
-        ("delivered", "email"): 35, ("setup_tip", "email"): 19, ("review_request", "email"): 19,
-        ("warranty_expiry", "email"): 2,
-    })
+    assert sent == Counter(
+        {
+            ("thank_you", "email"): 38,
+            ("shipped", "email"): 35,
+            ("shipped", "sms"): 21,
+            ("out_for_delivery", "email"): 27,
+            ("out_for_delivery", "sms"): 6,
+            ("available_for_pickup", "email"): 7,
+            ("available_for_pickup", "sms"): 5,
+            ("arriving_tomorrow", "email"): 13,
+            ("delayed", "email"): 13,
+            ("delayed", "sms"): 6,
+            ("delivered", "email"): 35,
+            ("setup_tip", "email"): 19,
+            ("review_request", "email"): 19,
+            ("warranty_expiry", "email"): 2,
+        }
+    )
     outbox = demo["workdir"] / "outbox"
     emails = list((outbox / "email").glob("*.eml"))
     assert len(emails) == sum(n for (_t, c), n in sent.items() if c == "email")
