@@ -23,6 +23,7 @@ test: $(VENV)/.synced node_modules/.installed chromium
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.synced
 	$(VENV)/bin/python bench/parse.py

@@ -220,7 +220,9 @@ def _validate(source: str, line: int, data: Any) -> tuple[Order | None, list[Rej
 
 def parse_ndjson(text: str, source: str) -> ParseResult:
     """One order per line; blank lines and lines starting with '#' are skipped."""
-    orders, rejections, lines = [], [], {}
+    orders: list[Order] = []
+    rejections: list[Rejection] = []
+    lines: dict[str, int] = {}
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue

@@ -53,7 +53,7 @@ def _row(r: tuple[Any, ...]) -> MessageRow:
         event_id=r[10],
         state=r[11],
         due_at=from_db(r[12]),
-        attempts=r[13],  # type: ignore[arg-type]
+        attempts=r[13],
         recipient=r[14],
         provider_id=r[15],
         error_code=r[16],

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import phonenumbers
 
@@ -194,8 +195,8 @@ def list_suppressions(
     return [_suppression(r) for r in store.con.execute(sql, params).fetchall()]
 
 
-def _suppression(r: tuple[object, ...]) -> Suppression:
-    return Suppression(str(r[0]), ChannelKind(r[1]), str(r[2]), from_db(r[3]))  # type: ignore[arg-type]
+def _suppression(r: tuple[Any, ...]) -> Suppression:
+    return Suppression(str(r[0]), ChannelKind(r[1]), str(r[2]), from_db(r[3]))
 
 
 def import_suppressions(store: Store, path: Path, now: datetime) -> ImportResult:
