@@ -50,6 +50,8 @@ class BackfillReport:
     events: int = 0
     lines: list[BackfillLine] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    #: every event or rule that sends nothing, and why: (cycle time, plain-English line)
+    why_not: list[tuple[datetime, str]] = field(default_factory=list)
 
     def count(self, verdict: str) -> int:
         return sum(1 for line in self.lines if line.verdict == verdict)
@@ -82,6 +84,22 @@ class BackfillReport:
             }
             for line in self.lines
         ]
+
+    def text(self) -> str:
+        """For the terminal: each new decision, then each non-send with its reason."""
+        out = [
+            f"{line.detected_at:%Y-%m-%d %H:%M} UTC  {line.verdict.upper():11} "
+            f"{line.rule_id:20} {line.channel:5} order {line.order_id}: {line.event}"
+            for line in self.lines
+        ]
+        out += [f"{at:%Y-%m-%d %H:%M} UTC  NO SEND     {why}" for at, why in self.why_not]
+        d = self.as_dict()
+        out.append(
+            f"{d['events']} stored events re-evaluated: {d['new_decisions']} new decisions, "
+            f"{len(self.why_not)} events or rules send nothing "
+            f"({d['already_decided']} of them because they were decided before)."
+        )
+        return "\n".join(out)
 
     def markdown(self) -> str:
         d = self.as_dict()
@@ -146,6 +164,7 @@ def backfill(
         history = history_after(history, outcome, orders)
         for skip in outcome.skipped:
             report.skipped[_skip_kind(skip.reason)] += 1
+            report.why_not.append((detected_at, str(skip)))
         timely = []
         for d in outcome.decisions:
             late = d.due_at < now - max_late

@@ -172,21 +172,35 @@ def check() -> None:
 @app.command()
 def simulate(
     scenario: Annotated[
-        Path, typer.Argument(help="Scenario YAML: orders and timed carrier events")
-    ],
+        Path | None, typer.Argument(help="Scenario YAML: orders and timed carrier events")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="Replay the store from (ISO 8601)")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="... up to (ISO 8601)")] = None,
 ) -> None:
-    """Replay a scenario through detection and rules: what would be sent when, and why not."""
+    """What would be sent when, and why not: replay a scenario file, or the store's events
+    over a time range (`--from … --to …`) with today's rules. Nothing is sent or queued."""
     from aftersale.simulate import format_simulation
     from aftersale.simulate import simulate as run_simulation
     from flows.wiring import load_library, load_rules
 
     settings = Settings.from_env()
+    if (scenario is None) == (start is None or end is None):
+        _fail(ValueError("give a scenario file, or --from and --to to replay the store"))
     try:
         ruleset = load_rules(settings, load_library(settings))
-        lines = run_simulation(scenario, ruleset)
-    except AftersaleError as exc:
+        if scenario is not None:
+            typer.echo(format_simulation(run_simulation(scenario, ruleset)))
+            return
+        from aftersale.backfill import backfill
+        from aftersale.store import Store
+
+        with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
+            report = backfill(store, ruleset, _now(start), _now(end), datetime.now(UTC))
+        typer.echo(report.text())
+    except (AftersaleError, ValueError) as exc:
         _fail(exc)
-    typer.echo(format_simulation(lines))
 
 
 @app.command()

@@ -161,3 +161,25 @@ def test_nothing_failed_and_every_customer_reads_their_language(demo: dict) -> N
     assert "Dziękujemy" in subjects["example.pl"]
     assert "Dank" in subjects["example.de"]
     assert "Thank" in subjects["example.co.uk"]
+
+
+def test_replaying_the_demo_range_with_the_same_rules_decides_nothing_new(demo: dict) -> None:
+    from typer.testing import CliRunner
+
+    from aftersale.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            "--from",
+            DEMO_START.isoformat(),
+            "--to",
+            (DEMO_START + timedelta(days=12)).isoformat(),
+        ],
+        env={"AFTERSALE_DB": str(demo["workdir"] / "a.duckdb")},
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[-1].split(": ")[1].startswith("0 new decisions")
+    assert any("already sent (key thank_you|NW-1001|email)" in line for line in lines)
