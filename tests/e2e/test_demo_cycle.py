@@ -173,7 +173,7 @@ def test_replaying_the_demo_range_with_the_same_rules_decides_nothing_new(demo: 
         [
             "simulate",
             "--from",
-            DEMO_START.isoformat(),
+            (DEMO_START - timedelta(days=1)).isoformat(),  # orders were placed before the start
             "--to",
             (DEMO_START + timedelta(days=12)).isoformat(),
         ],
