@@ -10,9 +10,13 @@ resending (a human checks the provider and runs `aftersale messages release`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+import pyarrow as pa
 
 from aftersale.models import Decision, SendResult
 from aftersale.store import MessageRow, Store, from_db, to_db
@@ -136,80 +140,134 @@ def messages_by_state(store: Store, state: str) -> list[MessageRow]:
     return [_row(r) for r in rows]
 
 
-def claim(
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What is about to go out for one message, recorded with its claim."""
+
+    message_id: str
+    recipient: str
+    subject: str | None
+    body_text: str
+    sms_segments: int | None
+    provider: str
+
+
+def claim_many(store: Store, claims: Sequence[Claim], *, run_id: str, now: datetime) -> set[str]:
+    """pending -> sending for a batch, recording what is about to go out; returns the ids
+    this run now holds (a message another run claimed first is not among them)."""
+    if not claims:
+        return set()
+    rows = [
+        {
+            "message_id": c.message_id,
+            "recipient": c.recipient,
+            "subject": c.subject,
+            "body_text": c.body_text,
+            "sms_segments": c.sms_segments,
+            "provider": c.provider,
+        }
+        for c in claims
+    ]
+    with _batch(store, rows, _CLAIM_SCHEMA):
+        claimed = store.con.execute(
+            "UPDATE messages SET state = ?, recipient = b.recipient, subject = b.subject, "
+            "body_text = b.body_text, sms_segments = b.sms_segments, provider = b.provider, "
+            "attempts = attempts + 1, run_id = ?, updated_at = ? FROM _batch b "
+            "WHERE messages.message_id = b.message_id AND messages.state = ? "
+            "RETURNING messages.message_id",
+            [SENDING, run_id, to_db(now), PENDING],
+        ).fetchall()
+    return {r[0] for r in claimed}
+
+
+def mark_results(
     store: Store,
-    message_id: str,
-    *,
-    recipient: str,
-    subject: str | None,
-    body_text: str,
-    sms_segments: int | None,
-    provider: str,
-    run_id: str,
+    results: Sequence[tuple[str, SendResult]],
     now: datetime,
-) -> bool:
-    """pending -> sending, recording what is about to go out. False if someone else has it."""
-    rows = store.con.execute(
-        "UPDATE messages SET state = ?, recipient = ?, subject = ?, body_text = ?, "
-        "sms_segments = ?, "
-        "provider = ?, attempts = attempts + 1, run_id = ?, updated_at = ? "
-        "WHERE message_id = ? AND state = ? RETURNING message_id",
-        [
-            SENDING,
-            recipient,
-            subject,
-            body_text,
-            sms_segments,
-            provider,
-            run_id,
-            to_db(now),
-            message_id,
-            PENDING,
-        ],
-    ).fetchall()
-    return bool(rows)
+    *,
+    retry_in: timedelta,
+) -> dict[str, str]:
+    """Record the channels' answers for a batch of claimed messages; a transient failure
+    goes back to pending, due again after `retry_in`. Returns message id -> new state."""
+    if not results:
+        return {}
+    rows: list[dict[str, Any]] = []
+    for message_id, result in results:
+        if result.ok:
+            state, due = SENT, None
+        elif result.transient:
+            state, due = PENDING, now + retry_in
+        else:
+            state, due = FAILED, None
+        rows.append(
+            {
+                "message_id": message_id,
+                "state": state,
+                "provider_id": result.provider_id,
+                "error_code": result.error_code,
+                "error_text": result.error_text,
+                "sent_at": to_db(now) if result.ok else None,
+                "due_at": to_db(due),
+            }
+        )
+    with _batch(store, rows, _RESULT_SCHEMA):
+        store.con.execute(
+            "UPDATE messages SET state = b.state, provider_id = b.provider_id, "
+            "error_code = b.error_code, error_text = b.error_text, "
+            "sent_at = coalesce(b.sent_at, messages.sent_at), "
+            "due_at = coalesce(b.due_at, messages.due_at), updated_at = ? FROM _batch b "
+            "WHERE messages.message_id = b.message_id AND messages.state = ?",
+            [to_db(now), SENDING],
+        )
+    return {r["message_id"]: r["state"] for r in rows}
 
 
-def mark_result(
-    store: Store, message_id: str, result: SendResult, now: datetime, *, retry_in: timedelta
-) -> str:
-    """Record the channel's answer; a transient failure goes back to pending for a later cycle."""
-    if result.ok:
-        state, due = SENT, None
-    elif result.transient:
-        state, due = PENDING, now + retry_in
-    else:
-        state, due = FAILED, None
-    store.con.execute(
-        "UPDATE messages SET state = ?, provider_id = ?, error_code = ?, error_text = ?, "
-        "sent_at = CASE WHEN ? THEN ? ELSE sent_at END, due_at = coalesce(?, due_at), "
-        "updated_at = ? "
-        "WHERE message_id = ? AND state = ?",
-        [
-            state,
-            result.provider_id,
-            result.error_code,
-            result.error_text,
-            result.ok,
-            to_db(now),
-            to_db(due),
-            to_db(now),
-            message_id,
-            SENDING,
-        ],
-    )
-    return state
+def close_many(store: Store, closures: Sequence[tuple[str, str, str]], now: datetime) -> None:
+    """pending -> failed / suppressed, each with its reason (render error, opt-out, …)."""
+    if not closures:
+        return
+    rows = [{"message_id": m, "state": st, "reason": why} for m, st, why in closures]
+    with _batch(store, rows, _CLOSE_SCHEMA):
+        store.con.execute(
+            "UPDATE messages SET state = b.state, error_text = b.reason, updated_at = ? "
+            "FROM _batch b WHERE messages.message_id = b.message_id AND messages.state = ?",
+            [to_db(now), PENDING],
+        )
 
 
-def mark_without_sending(
-    store: Store, message_id: str, state: str, reason: str, now: datetime
-) -> None:
-    """pending -> failed / suppressed / cancelled, with the reason (render error, opt-out, …)."""
-    store.con.execute(
-        "UPDATE messages SET state = ?, error_text = ?, updated_at = ? "
-        "WHERE message_id = ? AND state = ?",
-        [state, reason, to_db(now), message_id, PENDING],
-    )
+@contextmanager
+def _batch(store: Store, rows: list[dict[str, Any]], schema: pa.Schema) -> Iterator[None]:
+    store.con.register("_batch", pa.Table.from_pylist(rows, schema=schema))
+    try:
+        yield
+    finally:
+        store.con.unregister("_batch")
+
+
+_CLAIM_SCHEMA = pa.schema(
+    [
+        ("message_id", pa.string()),
+        ("recipient", pa.string()),
+        ("subject", pa.string()),
+        ("body_text", pa.string()),
+        ("sms_segments", pa.int32()),
+        ("provider", pa.string()),
+    ]
+)
+_RESULT_SCHEMA = pa.schema(
+    [
+        ("message_id", pa.string()),
+        ("state", pa.string()),
+        ("provider_id", pa.string()),
+        ("error_code", pa.string()),
+        ("error_text", pa.string()),
+        ("sent_at", pa.timestamp("us")),
+        ("due_at", pa.timestamp("us")),
+    ]
+)
+_CLOSE_SCHEMA = pa.schema(
+    [("message_id", pa.string()), ("state", pa.string()), ("reason", pa.string())]
+)
 
 
 def mark_stuck_unknown(store: Store, now: datetime) -> list[MessageRow]:
@@ -243,8 +301,18 @@ def release_unknown(
 
 
 def is_suppressed(store: Store, address: str, channel: str) -> str | None:
-    row = store.con.execute(
-        "SELECT reason FROM suppressions WHERE address = ? AND channel = ?",
-        [address.lower(), channel],
-    ).fetchone()
-    return row[0] if row else None
+    return suppressions_for(store, [(address, channel)]).get((address.lower(), channel))
+
+
+def suppressions_for(
+    store: Store, addresses: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """(address lower-cased, channel) -> reason, for the given recipients that are suppressed."""
+    wanted = list({a.lower() for a, _ in addresses})
+    if not wanted:
+        return {}
+    rows = store.con.execute(
+        "SELECT address, channel, reason FROM suppressions WHERE address IN (SELECT unnest(?))",
+        [wanted],
+    ).fetchall()
+    return {(r[0], r[1]): r[2] for r in rows}

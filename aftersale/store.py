@@ -520,15 +520,27 @@ class Store:
         )
 
     def tracking_events(self, shipment_id: str) -> list[TrackingEvent]:
+        return self.tracking_events_of([shipment_id]).get(shipment_id, [])
+
+    def tracking_events_of(self, shipment_ids: Iterable[str]) -> dict[str, list[TrackingEvent]]:
+        """Each shipment's scans, oldest first."""
+        ids = list(set(shipment_ids))
+        if not ids:
+            return {}
         rows = self.con.execute(
-            "SELECT occurred_at, status, code, description, location FROM tracking_events "
-            "WHERE shipment_id = ? ORDER BY occurred_at",
-            [shipment_id],
+            "SELECT shipment_id, occurred_at, status, code, description, location "
+            "FROM tracking_events WHERE shipment_id IN (SELECT unnest(?)) "
+            "ORDER BY shipment_id, occurred_at",
+            [ids],
         ).fetchall()
-        return [
-            TrackingEvent(from_db(r[0]), Status(r[1]) if r[1] else None, r[2], r[3], r[4] or None)  # type: ignore[arg-type]
-            for r in rows
-        ]
+        out: dict[str, list[TrackingEvent]] = {}
+        for r in rows:
+            out.setdefault(r[0], []).append(
+                TrackingEvent(
+                    from_db(r[1]), Status(r[2]) if r[2] else None, r[3], r[4], r[5] or None
+                )
+            )
+        return out
 
     # --- domain events -----------------------------------------------------
 
@@ -570,23 +582,30 @@ class Store:
         return fresh
 
     def load_domain_event(self, event_id: str) -> DomainEvent | None:
-        r = self.con.execute(
-            "SELECT kind, order_id, occurred_at, shipment_id, item_sku, status, reason, facts "
-            "FROM domain_events WHERE event_id = ?",
-            [event_id],
-        ).fetchone()
-        if r is None:
-            return None
-        return DomainEvent(
-            kind=EventKind(r[0]),
-            order_id=r[1],
-            occurred_at=from_db(r[2]),  # type: ignore[arg-type]
-            shipment_id=r[3],
-            item_sku=r[4],
-            status=Status(r[5]) if r[5] else None,
-            reason=r[6],
-            facts=json.loads(r[7]),
-        )
+        return self.load_domain_events([event_id]).get(event_id)
+
+    def load_domain_events(self, event_ids: Iterable[str]) -> dict[str, DomainEvent]:
+        ids = list(set(event_ids))
+        if not ids:
+            return {}
+        rows = self.con.execute(
+            "SELECT event_id, kind, order_id, occurred_at, shipment_id, item_sku, status, reason, "
+            "facts FROM domain_events WHERE event_id IN (SELECT unnest(?))",
+            [ids],
+        ).fetchall()
+        return {
+            r[0]: DomainEvent(
+                kind=EventKind(r[1]),
+                order_id=r[2],
+                occurred_at=from_db(r[3]),
+                shipment_id=r[4],
+                item_sku=r[5],
+                status=Status(r[6]) if r[6] else None,
+                reason=r[7],
+                facts=json.loads(r[8]),
+            )
+            for r in rows
+        }
 
     # --- runs --------------------------------------------------------------
 

@@ -215,28 +215,9 @@ def test_hard_bounce_blocks_every_message_on_that_channel(store: Store) -> None:
 def test_a_message_left_sending_by_a_crash_becomes_unknown_and_is_not_resent(store: Store) -> None:
     email = RecordingChannel(ChannelKind.EMAIL)
     (message_id,) = queue(store, decision("thank_you"))
-    assert msgs.claim(
-        store,
-        message_id,
-        recipient="anna@example.pl",
-        subject="s",
-        body_text="t",
-        sms_segments=None,
-        provider="recording",
-        run_id="crashed",
-        now=NOW,
-    )
-    assert not msgs.claim(
-        store,
-        message_id,
-        recipient="x",
-        subject="s",
-        body_text="t",
-        sms_segments=None,
-        provider="recording",
-        run_id="other",
-        now=NOW,
-    )
+    claim = msgs.Claim(message_id, "anna@example.pl", "s", "t", None, "recording")
+    assert msgs.claim_many(store, [claim], run_id="crashed", now=NOW) == {message_id}
+    assert msgs.claim_many(store, [claim], run_id="other", now=NOW) == set()
     report = run(store, email)
     assert [o.outcome for o in report.outcomes] == ["unknown"]
     assert email.sent == [] and states(store) == {"thank_you": "unknown"}
@@ -283,3 +264,40 @@ def test_twilio_opted_out_answer_suppresses_further_sms(store: Store) -> None:
     queue(store, decision("out_for_delivery_sms", ChannelKind.SMS, template="out_for_delivery"))
     assert [o.outcome for o in run(store, sms).outcomes] == ["suppressed"]
     assert len(sms.sent) == 1
+
+
+def test_messages_go_in_batches_each_with_its_own_fate(store: Store) -> None:
+    class FailsB(RecordingChannel):
+        def send(self, message: OutgoingMessage) -> SendResult:
+            self.sent.append(message)
+            if message.rule_id == "b":
+                return SendResult(False, error_code="400", error_text="bad")
+            return SendResult(True, f"p-{message.rule_id}")
+
+    email = FailsB(ChannelKind.EMAIL)
+    queue(store, decision("a"), decision("b"), decision("c"), decision("oops", template="broken"))
+    report = dispatch_due(
+        store,
+        FakeRenderer(),
+        fake_context,
+        {ChannelKind.EMAIL: email},
+        now=NOW,
+        run_id="r",
+        batch_size=2,
+    )
+    assert sorted((o.rule_id, o.outcome) for o in report.outcomes) == [
+        ("a", "sent"),
+        ("b", "failed"),
+        ("c", "sent"),
+        ("oops", "failed"),
+    ]
+    rows = store.con.execute(
+        "SELECT rule_id, state, provider_id, error_code, attempts FROM messages ORDER BY rule_id"
+    ).fetchall()
+    assert rows == [
+        ("a", "sent", "p-a", None, 1),
+        ("b", "failed", None, "400", 1),
+        ("c", "sent", "p-c", None, 1),
+        ("oops", "failed", None, None, 0),
+    ]
+    assert len(email.sent) == 3
