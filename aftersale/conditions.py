@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -183,8 +183,16 @@ class Duration:
 
     amount: int
     unit: str
+    #: the fixed length of a calendar duration (None for business days), computed once
+    delta: timedelta | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.unit in _UNIT:
+            object.__setattr__(self, "delta", self.amount * _UNIT[self.unit])
 
     def add(self, start: datetime, tz: str) -> datetime:
+        if self.delta is not None:
+            return start + self.delta
         if self.unit == "bd":
             return add_business_days(start, self.amount, tz)
         return start + self.amount * _UNIT[self.unit]

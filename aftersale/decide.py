@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aftersale.conditions import Condition
 from aftersale.detect import DelayReason
@@ -128,6 +128,7 @@ class _Candidate:
     rule: Rule
     order: Order
     subject: str  # the once-only scope's subject, part of every key
+    news: bool  # `is_news(event)`, computed once for collapsing
 
 
 def decide(
@@ -165,8 +166,9 @@ def _match(
     skipped: list[Skip],
 ) -> list[_Candidate]:
     out: list[_Candidate] = []
+    listening_to = ruleset.listening
     for event in events:
-        listening = ruleset.listening(event)
+        listening = listening_to(event)
         if not listening:
             skipped.append(Skip(event, None, f"no rule listens to {describe(event)}"))
             continue
@@ -174,14 +176,17 @@ def _match(
         if order is None:
             skipped.append(Skip(event, None, f"order {event.order_id} is not in the store"))
             continue
-        shipment = shipments.get(event.shipment_id) if event.shipment_id else None
+        sid = event.shipment_id
+        shipment = shipments.get(sid) if sid else None
         items: Sequence[Item] = order.items
         if event.item_sku is not None:
             items = [i for i in order.items if i.sku == event.item_sku]
+        news = is_news(event)
         for rule in listening:
-            failed = _first_false(rule.conditions, order, shipment, event, items)
+            conditions = rule.conditions
+            failed = _first_false(conditions, order, shipment, event, items) if conditions else None
             if failed is None:
-                out.append(_Candidate(event, rule, order, once_subject(rule.once, event)))
+                out.append(_Candidate(event, rule, order, once_subject(rule.once, event), news))
             else:
                 actual = failed.get(order, shipment, event, items)
                 if isinstance(actual, list | tuple):
@@ -212,17 +217,18 @@ def _first_false(
 def _collapse(candidates: list[_Candidate], skipped: list[Skip]) -> list[_Candidate]:
     best: dict[str, tuple[int, datetime, str]] = {}
     for c in candidates:
-        if c.rule.collapse and c.event.shipment_id and is_news(c.event):
+        sid = c.event.shipment_id
+        if c.news and sid and c.rule.collapse:
             rank = (c.rule.priority, c.event.occurred_at, c.rule.id)
-            current = best.get(c.event.shipment_id)
+            current = best.get(sid)
             if current is None or rank[:2] > current[:2]:
-                best[c.event.shipment_id] = rank
+                best[sid] = rank
     if not best:
         return candidates
     kept: list[_Candidate] = []
     for c in candidates:
         sid = c.event.shipment_id
-        top = best.get(sid) if sid and c.rule.collapse and is_news(c.event) else None
+        top = best.get(sid) if c.news and sid and c.rule.collapse else None
         if top is None or (c.rule.priority, c.event.occurred_at) == top[:2]:
             kept.append(c)
         else:
@@ -241,24 +247,43 @@ class _CycleState:
         self.now = now
         self.decided: set[str] = set()
         self.sent: dict[tuple[str, ChannelKind], list[SentRecord]] = {}
-        self.caps: dict[ChannelKind, tuple[Cap, ...]] = {
-            ch: tuple(c for c in ruleset.caps if c.channel is ch) for ch in ChannelKind
+        # (cap, its window as a fixed length or None for business days), per channel
+        self.caps: dict[ChannelKind, tuple[tuple[Cap, timedelta | None], ...]] = {
+            ch: tuple((c, c.per.delta) for c in ruleset.caps if c.channel is ch)
+            for ch in ChannelKind
+        }
+        # rule id -> (newer rule id, its key suffixes) for the once-per-shipment rules
+        # superseding it: the keys to look for, built once per call rather than per event
+        self.newer_keys: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+            rule_id: tuple(
+                (
+                    newer.id,
+                    tuple(
+                        dict.fromkeys(
+                            f"|{ch}" for ch in (*newer.channels, *newer.fallback.values())
+                        )
+                    ),
+                )
+                for newer in newer_rules
+                if newer.once is OnceScope.SHIPMENT
+            )
+            for rule_id, newer_rules in ruleset.superseded_by.items()
         }
 
     def superseded(self, cand: _Candidate) -> str | None:
         """A rule that supersedes this one already went out for the shipment."""
         event = cand.event
-        newer_rules = self.ruleset.superseded_by.get(cand.rule.id)
-        if event.shipment_id is None or not newer_rules:
+        newer_keys = self.newer_keys.get(cand.rule.id)
+        if event.shipment_id is None or not newer_keys:
             return None
+        used, decided = self.used, self.decided
         subject = f"{event.order_id}/{event.shipment_id}"
-        for newer in newer_rules:
-            if newer.once is not OnceScope.SHIPMENT:
-                continue
-            for channel in (*newer.channels, *newer.fallback.values()):
-                key = f"{newer.id}|{subject}|{channel}"
-                if key in self.used or key in self.decided:
-                    return f"superseded: '{newer.id}' was already decided for this shipment"
+        for newer_id, suffixes in newer_keys:
+            head = f"{newer_id}|{subject}"
+            for suffix in suffixes:
+                key = head + suffix
+                if key in used or key in decided:
+                    return f"superseded: '{newer_id}' was already decided for this shipment"
         return None
 
     def resolve(
@@ -266,73 +291,77 @@ class _CycleState:
     ) -> Decision | None:
         rule, event = cand.rule, cand.event
         customer = cand.order.customer
+        used, decided, now = self.used, self.decided, self.now
+        head = f"{rule.id}|{cand.subject}|"
         tried: list[str] = []
         current: ChannelKind | None = channel
         while current is not None:
-            key = f"{rule.id}|{cand.subject}|{current}"
-            if key in self.used or key in self.decided:
+            key = head + current
+            if key in used or key in decided:
                 done = f"already sent (key {key})"
                 if tried and current in rule.channels:
                     done = f"the {current} message of this rule covers it"
                 skipped.append(Skip(event, rule.id, "; ".join([*tried, done]), channel))
                 return None
             problem = _contact_problem(customer, current, rule.marketing)
-            due = None
             if problem is None:
-                due = self._due_at(rule, event, current, customer.time_zone)
-                if rule.before is not None:
-                    deadline = rule.before.add(event.occurred_at, customer.time_zone)
-                    if due > deadline:
-                        problem = (
-                            f"too late: it would go out at {due:%Y-%m-%d %H:%M} UTC, more than "
-                            f"{rule.before} after the event "
-                            f"({event.occurred_at:%Y-%m-%d %H:%M} UTC)"
-                        )
-            if problem is None and due is not None:
-                problem = self._cap_problem(customer.customer_id, current, due, rule)
-            if problem is None and due is not None:
-                self.decided.add(key)
-                self.sent.setdefault((customer.customer_id, current), []).append(
-                    SentRecord(due, rule.id, rule.marketing)
-                )
-                if tried:
-                    skipped.append(
-                        Skip(
-                            event, rule.id, "; ".join(tried) + f"; fell back to {current}", channel
-                        )
+                # when it would go out: after the delay, not before now, inside the window
+                tz = customer.time_zone
+                occurred = event.occurred_at
+                due = occurred if rule.after is None else rule.after.add(occurred, tz)
+                if due < now:
+                    due = now
+                window = rule.windows.get(current)
+                if window is not None:
+                    due = window.next_open(due, tz)
+                before = rule.before
+                if before is not None and due > before.add(occurred, tz):
+                    problem = (
+                        f"too late: it would go out at {due:%Y-%m-%d %H:%M} UTC, more than "
+                        f"{before} after the event "
+                        f"({occurred:%Y-%m-%d %H:%M} UTC)"
                     )
-                return Decision(
-                    rule_id=rule.id,
-                    template=rule.template,
-                    channel=current,
-                    order_id=event.order_id,
-                    idempotency_key=key,
-                    due_at=due,
-                    event=event,
-                    marketing=rule.marketing,
-                    shipment_id=event.shipment_id,
-                    item_sku=event.item_sku,
-                )
+                else:
+                    problem = self._cap_problem(customer.customer_id, current, due, rule)
+                if problem is None:
+                    decided.add(key)
+                    self.sent.setdefault((customer.customer_id, current), []).append(
+                        SentRecord(due, rule.id, rule.marketing)
+                    )
+                    if tried:
+                        skipped.append(
+                            Skip(
+                                event,
+                                rule.id,
+                                "; ".join(tried) + f"; fell back to {current}",
+                                channel,
+                            )
+                        )
+                    return Decision(
+                        rule_id=rule.id,
+                        template=rule.template,
+                        channel=current,
+                        order_id=event.order_id,
+                        idempotency_key=key,
+                        due_at=due,
+                        event=event,
+                        marketing=rule.marketing,
+                        shipment_id=event.shipment_id,
+                        item_sku=event.item_sku,
+                    )
             tried.append(f"{current}: {problem}")
             nxt = rule.fallback.get(current)
             current = nxt if nxt is not None and nxt not in (channel, current) else None
         skipped.append(Skip(event, rule.id, "; ".join(tried), channel))
         return None
 
-    def _due_at(self, rule: Rule, event: DomainEvent, channel: ChannelKind, tz: str) -> datetime:
-        due = event.occurred_at if rule.after is None else rule.after.add(event.occurred_at, tz)
-        if due < self.now:
-            due = self.now
-        window = rule.windows.get(channel)
-        return due if window is None else window.next_open(due, tz)
-
     def _cap_problem(
         self, customer_id: str, channel: ChannelKind, due: datetime, rule: Rule
     ) -> str | None:
-        for cap in self.caps[channel]:
+        for cap, fixed in self.caps[channel]:
             if rule.id in cap.exempt or (cap.marketing_only and not rule.marketing):
                 continue
-            per = cap.per.add(due, "UTC") - due
+            per = fixed if fixed is not None else cap.per.add(due, "UTC") - due
             count = 0
             for records in (
                 self.history.recent.get((customer_id, channel), ()),

@@ -27,7 +27,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -268,10 +268,23 @@ class _Batch:
             self.gates[slug] = asyncio.Semaphore(max(1, limits.concurrency))
         return self.gates[slug]
 
-    async def poll(self, shipment: ShipmentState, candidates: Sequence[str]) -> PollResult:
+    def order(self, shipment: ShipmentState, candidates: Sequence[str]) -> list[str]:
+        """The carriers to ask, in turn: the stored one first, then the candidates."""
         order = list(dict.fromkeys(s for s in (shipment.carrier, *candidates) if s))
         if not shipment.carrier:  # detected only: start with the first candidate we can ask
             order = [slug for slug in order if slug in self.carriers] or order
+        return order
+
+    def workers(self, slug: str) -> int:
+        """Coroutines draining one carrier's queue: twice its slots, so that shipments
+        sleeping in backoff do not leave a slot idle (the gate still bounds requests)."""
+        if slug not in self.carriers:
+            return 1  # nothing to call: each such shipment answers at once
+        limits = self.guards.limits_for(slug, self.carriers[slug], self.concurrency)
+        return 2 * max(1, limits.concurrency)
+
+    async def poll(self, shipment: ShipmentState, candidates: Sequence[str]) -> PollResult:
+        order = self.order(shipment, candidates)
         if not order:
             return PollResult(shipment.shipment_id, "", None, "no carrier set and none detected")
         if order[0] not in self.carriers:
@@ -394,6 +407,32 @@ def _corrections(shipments: Sequence[ShipmentState], results: list[PollResult]) 
     }
 
 
+async def _poll_all(
+    batch: _Batch, shipments: Sequence[ShipmentState], candidates: Mapping[str, Sequence[str]]
+) -> list[PollResult]:
+    """Poll through a fixed pool of workers per first carrier, results in input order.
+
+    A task per shipment costs more CPU than the request it waits for at volume, and
+    one shared queue would let a slow carrier's backlog hold up the others."""
+    queues: dict[str, list[int]] = {}
+    for i, shipment in enumerate(shipments):
+        first = batch.order(shipment, candidates.get(shipment.shipment_id, ()))
+        queues.setdefault(first[0] if first else "", []).append(i)
+    results: list[PollResult | None] = [None] * len(shipments)
+
+    async def work(queue: Iterator[int]) -> None:
+        for i in queue:
+            shipment = shipments[i]
+            results[i] = await batch.poll(shipment, candidates.get(shipment.shipment_id, ()))
+
+    workers = []
+    for slug, indices in queues.items():
+        queue = iter(indices)  # shared by the carrier's workers: each index is taken once
+        workers += [work(queue) for _ in range(min(len(indices), batch.workers(slug)))]
+    await asyncio.gather(*workers)
+    return [r for r in results if r is not None]
+
+
 async def poll_batch(
     shipments: Sequence[ShipmentState],
     carriers: Mapping[str, Carrier],
@@ -415,9 +454,7 @@ async def poll_batch(
     guards = guards if guards is not None else PollGuards(limits, breaker)
     batch = _Batch(carriers, client, guards, concurrency, retry, sleep, rng or random.Random())
     candidates = candidates or {}
-    results = list(
-        await asyncio.gather(*(batch.poll(s, candidates.get(s.shipment_id, ())) for s in shipments))
-    )
+    results = await _poll_all(batch, shipments, candidates)
     for slug, failures in batch.opened.items():
         log.warning(
             "carrier %s: circuit open after %d failures, skipping %d shipments",
@@ -481,11 +518,11 @@ def run_poll_report(
         async with contextlib.AsyncExitStack() as stack:
             clients: Clients
             if http_backend == "aiohttp":
-                from carriers.transport import AiohttpTransport
+                from carriers.transport import AiohttpTransport, PollingClient
 
                 transport = AiohttpTransport(limit=max(1, sum(sizes.values())))
                 clients = await stack.enter_async_context(
-                    httpx.AsyncClient(timeout=timeout_s, transport=transport)
+                    PollingClient(timeout=timeout_s, transport=transport)
                 )
             else:
                 clients = {
