@@ -246,7 +246,8 @@ def track(
     if as_json:
         sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
         return
-    console.print(f"[bold]{out['carrier']} {out['tracking_number']}[/]: {out['status']}")
+    wide = Console(width=max(console.width, 140))
+    wide.print(f"[bold]{out['carrier']} {out['tracking_number']}[/]: {out['status']}")
     table = Table("occurred_at (UTC)", "status", "code", "description", "location")
     for e in out["events"]:
         table.add_row(
@@ -256,7 +257,7 @@ def track(
             e["description"],
             e["location"] or "",
         )
-    console.print(table)
+    wide.print(table)
     for p in out["problems"]:
         err.print(f"problem: {p}")
 

@@ -191,7 +191,8 @@ class InPost(Carrier):
                     occurred_at=when,
                     status=map_status(name, tracking_number, problems),
                     code=name,
-                    description=str(raw.get("origin_status") or name).replace("_", " "),
+                    # origin_status is InPost's internal code, not text: humanise the name
+                    description=name.replace("_", " "),
                     location=agency if isinstance(agency, str) and agency else None,
                 )
             )
