@@ -6,8 +6,10 @@ Adding a carrier = one module with a `Carrier` subclass, one line in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import httpx
 
@@ -67,6 +69,54 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None  # an HTTP date: rare from carriers, fall back to our own backoff
+
+
+def failed(carrier: str, tracking_number: str, problem: str) -> Tracking:
+    """An answer we could not understand: status unknown, the problem recorded."""
+    return Tracking(
+        carrier=carrier, tracking_number=tracking_number, status=Status.UNKNOWN, problems=(problem,)
+    )
+
+
+def not_json(carrier: str, status_code: int, body: bytes) -> str:
+    return f"{carrier.upper()}: response is not JSON (HTTP {status_code}, {len(body)} bytes)"
+
+
+def warn_unmapped(
+    logger: logging.Logger,
+    carrier: str,
+    tracking_number: str,
+    code: str,
+    problems: list[str],
+    problem: str,
+) -> None:
+    """An unmapped code: logged once per parcel with carrier, code and number; never guessed."""
+    if problem in problems:
+        return
+    problems.append(problem)
+    logger.warning(
+        "%s: unmapped code %r for %s",
+        carrier,
+        code,
+        tracking_number,
+        extra={"carrier": carrier, "code": code, "tracking_number": tracking_number},
+    )
+
+
+# Defensive access to parsed JSON: carriers send odd shapes, parsing must never raise.
+_EMPTY: dict[str, Any] = {}  # shared: callers only read it
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if type(value) is dict else _EMPTY
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_text(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
 
 
 def not_found(carrier: str, tracking_number: str, problem: str) -> Tracking:

@@ -24,7 +24,18 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from aftersale.models import Status, Tracking, TrackingEvent
-from carriers.base import Carrier, current_status, not_found, sorted_unique
+from carriers.base import (
+    Carrier,
+    as_dict,
+    as_list,
+    as_text,
+    current_status,
+    failed,
+    not_found,
+    not_json,
+    sorted_unique,
+    warn_unmapped,
+)
 
 try:  # orjson decodes carrier bodies 2-3x faster; the standard library is the fallback
     from orjson import loads as _loads
@@ -187,16 +198,16 @@ def parse_shipments(tracking_number: str, status_code: int, body: bytes) -> Trac
     try:
         doc = _loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        return _failed(tracking_number, _not_json(status_code, body))
+        return failed("dhl", tracking_number, not_json("dhl", status_code, body))
     if not isinstance(doc, dict):
-        return _failed(tracking_number, f"DHL: unexpected response (HTTP {status_code})")
+        return failed("dhl", tracking_number, f"DHL: unexpected response (HTTP {status_code})")
     if status_code == 404:
-        detail = _text(doc.get("detail")) or _text(doc.get("title")) or "no shipment found"
+        detail = as_text(doc.get("detail")) or as_text(doc.get("title")) or "no shipment found"
         return not_found("dhl", tracking_number, f"DHL: {detail}")
     if status_code != 200:
-        detail = _text(doc.get("detail")) or _text(doc.get("title")) or "no details"
-        return _failed(tracking_number, f"DHL: HTTP {status_code}: {detail}")
-    shipments = [s for s in _list(doc.get("shipments")) if isinstance(s, dict)]
+        detail = as_text(doc.get("detail")) or as_text(doc.get("title")) or "no details"
+        return failed("dhl", tracking_number, f"DHL: HTTP {status_code}: {detail}")
+    shipments = [s for s in as_list(doc.get("shipments")) if isinstance(s, dict)]
     if not shipments:
         return not_found("dhl", tracking_number, "DHL: answer holds no shipment")
     problems: list[str] = []
@@ -223,7 +234,7 @@ def _parse_shipment(tracking_number: str, s: dict[str, Any], problems: list[str]
     service = s.get("service") if isinstance(s.get("service"), str) else ""
     unzoned = 0
     raw_events: list[TrackingEvent] = []
-    for ev in _list(s.get("events")):
+    for ev in as_list(s.get("events")):
         if not isinstance(ev, dict):
             continue
         occurred_at, zoned = _timestamp(ev.get("timestamp"), _country(ev), service)
@@ -237,7 +248,7 @@ def _parse_shipment(tracking_number: str, s: dict[str, Any], problems: list[str]
                 occurred_at=occurred_at,
                 status=status,
                 code=code,
-                description=_text(ev.get("description")) or _text(ev.get("status")) or "",
+                description=as_text(ev.get("description")) or as_text(ev.get("status")) or "",
                 location=_location(ev),
             )
         )
@@ -257,7 +268,7 @@ def _parse_shipment(tracking_number: str, s: dict[str, Any], problems: list[str]
         head_status, head_code = _map_event(tracking_number, service, head, problems)
         if head_status is not None:
             status, code = head_status, head_code
-            description = _text(head.get("description")) or _text(head.get("status"))
+            description = as_text(head.get("description")) or as_text(head.get("status"))
     if status is None:
         status = Status.UNKNOWN
         if not events:
@@ -300,18 +311,11 @@ def _map_event(
         return detail_status, f"{coarse}/{detail_code}" if coarse else detail_code
     mapped = STATUS_CODES.get(coarse, _MISSING)
     if mapped is _MISSING:
-        problem = (
-            f"DHL: unknown status code {coarse!r}" if coarse else "DHL: event without statusCode"
-        )
-        if problem not in problems:  # once per code, not once per event
-            problems.append(problem)
-            if coarse:
-                logger.warning(
-                    "dhl: unmapped status code %r for %s",
-                    coarse,
-                    tracking_number,
-                    extra={"carrier": "dhl", "code": coarse, "tracking_number": tracking_number},
-                )
+        if coarse:
+            problem = f"DHL: unknown status code {coarse!r}"
+            warn_unmapped(logger, "dhl", tracking_number, coarse, problems, problem)
+        elif "DHL: event without statusCode" not in problems:
+            problems.append("DHL: event without statusCode")
         return Status.UNKNOWN, coarse or "?"
     return mapped, coarse
 
@@ -361,8 +365,8 @@ def _estimate(
 ) -> tuple[date | None, tuple[datetime, datetime] | None]:
     """The date DHL gives (as printed, i.e. local), and the window in UTC when there is one."""
     eta = _date(s.get("estimatedTimeOfDelivery"))
-    frame = _dict(s.get("estimatedDeliveryTimeFrame"))
-    dest = _dict(_dict(s.get("destination")).get("address")).get("countryCode")
+    frame = as_dict(s.get("estimatedDeliveryTimeFrame"))
+    dest = as_dict(as_dict(s.get("destination")).get("address")).get("countryCode")
     country = dest if isinstance(dest, str) else None
     service = s.get("service") if isinstance(s.get("service"), str) else ""
     start, zoned_start = _timestamp(frame.get("estimatedFrom"), country, service)
@@ -383,8 +387,8 @@ def _delivered_at(
     for event in reversed(events):
         if event.status is Status.DELIVERED:
             return event.occurred_at
-    head = _dict(s.get("status"))
-    pod = _dict(_dict(s.get("details")).get("proofOfDelivery"))
+    head = as_dict(s.get("status"))
+    pod = as_dict(as_dict(s.get("details")).get("proofOfDelivery"))
     for value in (head.get("timestamp") if head_status else None, pod.get("timestamp")):
         moment, _ = _timestamp(value, _country(head), str(s.get("service")))
         if moment is not None:
@@ -402,12 +406,12 @@ def _date(value: Any) -> date | None:
 
 
 def _country(ev: dict[str, Any]) -> str | None:
-    code = _dict(_dict(ev.get("location")).get("address")).get("countryCode")
+    code = as_dict(as_dict(ev.get("location")).get("address")).get("countryCode")
     return code.upper() if isinstance(code, str) else None
 
 
 def _location(ev: dict[str, Any]) -> str | None:
-    address = _dict(_dict(ev.get("location")).get("address"))
+    address = as_dict(as_dict(ev.get("location")).get("address"))
     parts = [address.get("addressLocality"), address.get("countryCode")]
     text = ", ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
     return text or None
@@ -416,7 +420,7 @@ def _location(ev: dict[str, Any]) -> str | None:
 def _full_address(ev: dict[str, Any] | None) -> str | None:
     if ev is None:
         return None
-    address = _dict(_dict(ev.get("location")).get("address"))
+    address = as_dict(as_dict(ev.get("location")).get("address"))
     city = " ".join(
         p.strip()
         for p in (address.get("postalCode"), address.get("addressLocality"))
@@ -425,25 +429,3 @@ def _full_address(ev: dict[str, Any] | None) -> str | None:
     parts = [address.get("streetAddress"), city, address.get("countryCode")]
     text = ", ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
     return text or None
-
-
-def _not_json(status_code: int, body: bytes) -> str:
-    return f"DHL: response is not JSON (HTTP {status_code}, {len(body)} bytes)"
-
-
-def _failed(tracking_number: str, problem: str) -> Tracking:
-    return Tracking(
-        carrier="dhl", tracking_number=tracking_number, status=Status.UNKNOWN, problems=(problem,)
-    )
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _text(value: Any) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None

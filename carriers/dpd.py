@@ -27,7 +27,18 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from aftersale.models import Status, Tracking, TrackingEvent
-from carriers.base import Carrier, current_status, not_found, sorted_unique
+from carriers.base import (
+    Carrier,
+    as_dict,
+    as_list,
+    as_text,
+    current_status,
+    failed,
+    not_found,
+    not_json,
+    sorted_unique,
+    warn_unmapped,
+)
 
 try:  # orjson decodes carrier bodies 2-3x faster; the standard library is the fallback
     from orjson import loads as _loads
@@ -122,10 +133,10 @@ def parse_lifecycle(tracking_number: str, status_code: int, body: bytes) -> Trac
     try:
         doc = _loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        return _failed(tracking_number, _not_json(status_code, body))
+        return failed("dpd", tracking_number, not_json("dpd", status_code, body))
     if status_code != 200:
-        return _failed(tracking_number, f"DPD: HTTP {status_code}")
-    data = _dict(_dict(_dict(doc).get("parcellifecycleResponse")).get("parcelLifeCycleData"))
+        return failed("dpd", tracking_number, f"DPD: HTTP {status_code}")
+    data = as_dict(as_dict(as_dict(doc).get("parcellifecycleResponse")).get("parcelLifeCycleData"))
     if not data:
         return not_found("dpd", tracking_number, "DPD: no lifecycle data for this parcel")
     problems: list[str] = []
@@ -143,7 +154,7 @@ def parse_lifecycle(tracking_number: str, status_code: int, body: bytes) -> Trac
             _warn_unmapped(tracking_number, name or "?", "milestone", problems)
             mapped = Status.UNKNOWN
         status, code = mapped, name
-        description = _text(milestone.get("label"))
+        description = as_text(milestone.get("label"))
     if status is None:
         status = Status.UNKNOWN
         problems.append("DPD: no scans and no current milestone")
@@ -177,10 +188,10 @@ def _scan_events(
     unreadable = 0
     timed: list[tuple[datetime, dict[str, Any], dict[str, Any]]] = []
     ordered = True
-    for scan in _list(_dict(data.get("scanInfo")).get("scan")):
+    for scan in as_list(as_dict(data.get("scanInfo")).get("scan")):
         if type(scan) is not dict:
             continue
-        scan_data = _dict(scan.get("scanData"))
+        scan_data = as_dict(scan.get("scanData"))
         occurred_at = _local_time(scan.get("date")) or _local_time(scan_data.get("date"))
         if occurred_at is None:
             unreadable += 1
@@ -191,13 +202,13 @@ def _scan_events(
     if not ordered:  # the shop/return logic below reads scans oldest first
         timed.sort(key=itemgetter(0))
     for occurred_at, scan_data, scan in timed:
-        scan_type = _dict(scan_data.get("scanType"))
+        scan_type = as_dict(scan_data.get("scanType"))
         raw = scan_type.get("code")
         if type(raw) is not str:
             raw = str(raw) if type(raw) is int else ""
         raw = raw.strip()
         key = raw.lstrip("0") or ("0" if raw else "")
-        text = _joined(_dict(scan.get("scanDescription")).get("content"))
+        text = _joined(as_dict(scan.get("scanDescription")).get("content"))
         name = scan_type.get("name")
         name = name if type(name) is str else ""
         status = SCAN_CODES.get(key, _MISSING)
@@ -218,7 +229,7 @@ def _scan_events(
         elif system_return and status is not Status.EXCEPTION and RETURN_TEXT.search(text):
             status = Status.RETURNED_TO_SENDER
         code = raw or "?"
-        extra = _dict(scan_data.get("additionalCodes")).get("additionalCode")
+        extra = as_dict(scan_data.get("additionalCodes")).get("additionalCode")
         if extra and type(extra) is list:
             code = "/".join(
                 [
@@ -226,7 +237,7 @@ def _scan_events(
                     *(a["code"] for a in extra if type(a) is dict and type(a.get("code")) is str),
                 ]
             )
-        place = _text(scan_data.get("location")) or _text(scan_data.get("country"))
+        place = as_text(scan_data.get("location")) or as_text(scan_data.get("country"))
         events.append(TrackingEvent(occurred_at, status, code, text or name, place))
     if unreadable:
         problems.append(f"DPD: {unreadable} scan(s) without a readable date; left out")
@@ -234,7 +245,7 @@ def _scan_events(
 
 
 def _current_milestone(data: dict[str, Any]) -> dict[str, Any]:
-    for item in _list(data.get("statusInfo")):
+    for item in as_list(data.get("statusInfo")):
         if isinstance(item, dict) and item.get("isCurrentStatus") is True:
             return item
     return {}
@@ -287,38 +298,4 @@ def _joined(content: Any) -> str:
 
 def _warn_unmapped(tracking_number: str, code: str, kind: str, problems: list[str]) -> None:
     problem = f"DPD: unknown {kind} code {code!r}"
-    if problem in problems:
-        return
-    problems.append(problem)
-    logger.warning(
-        "dpd: unmapped %s code %r for %s",
-        kind,
-        code,
-        tracking_number,
-        extra={"carrier": "dpd", "code": code, "tracking_number": tracking_number},
-    )
-
-
-def _not_json(status_code: int, body: bytes) -> str:
-    return f"DPD: response is not JSON (HTTP {status_code}, {len(body)} bytes)"
-
-
-def _failed(tracking_number: str, problem: str) -> Tracking:
-    return Tracking(
-        carrier="dpd", tracking_number=tracking_number, status=Status.UNKNOWN, problems=(problem,)
-    )
-
-
-_EMPTY: dict[str, Any] = {}
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if type(value) is dict else _EMPTY
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _text(value: Any) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
+    warn_unmapped(logger, "dpd", tracking_number, code, problems, problem)

@@ -21,7 +21,14 @@ from typing import Any
 import httpx
 
 from aftersale.models import Status, Tracking, TrackingEvent
-from carriers.base import Carrier, current_status, not_found, sorted_unique
+from carriers.base import (
+    Carrier,
+    current_status,
+    failed,
+    not_found,
+    sorted_unique,
+    warn_unmapped,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +108,7 @@ STATUS_MAP: dict[str, Status | None] = {
 def map_status(name: str, tracking_number: str, problems: list[str]) -> Status | None:
     if name in STATUS_MAP:
         return STATUS_MAP[name]
-    log.warning(
-        "inpost: unmapped status code %r for %s",
-        name,
-        tracking_number,
-        extra={"carrier": "inpost", "code": name, "tracking_number": tracking_number},
-    )
-    problems.append(f"unmapped status {name!r}")
+    warn_unmapped(log, "inpost", tracking_number, name, problems, f"unmapped status {name!r}")
     return Status.UNKNOWN
 
 
@@ -166,10 +167,12 @@ class InPost(Carrier):
         if status_code == 404:
             return not_found(self.slug, tracking_number, "InPost does not know this number (404)")
         if not isinstance(data, dict):
-            return _malformed(tracking_number, f"HTTP {status_code}: body is not a JSON object")
+            return failed(
+                "inpost", tracking_number, f"HTTP {status_code}: body is not a JSON object"
+            )
         if status_code != 200:
             detail = data.get("description") or data.get("message") or data.get("error")
-            return _malformed(tracking_number, f"HTTP {status_code}: {detail}")
+            return failed("inpost", tracking_number, f"HTTP {status_code}: {detail}")
         problems: list[str] = []
         raw_events = data.get("tracking_details")
         if not isinstance(raw_events, list):
@@ -220,12 +223,3 @@ class InPost(Carrier):
             pickup_point=_pickup_point(data),
             problems=tuple(dict.fromkeys(problems)),  # one line per distinct problem
         )
-
-
-def _malformed(tracking_number: str, problem: str) -> Tracking:
-    return Tracking(
-        carrier=InPost.slug,
-        tracking_number=tracking_number,
-        status=Status.UNKNOWN,
-        problems=(problem,),
-    )

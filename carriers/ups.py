@@ -30,7 +30,19 @@ import httpx
 
 from aftersale.errors import CarrierAuthError, CarrierUnavailable
 from aftersale.models import Status, Tracking, TrackingEvent
-from carriers.base import Carrier, current_status, not_found, raise_for_outage, sorted_unique
+from carriers.base import (
+    Carrier,
+    as_dict,
+    as_list,
+    as_text,
+    current_status,
+    failed,
+    not_found,
+    not_json,
+    raise_for_outage,
+    sorted_unique,
+    warn_unmapped,
+)
 
 try:  # orjson decodes carrier bodies 2-3x faster; the standard library is the fallback
     from orjson import loads as _loads
@@ -374,12 +386,12 @@ def parse_track_response(tracking_number: str, status_code: int, body: bytes) ->
     try:
         doc = _loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        return _failed(tracking_number, _not_json(status_code, body))
+        return failed("ups", tracking_number, not_json("ups", status_code, body))
     if not isinstance(doc, dict):
-        return _failed(tracking_number, f"UPS: unexpected response (HTTP {status_code})")
-    errors = _codes(_dict(doc.get("response")).get("errors"))
-    shipments = _list(_dict(doc.get("trackResponse")).get("shipment"))
-    shipment = _dict(shipments[0]) if shipments else {}
+        return failed("ups", tracking_number, f"UPS: unexpected response (HTTP {status_code})")
+    errors = _codes(as_dict(doc.get("response")).get("errors"))
+    shipments = as_list(as_dict(doc.get("trackResponse")).get("shipment"))
+    shipment = as_dict(shipments[0]) if shipments else {}
     warnings = _codes(shipment.get("warnings"))
     for code, message in errors + warnings:
         if code in NOT_FOUND_CODES:
@@ -388,8 +400,8 @@ def parse_track_response(tracking_number: str, status_code: int, body: bytes) ->
         return not_found("ups", tracking_number, f"UPS: HTTP 404 {_join_errors(errors)}".strip())
     if status_code != 200:
         text = _join_errors(errors) or "no error details"
-        return _failed(tracking_number, f"UPS: HTTP {status_code}: {text}")
-    packages = [p for p in _list(shipment.get("package")) if isinstance(p, dict)]
+        return failed("ups", tracking_number, f"UPS: HTTP {status_code}: {text}")
+    packages = [p for p in as_list(shipment.get("package")) if isinstance(p, dict)]
     if not packages:
         return not_found("ups", tracking_number, "UPS: answer holds no package")
     return _parse_package(tracking_number, _pick_package(tracking_number, packages), warnings)
@@ -409,10 +421,10 @@ def _parse_package(
     problems: list[str] = [f"UPS warning {c}: {m}" for c, m in warnings]
     raw_events: list[TrackingEvent] = []
     last_offset: timezone | None = None  # of the newest activity: the parcel's local zone
-    for activity in _list(pkg.get("activity")):
+    for activity in as_list(pkg.get("activity")):
         if not isinstance(activity, dict):
             continue
-        st = _dict(activity.get("status"))
+        st = as_dict(activity.get("status"))
         occurred_at, offset, problem = _activity_time(activity)
         if problem:
             problems.append(problem)
@@ -423,8 +435,8 @@ def _parse_package(
         status, code, unmapped = _map_status(st)
         if unmapped:
             _warn_unmapped(tracking_number, code, problems)
-        description = _text(st.get("description")) or _text(st.get("type")) or ""
-        place = _location(_dict(activity.get("location")).get("address"))
+        description = as_text(st.get("description")) or as_text(st.get("type")) or ""
+        place = _location(as_dict(activity.get("location")).get("address"))
         raw_events.append(TrackingEvent(occurred_at, status, code, description, place))
     events = sorted_unique(raw_events)
     newest = current_status(events)
@@ -438,7 +450,7 @@ def _parse_package(
             _warn_unmapped(tracking_number, cur_code, problems)
         if cur_status is not None:
             status, code = cur_status, cur_code
-            description = _text(current.get("description")) or description
+            description = as_text(current.get("description")) or description
     if status is None:
         status = Status.UNKNOWN
         if not events:
@@ -489,13 +501,8 @@ def _map_status(st: dict[str, Any]) -> tuple[Status | None, str, bool]:
 
 
 def _warn_unmapped(tracking_number: str, code: str, problems: list[str]) -> None:
-    logger.warning(
-        "ups: unmapped status code %r for %s",
-        code,
-        tracking_number,
-        extra={"carrier": "ups", "code": code, "tracking_number": tracking_number},
-    )
-    problems.append(f"UPS: unknown status code {code!r}")
+    problem = f"UPS: unknown status code {code!r}"
+    warn_unmapped(logger, "ups", tracking_number, code, problems, problem)
 
 
 def _activity_time(
@@ -579,13 +586,13 @@ def _estimate(
     """ETA from the rescheduled (RDD) or else scheduled (SDD) date, plus its time window."""
     by_type = {
         d["type"]: _date(d.get("date"))
-        for d in _list(pkg.get("deliveryDate"))
+        for d in as_list(pkg.get("deliveryDate"))
         if isinstance(d, dict) and isinstance(d.get("type"), str)
     }
     eta = by_type.get("RDD") or by_type.get("SDD")
     if eta is None:
         return None, None
-    when = _dict(pkg.get("deliveryTime"))
+    when = as_dict(pkg.get("deliveryTime"))
     if not isinstance(when.get("type"), str) or when["type"] not in _WINDOW_TYPES:
         return eta, None
     start = _datetime(eta.strftime("%Y%m%d"), when.get("startTime"))
@@ -608,10 +615,14 @@ def _delivered_at(
         if event.status is Status.DELIVERED:
             return event.occurred_at
     day = next(
-        (d.get("date") for d in _list(pkg.get("deliveryDate")) if _dict(d).get("type") == "DEL"),
+        (
+            d.get("date")
+            for d in as_list(pkg.get("deliveryDate"))
+            if as_dict(d).get("type") == "DEL"
+        ),
         None,
     )
-    when = _dict(pkg.get("deliveryTime"))
+    when = as_dict(pkg.get("deliveryTime"))
     local = _datetime(day, when.get("endTime") if when.get("type") == "DEL" else None)
     if local is None:
         return None
@@ -631,14 +642,14 @@ def _to_utc(local: datetime, offset: timezone) -> datetime:
 def _pickup_point(pkg: dict[str, Any], events: tuple[TrackingEvent, ...]) -> str | None:
     """Where the parcel waits: the access point's address from the activity that put it there."""
     place = None
-    for activity in _list(pkg.get("activity")):
-        st = _dict(_dict(activity).get("status"))
+    for activity in as_list(pkg.get("activity")):
+        st = as_dict(as_dict(activity).get("status"))
         if _map_status(st)[0] is Status.AVAILABLE_FOR_PICKUP:
-            place = _full_address(_dict(_dict(activity).get("location")).get("address"))
+            place = _full_address(as_dict(as_dict(activity).get("location")).get("address"))
             break
     if place is None and events:
         place = events[-1].location
-    collect_by = _date(_dict(pkg.get("accessPointInformation")).get("pickupByDate"))
+    collect_by = _date(as_dict(pkg.get("accessPointInformation")).get("pickupByDate"))
     if collect_by is not None:
         suffix = f"collect by {collect_by.isoformat()}"
         return f"{place} ({suffix})" if place else suffix
@@ -674,7 +685,7 @@ def _full_address(address: Any) -> str | None:
 def _codes(items: Any) -> list[tuple[str, str]]:
     return [
         (str(i.get("code") or ""), str(i.get("message") or ""))
-        for i in _list(items)
+        for i in as_list(items)
         if isinstance(i, dict)
     ]
 
@@ -688,17 +699,7 @@ def _errors_text(body: bytes) -> str:
         doc = _loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return body[:200].decode("utf-8", "replace")
-    return _join_errors(_codes(_dict(_dict(doc).get("response")).get("errors"))) or "no details"
-
-
-def _not_json(status_code: int, body: bytes) -> str:
-    return f"UPS: response is not JSON (HTTP {status_code}, {len(body)} bytes)"
-
-
-def _failed(tracking_number: str, problem: str) -> Tracking:
-    return Tracking(
-        carrier="ups", tracking_number=tracking_number, status=Status.UNKNOWN, problems=(problem,)
-    )
+    return _join_errors(_codes(as_dict(as_dict(doc).get("response")).get("errors"))) or "no details"
 
 
 def _seconds(value: Any) -> float:
@@ -707,15 +708,3 @@ def _seconds(value: Any) -> float:
     except (TypeError, ValueError):
         return 0.0
     return number if 0 <= number < 1e15 else 0.0
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _text(value: Any) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
