@@ -7,10 +7,11 @@ own in-memory store (shipment states, used keys, pending messages): nothing is s
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from aftersale.decide import (
     SendHistory,
@@ -269,21 +270,8 @@ def case_order(case: Case) -> SimOrder:
     now = _utc(m.now)
     placed = m.order.placed_at
     placed_at = _utc(placed) if placed else (first_scan or now) - timedelta(hours=2)
-    c = m.customer
-    customer = Customer("C-1", c.name, c.email, c.phone, c.locale, c.time_zone,
-                        c.consent_email, c.consent_sms, c.country, tuple(c.tags))  # fmt: skip
-    items = tuple(
-        Item(
-            i.sku,
-            i.name,
-            i.category,
-            i.quantity,
-            Decimal(str(i.price)),
-            i.currency,
-            i.warranty_months,
-        )  # fmt: skip
-        for i in m.order.items
-    )
+    customer = customer_from(m.customer, "C-1")
+    items = items_from(m.order.items)
     parcels = (Parcel("CASE-1/1", m.carrier, "CASE0000001", tuple(m.scans)),) if m.scans else ()
     order = Order(
         "CASE-1",
@@ -323,3 +311,24 @@ def run_case(case: Case, ruleset: RuleSet) -> CaseResult:
 
 def _matches(ref: str, sent: str) -> bool:
     return sent == ref or sent.split(":")[0] == ref
+
+
+def customer_from(c: Any, customer_id: str) -> Customer:
+    """A case's or scenario's customer fields as the core's `Customer`."""
+    return Customer(customer_id, c.name, c.email, c.phone, c.locale, c.time_zone,
+                    c.consent_email, c.consent_sms, c.country, tuple(c.tags))  # fmt: skip
+
+
+def items_from(items: Iterable[Any]) -> tuple[Item, ...]:
+    return tuple(
+        Item(
+            i.sku,
+            i.name,
+            i.category,
+            i.quantity,
+            Decimal(str(i.price)),
+            i.currency,
+            i.warranty_months,
+        )  # fmt: skip
+        for i in items
+    )

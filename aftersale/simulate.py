@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,8 @@ from ruamel.yaml.error import MarkedYAMLError
 from aftersale.conditions import parse_duration
 from aftersale.detect import DelayThresholds
 from aftersale.errors import AftersaleError
-from aftersale.models import Customer, Item, Order, ShipmentRef
-from aftersale.replay import Parcel, SimLine, SimOrder, replay
+from aftersale.models import Order, ShipmentRef
+from aftersale.replay import Parcel, SimLine, SimOrder, customer_from, items_from, replay
 from aftersale.rulemodels import CaseCustomerModel, CaseItemModel, ScanModel
 from aftersale.ruleset import RuleSet
 
@@ -100,21 +99,8 @@ def _problem(path: Path, data: Any, error: Any) -> str:
 
 
 def _order(o: ScenarioOrder) -> SimOrder:
-    c = o.customer
-    customer = Customer(c.customer_id, c.name, c.email, c.phone, c.locale, c.time_zone,
-                        c.consent_email, c.consent_sms, c.country, tuple(c.tags))  # fmt: skip
-    items = tuple(
-        Item(
-            i.sku,
-            i.name,
-            i.category,
-            i.quantity,
-            Decimal(str(i.price)),
-            i.currency,
-            i.warranty_months,
-        )  # fmt: skip
-        for i in o.items
-    )
+    customer = customer_from(o.customer, o.customer.customer_id)
+    items = items_from(o.items)
     parcels = tuple(
         Parcel(s.shipment_id, s.carrier, s.tracking_number, tuple(s.scans)) for s in o.shipments
     )
