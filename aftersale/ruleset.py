@@ -58,6 +58,7 @@ KNOWN_TEMPLATES = (
     "shipped",
     "arriving_tomorrow",
     "out_for_delivery",
+    "delivery_attempted",
     "delayed",
     "available_for_pickup",
     "delivered",

@@ -118,7 +118,7 @@ def test_shipped_rule_set_is_valid_and_complete() -> None:
     rs = load_ruleset(rule_files(RULES), template_exists=lambda n, c: n in KNOWN_TEMPLATES)
     assert sorted(r.template for r in rs.rules) == sorted(KNOWN_TEMPLATES)
     sms = {r.id for r in rs.rules if ChannelKind.SMS in r.channels}
-    assert sms == {"shipped", "out_for_delivery", "available_for_pickup", "delayed"}
+    assert sms == {"shipped", "out_for_delivery", "delivery_attempted", "available_for_pickup", "delayed"}
     assert all(r.fallback == {ChannelKind.SMS: ChannelKind.EMAIL} for r in rs.rules if r.id in sms)
     assert all(ChannelKind.EMAIL in r.channels for r in rs.rules)
     assert {r.id for r in rs.rules if r.marketing} == {

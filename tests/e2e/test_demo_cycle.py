@@ -32,7 +32,7 @@ STORY = {
     "delayed": {"thank_you", "shipped", "delayed", "delivered"},
     "exception": {"thank_you", "shipped", "delayed", "delivered"},
     # the first out-for-delivery scan is seen (or not) depending on the poll times
-    "attempted": {"thank_you", "shipped", "delivered"},
+    "attempted": {"thank_you", "shipped", "delivery_attempted", "delivered"},
     "returned": {"thank_you", "shipped"},
     "skip_to_delivered": {"thank_you", "delivered"},
     "stuck": {"thank_you", "delayed"},
@@ -124,6 +124,8 @@ def test_exactly_these_messages_land_in_the_outbox(demo: dict) -> None:
             ("shipped", "sms"): 21,
             ("out_for_delivery", "email"): 27,
             ("out_for_delivery", "sms"): 6,
+            ("delivery_attempted", "email"): 3,
+            ("delivery_attempted", "sms"): 2,
             ("available_for_pickup", "email"): 7,
             ("available_for_pickup", "sms"): 5,
             ("arriving_tomorrow", "email"): 13,

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 FIXTURES = PROJECT_ROOT / "tests" / "core" / "template_fixtures"
-ENTRIES = 10 * 3 * 2  # message types × locales × channels
+ENTRIES = 11 * 3 * 2  # message types × locales × channels
 
 
 def _serve(templates: Path) -> Gallery:
@@ -56,7 +56,7 @@ def test_every_entry_renders_in_chromium(gallery: Gallery, tmp_path: Path) -> No
     dom = _chromium(tmp_path, "--dump-dom", gallery.url).stdout
     statuses = re.findall(r'<section class="entry[^"]*" data-status="(\w+)"', dom)
     assert statuses == ["rendered"] * ENTRIES
-    assert 'data-rendered="60" data-errors="0"' in dom
+    assert f'data-rendered="{ENTRIES}" data-errors="0"' in dom
     assert dom.count("<iframe") == ENTRIES // 2
     assert dom.count('class="bubble"') == ENTRIES // 2
     assert "Twoje zamówienie NW-1047 jest już w drodze" in dom  # an email subject
