@@ -145,8 +145,9 @@ def decide(
     candidates = _collapse(candidates, skipped)
     state = _CycleState(history, ruleset, now)
     decisions: list[Decision] = []
+    newer_keys = state.newer_keys
     for cand in candidates:
-        reason = state.superseded(cand)
+        reason = state.superseded(cand) if cand.rule.id in newer_keys else None
         if reason:
             skipped.append(Skip(cand.event, cand.rule.id, reason))
             continue
@@ -247,9 +248,16 @@ class _CycleState:
         self.now = now
         self.decided: set[str] = set()
         self.sent: dict[tuple[str, ChannelKind], list[SentRecord]] = {}
-        # (cap, its window as a fixed length or None for business days), per channel
-        self.caps: dict[ChannelKind, tuple[tuple[Cap, timedelta | None], ...]] = {
-            ch: tuple((c, c.per.delta) for c in ruleset.caps if c.channel is ch)
+        # (rule id, channel) -> the caps that count its messages, each with its window as
+        # a fixed length (None: business days); a message no cap counts is not recorded
+        self.caps: dict[tuple[str, ChannelKind], tuple[tuple[Cap, timedelta | None], ...]] = {
+            (rule.id, ch): tuple(
+                (c, c.per.delta)
+                for c in ruleset.caps
+                if c.channel is ch
+                and not (rule.id in c.exempt or (c.marketing_only and not rule.marketing))
+            )
+            for rule in ruleset.rules
             for ch in ChannelKind
         }
         # rule id -> (newer rule id, its key suffixes) for the once-per-shipment rules
@@ -321,13 +329,14 @@ class _CycleState:
                         f"{before} after the event "
                         f"({occurred:%Y-%m-%d %H:%M} UTC)"
                     )
-                else:
-                    problem = self._cap_problem(customer.customer_id, current, due, rule)
+                elif caps := self.caps[rule.id, current]:
+                    problem = self._cap_problem(customer.customer_id, current, due, caps)
+                    if problem is None:
+                        self.sent.setdefault((customer.customer_id, current), []).append(
+                            SentRecord(due, rule.id, rule.marketing)
+                        )
                 if problem is None:
                     decided.add(key)
-                    self.sent.setdefault((customer.customer_id, current), []).append(
-                        SentRecord(due, rule.id, rule.marketing)
-                    )
                     if tried:
                         skipped.append(
                             Skip(
@@ -337,17 +346,19 @@ class _CycleState:
                                 channel,
                             )
                         )
+                    # positional, in field order (rule_id, template, channel, order_id,
+                    # idempotency_key, due_at, event, marketing, shipment_id, item_sku)
                     return Decision(
-                        rule_id=rule.id,
-                        template=rule.template,
-                        channel=current,
-                        order_id=event.order_id,
-                        idempotency_key=key,
-                        due_at=due,
-                        event=event,
-                        marketing=rule.marketing,
-                        shipment_id=event.shipment_id,
-                        item_sku=event.item_sku,
+                        rule.id,
+                        rule.template,
+                        current,
+                        event.order_id,
+                        key,
+                        due,
+                        event,
+                        rule.marketing,
+                        event.shipment_id,
+                        event.item_sku,
                     )
             tried.append(f"{current}: {problem}")
             nxt = rule.fallback.get(current)
@@ -356,11 +367,13 @@ class _CycleState:
         return None
 
     def _cap_problem(
-        self, customer_id: str, channel: ChannelKind, due: datetime, rule: Rule
+        self,
+        customer_id: str,
+        channel: ChannelKind,
+        due: datetime,
+        caps: tuple[tuple[Cap, timedelta | None], ...],
     ) -> str | None:
-        for cap, fixed in self.caps[channel]:
-            if rule.id in cap.exempt or (cap.marketing_only and not rule.marketing):
-                continue
+        for cap, fixed in caps:
             per = fixed if fixed is not None else cap.per.add(due, "UTC") - due
             count = 0
             for records in (

@@ -79,6 +79,7 @@ _ETA_WATCH = frozenset(
     }
 )
 _ARRIVING_WATCH = frozenset({Status.LABEL_CREATED, Status.IN_TRANSIT})
+_ONE_DAY = timedelta(days=1)
 _TWO_DAYS = timedelta(days=2)
 
 
@@ -96,13 +97,31 @@ class DelayThresholds:
     delivered_ago_days: tuple[int, ...] = (3, 7)  # DELIVERED_AGO events after delivery
     warranty_ending_days: tuple[int, ...] = (30,)  # WARRANTY_ENDING events before the end
     carriers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # derived once from the fields above: `detect_due` runs for every shipment every cycle
     stale_after: timedelta = field(init=False, repr=False, compare=False, default=timedelta())
+    no_first_scan_after: timedelta = field(
+        init=False, repr=False, compare=False, default=timedelta()
+    )
+    pickup_wait_after: timedelta = field(init=False, repr=False, compare=False, default=timedelta())
+    delivered_ago_after: tuple[tuple[int, timedelta], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
+    warranty_lead_days: int = field(init=False, repr=False, compare=False, default=0)
     _resolved: Mapping[str, DelayThresholds] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "stale_after", timedelta(hours=self.stale_business_hours))
+        set_ = object.__setattr__
+        set_(self, "stale_after", timedelta(hours=self.stale_business_hours))
+        set_(self, "no_first_scan_after", timedelta(hours=self.no_first_scan_hours))
+        set_(self, "pickup_wait_after", timedelta(hours=self.pickup_wait_hours))
+        set_(
+            self,
+            "delivered_ago_after",
+            tuple((days, timedelta(days=days)) for days in self.delivered_ago_days),
+        )
+        set_(self, "warranty_lead_days", max(self.warranty_ending_days, default=0))
         # resolved once: `for_carrier` is on the hot path of every poll
         resolved = {
             slug: replace(self, carriers={}, **dict(o)) for slug, o in self.carriers.items()
@@ -235,23 +254,11 @@ def detect_changes(
             and status in _SHIPPED
             and not (first_seen and status is Status.DELIVERED)
         ):
-            events.append(
-                DomainEvent(
-                    EventKind.SHIPPED,
-                    occurred_at=_first_shipped_scan(tracking, at),
-                    order_id=oid,
-                    shipment_id=sid,
-                )
-            )
+            shipped_at = _first_shipped_scan(tracking, at)
+            events.append(DomainEvent(EventKind.SHIPPED, oid, shipped_at, sid))
+        # positional, as in `_due_for_shipment`: (kind, order, at, shipment, sku, status, ...)
         events.append(
-            DomainEvent(
-                EventKind.STATUS_CHANGED,
-                occurred_at=at,
-                status=status,
-                facts=facts,
-                order_id=oid,
-                shipment_id=sid,
-            )
+            DomainEvent(EventKind.STATUS_CHANGED, oid, at, sid, None, status, None, facts)
         )
         if status is Status.EXCEPTION:
             events.append(
@@ -264,7 +271,7 @@ def detect_changes(
                     shipment_id=sid,
                 )
             )
-    coded = _delay_code_event(previous, tracking, limits)
+    coded = _delay_code_event(previous, tracking, limits) if limits.delay_codes else None
     if coded is not None and status not in TERMINAL_STATUSES and status is not Status.EXCEPTION:
         events.append(
             DomainEvent(
@@ -276,7 +283,11 @@ def detect_changes(
                 shipment_id=sid,
             )
         )
-    slipped = _eta_slip(previous, tracking, order, limits, now)
+    slipped = (
+        _eta_slip(previous, tracking, order, limits, now)
+        if tracking.estimated_delivery is not None
+        else None
+    )
     if slipped is not None and status not in TERMINAL_STATUSES:
         events.append(slipped)
     return events
@@ -349,26 +360,27 @@ def advance_state(previous: ShipmentState, tracking: Tracking, now: datetime) ->
     if newest is not None and (last_event_at is None or newest > last_event_at):
         last_event_at = newest
     changed = status != previous.status
-    # built field by field: `dataclasses.replace` is a third of a poll's cost
+    # built field by field, in field order: `dataclasses.replace` (and even keyword
+    # arguments) cost a good part of a poll
     return ShipmentState(
-        shipment_id=previous.shipment_id,
-        order_id=previous.order_id,
-        carrier=previous.carrier or tracking.carrier,
-        tracking_number=previous.tracking_number,
-        status=status,
-        code=tracking.code if changed or status == tracking.status else previous.code,
-        description=tracking.description if changed else previous.description,
-        estimated_delivery=tracking.estimated_delivery or previous.estimated_delivery,
-        first_estimate=previous.first_estimate or tracking.estimated_delivery,
-        estimated_window=tracking.estimated_window or previous.estimated_window,
-        delivered_at=tracking.delivered_at or previous.delivered_at,
-        pickup_point=tracking.pickup_point or previous.pickup_point,
-        last_event_at=last_event_at,
-        status_since=(scan_at or now) if changed else previous.status_since,
-        last_polled_at=now,
-        next_check_at=previous.next_check_at,
-        created_at=previous.created_at,
-        problem="; ".join(tracking.problems) or None,
+        previous.shipment_id,
+        previous.order_id,
+        previous.carrier or tracking.carrier,
+        previous.tracking_number,
+        status,
+        tracking.code if changed or status == tracking.status else previous.code,  # code
+        tracking.description if changed else previous.description,  # description
+        tracking.estimated_delivery or previous.estimated_delivery,  # estimated_delivery
+        previous.first_estimate or tracking.estimated_delivery,  # first_estimate
+        tracking.estimated_window or previous.estimated_window,  # estimated_window
+        tracking.delivered_at or previous.delivered_at,  # delivered_at
+        tracking.pickup_point or previous.pickup_point,  # pickup_point
+        last_event_at,
+        (scan_at or now) if changed else previous.status_since,  # status_since
+        now,  # last_polled_at
+        previous.next_check_at,
+        previous.created_at,
+        "; ".join(tracking.problems) or None,  # problem
     )
 
 
@@ -388,67 +400,57 @@ def detect_due(
     """Events due from stored facts at `now`; the same fact gives the same event each cycle."""
     tz = order.customer.time_zone
     events: list[DomainEvent] = []
+    today = now.date()
     for shipment in shipments:
         limits = thresholds.for_carrier(shipment.carrier)
-        _due_for_shipment(order, shipment, now, limits, tz, events)
-    events.extend(_warranty_events(order, shipments, now, thresholds))
+        _due_for_shipment(order, shipment, now, today, limits, tz, events)
+    if thresholds.warranty_ending_days:
+        events.extend(_warranty_events(order, shipments, now, thresholds))
     return events
+
+
+def _delayed(
+    oid: str, sid: str, reason: DelayReason, at: datetime, facts: dict[str, Any]
+) -> DomainEvent:
+    return DomainEvent(EventKind.DELAYED, oid, at, shipment_id=sid, reason=reason, facts=facts)
 
 
 def _due_for_shipment(
     order: Order,
     s: ShipmentState,
     now: datetime,
+    today: date,
     limits: DelayThresholds,
     tz: str,
     out: list[DomainEvent],
 ) -> None:
+    # DomainEvent positionally (kind, order_id, occurred_at, shipment_id, item_sku, status,
+    # reason, facts) and no closures: this runs for every shipment every cycle
     status = s.status
     oid, sid = order.order_id, s.shipment_id
-
-    def delayed(reason: DelayReason, at: datetime, facts: dict[str, Any]) -> None:
-        out.append(
-            DomainEvent(
-                EventKind.DELAYED,
-                oid,
-                at,
-                shipment_id=sid,
-                reason=reason,
-                facts=facts,
-            )
-        )
-
     estimate = s.estimated_delivery
-    if status in _ARRIVING_WATCH and estimate is not None and now.date() >= estimate - _TWO_DAYS:
-        day_before = local_midnight(estimate - timedelta(days=1), tz)
+    if estimate is not None and status in _ARRIVING_WATCH and today >= estimate - _TWO_DAYS:
+        day_before = local_midnight(estimate - _ONE_DAY, tz)
         if day_before <= now < local_midnight(estimate, tz):
             window = s.estimated_window
-            facts = {
+            facts: dict[str, Any] = {
                 "estimated_delivery": estimate.isoformat(),
                 "window_start": window[0].isoformat() if window else None,
                 "window_end": window[1].isoformat() if window else None,
             }
             out.append(
                 DomainEvent(
-                    EventKind.ARRIVING_TOMORROW,
-                    oid,
-                    day_before,
-                    shipment_id=sid,
-                    facts=facts,
+                    EventKind.ARRIVING_TOMORROW, oid, day_before, sid, None, None, None, facts
                 )
             )
     if status is Status.DELIVERED and s.delivered_at is not None:
-        for days in limits.delivered_ago_days:
-            at = s.delivered_at + timedelta(days=days)
+        delivered_at = s.delivered_at
+        for days, delta in limits.delivered_ago_after:
+            at = delivered_at + delta
             if at <= now:
+                facts = {"days": days, "delivered_at": delivered_at.isoformat()}
                 out.append(
-                    DomainEvent(
-                        EventKind.DELIVERED_AGO,
-                        oid,
-                        at,
-                        shipment_id=sid,
-                        facts={"days": days, "delivered_at": s.delivered_at.isoformat()},
-                    )
+                    DomainEvent(EventKind.DELIVERED_AGO, oid, at, sid, None, None, None, facts)
                 )
         return
     if status in TERMINAL_STATUSES:
@@ -457,13 +459,10 @@ def _due_for_shipment(
         since = s.status_since if status is Status.LABEL_CREATED else None
         since = since or s.created_at
         if since is not None:
-            at = since + timedelta(hours=limits.no_first_scan_hours)
+            at = since + limits.no_first_scan_after
             if at <= now:
-                delayed(
-                    DelayReason.NO_FIRST_SCAN,
-                    at,
-                    {"since": since.isoformat(), "hours": limits.no_first_scan_hours},
-                )
+                facts = {"since": since.isoformat(), "hours": limits.no_first_scan_hours}
+                out.append(_delayed(oid, sid, DelayReason.NO_FIRST_SCAN, at, facts))
     stale_from = s.last_event_at
     # business hours never pass faster than wall-clock hours: most parcels skip the count
     if status in _STALE_WATCH and stale_from is not None and now - stale_from >= limits.stale_after:
@@ -471,44 +470,35 @@ def _due_for_shipment(
             stale_from, limits.stale_business_hours, limits.business_tz, limits.business_days
         )
         if at <= now:
-            delayed(
-                DelayReason.STALE,
-                at,
-                {
-                    "last_event_at": stale_from.isoformat(),
-                    "business_hours": limits.stale_business_hours,
-                },
-            )
+            facts = {
+                "last_event_at": stale_from.isoformat(),
+                "business_hours": limits.stale_business_hours,
+            }
+            out.append(_delayed(oid, sid, DelayReason.STALE, at, facts))
     if status in _ETA_WATCH:
         deadline, kind = (
             (order.promised_delivery, "promised")
             if order.promised_delivery is not None
-            else (s.estimated_delivery, "estimated")
+            else (estimate, "estimated")
         )
-        if deadline is not None and now.date() >= deadline:
-            at = local_midnight(deadline + timedelta(days=1), tz)
+        if deadline is not None and today >= deadline:
+            at = local_midnight(deadline + _ONE_DAY, tz)
             if at <= now:
-                delayed(
-                    DelayReason.ETA_MISSED,
-                    at,
-                    {
-                        "deadline": deadline.isoformat(),
-                        "deadline_kind": kind,
-                        "days_late": (now - at).days + 1,
-                    },
-                )
+                facts = {
+                    "deadline": deadline.isoformat(),
+                    "deadline_kind": kind,
+                    "days_late": (now - at).days + 1,
+                }
+                out.append(_delayed(oid, sid, DelayReason.ETA_MISSED, at, facts))
     if status is Status.AVAILABLE_FOR_PICKUP and s.status_since is not None:
-        at = s.status_since + timedelta(hours=limits.pickup_wait_hours)
+        at = s.status_since + limits.pickup_wait_after
         if at <= now:
-            delayed(
-                DelayReason.PICKUP_WAITING,
-                at,
-                {
-                    "since": s.status_since.isoformat(),
-                    "hours": limits.pickup_wait_hours,
-                    "pickup_point": s.pickup_point,
-                },
-            )
+            facts = {
+                "since": s.status_since.isoformat(),
+                "hours": limits.pickup_wait_hours,
+                "pickup_point": s.pickup_point,
+            }
+            out.append(_delayed(oid, sid, DelayReason.PICKUP_WAITING, at, facts))
 
 
 def add_months(day: date, months: int) -> date:
@@ -519,8 +509,12 @@ def add_months(day: date, months: int) -> date:
 
 def warranty_start(order: Order, shipments: Sequence[ShipmentState]) -> datetime:
     """Warranty runs from delivery (the last delivered parcel), else from the purchase."""
-    delivered = [s.delivered_at for s in shipments if s.delivered_at is not None]
-    return max(delivered) if delivered else order.placed_at
+    start = None
+    for s in shipments:
+        delivered = s.delivered_at
+        if delivered is not None and (start is None or delivered > start):
+            start = delivered
+    return order.placed_at if start is None else start
 
 
 def _warranty_events(
@@ -529,12 +523,16 @@ def _warranty_events(
     now: datetime,
     thresholds: DelayThresholds,
 ) -> list[DomainEvent]:
-    months = [item.warranty_months for item in order.items if item.warranty_months]
-    if not months or not thresholds.warranty_ending_days:
+    shortest = 0
+    for item in order.items:
+        months = item.warranty_months
+        if months and (not shortest or months < shortest):
+            shortest = months
+    if not shortest or not thresholds.warranty_ending_days:
         return []
     start = warranty_start(order, shipments)
     # a month is at least 28 days: skip the calendar arithmetic while the end is far off
-    earliest = start + timedelta(days=28 * min(months) - max(thresholds.warranty_ending_days))
+    earliest = start + timedelta(days=28 * shortest - thresholds.warranty_lead_days)
     if now < earliest:
         return []
     out: list[DomainEvent] = []

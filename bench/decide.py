@@ -7,6 +7,7 @@ then decide over the cycle's events (cycles of 1,000 updates), as the scheduled 
 
 from __future__ import annotations
 
+import gc
 import random
 import resource
 import sys
@@ -26,6 +27,7 @@ from aftersale.detect import (  # noqa: E402
     detect_due,
 )
 from aftersale.models import (  # noqa: E402
+    ChannelKind,
     Customer,
     Item,
     Order,
@@ -44,6 +46,8 @@ ZONES = ("Europe/Warsaw", "Europe/Berlin", "America/New_York", "Europe/London")
 CATEGORIES = ("headphones", "speakers", "laptops", "accessories", "smartwatches")
 CARRIERS = ("inpost", "ups", "dhl", "dpd")
 CYCLE = 1_000
+CHANNELS = tuple((channel, str(channel)) for channel in ChannelKind)
+CHANNEL_NAMES = dict(CHANNELS)
 
 
 def build(n_shipments: int, rng: random.Random):
@@ -81,8 +85,16 @@ def main(n_updates: int = 100_000) -> None:
     ruleset = load_ruleset(rule_files(ROOT / "rules"))
     thresholds = ruleset.due_thresholds(default_thresholds())
     orders, states, updates = build(n_updates // len(JOURNEY), rng)
-    used: dict[str, set[str]] = {}
-    sends: dict[str, dict[tuple, list[SentRecord]]] = {}  # customer -> (customer, channel)
+    # The fixture (every order and every poll result of the run, about a million objects)
+    # stands in for the store and the carriers' responses; a cycle never holds it all.
+    # Frozen, the garbage collector stops re-scanning it on every full collection.
+    gc.collect()
+    gc.freeze()
+    # The store, as rows of plain values (like DuckDB's): order -> keys decided, and
+    # (customer, channel) -> (due_at, rule_id, marketing). Each cycle reads the rows of the
+    # orders it touched into a `SendHistory`, as aftersale/history.py does.
+    used: dict[str, tuple[str, ...]] = {}
+    sends: dict[tuple[str, str], tuple[tuple[datetime, str, bool], ...]] = {}
     decisions = skips = events_n = 0
     started, cpu_started = time.perf_counter(), time.process_time()
     for start in range(0, len(updates), CYCLE):
@@ -98,20 +110,19 @@ def main(n_updates: int = 100_000) -> None:
             events.extend(detect_due(order, (new,), now, thresholds))
             touched.add(prev.order_id)
         history = SendHistory(
-            used_keys=frozenset(k for o in touched for k in used.get(o, ())),
+            used_keys=frozenset().union(*(used[o] for o in touched if o in used)),
             recent={
-                k: tuple(v)
-                for o in touched
-                for k, v in sends.get(orders[o].customer.customer_id, {}).items()
+                (customer, channel): tuple(SentRecord(*row) for row in rows)
+                for customer in {orders[o].customer.customer_id for o in touched}
+                for channel, name in CHANNELS
+                if (rows := sends.get((customer, name)))
             },
         )
         outcome = decide(events, orders, states, ruleset, now, history)
         for d in outcome.decisions:
-            used.setdefault(d.order_id, set()).add(d.idempotency_key)
-            customer = orders[d.order_id].customer.customer_id
-            sends.setdefault(customer, {}).setdefault((customer, d.channel), []).append(
-                SentRecord(d.due_at, d.rule_id, d.marketing)
-            )
+            used[d.order_id] = (*used.get(d.order_id, ()), d.idempotency_key)
+            key = (orders[d.order_id].customer.customer_id, CHANNEL_NAMES[d.channel])
+            sends[key] = (*sends.get(key, ()), (d.due_at, d.rule_id, d.marketing))
         decisions += len(outcome.decisions)
         skips += len(outcome.skipped)
         events_n += len(events)
