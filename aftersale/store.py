@@ -89,6 +89,14 @@ class MessageRow:
     error_text: str | None = None
 
 
+class _Closed:
+    def __getattr__(self, name: str) -> Any:
+        raise StoreError("this store is closed")
+
+
+_CLOSED: Any = _Closed()
+
+
 class Store:
     """All reads and writes of aftersale's state. One instance per process."""
 
@@ -127,6 +135,9 @@ class Store:
 
     def close(self) -> None:
         self.con.close()
+        # Drop the handle too: something (a Prefect task's parameters, a traceback) may keep
+        # this Store alive until exit, where DuckDB would report the connection as leaked.
+        self.con = _CLOSED
 
     def __enter__(self) -> Store:
         return self
