@@ -109,7 +109,7 @@ def queue_decisions(
         ).fetchall()
     }
     fresh = [row for key, row in rows.items() if key not in known]
-    store._insert_arrow("messages", fresh, "ON CONFLICT DO NOTHING")
+    store.insert_rows("messages", fresh, "ON CONFLICT DO NOTHING")
     return [row["message_id"] for row in fresh]
 
 

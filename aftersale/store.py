@@ -179,7 +179,7 @@ class Store:
             raise
         self.con.execute("COMMIT")
 
-    def _insert_arrow(self, table: str, rows: list[dict[str, Any]], conflict: str = "") -> int:
+    def insert_rows(self, table: str, rows: list[dict[str, Any]], conflict: str = "") -> int:
         """Bulk insert through Arrow; returns how many rows were actually inserted."""
         if not rows:
             return 0
@@ -269,7 +269,7 @@ class Store:
                     }
                 )
         with self.transaction():
-            self._insert_arrow(
+            self.insert_rows(
                 "customers",
                 list(customers.values()),
                 "ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name, "
@@ -278,9 +278,9 @@ class Store:
                 "consent_sms = excluded.consent_sms, country = excluded.country, "
                 "tags = excluded.tags",
             )
-            self._insert_arrow("orders", order_rows, "ON CONFLICT DO NOTHING")
-            self._insert_arrow("items", item_rows, "ON CONFLICT DO NOTHING")
-            self._insert_arrow("shipments", shipment_rows, "ON CONFLICT DO NOTHING")
+            self.insert_rows("orders", order_rows, "ON CONFLICT DO NOTHING")
+            self.insert_rows("items", item_rows, "ON CONFLICT DO NOTHING")
+            self.insert_rows("shipments", shipment_rows, "ON CONFLICT DO NOTHING")
         return len(fresh), len(orders) - len(fresh)
 
     def known_order_ids(self, order_ids: Iterable[str]) -> set[str]:
@@ -305,7 +305,7 @@ class Store:
         return dict(rows)
 
     def record_rejections(self, rejections: Sequence[Rejection], now: datetime) -> None:
-        self._insert_arrow(
+        self.insert_rows(
             "rejections",
             [
                 {"source": r.source, "line": r.line, "reason": r.reason, "rejected_at": to_db(now)}
@@ -526,7 +526,7 @@ class Store:
             for sid, e in events
         ]
         unique = {(r["shipment_id"], r["occurred_at"], r["code"], r["location"]): r for r in rows}
-        return self._insert_arrow(
+        return self.insert_rows(
             "tracking_events", list(unique.values()), "ON CONFLICT DO NOTHING"
         )
 
@@ -570,7 +570,7 @@ class Store:
             ).fetchall()
         }
         fresh = [e for eid, e in unique.items() if eid not in seen]
-        self._insert_arrow(
+        self.insert_rows(
             "domain_events",
             [
                 {
