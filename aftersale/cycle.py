@@ -200,12 +200,13 @@ def detect_stage(parts: CycleParts, poll: PollStage, now: datetime, run_id: str)
     states: list[ShipmentState] = []
     scans: list[tuple[str, TrackingEvent]] = []
     errors: list[str] = []
+    failed_before = store.poll_failures(r.shipment_id for r in poll.results if r.tracking is None)
     failures: dict[str, int] = {}
     for result in poll.results:
         prev = previous[result.shipment_id]
         if result.tracking is None:
             errors.append(f"{result.carrier} {prev.tracking_number}: {result.error}")
-            failures[prev.shipment_id] = _failures(store, prev.shipment_id) + 1
+            failures[prev.shipment_id] = failed_before.get(prev.shipment_id, 0) + 1
             states.append(
                 apply_failure(
                     prev,
@@ -233,13 +234,6 @@ def detect_stage(parts: CycleParts, poll: PollStage, now: datetime, run_id: str)
     fresh = store.record_domain_events(events, run_id=run_id, now=now)
     changed = sum(1 for s in states if s.status is not previous[s.shipment_id].status)
     return DetectStage(fresh, changed, errors)
-
-
-def _failures(store: Store, shipment_id: str) -> int:
-    row = store.con.execute(
-        "SELECT poll_failures FROM shipments WHERE shipment_id = ?", [shipment_id]
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _time_based_events(parts: CycleParts, now: datetime) -> list[DomainEvent]:

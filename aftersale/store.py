@@ -454,6 +454,18 @@ class Store:
         ).fetchall()
         return {r[0]: list(r[1]) for r in rows}
 
+    def poll_failures(self, shipment_ids: Iterable[str]) -> dict[str, int]:
+        """Consecutive failed polls so far, for shipments that have any."""
+        ids = list(set(shipment_ids))
+        if not ids:
+            return {}
+        rows = self.con.execute(
+            "SELECT shipment_id, poll_failures FROM shipments "
+            "WHERE shipment_id IN (SELECT unnest(?)) AND poll_failures > 0",
+            [ids],
+        ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
     def shipments_of(self, order_ids: Iterable[str]) -> dict[str, ShipmentState]:
         ids = list(set(order_ids))
         if not ids:
@@ -526,9 +538,7 @@ class Store:
             for sid, e in events
         ]
         unique = {(r["shipment_id"], r["occurred_at"], r["code"], r["location"]): r for r in rows}
-        return self.insert_rows(
-            "tracking_events", list(unique.values()), "ON CONFLICT DO NOTHING"
-        )
+        return self.insert_rows("tracking_events", list(unique.values()), "ON CONFLICT DO NOTHING")
 
     def tracking_events(self, shipment_id: str) -> list[TrackingEvent]:
         return self.tracking_events_of([shipment_id]).get(shipment_id, [])
