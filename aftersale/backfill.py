@@ -9,7 +9,6 @@ with `apply`, those still timely are queued for the next cycle, stale ones are n
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,9 +18,8 @@ from typing import Any
 from aftersale import messages as msgs
 from aftersale.decide import decide, describe, history_after
 from aftersale.history import load_send_history
-from aftersale.models import DomainEvent, EventKind, Status
 from aftersale.ruleset import RuleSet
-from aftersale.store import Store, from_db, to_db
+from aftersale.store import Store
 
 #: A backfill covers at most this much history in one run.
 MAX_RANGE = timedelta(days=92)
@@ -148,7 +146,7 @@ def backfill(
     """Replay the events that occurred in [start, end); see the module docstring."""
     check_range(start, end)
     report = BackfillReport(start, end, apply)
-    stored = _stored_events(store, start, end)
+    stored = store.domain_events_between(start, end)
     report.events = len(stored)
     customers = store.con.execute(
         "SELECT DISTINCT customer_id FROM orders WHERE order_id IN (SELECT unnest(?))",
@@ -194,30 +192,3 @@ def _skip_kind(reason: str) -> str:
     if reason.startswith("already sent") or "was already decided" in reason:
         return "already decided"
     return reason.split(" (", 1)[0].split(":", 1)[0]
-
-
-def _stored_events(
-    store: Store, start: datetime, end: datetime
-) -> list[tuple[datetime, DomainEvent]]:
-    rows = store.con.execute(
-        "SELECT detected_at, kind, order_id, occurred_at, shipment_id, item_sku, status, reason, "
-        "facts FROM domain_events WHERE occurred_at >= ? AND occurred_at < ? "
-        "ORDER BY detected_at, occurred_at, event_id",
-        [to_db(start), to_db(end)],
-    ).fetchall()
-    return [
-        (
-            from_db(r[0]),  # type: ignore[misc]
-            DomainEvent(
-                kind=EventKind(r[1]),
-                order_id=r[2],
-                occurred_at=from_db(r[3]),  # type: ignore[arg-type]
-                shipment_id=r[4],
-                item_sku=r[5],
-                status=Status(r[6]) if r[6] else None,
-                reason=r[7],
-                facts=json.loads(r[8]),
-            ),
-        )
-        for r in rows
-    ]

@@ -605,28 +605,30 @@ class Store:
     def load_domain_event(self, event_id: str) -> DomainEvent | None:
         return self.load_domain_events([event_id]).get(event_id)
 
+    _EVENT_COLS = "kind, order_id, occurred_at, shipment_id, item_sku, status, reason, facts"
+
     def load_domain_events(self, event_ids: Iterable[str]) -> dict[str, DomainEvent]:
         ids = list(set(event_ids))
         if not ids:
             return {}
         rows = self.con.execute(
-            "SELECT event_id, kind, order_id, occurred_at, shipment_id, item_sku, status, reason, "
-            "facts FROM domain_events WHERE event_id IN (SELECT unnest(?))",
+            f"SELECT event_id, {self._EVENT_COLS} FROM domain_events "
+            "WHERE event_id IN (SELECT unnest(?))",
             [ids],
         ).fetchall()
-        return {
-            r[0]: DomainEvent(
-                kind=EventKind(r[1]),
-                order_id=r[2],
-                occurred_at=from_db(r[3]),
-                shipment_id=r[4],
-                item_sku=r[5],
-                status=Status(r[6]) if r[6] else None,
-                reason=r[7],
-                facts=json.loads(r[8]),
-            )
-            for r in rows
-        }
+        return {r[0]: _domain_event(r[1:]) for r in rows}
+
+    def domain_events_between(
+        self, start: datetime, end: datetime
+    ) -> list[tuple[datetime, DomainEvent]]:
+        """Events that occurred in [start, end), with when each was detected, in detection order."""
+        rows = self.con.execute(
+            f"SELECT detected_at, {self._EVENT_COLS} FROM domain_events "
+            "WHERE occurred_at >= ? AND occurred_at < ? "
+            "ORDER BY detected_at, occurred_at, event_id",
+            [to_db(start), to_db(end)],
+        ).fetchall()
+        return [(from_db(r[0]), _domain_event(r[1:])) for r in rows]
 
     # --- runs --------------------------------------------------------------
 
@@ -681,6 +683,19 @@ _SHIPMENT_UPDATE_SCHEMA = pa.schema(
         ("poll_failures", pa.int32()),
     ]
 )
+
+
+def _domain_event(r: tuple[Any, ...]) -> DomainEvent:
+    return DomainEvent(
+        kind=EventKind(r[0]),
+        order_id=r[1],
+        occurred_at=from_db(r[2]),
+        shipment_id=r[3],
+        item_sku=r[4],
+        status=Status(r[5]) if r[5] else None,
+        reason=r[6],
+        facts=json.loads(r[7]),
+    )
 
 
 def _json_default(value: object) -> object:

@@ -35,17 +35,22 @@ class Carrier:
         raise NotImplementedError
 
     async def fetch(self, client: httpx.AsyncClient, tracking_number: str) -> Tracking:
-        request = self.build_request(tracking_number)
+        response = await self.send(client, self.build_request(tracking_number), tracking_number)
+        raise_for_outage(self.slug, tracking_number, response)
+        return self.parse_response(tracking_number, response.status_code, response.content)
+
+    async def send(
+        self, client: httpx.AsyncClient, request: httpx.Request, tracking_number: str | None
+    ) -> httpx.Response:
+        """The one HTTP call: transport faults become `CarrierUnavailable` (retried)."""
         try:
-            response = await client.send(request)
+            return await client.send(request)
         except httpx.TimeoutException as exc:
             raise CarrierUnavailable(self.slug, tracking_number, "timed out") from exc
         except httpx.TransportError as exc:
             raise CarrierUnavailable(
                 self.slug, tracking_number, f"connection failed: {exc}"
             ) from exc
-        raise_for_outage(self.slug, tracking_number, response)
-        return self.parse_response(tracking_number, response.status_code, response.content)
 
 
 def raise_for_outage(carrier: str, tracking_number: str, response: httpx.Response) -> None:

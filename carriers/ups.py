@@ -325,11 +325,15 @@ class Ups(Carrier):
 
     async def fetch(self, client: httpx.AsyncClient, tracking_number: str) -> Tracking:
         token = await self.access_token(client, tracking_number)
-        response = await self._send(client, self.build_request(tracking_number, token))
+        response = await self.send(
+            client, self.build_request(tracking_number, token), tracking_number
+        )
         if response.status_code == 401 and self.has_credentials:
             self._forget(token)  # revoked or expired early: one fresh token, one retry
             token = await self.access_token(client, tracking_number)
-            response = await self._send(client, self.build_request(tracking_number, token))
+            response = await self.send(
+                client, self.build_request(tracking_number, token), tracking_number
+            )
         if response.status_code == 401 and not self.has_credentials:
             raise CarrierAuthError(
                 self.slug, tracking_number, "HTTP 401: no UPS client id/secret configured"
@@ -347,7 +351,7 @@ class Ups(Carrier):
         async with self._get_lock():
             token = self._token
             if token is None or self._clock() >= token.expires_at:
-                response = await self._send(client, self.build_token_request(), tracking_number)
+                response = await self.send(client, self.build_token_request(), tracking_number)
                 token = self.parse_token_response(
                     response.status_code, response.content, self._clock()
                 )
@@ -364,18 +368,6 @@ class Ups(Carrier):
         if self._lock is None or self._lock_loop is not loop:
             self._lock, self._lock_loop = asyncio.Lock(), loop
         return self._lock
-
-    async def _send(
-        self, client: httpx.AsyncClient, request: httpx.Request, tracking_number: str | None = None
-    ) -> httpx.Response:
-        try:
-            return await client.send(request)
-        except httpx.TimeoutException as exc:
-            raise CarrierUnavailable(self.slug, tracking_number, "timed out") from exc
-        except httpx.TransportError as exc:
-            raise CarrierUnavailable(
-                self.slug, tracking_number, f"connection failed: {exc}"
-            ) from exc
 
 
 # --- parsing (pure) ----------------------------------------------------------
