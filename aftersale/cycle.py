@@ -17,19 +17,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aftersale import messages as msgs
-from aftersale.channels.base import Channel
-from aftersale.decide import DecideOutcome, decide
-from aftersale.detect import (
-    DelayThresholds,
-    advance_state,
-    detect_changes,
-    detect_due,
-    detect_order_placed,
-)
-from aftersale.dispatch import ContextBuilder, DispatchReport, Renderer, dispatch_due
-from aftersale.history import load_send_history
-from aftersale.intake import DetectCarriers, ImportReport, import_file
+from aftersale.decide.engine import DecideOutcome, decide
+from aftersale.decide.history import load_send_history
+from aftersale.decide.ruleset import RuleSet
+from aftersale.dispatch import messages as msgs
+from aftersale.dispatch.channels.base import Channel
+from aftersale.dispatch.send import ContextBuilder, DispatchReport, Renderer, dispatch_due
+from aftersale.dispatch.spool import ingest_webhook_spool, webhook_spool_dir
+from aftersale.intake.files import DetectCarriers, ImportReport, import_file
 from aftersale.models import (
     ChannelKind,
     DomainEvent,
@@ -38,11 +33,16 @@ from aftersale.models import (
     ShipmentState,
     TrackingEvent,
 )
-from aftersale.ruleset import RuleSet
-from aftersale.schedule import PollSchedule, apply_failure, schedule_after_poll
 from aftersale.settings import Settings
-from aftersale.store import Store
-from aftersale.webhook_spool import ingest_webhook_spool, webhook_spool_dir
+from aftersale.store.duckdb.store import Store
+from aftersale.tracking.detect import (
+    DelayThresholds,
+    advance_state,
+    detect_changes,
+    detect_due,
+    detect_order_placed,
+)
+from aftersale.tracking.schedule import PollSchedule, apply_failure, schedule_after_poll
 
 log = logging.getLogger(__name__)
 

@@ -67,7 +67,7 @@ def child(mode: str) -> None:
 
     from aftersale.cycle import run_cycle
     from aftersale.settings import Settings
-    from aftersale.store import Store
+    from aftersale.store.duckdb.store import Store
 
     if mode == "prefect":
         from prefect import flow
@@ -104,8 +104,8 @@ def main() -> None:
         child(args.child)
         return
 
-    from aftersale.intake import import_file
-    from aftersale.store import Store
+    from aftersale.intake.files import import_file
+    from aftersale.store.duckdb.store import Store
     from sandbox.app import SandboxClock, SandboxState
     from sandbox.server import SandboxServer
     from sandbox.timelines import SandboxParcel

@@ -19,13 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aftersale.decide import SendHistory, SentRecord, decide  # noqa: E402
-from aftersale.detect import (  # noqa: E402
-    advance_state,
-    default_thresholds,
-    detect_changes,
-    detect_due,
-)
+from aftersale.decide.engine import SendHistory, SentRecord, decide  # noqa: E402
+from aftersale.decide.ruleset import load_ruleset, rule_files  # noqa: E402
 from aftersale.models import (  # noqa: E402
     ChannelKind,
     Customer,
@@ -37,7 +32,12 @@ from aftersale.models import (  # noqa: E402
     Tracking,
     TrackingEvent,
 )
-from aftersale.ruleset import load_ruleset, rule_files  # noqa: E402
+from aftersale.tracking.detect import (  # noqa: E402
+    advance_state,
+    default_thresholds,
+    detect_changes,
+    detect_due,
+)
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 JOURNEY = (Status.LABEL_CREATED, Status.IN_TRANSIT, Status.IN_TRANSIT,
@@ -92,7 +92,7 @@ def main(n_updates: int = 100_000) -> None:
     gc.freeze()
     # The store, as rows of plain values (like DuckDB's): order -> keys decided, and
     # (customer, channel) -> (due_at, rule_id, marketing). Each cycle reads the rows of the
-    # orders it touched into a `SendHistory`, as aftersale/history.py does.
+    # orders it touched into a `SendHistory`, as aftersale/decide/history.py does.
     used: dict[str, tuple[str, ...]] = {}
     sends: dict[tuple[str, str], tuple[tuple[datetime, str, bool], ...]] = {}
     decisions = skips = events_n = 0

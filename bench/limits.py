@@ -29,7 +29,7 @@ def ms(samples: list[float]) -> str:
 
 
 def bench_store(rounds: int, folder: Path) -> None:
-    from aftersale.store import Store
+    from aftersale.store.duckdb.store import Store
 
     path = folder / "s.duckdb"
     Store.open(path).close()
@@ -41,7 +41,8 @@ def bench_store(rounds: int, folder: Path) -> None:
     print(f"Store.open + close, file free            {ms(free)}")
     lags = []
     holder = (
-        "import sys, time; from aftersale.store import Store; s = Store.open(sys.argv[1]); "
+        "import sys, time; from aftersale.store.duckdb.store import Store; "
+        "s = Store.open(sys.argv[1]); "
         "print('held', flush=True); time.sleep(1.0); s.close(); print(time.time(), flush=True)"
     )
     for _ in range(5):

@@ -11,8 +11,8 @@ import time
 from itertools import cycle, islice
 
 from aftersale.models import ChannelKind
-from aftersale.render import TemplateLibrary
-from aftersale.samples import sample_contexts, sample_recipient
+from aftersale.render.library import TemplateLibrary
+from aftersale.render.samples import sample_contexts, sample_recipient
 from aftersale.settings import PROJECT_ROOT, Shop
 
 TARGET = 5_000

@@ -18,7 +18,7 @@ from prefect.events import emit_event
 from prefect.runtime import flow_run
 
 from aftersale.masking import mask_text
-from aftersale.report import Alert
+from aftersale.ops.report import Alert
 
 #: A table artifact holds at most this many rows; the markdown says how many were left out.
 MAX_TABLE_ROWS = 2000

@@ -22,12 +22,12 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
 from aftersale import cycle as core
-from aftersale import messages as msgs
 from aftersale.cycle import CycleParts, CycleSummary
+from aftersale.dispatch import messages as msgs
 from aftersale.errors import RuleSetError
-from aftersale.report import build_report, ruleset_alert
+from aftersale.ops.report import build_report, ruleset_alert
 from aftersale.settings import Settings
-from aftersale.store import Store
+from aftersale.store.duckdb.store import Store
 from flows.alerts import emit_alerts, install_masking, publish_artifacts, rename_run
 from flows.wiring import build_parts
 

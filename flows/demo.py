@@ -17,9 +17,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from aftersale.intake import import_file
+from aftersale.intake.files import import_file
 from aftersale.settings import PROJECT_ROOT
-from aftersale.store import Store
+from aftersale.store.duckdb.store import Store
 from carriers.detect import detect_carriers
 from sandbox.app import SandboxClock, SandboxState
 from sandbox.server import SandboxServer

@@ -13,10 +13,10 @@ from typing import Annotated, Any
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from aftersale.housekeeping import Retention, run_housekeeping
-from aftersale.report import Alert
+from aftersale.ops.housekeeping import Retention, run_housekeeping
+from aftersale.ops.report import Alert
 from aftersale.settings import Settings
-from aftersale.store import Store
+from aftersale.store.duckdb.store import Store
 from flows.alerts import emit_alerts, install_masking, publish_artifacts, rename_run
 
 

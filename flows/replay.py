@@ -14,11 +14,11 @@ from typing import Annotated, Any
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from aftersale.backfill import backfill, check_range
+from aftersale.decide.backfill import backfill, check_range
 from aftersale.errors import RuleSetError
-from aftersale.report import ruleset_alert
+from aftersale.ops.report import ruleset_alert
 from aftersale.settings import Settings
-from aftersale.store import Store
+from aftersale.store.duckdb.store import Store
 from flows.alerts import emit_alerts, install_masking, publish_artifacts, rename_run
 from flows.wiring import load_library, load_rules
 

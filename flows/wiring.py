@@ -11,15 +11,15 @@ import os
 from collections.abc import Mapping, Sequence
 from functools import partial
 
-from aftersale.channels.config import build_channels
 from aftersale.cycle import CycleParts, PollBatch
-from aftersale.detect import default_thresholds
+from aftersale.decide.ruleset import RuleSet, load_ruleset, rule_files
+from aftersale.dispatch.channels.config import build_channels
 from aftersale.models import ShipmentState
-from aftersale.render import TemplateLibrary, build_context
-from aftersale.ruleset import RuleSet, load_ruleset, rule_files
-from aftersale.schedule import PollSchedule
+from aftersale.render.library import TemplateLibrary, build_context
 from aftersale.settings import Settings
-from aftersale.store import Store
+from aftersale.store.duckdb.store import Store
+from aftersale.tracking.detect import default_thresholds
+from aftersale.tracking.schedule import PollSchedule
 from carriers.base import Carrier
 from carriers.detect import detect_carriers
 from carriers.poll import PollGuards, run_poll_report

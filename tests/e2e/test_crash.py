@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from aftersale.store import Store
+from aftersale.store.duckdb.store import Store
 
 pytestmark = pytest.mark.slow
 

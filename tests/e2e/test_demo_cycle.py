@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from aftersale.cycle import run_cycle
-from aftersale.intake import import_file
+from aftersale.intake.files import import_file
 from aftersale.settings import PROJECT_ROOT, Settings
-from aftersale.store import Store
+from aftersale.store.duckdb.store import Store
 from carriers.detect import detect_carriers
 from flows.demo import CYCLE_HOURS, DEMO_START, load_parcels
 from flows.wiring import build_parts
@@ -168,7 +168,7 @@ def test_nothing_failed_and_every_customer_reads_their_language(demo: dict) -> N
 def test_replaying_the_demo_range_with_the_same_rules_decides_nothing_new(demo: dict) -> None:
     from typer.testing import CliRunner
 
-    from aftersale.cli import app
+    from aftersale.cli.app import app
 
     result = CliRunner().invoke(
         app,

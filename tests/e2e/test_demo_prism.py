@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from aftersale.cycle import run_cycle
-from aftersale.intake import import_file
+from aftersale.intake.files import import_file
 from aftersale.models import ChannelKind
 from aftersale.settings import PROJECT_ROOT, Settings
-from aftersale.store import Store, from_db
+from aftersale.store.duckdb.store import Store, from_db
 from carriers.detect import detect_carriers
 from flows.demo import DEMO_START, load_parcels
 from flows.wiring import build_parts

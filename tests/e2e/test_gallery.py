@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from aftersale.gallery import Gallery, start_gallery
-from aftersale.render import TemplateLibrary
+from aftersale.render.gallery import Gallery, start_gallery
+from aftersale.render.library import TemplateLibrary
 from aftersale.settings import PROJECT_ROOT, Shop
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-FIXTURES = PROJECT_ROOT / "tests" / "core" / "template_fixtures"
+FIXTURES = PROJECT_ROOT / "tests" / "render" / "template_fixtures"
 ENTRIES = 11 * 3 * 2  # message types × locales × channels
 
 

@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from aftersale.settings import PROJECT_ROOT
-from aftersale.store import Store
+from aftersale.store.duckdb.store import Store
 from sandbox.server import SandboxServer
 from tests.flows.scenario import EMAIL, START, aftersale_env, prepare, sandbox_state
 from tests.support.servers import free_port

@@ -21,14 +21,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from twilio.request_validator import RequestValidator
 
-from aftersale import messages as msgs
 from aftersale.cycle import dispatch_stage
-from aftersale.detect import detect_order_placed
+from aftersale.dispatch import messages as msgs
+from aftersale.dispatch.spool import ingest_webhook_spool
+from aftersale.dispatch.suppressions import list_suppressions
 from aftersale.models import ChannelKind, Customer, Decision, Item, Order
 from aftersale.settings import Settings
-from aftersale.store import Store
-from aftersale.suppressions import list_suppressions
-from aftersale.webhook_spool import ingest_webhook_spool
+from aftersale.store.duckdb.store import Store
+from aftersale.tracking.detect import detect_order_placed
 from flows.wiring import build_parts
 from tests.support.servers import free_port, wait_for_port
 
@@ -124,7 +124,7 @@ def receiver(
         [
             sys.executable,
             "-c",
-            "from aftersale.cli_delivery import webhooks_app; webhooks_app()",
+            "from aftersale.cli.delivery import webhooks_app; webhooks_app()",
             "serve",
             "--port",
             str(port),

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from aftersale.intake import import_file
-from aftersale.store import Store
+from aftersale.intake.files import import_file
+from aftersale.store.duckdb.store import Store
 from sandbox.app import SandboxClock, SandboxState
 from sandbox.timelines import SandboxParcel
 

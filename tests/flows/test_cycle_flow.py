@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from aftersale.store import Store
+from aftersale.store.duckdb.store import Store
 from sandbox.server import SandboxServer
 from tests.flows.scenario import EMAIL, PHONE, START, prepare, sandbox_state
 

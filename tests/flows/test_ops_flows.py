@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from aftersale.settings import PROJECT_ROOT
-from aftersale.store import Store, to_db
+from aftersale.store.duckdb.store import Store, to_db
 from sandbox.faults import Fault
 from sandbox.server import SandboxServer
 from tests.flows.scenario import START, aftersale_env, prepare, sandbox_state

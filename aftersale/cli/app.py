@@ -1,0 +1,324 @@
+"""The `aftersale` command line: the edge where settings are read and parts are wired.
+
+Heavy imports (Prefect, the carriers, the SDKs) happen inside the commands that need
+them, so `aftersale --help` and `aftersale check` stay quick.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aftersale.errors import AftersaleError
+from aftersale.settings import PROJECT_ROOT, Settings
+
+app = typer.Typer(
+    name="aftersale",
+    help="Proactive post-purchase notifications: track parcels, apply rules, send messages.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+messages_app = typer.Typer(help="Inspect messages and release those a crash left in doubt.")
+app.add_typer(messages_app, name="messages")
+console = Console()
+err = Console(stderr=True)
+
+
+def _now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise typer.BadParameter("needs a UTC offset, like 2026-11-23T07:00:00+00:00")
+    return parsed.astimezone(UTC)
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[red]error:[/] {exc}")
+    raise typer.Exit(1)
+
+
+@app.command("import")
+def import_orders(
+    files: Annotated[list[Path], typer.Argument(help="NDJSON (.ndjson/.jsonl) or CSV order files")],
+) -> None:
+    """Import order files. Bad rows are reported with their line; the good rows load."""
+    from aftersale.intake.files import import_file
+    from aftersale.store.duckdb.store import Store
+    from carriers.detect import detect_carriers
+
+    settings = Settings.from_env()
+    now = datetime.now(UTC)
+    bad = 0
+    try:
+        with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
+            for path in files:
+                report = import_file(store, path, now=now, detect=detect_carriers)
+                console.print(
+                    f"{path}: {report.loaded} orders loaded, {report.already_known} already known, "
+                    f"{len(report.rejections)} rows rejected"
+                )
+                for r in report.rejections:
+                    err.print(
+                        f"{path.parent / r.source}:{r.line}: {r.reason}"
+                        if r.line
+                        else f"{r.source}: {r.reason}"
+                    )
+                bad += len(report.rejections)
+    except AftersaleError as exc:
+        _fail(exc)
+    raise typer.Exit(1 if bad else 0)
+
+
+@app.command()
+def run(
+    no_prefect: Annotated[
+        bool, typer.Option("--no-prefect", help="Run the cycle in plain Python")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Decide and render, send nothing")
+    ] = False,
+    now: Annotated[
+        str | None, typer.Option(help="Clock for this cycle (ISO 8601), for replays")
+    ] = None,  # noqa: UP007
+) -> None:
+    """Run one cycle: intake, poll, detect, decide, render, dispatch."""
+    clock = _now(now)
+    try:
+        if no_prefect:
+            from aftersale.cycle import run_cycle
+            from aftersale.store.duckdb.store import Store
+            from flows.wiring import build_parts
+
+            settings = Settings.from_env()
+            with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
+                parts, notes = build_parts(settings, store, dry_run=dry_run)
+                for note in notes:
+                    console.print(note)
+                summary = run_cycle(parts, clock, f"cycle-{uuid.uuid4().hex[:12]}").as_dict()
+        else:
+            from flows.cycle import aftersale_cycle
+
+            summary = aftersale_cycle(now=clock, dry_run=dry_run)
+    except AftersaleError as exc:
+        _fail(exc)
+    console.print_json(json.dumps(summary, default=str))
+
+
+@app.command()
+def demo(
+    workdir: Annotated[
+        Path, typer.Option(help="Where the demo's database and outbox go")
+    ] = PROJECT_ROOT / "var" / "demo",
+) -> None:
+    """The demo: sandbox carriers, example orders, several cycles, messages in the outbox."""
+    from flows.demo import run_demo
+
+    # The per-cycle table is wide; a pipe (make, CI logs) would otherwise wrap it at 80.
+    run_demo(workdir, Console(width=max(console.width, 150)))
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8765,
+    parcels: Annotated[Path, typer.Option(help="JSON list of parcels")] = PROJECT_ROOT
+    / "examples"
+    / "sandbox_parcels.json",
+    start: Annotated[str | None, typer.Option(help="Initial clock (ISO 8601); default now")] = None,  # noqa: UP007
+) -> None:
+    """Run the carrier sandbox on its own (move its clock with POST /_sandbox/clock)."""
+    from flows.demo import load_parcels
+    from sandbox.app import SandboxClock, SandboxState
+    from sandbox.server import serve_forever
+
+    state = SandboxState(SandboxClock(_now(start)))
+    state.add(load_parcels(parcels))
+    console.print(f"sandbox on http://127.0.0.1:{port} with {len(state.parcels)} parcels")
+    serve_forever(state, port)
+
+
+@app.command()
+def check() -> None:
+    """Validate the rule set and every template. Exit 1 on any problem (CI / pre-commit)."""
+    from aftersale.decide.ruleset import check_rules
+    from aftersale.render.check import check_rule_kinds, check_templates
+    from flows.wiring import load_library, load_rules
+
+    settings = Settings.from_env()
+    try:
+        library = load_library(settings)
+    except AftersaleError as exc:
+        _fail(exc)
+    problems = check_rules(settings.rules_dir, template_exists=library.has)
+    if not problems:
+        problems.extend(check_rule_kinds(load_rules(settings, library), library))
+    problems.extend(check_templates(library))
+    for p in problems:
+        typer.echo(p, err=True)  # one problem per line, never wrapped
+    if problems:
+        err.print(f"[red]{len(problems)} problem(s)[/]")
+        raise typer.Exit(1)
+    console.print("rules and templates OK")
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[
+        Path | None, typer.Argument(help="Scenario YAML: orders and timed carrier events")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="Replay the store from (ISO 8601)")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="... up to (ISO 8601)")] = None,
+) -> None:
+    """What would be sent when, and why not: replay a scenario file, or the store's events
+    over a time range (`--from … --to …`) with today's rules. Nothing is sent or queued."""
+    from aftersale.decide.simulate import format_simulation
+    from aftersale.decide.simulate import simulate as run_simulation
+    from flows.wiring import load_library, load_rules
+
+    settings = Settings.from_env()
+    if (scenario is None) == (start is None or end is None):
+        _fail(ValueError("give a scenario file, or --from and --to to replay the store"))
+    try:
+        ruleset = load_rules(settings, load_library(settings))
+        if scenario is not None:
+            typer.echo(format_simulation(run_simulation(scenario, ruleset)))
+            return
+        from aftersale.decide.backfill import backfill
+        from aftersale.store.duckdb.store import Store
+
+        with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
+            report = backfill(store, ruleset, _now(start), _now(end), datetime.now(UTC))
+        typer.echo(report.text())
+    except (AftersaleError, ValueError) as exc:
+        _fail(exc)
+
+
+@app.command()
+def track(
+    number: Annotated[str | None, typer.Argument(help="Tracking number to poll live")] = None,  # noqa: UP007
+    carrier: Annotated[str | None, typer.Option(help="Carrier slug (default: detect)")] = None,  # noqa: UP007
+    parse: Annotated[
+        Path | None, typer.Option(help="Normalise a saved raw response, no network")
+    ] = None,  # noqa: UP007
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+) -> None:
+    """Poll one parcel and print its normalised tracking (support staff, new fixtures)."""
+    from carriers.detect import detect_carriers, normalise_tracking_number
+    from carriers.jsonout import tracking_to_json
+    from carriers.poll import run_poll
+    from carriers.registry import build_carriers
+
+    settings = Settings.from_env()
+    adapters = build_carriers(settings.carrier_urls)
+    if parse is not None:
+        if carrier not in adapters:
+            _fail(ValueError(f"--parse needs --carrier, one of {', '.join(adapters)}"))
+        tracking = adapters[carrier].parse_response(number or "", 200, parse.read_bytes())  # type: ignore[index]
+    else:
+        if not number:
+            _fail(ValueError("give a tracking number, or --carrier and --parse FILE"))
+        number = normalise_tracking_number(number)  # type: ignore[arg-type]
+        slugs = [carrier] if carrier else detect_carriers(number)
+        if not slugs:
+            _fail(ValueError(f"{number}: no carrier recognises this format; pass --carrier"))
+        from aftersale.models import ShipmentState, Status
+
+        tracking = None
+        for slug in slugs:
+            shipment = ShipmentState(number, "-", slug, number, Status.PENDING)
+            result = run_poll([shipment], adapters)[0]
+            if result.error:
+                _fail(ValueError(f"{slug}: {result.error}"))
+            tracking = result.tracking
+            if tracking and tracking.found:
+                break
+    out = tracking_to_json(tracking)  # type: ignore[arg-type]
+    if as_json:
+        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+        return
+    wide = Console(width=max(console.width, 140))
+    wide.print(f"[bold]{out['carrier']} {out['tracking_number']}[/]: {out['status']}")
+    table = Table("occurred_at (UTC)", "status", "code", "description", "location")
+    for e in out["events"]:
+        table.add_row(
+            e["occurred_at"],
+            e["status"] or "(info)",
+            e["code"],
+            e["description"],
+            e["location"] or "",
+        )
+    wide.print(table)
+    for p in out["problems"]:
+        err.print(f"problem: {p}")
+
+
+@messages_app.command("list")
+def messages_list(
+    state: Annotated[
+        str, typer.Option(help="pending, sending, sent, failed, unknown, …")
+    ] = "unknown",
+) -> None:
+    """List messages in one state (recipients masked)."""
+    from aftersale.dispatch import messages as msgs
+    from aftersale.masking import mask_recipient
+    from aftersale.store.duckdb.store import Store
+
+    settings = Settings.from_env()
+    with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
+        rows = msgs.messages_by_state(store, state)
+    table = Table("message", "rule", "channel", "order", "recipient", "error")
+    for m in rows:
+        table.add_row(
+            m.message_id,
+            m.rule_id,
+            m.channel,
+            m.order_id,
+            mask_recipient(m.recipient or ""),
+            m.error_text or "",
+        )
+    console.print(table)
+
+
+@messages_app.command("release")
+def messages_release(
+    message_ids: Annotated[list[str], typer.Argument(help="ids from `aftersale messages list`")],
+    resend: Annotated[
+        bool, typer.Option("--resend/--mark-sent", help="Queue again, or record as sent")
+    ] = False,
+) -> None:
+    """After checking the provider: resend `unknown` messages, or record them as sent."""
+    from aftersale.dispatch import messages as msgs
+    from aftersale.store.duckdb.store import Store
+
+    settings = Settings.from_env()
+    with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
+        n = msgs.release_unknown(store, message_ids, resend=resend, now=datetime.now(UTC))
+    console.print(f"{n} message(s) {'queued again' if resend else 'recorded as sent'}")
+
+
+def _register_commands() -> None:
+    """Commands kept in their own modules: the marketer's workbench and delivery upkeep."""
+    from aftersale.cli.delivery import suppress_app, webhooks_app
+    from aftersale.cli.templates import preview, send_test
+
+    app.command("preview")(preview)
+    app.command("send-test")(send_test)
+    app.add_typer(suppress_app, name="suppress")
+    app.add_typer(webhooks_app, name="webhooks")
+
+
+_register_commands()
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()

@@ -1,0 +1,223 @@
+"""`aftersale preview` and `aftersale send-test`: the marketer's workbench on the command line.
+
+Plain typer-annotated functions; aftersale/cli/app.py registers them as commands.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from aftersale.errors import AftersaleError
+from aftersale.models import ChannelKind, OutgoingMessage, RenderedMessage, ShipmentState, Status
+from aftersale.render.context import build_context
+from aftersale.render.library import TemplateLibrary
+from aftersale.render.samples import (
+    SAMPLE_NOW,
+    Sample,
+    build_samples,
+    sample_recipient,
+    sample_situations,
+)
+from aftersale.render.sms import sms_segments
+from aftersale.settings import Settings
+
+console = Console()
+err = Console(stderr=True)
+
+OrderOption = Annotated[
+    str | None,  # noqa: UP007 - typer reads the annotation
+    typer.Option(
+        "--order",
+        help="Order id in the store, or a sample name (typical, no_phone, "
+        "zero_price, twenty_items, rtl_name, long_everything). Default: typical",
+    ),
+]
+LocaleOption = Annotated[
+    str | None,  # noqa: UP007
+    typer.Option(
+        "--locale", help="Render this locale (en, pl, de, pl-PL ...) instead of the customer's"
+    ),
+]
+
+
+def _fail(exc: Exception | str) -> None:
+    err.print(f"[red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _library(settings: Settings) -> TemplateLibrary:
+    return TemplateLibrary.load(settings.templates_dir, settings.shop, settings.catalogue_path)
+
+
+def _find_sample(settings: Settings, order_id: str | None) -> Sample:
+    """A built-in sample by name, or an order (and its first parcel) from the store."""
+    samples = {s.name: s for s in build_samples()}
+    if order_id is None or order_id in samples:
+        return samples[order_id or "typical"]
+    from aftersale.store.duckdb.store import Store
+
+    if not settings.db_path.exists():
+        _fail(
+            f"no sample or stored order '{order_id}' (no store at {settings.db_path}); "
+            f"samples: {', '.join(samples)}"
+        )
+    with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
+        order = store.load_order(order_id)
+        if order is None:
+            _fail(
+                f"no order '{order_id}' in {settings.db_path} and no sample of that name; "
+                f"samples: {', '.join(samples)}"
+            )
+        assert order is not None
+        stored = [s for s in store.shipments_of([order_id]).values() if s.order_id == order_id]
+    if stored:
+        shipment = stored[0]
+    else:
+        ref = order.shipments[0] if order.shipments else None
+        shipment = ShipmentState(
+            shipment_id=f"{order_id}-preview",
+            order_id=order_id,
+            carrier=ref.carrier if ref else None,
+            tracking_number=ref.tracking_number if ref else "NOT-SHIPPED-YET",
+            status=Status.IN_TRANSIT,
+        )
+    return Sample(order_id, "order from the store", order, shipment)
+
+
+def render_for_preview(
+    library: TemplateLibrary,
+    template: str,
+    channel: ChannelKind,
+    sample: Sample,
+    locale: str | None,
+) -> tuple[str, RenderedMessage]:
+    """(situation, message) for `template` about `sample`, optionally in another locale."""
+    label, kwargs = sample_situations(template, sample)[0]
+    order = sample.order
+    if locale:
+        order = replace(order, customer=replace(order.customer, locale=locale))
+    context: dict[str, Any] = build_context(
+        order, library.shop, catalogue=library.catalogue, now=SAMPLE_NOW, **kwargs
+    )
+    to = sample_recipient(context, channel.value)
+    return label, library.render(template, channel, context, to)
+
+
+def preview(
+    template: Annotated[
+        str | None,  # noqa: UP007
+        typer.Argument(help="Message type, e.g. shipped (not needed with --serve)"),
+    ] = None,
+    order: OrderOption = None,
+    locale: LocaleOption = None,
+    channel: Annotated[ChannelKind, typer.Option("--channel", help="email or sms")] = (
+        ChannelKind.EMAIL
+    ),
+    out: Annotated[
+        Path | None,  # noqa: UP007
+        typer.Option("--out", help="Write the email as an HTML file to open in a browser"),
+    ] = None,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Start the gallery of every template on 127.0.0.1")
+    ] = False,
+    port: Annotated[int, typer.Option("--port", help="Gallery port; 0 picks a free one")] = 0,
+) -> None:
+    """Render one template for an order (stored or sample), or serve the whole gallery."""
+    settings = Settings.from_env()
+    if serve:
+        from aftersale.render.gallery import start_gallery
+
+        try:
+            _library(settings)
+        except AftersaleError as exc:
+            _fail(exc)
+        gallery = start_gallery(lambda: _library(settings), port)
+        console.print(f"gallery on {gallery.url} (Ctrl-C to stop)")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            gallery.stop()
+        return
+    if template is None:
+        _fail("name the template to preview, e.g. `aftersale preview shipped`, or use --serve")
+    assert template is not None
+    try:
+        library = _library(settings)
+        sample = _find_sample(settings, order)
+        situation, message = render_for_preview(library, template, channel, sample, locale)
+    except AftersaleError as exc:
+        _fail(exc)
+    console.print(
+        f"[bold]{template}[/] · {channel.value} · order {sample.order.order_id} "
+        f"({situation}) · to {message.to}",
+        highlight=False,
+    )
+    if channel is ChannelKind.SMS:
+        info = sms_segments(message.text)
+        console.print(message.text, markup=False, highlight=False)
+        console.print(
+            f"{info.segments} segment(s), {info.encoding}, {info.length} characters",
+            highlight=False,
+        )
+        return
+    console.print(f"Subject: {message.subject}", markup=False, highlight=False)
+    console.print()
+    console.print(message.text, markup=False, highlight=False)
+    if out is not None:
+        out.write_text(message.html or "", encoding="utf-8")
+        console.print(f"\nHTML written to {out}", highlight=False)
+
+
+def send_test(
+    template: Annotated[str, typer.Argument(help="Message type, e.g. shipped")],
+    to: Annotated[str, typer.Option("--to", help="Email address or phone number (E.164)")],
+    order: OrderOption = None,
+    locale: LocaleOption = None,
+) -> None:
+    """Send one template to yourself through the configured channel (the outbox by default),
+    marked as a test."""
+    from aftersale.dispatch.channels.config import build_channels
+
+    settings = Settings.from_env()
+    channel = ChannelKind.EMAIL if "@" in to else ChannelKind.SMS
+    if channel is ChannelKind.SMS and not to.startswith("+"):
+        _fail(f"'{to}' is neither an email address nor a phone number in E.164 (+48…)")
+    try:
+        library = _library(settings)
+        sample = _find_sample(settings, order)
+        _, rendered = render_for_preview(library, template, channel, sample, locale)
+        setup = build_channels(os.environ, settings.shop, settings.outbox_dir)
+    except AftersaleError as exc:
+        _fail(exc)
+    rendered = replace(rendered, to=to)
+    message_id = f"test-{uuid.uuid4().hex[:12]}"
+    outgoing = OutgoingMessage(
+        message_id=message_id,
+        idempotency_key=message_id,
+        rule_id="send-test",
+        template=template,
+        order_id=sample.order.order_id,
+        marketing=library.is_marketing(template, channel),
+        content=rendered,
+        test=True,
+    )
+    sender = setup.channels[channel]
+    result = sender.send(outgoing)
+    if not result.ok:
+        _fail(
+            f"{sender.name} refused the test {channel.value}: {result.error_code} "
+            f"{result.error_text}"
+        )
+    console.print(
+        f"test {channel.value} '{template}' sent to {to} via {sender.name} ({result.provider_id})",
+        highlight=False,
+    )

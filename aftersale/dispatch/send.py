@@ -1,0 +1,324 @@
+"""Render and send the messages that are due, exactly once each.
+
+Due messages go in batches (`batch_size`): check address and suppression and render
+each (a template error fails that message only), claim the batch in the store
+(`pending -> sending`, one statement), send each through its channel, record the
+batch's answers (one statement). A crash inside a batch leaves its claimed messages
+in `sending`, which the next cycle reports as `unknown` and never resends: the batch
+size bounds how many a human may have to check. Single-row updates cost DuckDB
+3-5 ms each, which is why claims and results are written per batch, not per message.
+A dispatch never retries a claimed send inside the run: transient failures go back
+to `pending` with a later due time, so the next cycle tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from aftersale.dispatch import messages as msgs
+from aftersale.dispatch.channels.base import Channel
+from aftersale.dispatch.suppressions import add_suppression
+from aftersale.errors import TemplateError
+from aftersale.masking import mask_recipient
+from aftersale.models import (
+    ChannelKind,
+    DomainEvent,
+    Order,
+    OutgoingMessage,
+    RenderedMessage,
+    SendResult,
+    ShipmentState,
+    TrackingEvent,
+)
+from aftersale.store.duckdb.store import MessageRow, Store
+
+log = logging.getLogger(__name__)
+
+#: Twilio: "Attempt to send to unsubscribed recipient" (they replied STOP).
+TWILIO_OPTED_OUT = "21610"
+#: Messages claimed and recorded per statement; also the most a crash can leave `unknown`.
+DEFAULT_BATCH_SIZE = 20
+#: Suppression reasons that stop every message on the channel (not only marketing).
+HARD_SUPPRESSIONS = frozenset({"bounce", "stop", "spamreport", "dropped", "manual"})
+
+
+class Renderer(Protocol):
+    """What dispatch needs from the template library (aftersale.render.TemplateLibrary)."""
+
+    def render(
+        self, template: str, channel: ChannelKind, context: Mapping[str, Any], to: str
+    ) -> RenderedMessage: ...
+
+
+class ContextBuilder(Protocol):
+    def __call__(
+        self,
+        order: Order,
+        *,
+        shipment: ShipmentState | None,
+        events: list[TrackingEvent],
+        event: DomainEvent | None,
+        item_sku: str | None,
+        now: datetime,
+    ) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One message's fate in this run, for logs and the run's artifacts (recipient masked)."""
+
+    message_id: str
+    rule_id: str
+    template: str
+    channel: str
+    order_id: str
+    outcome: str  # sent | failed | deferred | suppressed | would_send | unknown
+    recipient: str
+    provider: str | None = None
+    provider_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class DispatchReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for o in self.outcomes if o.outcome == outcome)
+
+
+def recipient_of(order: Order, channel: ChannelKind) -> str | None:
+    return order.customer.email if channel is ChannelKind.EMAIL else order.customer.phone
+
+
+def dispatch_due(
+    store: Store,
+    renderer: Renderer,
+    build_context: ContextBuilder,
+    channels: Mapping[ChannelKind, Channel],
+    *,
+    now: datetime,
+    run_id: str,
+    dry_run: bool = False,
+    retry_in: timedelta = timedelta(minutes=15),
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> DispatchReport:
+    report = DispatchReport()
+    for stuck in msgs.mark_stuck_unknown(store, now):
+        masked = mask_recipient(stuck.recipient or "")
+        report.outcomes.append(
+            _outcome(stuck, "unknown", masked, reason="left in sending by a crashed run")
+        )
+    due = msgs.due_messages(store, now)
+    facts = _Facts.load(store, due)
+    for start in range(0, len(due), batch_size):
+        batch = _Batch(store, facts, now=now, run_id=run_id, retry_in=retry_in)
+        for message in due[start : start + batch_size]:
+            batch.prepare(message, renderer, build_context, channels)
+        report.outcomes.extend(batch.finish(dry_run))
+    return report
+
+
+@dataclass
+class _Facts:
+    """Everything rendering needs for the due messages, read in a few bulk queries."""
+
+    orders: Mapping[str, Order]
+    shipments: Mapping[str, ShipmentState]
+    scans: Mapping[str, list[TrackingEvent]]
+    events: Mapping[str, DomainEvent]
+    suppressions: Mapping[tuple[str, str], str]
+
+    @classmethod
+    def load(cls, store: Store, due: list[MessageRow]) -> _Facts:
+        orders = store.load_orders({m.order_id for m in due})
+        shipments = store.shipments_of(orders)
+        addresses = [
+            (to, m.channel)
+            for m in due
+            if m.order_id in orders
+            and (to := recipient_of(orders[m.order_id], ChannelKind(m.channel)))
+        ]
+        return cls(
+            orders=orders,
+            shipments=shipments,
+            scans=store.tracking_events_of(m.shipment_id for m in due if m.shipment_id),
+            events=store.load_domain_events(m.event_id for m in due),
+            suppressions=msgs.suppressions_for(store, addresses),
+        )
+
+
+@dataclass
+class _Ready:
+    message: MessageRow
+    to: str
+    masked: str
+    channel: Channel
+    rendered: RenderedMessage
+
+
+class _Batch:
+    """One batch of due messages on its way: prepared, then claimed, sent and recorded."""
+
+    def __init__(
+        self, store: Store, facts: _Facts, *, now: datetime, run_id: str, retry_in: timedelta
+    ) -> None:
+        self.store, self.facts = store, facts
+        self.now, self.run_id, self.retry_in = now, run_id, retry_in
+        self.outcomes: dict[str, Outcome] = {}  # in due order (dicts keep insertion order)
+        self.closures: list[tuple[str, str, str]] = []  # (message id, state, reason)
+        self.ready: list[_Ready] = []
+
+    def prepare(
+        self,
+        message: MessageRow,
+        renderer: Renderer,
+        build_context: ContextBuilder,
+        channels: Mapping[ChannelKind, Channel],
+    ) -> None:
+        """Check and render one message; it ends ready to send, or closed with a reason."""
+        kind = ChannelKind(message.channel)
+        order = self.facts.orders.get(message.order_id)
+        if order is None:
+            return self._close(
+                message, "", msgs.FAILED, f"order {message.order_id} is not in the store"
+            )
+        to = recipient_of(order, kind)
+        if not to:
+            what = "email address" if kind is ChannelKind.EMAIL else "phone number"
+            return self._close(message, "", msgs.FAILED, f"customer has no {what}")
+        masked = mask_recipient(to)
+        suppression = self.facts.suppressions.get((to.lower(), kind.value))
+        if suppression and (message.marketing or suppression in HARD_SUPPRESSIONS):
+            return self._close(
+                message, masked, msgs.SUPPRESSED, f"recipient suppressed ({suppression})"
+            )
+        shipment = self.facts.shipments.get(message.shipment_id) if message.shipment_id else None
+        try:
+            context = build_context(
+                order,
+                shipment=shipment,
+                events=self.facts.scans.get(shipment.shipment_id, []) if shipment else [],
+                event=self.facts.events.get(message.event_id),
+                item_sku=message.item_sku,
+                now=self.now,
+            )
+            rendered = renderer.render(message.template, kind, context, to)
+        except TemplateError as exc:
+            log.error("message %s (rule %s): %s", message.message_id, message.rule_id, exc)
+            return self._close(message, masked, msgs.FAILED, str(exc))
+        channel = channels.get(kind)
+        if channel is None:
+            return self._close(message, masked, msgs.FAILED, f"no {kind} channel configured")
+        self.outcomes[message.message_id] = _outcome(
+            message, "would_send", masked, provider=channel.name
+        )
+        self.ready.append(_Ready(message, to, masked, channel, rendered))
+
+    def _close(self, message: MessageRow, masked: str, state: str, reason: str) -> None:
+        outcome = "suppressed" if state == msgs.SUPPRESSED else "failed"
+        self.outcomes[message.message_id] = _outcome(message, outcome, masked, reason=reason)
+        self.closures.append((message.message_id, state, reason))
+
+    def finish(self, dry_run: bool) -> list[Outcome]:
+        """Claim, send and record the ready messages (nothing is written on a dry run)."""
+        if dry_run:
+            return list(self.outcomes.values())
+        store, now = self.store, self.now
+        msgs.close_many(store, self.closures, now)
+        claimed = msgs.claim_many(
+            store,
+            [
+                msgs.Claim(
+                    r.message.message_id,
+                    r.to,
+                    r.rendered.subject,
+                    r.rendered.text,
+                    r.rendered.sms_segments,
+                    r.channel.name,
+                )
+                for r in self.ready
+            ],
+            run_id=self.run_id,
+            now=now,
+        )
+        results: list[tuple[str, SendResult]] = []
+        for r in self.ready:
+            if r.message.message_id not in claimed:
+                self.outcomes[r.message.message_id] = _outcome(
+                    r.message, "skipped", r.masked, reason="claimed by another run"
+                )
+                continue
+            result = _send(r.channel, _outgoing(r.message, r.rendered))
+            results.append((r.message.message_id, result))
+            if r.channel.kind is ChannelKind.SMS and result.error_code == TWILIO_OPTED_OUT:
+                add_suppression(store, r.to, ChannelKind.SMS, "stop", now)  # they replied STOP
+        states = msgs.mark_results(store, results, now, retry_in=self.retry_in)
+        by_id = {r.message.message_id: r for r in self.ready}
+        for message_id, result in results:
+            self.outcomes[message_id] = _result_outcome(
+                by_id[message_id], result, states[message_id]
+            )
+        return list(self.outcomes.values())
+
+
+def _outgoing(message: MessageRow, rendered: RenderedMessage) -> OutgoingMessage:
+    return OutgoingMessage(
+        message_id=message.message_id,
+        idempotency_key=message.idempotency_key,
+        rule_id=message.rule_id,
+        template=message.template,
+        order_id=message.order_id,
+        marketing=message.marketing,
+        content=rendered,
+    )
+
+
+def _result_outcome(ready: _Ready, result: SendResult, state: str) -> Outcome:
+    message, name = ready.message, ready.channel.name
+    if state == msgs.SENT:
+        log.info(
+            "sent %s rule=%s via %s to %s", message.message_id, message.rule_id, name, ready.masked
+        )
+        return _outcome(
+            message, "sent", ready.masked, provider=name, provider_id=result.provider_id
+        )
+    reason = (
+        f"{result.error_code}: {result.error_text}"
+        if result.error_code
+        else (result.error_text or "")
+    )
+    outcome = "deferred" if result.transient else "failed"
+    log.warning(
+        "%s %s rule=%s via %s: %s", outcome, message.message_id, message.rule_id, name, reason
+    )
+    return _outcome(message, outcome, ready.masked, provider=name, reason=reason)
+
+
+def _send(channel: Channel, outgoing: OutgoingMessage) -> SendResult:
+    """A channel reports errors as results; an exception escaping one is a bug we still record."""
+    try:
+        return channel.send(outgoing)
+    except Exception as exc:  # noqa: BLE001 - recorded on the message, never lost
+        log.exception("channel %s raised while sending %s", channel.name, outgoing.message_id)
+        return SendResult(
+            ok=False, error_code="channel_crash", error_text=f"{type(exc).__name__}: {exc}"
+        )
+
+
+def _outcome(message: MessageRow, outcome: str, masked: str, **extra: Any) -> Outcome:
+    return Outcome(
+        message_id=message.message_id,
+        rule_id=message.rule_id,
+        template=message.template,
+        channel=message.channel,
+        order_id=message.order_id,
+        outcome=outcome,
+        recipient=masked,
+        **extra,
+    )

@@ -1,0 +1,263 @@
+"""The render context: exactly the names a template may use, built from stored facts.
+
+templates/README.md documents every name for marketers; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from aftersale.models import DomainEvent, Order, ShipmentState, TrackingEvent
+from aftersale.render.catalogue import Catalogue, ProductInfo, locale_chain
+from aftersale.render.filters import CARRIER_NAMES, tracking_page
+from aftersale.settings import Shop
+
+
+class Fields(dict[str, Any]):
+    """A context record: `order.total` reads the key, and a missing key names the record
+    (`'order' has no field 'totl'`) instead of "dict object"."""
+
+    __slots__ = ("_path",)
+
+    def __init__(self, record: str, /, **values: Any) -> None:
+        super().__init__(values)
+        self._path = record
+
+
+def add_months(start: date, months: int) -> date:
+    month_index = start.month - 1 + months
+    year, month = start.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    """Event facts come back from the store as JSON: accept an ISO string or a datetime."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _short(url: str) -> str:
+    return url.split("://", 1)[-1].rstrip("/")
+
+
+def build_context(
+    order: Order,
+    shop: Shop,
+    *,
+    shipment: ShipmentState | None = None,
+    events: Sequence[TrackingEvent] = (),
+    event: DomainEvent | None = None,
+    item_sku: str | None = None,
+    catalogue: Catalogue | None = None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Everything a template may use, and nothing else.
+
+    Top-level names: `order`, `customer`, `items`, `shipment` (None before a parcel
+    exists), `tracking_events` (newest first), `delay` (None unless the event is a
+    delay), `item` and `product` (None unless the message is about one item: setup
+    tip, review, warranty), `shop`, `links`. The renderer adds `locale`, the language
+    of the template variant in use. Field by field: templates/README.md.
+    """
+    base = shop.base_url.rstrip("/")
+    customer = order.customer
+    sku = item_sku or (event.item_sku if event else None)
+    facts = event.facts if event else {}
+
+    items = [
+        Fields(
+            "item",
+            sku=i.sku,
+            name=i.name,
+            category=i.category,
+            quantity=i.quantity,
+            price=i.price,
+            currency=i.currency,
+            line_total=i.price * i.quantity,
+            warranty_months=i.warranty_months,
+        )
+        for i in order.items
+    ]
+    ship = None
+    if shipment is not None:
+        window = shipment.estimated_window
+        ship = Fields(
+            "shipment",
+            carrier=shipment.carrier,
+            carrier_name=CARRIER_NAMES.get(shipment.carrier or "", shipment.carrier or ""),
+            tracking_number=shipment.tracking_number,
+            status=str(shipment.status),
+            estimated_delivery=shipment.estimated_delivery,
+            window_start=window[0] if window else None,
+            window_end=window[1] if window else None,
+            delivered_at=shipment.delivered_at,
+            pickup_point=shipment.pickup_point,
+            pickup_code=str(facts["pickup_code"]) if facts.get("pickup_code") else None,
+            pickup_deadline=_as_datetime(facts.get("pickup_deadline")),
+            last_event_at=shipment.last_event_at,
+        )
+
+    links = Fields(
+        "links",
+        order=f"{base}/account/orders/{order.order_id}",
+        help=shop.help_url,
+        tracking=(
+            tracking_page(shipment.carrier, shipment.tracking_number, customer.locale)
+            if shipment is not None
+            else None
+        )
+        or f"{base}/account/orders/{order.order_id}",
+        tracking_short=(
+            f"{_short(base)}/t/{shipment.tracking_number}"
+            if shipment is not None
+            else f"{_short(base)}/o/{order.order_id}"
+        ),
+        review=f"{base}/review/{order.order_id}" + (f"/{sku}" if sku else ""),
+        review_short=f"{_short(base)}/r/{order.order_id}",
+        unsubscribe=f"{base}/unsubscribe/{customer.customer_id}",
+        unsubscribe_short=f"{_short(base)}/u/{customer.customer_id}",
+        guide=None,
+        extend_warranty=None,
+    )
+
+    item = product = None
+    if sku:
+        chosen = next((i for i in order.items if i.sku == sku), None)
+    else:
+        # A message about the whole order (a setup tip after delivery) still speaks of
+        # one product: the first with setup tips in the catalogue, else the first item.
+        chosen = next(
+            (
+                i
+                for i in order.items
+                if catalogue and _has_tips(catalogue.lookup(i.sku, i.category))
+            ),
+            order.items[0] if order.items else None,
+        )
+    if chosen is not None:
+        info = catalogue.lookup(chosen.sku, chosen.category) if catalogue else None
+        months = chosen.warranty_months or (info.warranty_months if info else None)
+        start = (
+            shipment.delivered_at.date()
+            if shipment is not None and shipment.delivered_at
+            else order.placed_at.date()
+        )
+        ends = add_months(start, months) if months else None
+        item = Fields(
+            "item",
+            sku=chosen.sku,
+            name=chosen.name,
+            category=chosen.category,
+            quantity=chosen.quantity,
+            price=chosen.price,
+            currency=chosen.currency,
+            warranty_months=months,
+            warranty_ends=ends,
+            warranty_days_left=(ends - now.date()).days if ends else None,
+        )
+        if info is not None:
+            offer = info.extended_warranty
+            tips_locale = next(
+                (c for c in locale_chain(customer.locale, shop.default_locale) if c in info.tips),
+                None,
+            )
+            product = Fields(
+                "product",
+                category=info.category or chosen.category,
+                guide_url=info.guide_url,
+                tips=list(info.tips[tips_locale]) if tips_locale else [],
+                warranty_months=info.warranty_months,
+                extended_warranty=(
+                    Fields(
+                        "product.extended_warranty",
+                        months=offer.months,
+                        price=offer.price,
+                        currency=offer.currency,
+                        url=offer.url,
+                    )
+                    if offer
+                    else None
+                ),
+            )
+            links["guide"] = info.guide_url
+            links["extend_warranty"] = offer.url if offer else None
+
+    delay = None
+    if event is not None and event.reason:
+        promised = order.promised_delivery or (shipment.first_estimate if shipment else None)
+        new_estimate = shipment.estimated_delivery if shipment else None
+        last_scan = shipment.last_event_at if shipment else None
+        delay = Fields(
+            "delay",
+            reason=event.reason,
+            promised=promised,
+            new_estimate=new_estimate,
+            days_late=(
+                (new_estimate - promised).days
+                if new_estimate and promised and new_estimate > promised
+                else None
+            ),
+            days_since_scan=(now - last_scan).days if last_scan else None,
+        )
+
+    return {
+        "order": Fields(
+            "order",
+            id=order.order_id,
+            number=order.order_id,
+            placed_at=order.placed_at,
+            total=order.total,
+            currency=order.currency or "EUR",
+            item_count=sum(i.quantity for i in order.items),
+            promised_delivery=order.promised_delivery,
+            url=links["order"],
+        ),
+        "customer": Fields(
+            "customer",
+            name=customer.name,
+            first_name=(customer.name.split() or [""])[0],
+            email=customer.email,
+            phone=customer.phone,
+            locale=customer.locale,
+            time_zone=customer.time_zone,
+            country=customer.country,
+        ),
+        "items": items,
+        "shipment": ship,
+        "tracking_events": [
+            Fields(
+                "tracking_event",
+                occurred_at=e.occurred_at,
+                status=str(e.status) if e.status else None,
+                description=e.description,
+                location=e.location,
+            )
+            for e in sorted(events, key=lambda e: e.occurred_at, reverse=True)
+        ],
+        "delay": delay,
+        "item": item,
+        "product": product,
+        "shop": Fields(
+            "shop",
+            name=shop.name,
+            email=shop.email,
+            phone=shop.phone,
+            help_url=shop.help_url,
+            base_url=base,
+            short_url=_short(base),
+        ),
+        "links": links,
+    }
+
+
+def _has_tips(info: ProductInfo | None) -> bool:
+    return bool(info and info.tips)

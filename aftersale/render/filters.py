@@ -1,0 +1,228 @@
+"""Filters templates use: dates, times and money per locale (Babel) in the recipient's time
+zone, plural forms, carrier tracking links, UTM parameters, GSM-7 transliteration.
+
+Filters read the variant's locale (`locale`) and the recipient's time zone
+(`customer.time_zone`) from the render context, so a template writes
+`{{ order.total|money }}` and gets "1 299,50 zł" for a Polish customer.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_datetime, format_time
+from babel.numbers import format_currency, format_decimal
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
+from aftersale.render.sms import GSM7_BASIC, GSM7_EXTENSION
+
+#: Public tracking pages; `{number}` is the tracking number, `{lang}` the page language.
+TRACKING_PAGES: Mapping[str, str] = {
+    "inpost": "https://inpost.pl/sledzenie-przesylek?number={number}",
+    "ups": "https://www.ups.com/track?loc={ups_loc}&tracknum={number}",
+    "dhl": "https://www.dhl.com/{country}-{lang}/home/tracking/tracking-parcel.html"
+    "?submit=1&tracking-id={number}",
+    "dpd": "https://tracking.dpd.de/status/{dpd_loc}/parcel/{number}",
+}
+CARRIER_NAMES: Mapping[str, str] = {"inpost": "InPost", "ups": "UPS", "dhl": "DHL", "dpd": "DPD"}
+UTM_SOURCE = "aftersale"
+
+
+@lru_cache(maxsize=256)
+def babel_locale(tag: str) -> Locale:
+    try:
+        return Locale.parse(tag.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse(tag.split("-")[0].split("_")[0] or "en")
+
+
+@lru_cache(maxsize=256)
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r} in customer.time_zone") from exc
+
+
+@lru_cache(maxsize=256)
+def _format_locale(variant: str, customer_locale: str) -> Locale:
+    """The customer's region when it speaks the variant's language (pl-PL), else the variant."""
+    customer = customer_locale.replace("_", "-")
+    if customer.split("-")[0].lower() == variant.split("-")[0].lower():
+        return babel_locale(customer)
+    return babel_locale(variant)
+
+
+def _locale(ctx: Context) -> Locale:
+    customer = ctx.get("customer") or {}
+    return _format_locale(str(ctx.get("locale") or "en"), str(customer.get("locale") or ""))
+
+
+def _local(ctx: Context, value: datetime) -> datetime:
+    customer = ctx.get("customer") or {}
+    tz = customer.get("time_zone") or "UTC"
+    return value.astimezone(zone(tz))
+
+
+@pass_context
+def money_filter(ctx: Context, amount: Any, currency: str | None = None) -> str:
+    """`{{ item.price|money }}` -> "1 299,50 zł"; currency defaults to the order's."""
+    if currency is None:
+        currency = (ctx.get("order") or {}).get("currency") or "EUR"
+    return _money(Decimal(str(amount)), str(currency), _locale(ctx))
+
+
+# Formatting is pure and the same few prices, dates and locales recur across messages:
+# memoising keeps Babel's pattern work out of the per-message cost.
+@lru_cache(maxsize=8192)
+def _money(amount: Decimal, currency: str, locale: Locale) -> str:
+    return format_currency(amount, currency, locale=locale)
+
+
+@lru_cache(maxsize=8192)
+def _date(value: date, format: str, locale: Locale) -> str:
+    return format_date(value, format=format, locale=locale)
+
+
+@pass_context
+def number_filter(ctx: Context, value: Any) -> str:
+    return format_decimal(value, locale=_locale(ctx))
+
+
+@pass_context
+def date_filter(ctx: Context, value: date | datetime, format: str = "long") -> str:
+    """`{{ shipment.estimated_delivery|date }}`; formats: short, medium, long, full, or a
+    Babel pattern such as "EEEE, d MMMM". Datetimes are shown in the recipient's time zone."""
+    if isinstance(value, datetime):
+        value = _local(ctx, value).date()
+    return _date(value, format, _locale(ctx))
+
+
+@pass_context
+def time_filter(ctx: Context, value: datetime, format: str = "short") -> str:
+    """`{{ shipment.window_start|time }}` -> "14:00" in the recipient's time zone."""
+    return format_time(_local(ctx, value), format=format, locale=_locale(ctx))
+
+
+@pass_context
+def datetime_filter(ctx: Context, value: datetime, format: str = "medium") -> str:
+    return format_datetime(_local(ctx, value), format=format, locale=_locale(ctx))
+
+
+@pass_context
+def weekday_filter(ctx: Context, value: date | datetime) -> str:
+    """`{{ shipment.estimated_delivery|weekday }}` -> "Dienstag"."""
+    if isinstance(value, datetime):
+        value = _local(ctx, value).date()
+    return _date(value, "EEEE", _locale(ctx))
+
+
+@pass_context
+def plural_filter(ctx: Context, count: int, **forms: str) -> str:
+    """`{{ n|plural(one="produkt", few="produkty", many="produktów") }}`: the form the
+    locale's plural rules pick for `count` (English and German need one= and other=)."""
+    category = _locale(ctx).plural_form(abs(count))
+    for name in (category, "other", "many"):
+        if name in forms:
+            return forms[name]
+    if not forms:
+        raise ValueError("plural needs the word forms, e.g. plural(one='item', other='items')")
+    return list(forms.values())[-1]
+
+
+def tracking_page(carrier: str | None, number: str, locale: str) -> str | None:
+    """The carrier's public tracking page for `number`, in the customer's language where the
+    carrier offers it; None for a carrier we have no page for."""
+    pattern = TRACKING_PAGES.get(carrier or "")
+    if pattern is None:
+        return None
+    lang = (locale.split("-")[0].split("_")[0] or "en").lower()
+    region = {"pl": "PL", "de": "DE"}.get(lang, "GB")
+    return pattern.format(
+        number=quote(number, safe=""),
+        lang=lang if lang in ("en", "de", "pl") else "en",
+        country=region.lower(),
+        ups_loc=f"{lang}_{region}",
+        dpd_loc=f"{lang}_{region}" if lang in ("pl", "de") else "en_GB",
+    )
+
+
+@lru_cache(maxsize=8192)
+def add_utm(url: str, medium: str, campaign: str, content: str | None = None) -> str:
+    parts = urlsplit(url)
+    params = {"utm_source": UTM_SOURCE, "utm_medium": medium, "utm_campaign": campaign}
+    if content:
+        params["utm_content"] = content
+    query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def _campaign(ctx: Context) -> tuple[str, str]:
+    """(channel, message type) from the template's path, e.g. email/shipped/en.j2."""
+    parts = (ctx.name or "").split("/")
+    if len(parts) >= 3:
+        return parts[0], parts[1]
+    return "email", "message"
+
+
+@pass_context
+def utm_filter(ctx: Context, url: str, content: str | None = None) -> str:
+    """`{{ links.review|utm }}`: adds utm_source=aftersale, utm_medium=<channel>,
+    utm_campaign=<message type> (and utm_content when given)."""
+    medium, campaign = _campaign(ctx)
+    return add_utm(str(url), medium, campaign, content)
+
+
+@pass_context
+def tracking_url_filter(ctx: Context, shipment: Mapping[str, Any]) -> str:
+    """`{{ shipment|tracking_url }}`: the carrier's tracking page with UTM parameters, or the
+    order page when the carrier is not known yet."""
+    page = tracking_page(
+        shipment.get("carrier"), str(shipment.get("tracking_number")), str(ctx.get("locale"))
+    )
+    if page is None:
+        page = str((ctx.get("links") or {}).get("order"))
+    medium, campaign = _campaign(ctx)
+    return add_utm(page, medium, campaign)
+
+
+_GSM_REPLACEMENTS = {"ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "œ": "oe", "Œ": "OE"}
+
+
+def gsm_filter(text: Any) -> str:
+    """`{{ customer.first_name|gsm }}`: strip accents GSM-7 cannot carry (Łukasz -> Lukasz,
+    keeping ä ö ü ß é) so one name does not turn the whole SMS into UCS-2; characters with
+    no Latin form are dropped."""
+    out = []
+    for ch in str(text):
+        if ch in GSM7_BASIC or ch in GSM7_EXTENSION:
+            out.append(ch)
+        elif ch in _GSM_REPLACEMENTS:
+            out.append(_GSM_REPLACEMENTS[ch])
+        else:
+            base = unicodedata.normalize("NFKD", ch)
+            out.extend(c for c in base if c in GSM7_BASIC)
+    return "".join(out).strip()
+
+
+FILTERS: Mapping[str, Callable[..., Any]] = {
+    "money": money_filter,
+    "number": number_filter,
+    "date": date_filter,
+    "time": time_filter,
+    "datetime": datetime_filter,
+    "weekday": weekday_filter,
+    "plural": plural_filter,
+    "utm": utm_filter,
+    "tracking_url": tracking_url_filter,
+    "gsm": gsm_filter,
+}

@@ -1,0 +1,353 @@
+"""Render marketers' templates: email (subject, inlined HTML, text) and SMS, per locale.
+
+Layout (templates/README.md): templates/email/<type>/<locale>.j2 extends
+email/_layout.j2 and fills {% block subject %}, {% block html %} and optionally
+{% block text %}; templates/sms/<type>/<locale>.j2 extends sms/_layout.j2 and fills
+{% block text %}. Locale fallback: pl-PL -> pl -> the shop's default locale.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import operator
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from jinja2 import (
+    BaseLoader,
+    Environment,
+    StrictUndefined,
+    Template,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    Undefined,
+    UndefinedError,
+)
+from jinja2.loaders import split_template_path
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.utils import missing
+
+from aftersale.errors import TemplateError
+from aftersale.models import ChannelKind, RenderedMessage
+from aftersale.render.catalogue import Catalogue, load_catalogue, locale_chain
+from aftersale.render.context import Fields, build_context
+from aftersale.render.css import inline_css_source
+from aftersale.render.filters import FILTERS
+from aftersale.render.html_text import html_to_text
+from aftersale.render.sms import sms_segments
+from aftersale.settings import Shop
+
+__all__ = ["TemplateLibrary", "build_context", "render_error"]
+
+STYLESHEET = "email/_style.css"
+TEXT_FOOTER = "email/_footer.txt.j2"
+MARKETING_MARKER = re.compile(r"\{#-?\s*kind:\s*marketing\s*-?#\}")
+MAX_SEQUENCE = 100_000  # "a" * 10**9 would exhaust memory: refuse big repeats
+
+
+class _Undefined(StrictUndefined):
+    """StrictUndefined that names the record and suggests the closest field."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        if self._undefined_hint:
+            return self._undefined_hint
+        name, obj = self._undefined_name, self._undefined_obj
+        if obj is missing:
+            return f"'{name}' is undefined"
+        if isinstance(obj, Fields):
+            return f"'{obj._path}' has no field '{name}'{did_you_mean(str(name), list(obj))}"
+        if obj is None:
+            return (
+                f"cannot read '{name}' of something that is empty (None) in this message: "
+                f"guard it with {{% if … %}}"
+            )
+        return f"{type(obj).__name__} has no attribute '{name}'"
+
+
+def did_you_mean(name: str, candidates: list[str]) -> str:
+    close = get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, plus a cap on repeated strings and lists and on powers."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        """Stop at the first unsafe attribute, rather than returning an undefined value that
+        fails later under another name."""
+        if isinstance(obj, Undefined):
+            obj._fail_with_undefined_error()  # the name itself is unknown: say that first
+        raise SecurityError(
+            f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe."
+        )
+
+    def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
+        if operator_ == "**":
+            if isinstance(right, int) and abs(right) > 64:
+                raise SecurityError("exponents above 64 are not allowed in templates")
+            return operator.pow(left, right)
+        for seq, count in ((left, right), (right, left)):
+            if (
+                isinstance(seq, str | list | tuple)
+                and isinstance(count, int)
+                and len(seq) * count > MAX_SEQUENCE
+            ):
+                raise SecurityError(f"repeating text beyond {MAX_SEQUENCE} characters")
+        return operator.mul(left, right)
+
+
+class _Loader(BaseLoader):
+    """Reads templates from the folder; email sources get the brand CSS inlined at load."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        css_path = root / STYLESHEET
+        self.css = css_path.read_text(encoding="utf-8") if css_path.is_file() else ""
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        path = self.root.joinpath(*split_template_path(template))  # refuses "..", "/etc"
+        if not path.is_file():
+            raise TemplateNotFound(template)
+        source = path.read_text(encoding="utf-8")
+        if template.startswith("email/") and template.endswith(".j2") and self.css:
+            source = inline_css_source(source, self.css)
+        mtime = path.stat().st_mtime
+        return source, str(path), lambda: path.is_file() and path.stat().st_mtime == mtime
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    template: str
+    channel: ChannelKind
+    locale: str
+    name: str  # loader name, e.g. "email/shipped/pl.j2"
+    marketing: bool
+
+
+@dataclass(slots=True)
+class TemplateLibrary:
+    """Every template variant found under `root`, with one compiled-template cache."""
+
+    root: Path
+    shop: Shop
+    catalogue: Catalogue
+    env: _Sandbox
+    sms_env: Environment
+    variants: dict[tuple[str, ChannelKind], dict[str, Variant]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, templates_dir: Path, shop: Shop, catalogue_path: Path | None) -> TemplateLibrary:
+        """Index templates_dir (no compiling yet) and read the product catalogue."""
+        env = _Sandbox(
+            loader=_Loader(templates_dir.resolve()),
+            undefined=_Undefined,
+            autoescape=lambda name: bool(name) and name.startswith("email/"),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+            cache_size=-1,
+        )
+        env.filters.update(FILTERS)
+        # Only what the README documents: no lorem ipsum, cyclers or dict() for templates.
+        for name in ("lipsum", "cycler", "joiner", "dict"):
+            env.globals.pop(name, None)
+        # In an SMS every line break counts as a space, so keep the ones after tags.
+        sms_env = env.overlay(trim_blocks=False, lstrip_blocks=False)
+        catalogue = load_catalogue(catalogue_path) if catalogue_path else Catalogue()
+        library = cls(root=templates_dir, shop=shop, catalogue=catalogue, env=env, sms_env=sms_env)
+        for channel in ChannelKind:
+            folder = templates_dir / channel.value
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.glob("*/*.j2")):
+                template = path.parent.name
+                if template.startswith("_") or path.name.startswith("_"):
+                    continue
+                text = path.read_text(encoding="utf-8")
+                locale = path.name.removesuffix(".j2")
+                library.variants.setdefault((template, channel), {})[locale.lower()] = Variant(
+                    template=template,
+                    channel=channel,
+                    locale=locale,
+                    name=f"{channel.value}/{template}/{path.name}",
+                    marketing=bool(MARKETING_MARKER.search(text)),
+                )
+        return library
+
+    # --- queries ------------------------------------------------------------
+
+    def templates(self) -> list[tuple[str, ChannelKind]]:
+        return sorted(self.variants)
+
+    def locales(self) -> list[str]:
+        """Every locale any template is written in: each template should have them all."""
+        return sorted({v.locale for found in self.variants.values() for v in found.values()})
+
+    def has(self, template: str, channel: ChannelKind) -> bool:
+        """True when the template exists for the channel in the shop's default locale."""
+        return self.shop.default_locale.lower() in self.variants.get((template, channel), {})
+
+    def is_marketing(self, template: str, channel: ChannelKind) -> bool:
+        """Marked `{# kind: marketing #}` in any of its locale files."""
+        return any(v.marketing for v in self.variants.get((template, channel), {}).values())
+
+    def resolve(self, template: str, channel: ChannelKind, locale: str) -> Variant:
+        """The variant for `locale`: pl-PL, then pl, then the shop's default locale."""
+        found = self.variants.get((template, channel), {})
+        for candidate in locale_chain(locale, self.shop.default_locale):
+            if candidate.lower() in found:
+                return found[candidate.lower()]
+        raise TemplateError(
+            f"{self.root.name}/{channel.value}/{template}",
+            f"no {channel.value} template '{template}' in {locale!r} nor in the shop's "
+            f"default locale '{self.shop.default_locale}'"
+            f"{did_you_mean(template, [t for t, c in self.variants if c == channel])}",
+        )
+
+    def display(self, filename: str | None) -> str:
+        """A template's path as marketers see it: templates/email/shipped/en.j2."""
+        if not filename:
+            return self.root.name
+        try:
+            return f"{self.root.name}/{Path(filename).resolve().relative_to(self.root.resolve())}"
+        except ValueError:
+            return f"{self.root.name}/{filename}"
+
+    # --- rendering ----------------------------------------------------------
+
+    def compile(self, name: str) -> Template:
+        """The compiled template (cached); syntax errors become TemplateError with file:line."""
+        try:
+            env = self.sms_env if name.startswith("sms/") else self.env
+            return env.get_template(name)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a TemplateError
+            raise render_error(self, exc, name, {}) from exc
+
+    def render(
+        self, template: str, channel: ChannelKind, context: Mapping[str, Any], to: str
+    ) -> RenderedMessage:
+        """Render the variant for context["customer"]["locale"]. Raises TemplateError."""
+        customer = context.get("customer") or {}
+        variant = self.resolve(template, channel, str(customer.get("locale") or ""))
+        return self.render_variant(variant, context, to)
+
+    def render_variant(
+        self, variant: Variant, context: Mapping[str, Any], to: str
+    ) -> RenderedMessage:
+        """Render one locale variant whatever the customer's locale (check, gallery)."""
+        channel = variant.channel
+        compiled = self.compile(variant.name)
+        values = {**context, "locale": variant.locale}
+        try:
+            try:
+                if channel is ChannelKind.SMS:
+                    return self._render_sms(compiled, values, to)
+                return self._render_email(compiled, values, to)
+            except Exception:  # noqa: BLE001 - let Jinja rewrite the traceback to template lines
+                compiled.environment.handle_exception()
+        except TemplateError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise render_error(self, exc, variant.name, values) from exc
+        raise AssertionError("unreachable")
+
+    def _render_email(self, compiled: Template, values: dict[str, Any], to: str) -> RenderedMessage:
+        ctx = compiled.new_context(values)
+        html = "".join(compiled.root_render_func(ctx))
+        if "subject" not in compiled.blocks:
+            raise TemplateError(
+                self.display(compiled.filename), "no {% block subject %}: every email needs one"
+            )
+        subject = " ".join(htmllib.unescape("".join(compiled.blocks["subject"](ctx))).split())
+        if "text" in compiled.blocks:
+            body = _tidy(htmllib.unescape("".join(compiled.blocks["text"](ctx))))
+        elif "html" in compiled.blocks:
+            parts = [
+                html_to_text("".join(compiled.blocks[b](ctx)))
+                for b in ("html", "footer")
+                if b in compiled.blocks
+            ]
+            body = "\n\n".join(p for p in parts if p)
+        else:
+            body = html_to_text(html)
+        footer = self.compile(TEXT_FOOTER) if self._has_file(TEXT_FOOTER) else None
+        if footer is not None:
+            body += "\n\n" + _tidy(htmllib.unescape(footer.render(values)))
+        return RenderedMessage(
+            channel=ChannelKind.EMAIL, to=to, subject=subject, text=body, html=html
+        )
+
+    def _render_sms(self, compiled: Template, values: dict[str, Any], to: str) -> RenderedMessage:
+        text = " ".join(compiled.render(values).split())
+        return RenderedMessage(
+            channel=ChannelKind.SMS,
+            to=to,
+            subject=None,
+            text=text,
+            sms_segments=sms_segments(text).segments,
+        )
+
+    def _has_file(self, name: str) -> bool:
+        return (self.root / name).is_file()
+
+
+def _tidy(text: str) -> str:
+    """Trim each line and keep at most one blank line between paragraphs."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+def _template_frame(tb: TracebackType | None, known: Callable[[str], bool]) -> tuple[str, int]:
+    """The innermost traceback frame that is a template line: (filename, line)."""
+    found = ("", 0)
+    for frame, line in _walk(tb):
+        if known(frame):
+            found = (frame, line)
+    return found
+
+
+def _walk(tb: TracebackType | None) -> Iterator[tuple[str, int]]:
+    while tb is not None:
+        yield tb.tb_frame.f_code.co_filename, tb.tb_lineno
+        tb = tb.tb_next
+
+
+def render_error(
+    library: TemplateLibrary, exc: BaseException, name: str, values: Mapping[str, Any]
+) -> TemplateError:
+    """Turn any failure while compiling or rendering `name` into a TemplateError that names
+    the file and line and says what is wrong in a marketer's words."""
+    if isinstance(exc, TemplateError):
+        return exc
+    root = str(library.root.resolve())
+    filename, line = _template_frame(exc.__traceback__, lambda f: f.startswith(root))
+    if isinstance(exc, TemplateSyntaxError):
+        filename = exc.filename or filename
+        line = exc.lineno
+        return TemplateError(library.display(filename), f"syntax error: {exc.message}", line)
+    where = library.display(filename) if filename else library.display(str(library.root / name))
+    if isinstance(exc, SecurityError):
+        message = f"not allowed in templates (sandbox): {exc}"
+    elif isinstance(exc, UndefinedError):
+        message = str(exc.message)
+        top = re.fullmatch(r"'(\w+)' is undefined", message)
+        if top:
+            known = sorted({*values, *library.env.globals})
+            message += did_you_mean(top.group(1), known) or f" (known names: {', '.join(known)})"
+    elif isinstance(exc, TemplateNotFound):
+        message = f"uses '{exc.name}', which does not exist under {library.root.name}/"
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    return TemplateError(where, message, line or None)

@@ -1,0 +1,384 @@
+"""Sample orders for `check`, `preview` and the gallery: typical and deliberately awkward.
+
+Awkward on purpose: no phone, a free item, twenty items, a right-to-left name, a
+very long pickup address, long names and product names, an unknown carrier.
+Each sample is put in the situation each message type is sent in (shipped,
+delayed for every reason, delivered, ...) by `sample_contexts`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from aftersale.models import (
+    Customer,
+    DomainEvent,
+    EventKind,
+    Item,
+    Order,
+    ShipmentRef,
+    ShipmentState,
+    Status,
+    TrackingEvent,
+)
+from aftersale.render.catalogue import Catalogue
+from aftersale.render.context import build_context
+from aftersale.settings import Shop
+
+SAMPLE_NOW = datetime(2025, 3, 12, 9, 30, tzinfo=UTC)
+DELAY_REASONS = (
+    "exception",
+    "no_first_scan",
+    "stale",
+    "eta_slipped",
+    "eta_missed",
+    "pickup_waiting",
+)
+ITEM_TEMPLATES = frozenset({"setup_tip", "review_request", "warranty_expiry"})
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    name: str
+    description: str
+    order: Order
+    shipment: ShipmentState
+
+
+def _item(sku: str, name: str, category: str, price: str, qty: int = 1) -> Item:
+    return Item(
+        sku=sku, name=name, category=category, quantity=qty, price=Decimal(price), currency="PLN"
+    )
+
+
+def _sample(
+    order_id: str,
+    name: str,
+    description: str,
+    customer: Customer,
+    items: tuple[Item, ...],
+    carrier: str | None,
+    number: str,
+    pickup_point: str | None = None,
+) -> Sample:
+    placed = SAMPLE_NOW - timedelta(days=3, hours=2)
+    order = Order(
+        order_id=order_id,
+        placed_at=placed,
+        customer=customer,
+        items=items,
+        shipments=(ShipmentRef(number, carrier),),
+        promised_delivery=date(2025, 3, 13),
+    )
+    shipment = ShipmentState(
+        shipment_id=f"{order.order_id}-1",
+        order_id=order.order_id,
+        carrier=carrier,
+        tracking_number=number,
+        status=Status.IN_TRANSIT,
+        estimated_delivery=date(2025, 3, 13),
+        first_estimate=date(2025, 3, 13),
+        last_event_at=SAMPLE_NOW - timedelta(hours=5),
+        pickup_point=pickup_point,
+        created_at=placed + timedelta(days=1),
+    )
+    return Sample(name, description, order, shipment)
+
+
+def build_samples() -> tuple[Sample, ...]:
+    headphones = _item(
+        "NW-ANC-700", "Northwind ANC 700 wireless headphones", "headphones", "899.00"
+    )
+    cable = _item("NW-USBC-2M", "USB-C cable, 2 m", "accessories", "39.90", 2)
+    laptop = _item("NW-BOOK-14", "Northwind Book 14 laptop", "laptops", "4299.00")
+    return (
+        _sample(
+            "NW-1047",
+            "typical",
+            "Polish customer, two items, InPost parcel locker",
+            Customer(
+                "C-1001",
+                "Anna Kowalska",
+                "anna.kowalska@example.pl",
+                "+48601234567",
+                "pl-PL",
+                "Europe/Warsaw",
+                True,
+                True,
+                "PL",
+            ),
+            (headphones, cable),
+            "inpost",
+            "620012345678901234567890",
+            "Paczkomat WAW22M, ul. Marszałkowska 104/122, 00-017 Warszawa",
+        ),
+        _sample(
+            "NW-1048",
+            "no_phone",
+            "email only: the customer gave no phone number",
+            Customer(
+                "C-1002",
+                "Jonas Becker",
+                "jonas.becker@example.de",
+                None,
+                "de-DE",
+                "Europe/Berlin",
+                True,
+                False,
+                "DE",
+            ),
+            (laptop,),
+            "dhl",
+            "00340434161094042557",
+        ),
+        _sample(
+            "NW-1049",
+            "zero_price",
+            "a free gift item priced 0.00",
+            Customer(
+                "C-1003",
+                "Emily Clarke",
+                "emily@example.co.uk",
+                "+447700900123",
+                "en-GB",
+                "Europe/London",
+                True,
+                True,
+                "GB",
+            ),
+            (
+                _item("NW-SPK-MINI", "Northwind Mini speaker", "speakers", "249.00"),
+                _item("NW-GIFT-BAG", "Gift bag", "accessories", "0.00"),
+            ),
+            "ups",
+            "1Z999AA10123456784",
+        ),
+        _sample(
+            "NW-1050",
+            "twenty_items",
+            "a large order of twenty different items",
+            Customer(
+                "C-1004",
+                "Piotr Wiśniewski",
+                "piotr@example.pl",
+                "+48501000200",
+                "pl",
+                "Europe/Warsaw",
+                True,
+                True,
+                "PL",
+            ),
+            tuple(
+                _item(f"NW-ACC-{n:02}", f"Accessory pack no. {n}", "accessories", f"{n * 7}.99")
+                for n in range(1, 20)
+            )
+            + (headphones,),
+            "dpd",
+            "09980525414724",
+        ),
+        _sample(
+            "NW-1051",
+            "rtl_name",
+            "a right-to-left (Arabic) name, locale with no template (falls back)",
+            Customer(
+                "C-1005",
+                "محمد عبد الله",
+                "m.abdullah@example.ae",
+                "+971501234567",
+                "ar-AE",
+                "Asia/Dubai",
+                True,
+                True,
+                "AE",
+            ),
+            (_item("NW-WATCH-2", "Northwind Watch 2", "smartwatches", "1199.00"),),
+            "dhl",
+            "JJD000390007882347561",
+        ),
+        _sample(
+            "NW-1052",
+            "long_everything",
+            "very long name, product name and pickup address; unknown carrier",
+            Customer(
+                "C-1006",
+                "Maximiliane Alexandra von Hohenzollern-Sigmaringen-Wittelsbach",
+                "maximiliane.alexandra.von.hohenzollern@example.de",
+                "+4915112345678",
+                "de",
+                "Europe/Berlin",
+                True,
+                True,
+                "DE",
+            ),
+            (
+                _item(
+                    "NW-ANC-700-LTD",
+                    "Northwind ANC 700 wireless noise-cancelling over-ear headphones, "
+                    "limited anniversary edition in midnight blue with travel case",
+                    "headphones",
+                    "1299.00",
+                ),
+            ),
+            None,
+            "PKG-0000-0000-0000-0000-0001",
+            "DPD Pickup Paketshop im Einkaufszentrum Alexa, Grunerstraße 20, "
+            "Erdgeschoss neben dem Haupteingang, Ladenlokal 0.17, 10179 Berlin-Mitte",
+        ),
+    )
+
+
+def sample_situations(template: str, sample: Sample) -> list[tuple[str, dict[str, Any]]]:
+    """(label, build_context keyword arguments) for each situation `template` is sent in."""
+    order, ship = sample.order, sample.shipment
+    at = SAMPLE_NOW
+    first_sku = order.items[-1].sku if template in ITEM_TEMPLATES else None
+    scans = (
+        TrackingEvent(
+            at - timedelta(days=1, hours=4), Status.LABEL_CREATED, "CREATED", "Label created", None
+        ),
+        TrackingEvent(
+            at - timedelta(hours=5),
+            Status.IN_TRANSIT,
+            "TRANSIT",
+            "Parcel at the sorting centre",
+            "Warszawa",
+        ),
+    )
+
+    def event(
+        kind: EventKind, status: Status | None = None, reason: str | None = None, **facts: Any
+    ) -> DomainEvent:
+        return DomainEvent(
+            kind,
+            order.order_id,
+            at,
+            shipment_id=ship.shipment_id,
+            item_sku=first_sku,
+            status=status,
+            reason=reason,
+            facts=facts,
+        )
+
+    window = (datetime(2025, 3, 13, 12, tzinfo=UTC), datetime(2025, 3, 13, 15, tzinfo=UTC))
+    delivered = replace(ship, status=Status.DELIVERED, delivered_at=at - timedelta(days=10))
+    base: dict[str, Any] = {"shipment": ship, "events": scans}
+    if template == "thank_you":
+        return [("order placed", {"event": event(EventKind.ORDER_PLACED)})]
+    if template == "shipped":
+        return [("shipped", {**base, "event": event(EventKind.SHIPPED)})]
+    if template == "arriving_tomorrow":
+        return [
+            (
+                "with window",
+                {
+                    **base,
+                    "shipment": replace(ship, estimated_window=window),
+                    "event": event(EventKind.ARRIVING_TOMORROW),
+                },
+            ),
+            ("no window", {**base, "event": event(EventKind.ARRIVING_TOMORROW)}),
+        ]
+    if template == "out_for_delivery":
+        return [
+            (
+                "out for delivery",
+                {
+                    **base,
+                    "shipment": replace(
+                        ship, status=Status.OUT_FOR_DELIVERY, estimated_window=window
+                    ),
+                    "event": event(EventKind.STATUS_CHANGED, Status.OUT_FOR_DELIVERY),
+                },
+            )
+        ]
+    if template == "delayed":
+        late = replace(
+            ship, estimated_delivery=date(2025, 3, 17), last_event_at=at - timedelta(days=4)
+        )
+        return [
+            (
+                f"delay: {reason}",
+                {**base, "shipment": late, "event": event(EventKind.DELAYED, reason=reason)},
+            )
+            for reason in DELAY_REASONS
+        ]
+    if template == "available_for_pickup":
+        waiting = replace(
+            ship,
+            status=Status.AVAILABLE_FOR_PICKUP,
+            pickup_point=ship.pickup_point or "Paczkomat KRA01A, ul. Floriańska 1, Kraków",
+        )
+        return [
+            (
+                "with code",
+                {
+                    **base,
+                    "shipment": waiting,
+                    "event": event(
+                        EventKind.STATUS_CHANGED,
+                        Status.AVAILABLE_FOR_PICKUP,
+                        pickup_code="482913",
+                        pickup_deadline=at + timedelta(days=2),
+                    ),
+                },
+            ),
+            (
+                "no code",
+                {
+                    **base,
+                    "shipment": waiting,
+                    "event": event(EventKind.STATUS_CHANGED, Status.AVAILABLE_FOR_PICKUP),
+                },
+            ),
+        ]
+    if template == "delivered":
+        return [
+            (
+                "delivered",
+                {
+                    **base,
+                    "shipment": delivered,
+                    "event": event(EventKind.STATUS_CHANGED, Status.DELIVERED),
+                },
+            )
+        ]
+    if template == "warranty_expiry":
+        return [
+            (
+                "warranty ending",
+                {**base, "shipment": delivered, "event": event(EventKind.WARRANTY_ENDING)},
+            )
+        ]
+    if template in ("setup_tip", "review_request"):
+        return [
+            (
+                "delivered days ago",
+                {**base, "shipment": delivered, "event": event(EventKind.DELIVERED_AGO)},
+            )
+        ]
+    # A type only marketers know about: give it everything a message could use.
+    return [("generic", {**base, "item_sku": order.items[0].sku})]
+
+
+def sample_contexts(
+    template: str, shop: Shop, catalogue: Catalogue, samples: tuple[Sample, ...] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """(label, context) for every sample in every situation `template` is sent in."""
+    out = []
+    for sample in samples or build_samples():
+        for label, kwargs in sample_situations(template, sample):
+            context = build_context(
+                sample.order, shop, catalogue=catalogue, now=SAMPLE_NOW, **kwargs
+            )
+            out.append((f"{sample.name} ({label})", context))
+    return out
+
+
+def sample_recipient(sample_context: dict[str, Any], channel: str) -> str:
+    customer = sample_context["customer"]
+    if channel == "sms":
+        return customer["phone"] or "+48600000000"
+    return customer["email"] or "test@example.com"

@@ -1,0 +1,303 @@
+"""Dispatch: claim before send, record after, never twice; one bad message never blocks the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aftersale.dispatch import messages as msgs
+from aftersale.dispatch.send import dispatch_due
+from aftersale.errors import TemplateError
+from aftersale.models import (
+    ChannelKind,
+    Customer,
+    Decision,
+    DomainEvent,
+    EventKind,
+    Item,
+    Order,
+    OutgoingMessage,
+    RenderedMessage,
+    SendResult,
+    ShipmentRef,
+)
+from aftersale.store.duckdb.store import Store, to_db
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+class FakeRenderer:
+    def render(
+        self, template: str, channel: ChannelKind, context: Mapping[str, Any], to: str
+    ) -> RenderedMessage:
+        if template == "broken":
+            raise TemplateError(
+                "templates/email/broken/en.j2",
+                "'ordr' is undefined (did you mean 'order'?)",
+                line=3,
+            )
+        return RenderedMessage(
+            channel,
+            to,
+            f"{template} for {context['order_id']}",
+            f"text {template}",
+            sms_segments=1 if channel is ChannelKind.SMS else None,
+        )
+
+
+def fake_context(order: Order, **kwargs: Any) -> dict[str, Any]:
+    return {"order_id": order.order_id}
+
+
+class RecordingChannel:
+    name = "recording"
+
+    def __init__(self, kind: ChannelKind, answers: list[SendResult] | None = None) -> None:
+        self.kind = kind
+        self.sent: list[OutgoingMessage] = []
+        self.answers = answers or []
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        self.sent.append(message)
+        return (
+            self.answers.pop(0)
+            if self.answers
+            else SendResult(ok=True, provider_id=f"p-{len(self.sent)}")
+        )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store.open(tmp_path / "d.duckdb")
+    customer = Customer(
+        "C-1", "Anna", "anna@example.pl", "+48601234567", "pl", "Europe/Warsaw", True, True, "PL"
+    )
+    s.save_orders(
+        [
+            Order(
+                "NW-1",
+                NOW - timedelta(hours=2),
+                customer,
+                (Item("TV", "TV", "tv", 1, Decimal("10"), "PLN", 24),),
+                (ShipmentRef("1" * 24, "inpost"),),
+            ),
+        ],
+        source="t",
+        now=NOW,
+    )
+    yield s
+    s.close()
+
+
+def decision(
+    rule: str,
+    channel: ChannelKind = ChannelKind.EMAIL,
+    *,
+    template: str | None = None,
+    marketing: bool = False,
+    due: datetime = NOW,
+) -> Decision:
+    event = DomainEvent(EventKind.ORDER_PLACED, "NW-1", NOW - timedelta(hours=2))
+    return Decision(
+        rule, template or rule, channel, "NW-1", f"{rule}:NW-1:{channel}", due, event, marketing
+    )
+
+
+def queue(store: Store, *decisions: Decision) -> list[str]:
+    store.record_domain_events([d.event for d in decisions], run_id="r", now=NOW)
+    return msgs.queue_decisions(store, decisions, {"NW-1": "C-1"}, run_id="r", now=NOW)
+
+
+def run(store: Store, *channels: RecordingChannel, now: datetime = NOW):  # type: ignore[no-untyped-def]
+    return dispatch_due(
+        store, FakeRenderer(), fake_context, {c.kind: c for c in channels}, now=now, run_id="r2"
+    )
+
+
+def states(store: Store) -> dict[str, str]:
+    return dict(store.con.execute("SELECT rule_id, state FROM messages").fetchall())
+
+
+def test_the_same_decision_queues_one_message(store: Store) -> None:
+    assert len(queue(store, decision("thank_you"), decision("thank_you"))) == 1
+    assert queue(store, decision("thank_you")) == []
+    assert store.count("messages") == 1
+
+
+def test_a_sent_message_is_never_sent_again(store: Store) -> None:
+    email = RecordingChannel(ChannelKind.EMAIL)
+    queue(store, decision("thank_you"))
+    report = run(store, email)
+    assert [o.outcome for o in report.outcomes] == ["sent"]
+    assert report.outcomes[0].recipient != "anna@example.pl"  # masked
+    assert run(store, email).outcomes == []
+    assert len(email.sent) == 1
+    row = store.con.execute(
+        "SELECT state, provider_id, recipient, subject FROM messages"
+    ).fetchone()
+    assert row == ("sent", "p-1", "anna@example.pl", "thank_you for NW-1")
+
+
+def test_messages_wait_until_due(store: Store) -> None:
+    email = RecordingChannel(ChannelKind.EMAIL)
+    queue(store, decision("review_request", due=NOW + timedelta(days=7)))
+    assert run(store, email).outcomes == []
+    assert [o.outcome for o in run(store, email, now=NOW + timedelta(days=7)).outcomes] == ["sent"]
+
+
+def test_transient_failure_is_deferred_then_retried(store: Store) -> None:
+    email = RecordingChannel(
+        ChannelKind.EMAIL, [SendResult(False, error_code="503", error_text="busy", transient=True)]
+    )
+    queue(store, decision("thank_you"))
+    assert [(o.outcome, o.reason) for o in run(store, email).outcomes] == [
+        ("deferred", "503: busy")
+    ]
+    assert states(store) == {"thank_you": "pending"}
+    assert run(store, email).outcomes == []  # not before the retry delay
+    assert [o.outcome for o in run(store, email, now=NOW + timedelta(minutes=15)).outcomes] == [
+        "sent"
+    ]
+    assert store.con.execute("SELECT attempts FROM messages").fetchone() == (2,)
+
+
+def test_permanent_failure_and_a_broken_template_do_not_block_the_rest(store: Store) -> None:
+    sms = RecordingChannel(
+        ChannelKind.SMS,
+        [SendResult(False, error_code="21211", error_text="Invalid 'To' Phone Number")],
+    )
+    email = RecordingChannel(ChannelKind.EMAIL)
+    queue(
+        store,
+        decision("shipped_sms", ChannelKind.SMS, template="shipped"),
+        decision("oops", template="broken"),
+        decision("thank_you"),
+    )
+    outcomes = {o.rule_id: (o.outcome, o.reason) for o in run(store, sms, email).outcomes}
+    assert outcomes == {
+        "shipped_sms": ("failed", "21211: Invalid 'To' Phone Number"),
+        "oops": (
+            "failed",
+            "templates/email/broken/en.j2:3: 'ordr' is undefined (did you mean 'order'?)",
+        ),
+        "thank_you": ("sent", None),
+    }
+    assert states(store) == {"shipped_sms": "failed", "oops": "failed", "thank_you": "sent"}
+
+
+def test_unsubscribed_recipient_gets_transactional_but_no_marketing(store: Store) -> None:
+    store.con.execute(
+        "INSERT INTO suppressions VALUES ('anna@example.pl', 'email', 'unsubscribe', ?)",
+        [to_db(NOW)],
+    )
+    email = RecordingChannel(ChannelKind.EMAIL)
+    queue(store, decision("shipped"), decision("review_request", marketing=True))
+    outcomes = {o.rule_id: o.outcome for o in run(store, email).outcomes}
+    assert outcomes == {"shipped": "sent", "review_request": "suppressed"}
+
+
+def test_hard_bounce_blocks_every_message_on_that_channel(store: Store) -> None:
+    store.con.execute(
+        "INSERT INTO suppressions VALUES ('anna@example.pl', 'email', 'bounce', ?)", [to_db(NOW)]
+    )
+    email, sms = RecordingChannel(ChannelKind.EMAIL), RecordingChannel(ChannelKind.SMS)
+    queue(store, decision("shipped"), decision("shipped_sms", ChannelKind.SMS, template="shipped"))
+    outcomes = {o.rule_id: o.outcome for o in run(store, email, sms).outcomes}
+    assert outcomes == {"shipped": "suppressed", "shipped_sms": "sent"}
+    assert email.sent == []
+
+
+def test_a_message_left_sending_by_a_crash_becomes_unknown_and_is_not_resent(store: Store) -> None:
+    email = RecordingChannel(ChannelKind.EMAIL)
+    (message_id,) = queue(store, decision("thank_you"))
+    claim = msgs.Claim(message_id, "anna@example.pl", "s", "t", None, "recording")
+    assert msgs.claim_many(store, [claim], run_id="crashed", now=NOW) == {message_id}
+    assert msgs.claim_many(store, [claim], run_id="other", now=NOW) == set()
+    report = run(store, email)
+    assert [o.outcome for o in report.outcomes] == ["unknown"]
+    assert email.sent == [] and states(store) == {"thank_you": "unknown"}
+    assert msgs.release_unknown(store, [message_id], resend=True, now=NOW) == 1
+    assert [o.outcome for o in run(store, email).outcomes] == ["sent"]
+
+
+def test_dry_run_renders_but_changes_nothing(store: Store) -> None:
+    email = RecordingChannel(ChannelKind.EMAIL)
+    queue(store, decision("thank_you"))
+    report = dispatch_due(
+        store,
+        FakeRenderer(),
+        fake_context,
+        {ChannelKind.EMAIL: email},
+        now=NOW,
+        run_id="r",
+        dry_run=True,
+    )
+    assert [o.outcome for o in report.outcomes] == ["would_send"]
+    assert email.sent == [] and states(store) == {"thank_you": "pending"}
+
+
+def test_a_channel_that_raises_is_recorded_as_failed(store: Store) -> None:
+    class Exploding(RecordingChannel):
+        def send(self, message: OutgoingMessage) -> SendResult:
+            raise RuntimeError("boom")
+
+    queue(store, decision("thank_you"))
+    report = run(store, Exploding(ChannelKind.EMAIL))
+    assert [(o.outcome, o.reason) for o in report.outcomes] == [
+        ("failed", "channel_crash: RuntimeError: boom")
+    ]
+
+
+def test_twilio_opted_out_answer_suppresses_further_sms(store: Store) -> None:
+    sms = RecordingChannel(
+        ChannelKind.SMS,
+        [SendResult(False, error_code="21610", error_text="unsubscribed recipient")],
+    )
+    queue(store, decision("shipped_sms", ChannelKind.SMS, template="shipped"))
+    assert [o.outcome for o in run(store, sms).outcomes] == ["failed"]
+    assert msgs.is_suppressed(store, "+48601234567", "sms") == "stop"
+    queue(store, decision("out_for_delivery_sms", ChannelKind.SMS, template="out_for_delivery"))
+    assert [o.outcome for o in run(store, sms).outcomes] == ["suppressed"]
+    assert len(sms.sent) == 1
+
+
+def test_messages_go_in_batches_each_with_its_own_fate(store: Store) -> None:
+    class FailsB(RecordingChannel):
+        def send(self, message: OutgoingMessage) -> SendResult:
+            self.sent.append(message)
+            if message.rule_id == "b":
+                return SendResult(False, error_code="400", error_text="bad")
+            return SendResult(True, f"p-{message.rule_id}")
+
+    email = FailsB(ChannelKind.EMAIL)
+    queue(store, decision("a"), decision("b"), decision("c"), decision("oops", template="broken"))
+    report = dispatch_due(
+        store,
+        FakeRenderer(),
+        fake_context,
+        {ChannelKind.EMAIL: email},
+        now=NOW,
+        run_id="r",
+        batch_size=2,
+    )
+    assert sorted((o.rule_id, o.outcome) for o in report.outcomes) == [
+        ("a", "sent"),
+        ("b", "failed"),
+        ("c", "sent"),
+        ("oops", "failed"),
+    ]
+    rows = store.con.execute(
+        "SELECT rule_id, state, provider_id, error_code, attempts FROM messages ORDER BY rule_id"
+    ).fetchall()
+    assert rows == [
+        ("a", "sent", "p-a", None, 1),
+        ("b", "failed", None, "400", 1),
+        ("c", "sent", "p-c", None, 1),
+        ("oops", "failed", None, None, 0),
+    ]
+    assert len(email.sent) == 3

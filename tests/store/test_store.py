@@ -1,0 +1,150 @@
+"""The DuckDB store: migrations on open, idempotent writes, one writer process per file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from aftersale.errors import StoreLockedError
+from aftersale.models import (
+    Customer,
+    DomainEvent,
+    EventKind,
+    Item,
+    Order,
+    ShipmentRef,
+    Status,
+    TrackingEvent,
+)
+from aftersale.store.duckdb.store import Store
+from aftersale.store.migrations import MIGRATIONS
+
+NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+
+
+def make_order(order_id: str = "NW-1", number: str = "642600027844200000000001") -> Order:
+    from decimal import Decimal
+
+    return Order(
+        order_id=order_id,
+        placed_at=NOW - timedelta(hours=1),
+        customer=Customer(
+            "C-1", "Anna", "anna@example.pl", None, "pl", "Europe/Warsaw", True, False, "PL"
+        ),
+        items=(Item("TV", "TV", "tv", 1, Decimal("10.00"), "PLN", 24),),
+        shipments=(ShipmentRef(number, "inpost"),),
+    )
+
+
+def test_migrations_apply_once_and_record_the_version(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store.open(path) as store:
+        assert store.schema_version() == MIGRATIONS[-1][0]
+    with Store.open(path) as store:
+        assert store.migrate() == []
+
+
+def test_saving_the_same_orders_twice_changes_nothing(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.duckdb") as store:
+        assert store.save_orders([make_order()], source="t", now=NOW) == (1, 0)
+        assert store.save_orders([make_order(), make_order()], source="t", now=NOW) == (0, 2)
+        assert {t: store.count(t) for t in ("orders", "customers", "items", "shipments")} == {
+            "orders": 1,
+            "customers": 1,
+            "items": 1,
+            "shipments": 1,
+        }
+        loaded = store.load_order("NW-1")
+        assert loaded == make_order()
+
+
+def test_events_and_tracking_scans_are_stored_once(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.duckdb") as store:
+        store.save_orders([make_order()], source="t", now=NOW)
+        scan = TrackingEvent(NOW, Status.IN_TRANSIT, "taken_by_courier", "taken by courier")
+        assert store.save_tracking_events([("642600027844200000000001", scan)] * 2, NOW) == 1
+        assert store.save_tracking_events([("642600027844200000000001", scan)], NOW) == 0
+        event = DomainEvent(
+            EventKind.SHIPPED,
+            "NW-1",
+            NOW,
+            shipment_id="642600027844200000000001",
+            facts={"at": NOW},
+        )
+        assert store.record_domain_events([event, event], run_id="r1", now=NOW) == [event]
+        assert store.record_domain_events([event], run_id="r2", now=NOW) == []
+        loaded = store.load_domain_event(event.event_id)
+        assert loaded is not None and loaded.kind is EventKind.SHIPPED
+        assert loaded.facts == {"at": NOW.isoformat()}
+
+
+def test_terminal_and_not_yet_due_shipments_are_not_due(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    with Store.open(tmp_path / "s.duckdb") as store:
+        store.save_orders(
+            [make_order("A", "1" * 24), make_order("B", "2" * 24), make_order("C", "3" * 24)],
+            source="t",
+            now=NOW,
+        )
+        a, b, c = sorted(store.due_shipments(NOW), key=lambda s: s.order_id)
+        store.save_shipment_states(
+            [
+                replace(a, status=Status.DELIVERED, next_check_at=None),
+                replace(b, next_check_at=NOW + timedelta(hours=2)),
+            ]
+        )
+        assert [s.order_id for s in store.due_shipments(NOW)] == ["C"]
+        # oldest check first: C was due at import, B two hours later
+        assert [s.order_id for s in store.due_shipments(NOW + timedelta(hours=3))] == ["C", "B"]
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+    """
+)
+
+
+def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
+    return proc
+
+
+def test_a_second_process_fails_clearly_after_its_bounded_wait(tmp_path: Path) -> None:
+    path = tmp_path / "locked.duckdb"
+    Store.open(path).close()
+    holder = _hold(path, 30)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreLockedError) as caught:
+            Store.open(path, wait_s=1.0, poll_s=0.2)
+        assert 1.0 <= time.monotonic() - started < 10
+        assert "held by another process (waited 1 s)" in str(caught.value)
+        assert "DuckDB allows one writer process per file" in str(caught.value)
+    finally:
+        holder.kill()
+        holder.communicate()
+
+
+def test_a_second_process_waits_for_the_first_to_finish(tmp_path: Path) -> None:
+    path = tmp_path / "locked.duckdb"
+    Store.open(path).close()
+    holder = _hold(path, 1.5)
+    try:
+        with Store.open(path, wait_s=30, poll_s=0.2) as store:
+            assert store.count("orders") == 0
+    finally:
+        holder.communicate()
