@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aftersale.decide.engine import DecideOutcome, decide
 from aftersale.decide.history import load_send_history
@@ -284,14 +284,27 @@ def dispatch_stage(parts: CycleParts, now: datetime, run_id: str) -> DispatchRep
     )
 
 
-def run_cycle(parts: CycleParts, now: datetime, run_id: str) -> CycleSummary:
-    """The whole cycle in plain Python (no Prefect): `aftersale run --no-prefect`."""
+class StageRunner(Protocol):
+    """Runs one named stage: a plain call here, a Prefect task in flows/cycle.py."""
+
+    def __call__(self, name: str, stage: Callable[..., Any], *args: Any) -> Any: ...
+
+
+def call_stage(name: str, stage: Callable[..., Any], *args: Any) -> Any:
+    return stage(*args)
+
+
+def run_cycle(
+    parts: CycleParts, now: datetime, run_id: str, run_stage: StageRunner = call_stage
+) -> CycleSummary:
+    """The one sequence of a cycle. Plain Python by default (`aftersale run --no-prefect`);
+    the Prefect flow passes a `run_stage` that runs each stage as its task."""
     parts.store.start_run(run_id, "cycle", now)
-    imports = intake_pending(parts, now)
-    poll = poll_due(parts, now)
-    detected = detect_stage(parts, poll, now, run_id)
-    decided = decide_stage(parts, detected.events, now, run_id)
-    dispatched = dispatch_stage(parts, now, run_id)
+    imports = run_stage("intake", intake_pending, parts, now)
+    poll = run_stage("poll", poll_due, parts, now)
+    detected = run_stage("detect", detect_stage, parts, poll, now, run_id)
+    decided = run_stage("decide", decide_stage, parts, detected.events, now, run_id)
+    dispatched = run_stage("dispatch", dispatch_stage, parts, now, run_id)
     summary = CycleSummary(now, imports, poll, detected, decided, dispatched)
     parts.store.finish_run(run_id, summary.as_dict())
     return summary

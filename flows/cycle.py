@@ -13,6 +13,7 @@ Run without a server: `python -m flows.cycle` or `aftersale run`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,6 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
 from aftersale import cycle as core
-from aftersale.cycle import CycleParts, CycleSummary
 from aftersale.dispatch import messages as msgs
 from aftersale.errors import RuleSetError
 from aftersale.ops.report import build_report, ruleset_alert
@@ -33,48 +33,44 @@ from flows.wiring import build_parts
 
 
 @task(name="intake", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
-def intake_task(parts: CycleParts, now: datetime) -> list[Any]:
-    return core.intake_pending(parts, now)
+def intake_task(stage: Callable[..., Any], *args: Any) -> list[Any]:
+    return stage(*args)
 
 
 @task(name="poll", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
-def poll_task(parts: CycleParts, now: datetime) -> core.PollStage:
-    stage = core.poll_due(parts, now)
-    get_run_logger().info("polled %d shipments: %s", len(stage.results), stage.by_carrier())
-    return stage
+def poll_task(stage: Callable[..., core.PollStage], *args: Any) -> core.PollStage:
+    polled = stage(*args)
+    get_run_logger().info("polled %d shipments: %s", len(polled.results), polled.by_carrier())
+    return polled
 
 
 @task(name="detect", cache_policy=NO_CACHE)
-def detect_task(
-    parts: CycleParts, poll: core.PollStage, now: datetime, run_id: str
-) -> core.DetectStage:
-    stage = core.detect_stage(parts, poll, now, run_id)
+def detect_task(stage: Callable[..., core.DetectStage], *args: Any) -> core.DetectStage:
+    detected = stage(*args)
     logger = get_run_logger()
-    for error in stage.errors[:50]:
+    for error in detected.errors[:50]:
         logger.warning("poll failed: %s", error)
-    if len(stage.errors) > 50:
-        logger.warning("… and %d more poll failures (see the summary)", len(stage.errors) - 50)
-    logger.info("detected %d new events", len(stage.events))
-    return stage
+    if len(detected.errors) > 50:
+        logger.warning("… and %d more poll failures (see the summary)", len(detected.errors) - 50)
+    logger.info("detected %d new events", len(detected.events))
+    return detected
 
 
 @task(name="decide", cache_policy=NO_CACHE)
-def decide_task(
-    parts: CycleParts, detected: core.DetectStage, now: datetime, run_id: str
-) -> core.DecideStage:
-    stage = core.decide_stage(parts, detected.events, now, run_id)
+def decide_task(stage: Callable[..., core.DecideStage], *args: Any) -> core.DecideStage:
+    decided = stage(*args)
     get_run_logger().info(
         "queued %d messages, cancelled %d, %d events sent nothing",
-        stage.queued,
-        stage.cancelled,
-        len(stage.outcome.skipped),
+        decided.queued,
+        decided.cancelled,
+        len(decided.outcome.skipped),
     )
-    return stage
+    return decided
 
 
 @task(name="dispatch", cache_policy=NO_CACHE, retries=0)
-def dispatch_task(parts: CycleParts, now: datetime, run_id: str) -> Any:
-    report = core.dispatch_stage(parts, now, run_id)
+def dispatch_task(stage: Callable[..., Any], *args: Any) -> Any:
+    report = stage(*args)
     logger = get_run_logger()
     for o in report.outcomes:
         if o.outcome in ("failed", "unknown", "deferred"):
@@ -90,17 +86,19 @@ def dispatch_task(parts: CycleParts, now: datetime, run_id: str) -> Any:
     return report
 
 
-def run_stages(parts: CycleParts, now: datetime, run_id: str) -> CycleSummary:
-    parts.store.start_run(run_id, "cycle", now)
-    p = quote(parts)
-    imports = intake_task(p, now)
-    poll = poll_task(p, now)
-    detected = detect_task(p, quote(poll), now, run_id)
-    decided = decide_task(p, quote(detected), now, run_id)
-    dispatched = dispatch_task(p, now, run_id)
-    summary = CycleSummary(now, imports, poll, detected, decided, dispatched)
-    parts.store.finish_run(run_id, summary.as_dict())
-    return summary
+# Retries fit each stage (module docstring); the sequence itself is aftersale.cycle's.
+STAGE_TASKS = {
+    "intake": intake_task,
+    "poll": poll_task,
+    "detect": detect_task,
+    "decide": decide_task,
+    "dispatch": dispatch_task,
+}
+
+
+def run_as_task(name: str, stage: Callable[..., Any], *args: Any) -> Any:
+    # quote: Prefect need not walk the parts (a live connection) or 10,000 poll results
+    return STAGE_TASKS[name](stage, *(quote(a) for a in args))
 
 
 def _run_name() -> str:
@@ -124,7 +122,7 @@ def aftersale_cycle(now: datetime | None = None, dry_run: bool = False) -> dict[
             raise
         for note in notes:
             logger.info(note)
-        summary = run_stages(parts, clock, f"cycle-{uuid.uuid4().hex[:12]}")
+        summary = core.run_cycle(parts, clock, f"cycle-{uuid.uuid4().hex[:12]}", run_as_task)
         unknown_total = len(msgs.messages_by_state(store, msgs.UNKNOWN))
     report = build_report(summary, unknown_total=unknown_total)
     rename_run(report.name + (" · dry run" if dry_run else ""))
