@@ -148,6 +148,7 @@ def sandbox(
 @app.command()
 def check() -> None:
     """Validate the rule set and every template. Exit 1 on any problem (CI / pre-commit)."""
+    from aftersale.decide.replay import run_cases
     from aftersale.decide.ruleset import check_rules
     from aftersale.render.check import check_rule_kinds, check_templates
     from flows.wiring import load_library, load_rules
@@ -159,7 +160,14 @@ def check() -> None:
         _fail(exc)
     problems = check_rules(settings.rules_dir, template_exists=library.has)
     if not problems:
-        problems.extend(check_rule_kinds(load_rules(settings, library), library))
+        ruleset = load_rules(settings, library)
+        problems.extend(check_rule_kinds(ruleset, library))
+        # the rules files' own examples: a case that no longer fires (or now fires) is a problem
+        problems.extend(
+            f"{result.source}: case '{result.name}': {failure}"
+            for result in run_cases(ruleset)
+            for failure in result.failures
+        )
     problems.extend(check_templates(library))
     for p in problems:
         typer.echo(p, err=True)  # one problem per line, never wrapped

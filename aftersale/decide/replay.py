@@ -19,7 +19,7 @@ from aftersale.decide.engine import (
     describe,
     history_after,
 )
-from aftersale.decide.ruleset import CaseResult, RuleSet
+from aftersale.decide.ruleset import RuleSet
 from aftersale.decide.schema import Case, ScanModel
 from aftersale.models import (
     ChannelKind,
@@ -282,6 +282,23 @@ def case_order(case: Case) -> SimOrder:
         promised_delivery=m.order.promised_delivery,
     )
     return SimOrder(order, parcels)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    name: str
+    source: str
+    sent: tuple[str, ...]  # rule:channel of every message the case would send
+    failures: tuple[str, ...]  # empty when the case passed
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def run_cases(ruleset: RuleSet) -> list[CaseResult]:
+    """Replay every rules file's example cases; each result says what went wrong, if anything."""
+    return [run_case(case, ruleset) for case in ruleset.cases]
 
 
 def run_case(case: Case, ruleset: RuleSet) -> CaseResult:

@@ -252,25 +252,6 @@ def check_rules(rules_dir: Path, template_exists: TemplateExists | None = None) 
     return []
 
 
-def run_cases(ruleset: RuleSet) -> list[CaseResult]:
-    """Replay every rules file's example cases; each result says what went wrong, if anything."""
-    from aftersale.decide.replay import run_case  # replay depends on decide, which needs RuleSet
-
-    return [run_case(case, ruleset) for case in ruleset.cases]
-
-
-@dataclass(frozen=True, slots=True)
-class CaseResult:
-    name: str
-    source: str
-    sent: tuple[str, ...]  # rule:channel of every message the case would send
-    failures: tuple[str, ...]  # empty when the case passed
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-
 # --- one file -------------------------------------------------------------------------
 
 

@@ -52,3 +52,21 @@ def test_rule_errors_come_with_file_line_and_a_suggestion(
         and "'shiped'" in output
         and "did you mean 'shipped'" in output
     )
+
+
+def test_a_rules_file_case_that_no_longer_holds_is_reported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    path = rules / "aftercare.yaml"
+    path.write_text(
+        path.read_text().replace(
+            "should_send: [setup_tip:email]", "should_send: [setup_tip:sms]", 1
+        )
+    )
+    code, output = run_check(monkeypatch, rules)
+    assert code == 1
+    [problem] = [line for line in output.splitlines() if "case '" in line]
+    assert problem.startswith("rules/aftercare.yaml:")
+    assert "expected 'setup_tip:sms'" in problem

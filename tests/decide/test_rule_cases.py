@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from aftersale.decide.ruleset import load_ruleset, rule_files, run_cases
+from aftersale.decide.replay import run_cases
+from aftersale.decide.ruleset import load_ruleset, rule_files
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 FIXTURES = Path(__file__).parent / "rules_fixtures"
