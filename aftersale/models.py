@@ -46,6 +46,30 @@ class ChannelKind(StrEnum):
     SMS = "sms"
 
 
+class DelayReason(StrEnum):
+    """Why a parcel counts as late: detection emits it, rules select on it, templates word it."""
+
+    EXCEPTION = "exception"  # the carrier reported a problem (raw code kept in facts)
+    NO_FIRST_SCAN = "no_first_scan"  # label created, never handed over
+    STALE = "stale"  # no new scan for N business hours while not terminal
+    ETA_SLIPPED = "eta_slipped"  # estimate later than the first one or the promise
+    ETA_MISSED = "eta_missed"  # promised (else estimated) date passed, not delivered
+    PICKUP_WAITING = "pickup_waiting"  # waiting at a locker / pickup point too long
+
+
+class SuppressionReason(StrEnum):
+    """Why an address is suppressed on a channel (the store's vocabulary). `stop`, `bounce`,
+    `spamreport`, `dropped` and `manual` block everything on the channel, `unsubscribe`
+    blocks marketing; lifting one (`unsuppress`) only ever lifts `stop` or `unsubscribe`."""
+
+    MANUAL = "manual"
+    UNSUBSCRIBE = "unsubscribe"
+    STOP = "stop"
+    BOUNCE = "bounce"
+    SPAM_REPORT = "spamreport"
+    DROPPED = "dropped"
+
+
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 

@@ -14,8 +14,8 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from aftersale.models import DomainEvent, EventKind, Item, Order, ShipmentState, Status
-from aftersale.tracking.detect import DelayReason, add_business_days, local_to_utc, zone
+from aftersale.models import DelayReason, DomainEvent, EventKind, Item, Order, ShipmentState, Status
+from aftersale.tracking.detect import add_business_days, local_to_utc, zone
 
 #: The carrier slugs a condition may name (one slug per carrier everywhere).
 KNOWN_CARRIERS = ("dhl", "dpd", "inpost", "ups")

@@ -25,13 +25,13 @@ from aftersale.models import (
     ChannelKind,
     Customer,
     Decision,
+    DelayReason,
     DomainEvent,
     EventKind,
     Item,
     Order,
     ShipmentState,
 )
-from aftersale.tracking.detect import DelayReason
 
 _NEWS_DELAYS = frozenset({DelayReason.EXCEPTION, DelayReason.ETA_SLIPPED})
 

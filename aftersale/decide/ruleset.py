@@ -47,8 +47,8 @@ from aftersale.decide.schema import (
     ScanModel,
 )
 from aftersale.errors import RuleSetError
-from aftersale.models import ChannelKind, DomainEvent, EventKind, Status
-from aftersale.tracking.detect import DelayReason, DelayThresholds
+from aftersale.models import ChannelKind, DelayReason, DomainEvent, EventKind, Status
+from aftersale.tracking.detect import DelayThresholds
 
 TemplateExists = Callable[[str, ChannelKind], bool]
 

@@ -15,8 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from aftersale.decide.conditions import Condition, Duration, Window
-from aftersale.models import ChannelKind, EventKind, Status
-from aftersale.tracking.detect import DelayReason
+from aftersale.models import ChannelKind, DelayReason, EventKind, Status
 
 
 class MessageKind(StrEnum):

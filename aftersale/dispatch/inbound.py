@@ -43,7 +43,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from aftersale.errors import AftersaleError, ConfigError
 from aftersale.masking import mask_recipient, mask_text
-from aftersale.models import ChannelKind
+from aftersale.models import ChannelKind, SuppressionReason
 from aftersale.settings import Shop
 
 log = logging.getLogger(__name__)
@@ -76,19 +76,6 @@ class Keyword(StrEnum):
     START = "START"
     HELP = "HELP"
     OTHER = "OTHER"
-
-
-class SuppressionReason(StrEnum):
-    """Why the sink is told to suppress an address (the store's vocabulary). The store
-    decides the scope: `stop`, `bounce`, `spamreport`, `dropped` block everything on the
-    channel, `unsubscribe` blocks marketing; `unsuppress` should lift only consent-type
-    ones (`stop`, `unsubscribe`), never a bounce."""
-
-    STOP = "stop"
-    UNSUBSCRIBE = "unsubscribe"
-    BOUNCE = "bounce"
-    SPAM_REPORT = "spamreport"
-    DROPPED = "dropped"
 
 
 class EmailEventKind(StrEnum):

@@ -32,6 +32,7 @@ from aftersale.models import (
     RenderedMessage,
     SendResult,
     ShipmentState,
+    SuppressionReason,
     TrackingEvent,
 )
 from aftersale.store.duckdb.store import MessageRow, Store
@@ -42,8 +43,9 @@ log = logging.getLogger(__name__)
 TWILIO_OPTED_OUT = "21610"
 #: Messages claimed and recorded per statement; also the most a crash can leave `unknown`.
 DEFAULT_BATCH_SIZE = 20
-#: Suppression reasons that stop every message on the channel (not only marketing).
-HARD_SUPPRESSIONS = frozenset({"bounce", "stop", "spamreport", "dropped", "manual"})
+#: Suppression reasons that stop every message on the channel: all but `unsubscribe`,
+#: which only stops marketing.
+HARD_SUPPRESSIONS = frozenset(SuppressionReason) - {SuppressionReason.UNSUBSCRIBE}
 
 
 class Renderer(Protocol):

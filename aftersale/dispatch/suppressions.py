@@ -20,14 +20,14 @@ import phonenumbers
 
 from aftersale.errors import AftersaleError
 from aftersale.masking import mask_recipient
-from aftersale.models import ChannelKind
+from aftersale.models import ChannelKind, SuppressionReason
 from aftersale.store.duckdb.store import Store, from_db, to_db
 
 log = logging.getLogger(__name__)
 
 #: Every reason the store knows. `unsubscribe` stops marketing only; the rest stop
 #: everything on the channel (see aftersale.dispatch.HARD_SUPPRESSIONS).
-REASONS: tuple[str, ...] = ("manual", "unsubscribe", "stop", "bounce", "spamreport", "dropped")
+REASONS: tuple[str, ...] = tuple(SuppressionReason)
 #: Consent suppressions: the recipient can lift them again (SMS START, group resubscribe).
 LIFTABLE = frozenset({"stop", "unsubscribe"})
 CSV_COLUMNS = ("address", "channel", "reason", "created_at")

@@ -15,6 +15,7 @@ from typing import Any
 
 from aftersale.models import (
     Customer,
+    DelayReason,
     DomainEvent,
     EventKind,
     Item,
@@ -29,14 +30,6 @@ from aftersale.render.context import build_context
 from aftersale.settings import Shop
 
 SAMPLE_NOW = datetime(2025, 3, 12, 9, 30, tzinfo=UTC)
-DELAY_REASONS = (
-    "exception",
-    "no_first_scan",
-    "stale",
-    "eta_slipped",
-    "eta_missed",
-    "pickup_waiting",
-)
 ITEM_TEMPLATES = frozenset({"setup_tip", "review_request", "warranty_expiry"})
 
 
@@ -303,7 +296,7 @@ def sample_situations(template: str, sample: Sample) -> list[tuple[str, dict[str
                 f"delay: {reason}",
                 {**base, "shipment": late, "event": event(EventKind.DELAYED, reason=reason)},
             )
-            for reason in DELAY_REASONS
+            for reason in DelayReason
         ]
     if template == "available_for_pickup":
         waiting = replace(

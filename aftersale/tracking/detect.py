@@ -24,7 +24,6 @@ import calendar
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
@@ -32,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from aftersale.models import (
     TERMINAL_STATUSES,
+    DelayReason,
     DomainEvent,
     EventKind,
     Order,
@@ -40,16 +40,6 @@ from aftersale.models import (
     Tracking,
     TrackingEvent,
 )
-
-
-class DelayReason(StrEnum):
-    EXCEPTION = "exception"  # the carrier reported a problem (raw code kept in facts)
-    NO_FIRST_SCAN = "no_first_scan"  # label created, never handed over
-    STALE = "stale"  # no new scan for N business hours while not terminal
-    ETA_SLIPPED = "eta_slipped"  # estimate later than the first one or the promise
-    ETA_MISSED = "eta_missed"  # promised (else estimated) date passed, not delivered
-    PICKUP_WAITING = "pickup_waiting"  # waiting at a locker / pickup point too long
-
 
 #: The forward journey; statuses not listed (exception, unknown, returned...) have no rank.
 JOURNEY_RANK: Mapping[Status, int] = MappingProxyType(

@@ -13,6 +13,7 @@ from aftersale.decide.engine import SendHistory, decide, history_after
 from aftersale.decide.ruleset import load_ruleset, rule_files
 from aftersale.models import (
     Customer,
+    DelayReason,
     DomainEvent,
     EventKind,
     Item,
@@ -21,7 +22,6 @@ from aftersale.models import (
     ShipmentState,
     Status,
 )
-from aftersale.tracking.detect import DelayReason
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 RULESET = load_ruleset(rule_files(RULES))
