@@ -29,6 +29,7 @@ from aftersale.models import (
     ChannelKind,
     DomainEvent,
     EventKind,
+    Order,
     PollResult,
     ShipmentState,
     TrackingEvent,
@@ -57,7 +58,8 @@ class PollBatch:
     details: dict[str, Any] = field(default_factory=dict)  # retries, 429s, quotas: for the summary
 
 
-Poller = Callable[[Sequence[ShipmentState]], PollBatch]
+#: (due shipments, their ranked carrier candidates where detection proposed several)
+Poller = Callable[[Sequence[ShipmentState], Mapping[str, list[str]]], PollBatch]
 ORDER_FILE_SUFFIXES = (".ndjson", ".jsonl", ".csv")
 
 
@@ -76,6 +78,8 @@ class CycleParts:
     thresholds: DelayThresholds = field(default_factory=DelayThresholds)
     schedule: PollSchedule = field(default_factory=PollSchedule)
     dry_run: bool = False
+    #: due shipments polled, detected and committed together (one order never spans two)
+    page_size: int = 2_000
 
 
 @dataclass
@@ -85,6 +89,17 @@ class PollStage:
     breakers_open: list[str] = field(default_factory=list)
     corrections: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def combine(cls, pages: Sequence[PollStage]) -> PollStage:
+        """The cycle's poll, page by page put together (details: the last page's guards)."""
+        return cls(
+            [s for p in pages for s in p.polled],
+            [r for p in pages for r in p.results],
+            sorted({slug for p in pages for slug in p.breakers_open}),
+            {k: v for p in pages for k, v in p.corrections.items()},
+            pages[-1].details if pages else {},
+        )
 
     def by_carrier(self) -> dict[str, dict[str, int]]:
         table: dict[str, Counter[str]] = {}
@@ -102,9 +117,26 @@ class PollStage:
 
 @dataclass
 class DetectStage:
-    events: list[DomainEvent]  # new this cycle (a replayed event is not here)
+    """What one page found. `events` are candidates until the commit: a replayed event
+    (already stored) is dropped there; the cycle's summary keeps only the new ones."""
+
+    events: list[DomainEvent]
     changed_states: int
     errors: list[str]
+    # the page's pending writes and working set, committed by decide_stage
+    states: list[ShipmentState] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
+    scans: list[tuple[str, TrackingEvent]] = field(default_factory=list)
+    orders: dict[str, Order] = field(default_factory=dict)
+    shipments: dict[str, ShipmentState] = field(default_factory=dict)
+
+    @classmethod
+    def combine(cls, pages: Sequence[DetectStage]) -> DetectStage:
+        return cls(
+            [e for p in pages for e in p.events],
+            sum(p.changed_states for p in pages),
+            [err for p in pages for err in p.errors],
+        )
 
 
 @dataclass
@@ -112,6 +144,20 @@ class DecideStage:
     queued: int
     cancelled: int
     outcome: DecideOutcome
+    events: list[DomainEvent] = field(default_factory=list)  # new this cycle, as committed
+
+    @classmethod
+    def combine(cls, pages: Sequence[DecideStage]) -> DecideStage:
+        return cls(
+            sum(p.queued for p in pages),
+            sum(p.cancelled for p in pages),
+            DecideOutcome(
+                [d for p in pages for d in p.outcome.decisions],
+                [s for p in pages for s in p.outcome.skipped],
+                [k for p in pages for k in p.outcome.cancel_keys],
+            ),
+            [e for p in pages for e in p.events],
+        )
 
 
 @dataclass
@@ -182,20 +228,51 @@ def intake_pending(parts: CycleParts, now: datetime) -> list[ImportReport]:
     return reports
 
 
-def poll_due(parts: CycleParts, now: datetime) -> PollStage:
-    due = parts.store.due_shipments(now)
-    if not due:
-        return PollStage(due, [])
-    batch = parts.poll(due)
+def due_shipments(parts: CycleParts, now: datetime) -> list[ShipmentState]:
+    """The shipments due for a check, grouped so one order's parcels share a page."""
+    return sorted(parts.store.due_shipments(now), key=lambda s: (s.order_id, s.shipment_id))
+
+
+def pages(due: Sequence[ShipmentState], size: int) -> list[list[ShipmentState]]:
+    """Split the due shipments into pages that never split one order across two."""
+    out: list[list[ShipmentState]] = []
+    page: list[ShipmentState] = []
+    for state in due:
+        if len(page) >= size and state.order_id != page[-1].order_id:
+            out.append(page)
+            page = []
+        page.append(state)
+    if page:
+        out.append(page)
+    return out
+
+
+def poll_page(parts: CycleParts, page: Sequence[ShipmentState]) -> PollStage:
+    """Ask the carriers about one page of due shipments. Reads only: safe to repeat."""
+    if not page:
+        return PollStage([], [])
+    candidates = parts.store.carrier_candidates(s.shipment_id for s in page)
+    batch = parts.poll(page, candidates)
     for slug in batch.breakers_open:
         log.warning("carrier %s: circuit open, its shipments wait for the next cycle", slug)
-    return PollStage(due, batch.results, batch.breakers_open, batch.corrections, batch.details)
+    return PollStage(
+        list(page), batch.results, batch.breakers_open, batch.corrections, batch.details
+    )
 
 
-def detect_stage(parts: CycleParts, poll: PollStage, now: datetime, run_id: str) -> DetectStage:
+def detect_stage(
+    parts: CycleParts, poll: PollStage, now: datetime, with_due_dates: bool
+) -> DetectStage:
+    """What changed: new shipment states, scans and domain events of one page (plus, on the
+    cycle's last page, the events due by date). Reads the page's working set once and
+    writes nothing: `decide_stage` commits these together with the messages they cause."""
     store = parts.store
     previous = {s.shipment_id: s for s in poll.polled}
-    orders = store.load_orders({s.order_id for s in poll.polled})
+    due_orders = store.orders_with_time_based_events(now) if with_due_dates else []
+    placed_orders = store.orders_without_event(EventKind.ORDER_PLACED) if with_due_dates else []
+    orders = store.load_orders(
+        {s.order_id for s in poll.polled} | set(due_orders) | set(placed_orders)
+    )
     events: list[DomainEvent] = []
     states: list[ShipmentState] = []
     scans: list[tuple[str, TrackingEvent]] = []
@@ -227,49 +304,43 @@ def detect_stage(parts: CycleParts, poll: PollStage, now: datetime, run_id: str)
             schedule_after_poll(advance_state(prev, result.tracking, now), now, parts.schedule)
         )
         scans.extend((prev.shipment_id, e) for e in result.tracking.events)
-    with store.transaction():
-        store.save_shipment_states(states, failures)
-        store.save_tracking_events(scans, now)
-    events.extend(_time_based_events(parts, now))
-    fresh = store.record_domain_events(events, run_id=run_id, now=now)
+    # decide needs every parcel of these orders as it stands after this page's polls
+    shipments = {**store.shipments_of(orders), **{s.shipment_id: s for s in states}}
+    if with_due_dates:
+        events.extend(detect_order_placed(orders[oid]) for oid in placed_orders)
+        by_order: dict[str, list[ShipmentState]] = {}
+        for s in shipments.values():
+            by_order.setdefault(s.order_id, []).append(s)
+        for oid in due_orders:
+            events.extend(detect_due(orders[oid], by_order.get(oid, []), now, parts.thresholds))
     changed = sum(1 for s in states if s.status is not previous[s.shipment_id].status)
-    return DetectStage(fresh, changed, errors)
-
-
-def _time_based_events(parts: CycleParts, now: datetime) -> list[DomainEvent]:
-    store = parts.store
-    events = [
-        detect_order_placed(o)
-        for o in store.load_orders(store.orders_without_event(EventKind.ORDER_PLACED)).values()
-    ]
-    orders = store.load_orders(store.orders_with_time_based_events(now))
-    shipments_by_order: dict[str, list[ShipmentState]] = {}
-    for s in store.shipments_of(orders).values():
-        shipments_by_order.setdefault(s.order_id, []).append(s)
-    for order in orders.values():
-        events.extend(
-            detect_due(order, shipments_by_order.get(order.order_id, []), now, parts.thresholds)
-        )
-    return events
+    return DetectStage(events, changed, errors, states, failures, scans, orders, shipments)
 
 
 def decide_stage(
-    parts: CycleParts, events: Sequence[DomainEvent], now: datetime, run_id: str
+    parts: CycleParts, detected: DetectStage, now: datetime, run_id: str
 ) -> DecideStage:
+    """Decide the messages the page's new events cause, and commit everything the page
+    found (states, scans, events) together with those messages in ONE transaction: a run
+    killed anywhere before the commit leaves the shipments due, and the rerun polls and
+    decides them again; after it, the messages are queued. Nothing is lost in between."""
     store = parts.store
-    orders = store.load_orders({e.order_id for e in events})
-    shipments = store.shipments_of(orders)
-    history = load_send_history(store, {o.customer.customer_id for o in orders.values()}, now)
-    outcome = decide(events, orders, shipments, parts.ruleset, now, history)
+    orders = detected.orders
     customer_of = {oid: o.customer.customer_id for oid, o in orders.items()}
+    history = load_send_history(store, set(customer_of.values()), now)
     with store.transaction():
+        store.save_shipment_states(detected.states, detected.failures)
+        store.save_tracking_events(detected.scans, now)
+        fresh = store.record_domain_events(detected.events, run_id=run_id, now=now)
+        # decide is pure: only events this store had not seen, so a rerun decides nothing twice
+        outcome = decide(fresh, orders, detected.shipments, parts.ruleset, now, history)
         queued = msgs.queue_decisions(store, outcome.decisions, customer_of, run_id=run_id, now=now)
         cancelled = msgs.cancel_pending(
             store, outcome.cancel_keys, "superseded by a newer event", now
         )
     for skip in outcome.skipped:
         log.info("no message: %s", skip)
-    return DecideStage(len(queued), cancelled, outcome)
+    return DecideStage(len(queued), cancelled, outcome, fresh)
 
 
 def dispatch_stage(parts: CycleParts, now: datetime, run_id: str) -> DispatchReport:
@@ -298,14 +369,34 @@ def run_cycle(
     parts: CycleParts, now: datetime, run_id: str, run_stage: StageRunner = call_stage
 ) -> CycleSummary:
     """The one sequence of a cycle. Plain Python by default (`aftersale run --no-prefect`);
-    the Prefect flow passes a `run_stage` that runs each stage as its task."""
+    the Prefect flow passes a `run_stage` that runs each stage as its task.
+
+    The due shipments are worked through in pages (`parts.page_size`): poll, detect, then
+    decide and commit each page before the next, so memory is bounded by a page, not the
+    shop, and a crash loses at most the page in flight (which the rerun redoes)."""
     parts.store.start_run(run_id, "cycle", now)
     imports = run_stage("intake", intake_pending, parts, now)
-    poll = run_stage("poll", poll_due, parts, now)
-    detected = run_stage("detect", detect_stage, parts, poll, now, run_id)
-    decided = run_stage("decide", decide_stage, parts, detected.events, now, run_id)
+    due = due_shipments(parts, now)
+    polls, detects, decides = [], [], []
+    page_list = pages(due, parts.page_size) or [[]]
+    for number, page in enumerate(page_list, start=1):
+        last = number == len(page_list)
+        poll = run_stage("poll", poll_page, parts, page)
+        detected = run_stage("detect", detect_stage, parts, poll, now, last)
+        decided = run_stage("decide", decide_stage, parts, detected, now, run_id)
+        polls.append(poll)
+        # keep the page's counts, not its working set: memory stays one page deep
+        detects.append(DetectStage(decided.events, detected.changed_states, detected.errors))
+        decides.append(decided)
     dispatched = run_stage("dispatch", dispatch_stage, parts, now, run_id)
-    summary = CycleSummary(now, imports, poll, detected, decided, dispatched)
+    summary = CycleSummary(
+        now,
+        imports,
+        PollStage.combine(polls),
+        DetectStage.combine(detects),
+        DecideStage.combine(decides),
+        dispatched,
+    )
     parts.store.finish_run(run_id, summary.as_dict())
     return summary
 

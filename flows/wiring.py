@@ -56,14 +56,14 @@ def build_parts(
     # One set of guards per process: the daily budgets and breaker cooldowns span cycles.
     guards = PollGuards(limits_from_env(adapters, env, settings.poll_concurrency))
 
-    def poll(due: Sequence[ShipmentState]) -> PollBatch:
+    def poll(due: Sequence[ShipmentState], candidates: Mapping[str, list[str]]) -> PollBatch:
         report = run_poll_report(
             due,
             adapters,
             timeout_s=settings.poll_timeout_s,
             concurrency=settings.poll_concurrency,
             guards=guards,
-            candidates=store.carrier_candidates(s.shipment_id for s in due),
+            candidates=dict(candidates),
         )
         details = report.as_dict()
         return PollBatch(report.results, report.breakers_open, report.corrections, details)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from aftersale.cycle import PollBatch, detect_stage, poll_due
+from aftersale.cycle import PollBatch, decide_stage, detect_stage, due_shipments, poll_page
 from aftersale.models import Customer, Item, Order, PollResult, ShipmentRef, ShipmentState
 from aftersale.settings import Settings
 from aftersale.store.duckdb.store import Store
@@ -36,7 +36,7 @@ def test_failed_polls_count_up_back_off_and_reset_on_success(tmp_path: Path) -> 
         )
         parts, _ = build_parts(settings, store, env={}, carriers={})
 
-        def outage(due: Sequence[ShipmentState]) -> PollBatch:
+        def outage(due: Sequence[ShipmentState], _: Mapping[str, list[str]]) -> PollBatch:
             return PollBatch(
                 [PollResult(s.shipment_id, "inpost", None, "inpost: HTTP 503") for s in due]
             )
@@ -45,7 +45,8 @@ def test_failed_polls_count_up_back_off_and_reset_on_success(tmp_path: Path) -> 
         checks = []
         now = NOW
         for _ in range(3):
-            stage = detect_stage(parts, poll_due(parts, now), now, "r")
+            stage = detect_stage(parts, poll_page(parts, due_shipments(parts, now)), now, False)
+            decide_stage(parts, stage, now, "r")  # commits the page
             assert stage.errors == [f"inpost {'1' * 24}: inpost: HTTP 503"]
             (state,) = store.shipments_of(["O"]).values()
             checks.append(state.next_check_at - now)

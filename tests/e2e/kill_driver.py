@@ -1,0 +1,94 @@
+"""A fork server for the kill test: imports the pipeline once, then runs each requested
+cycle in a forked child whose store connection SIGKILLs the child right after its N-th
+statement. Reads one JSON request per line on stdin, answers one JSON line on stdout:
+
+    {"workdir": DIR, "now": ISO, "kill_after": N | null}
+    -> {"killed": bool, "statements": how many the cycle issued (when it finished)}
+
+The parent never touches DuckDB, so each child starts with a clean library state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aftersale.cycle import run_cycle
+from aftersale.settings import Settings
+from aftersale.store.duckdb.store import Store
+from flows.wiring import build_parts
+
+
+class KillAfter:
+    """Wraps the store's connection: the process dies right after statement `limit`."""
+
+    STATEMENTS = ("execute", "executemany", "sql", "query")
+
+    def __init__(self, con: Any, limit: int | None) -> None:
+        self._con = con
+        self._limit = limit
+        self.count = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._con, name)
+        if name not in self.STATEMENTS:
+            return attr
+
+        def statement(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            self.count += 1
+            if self.count == self._limit:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return result
+
+        return statement
+
+
+def run_child(request: dict[str, Any], report: Path) -> None:
+    workdir = Path(request["workdir"])
+    env = {
+        **os.environ,
+        "AFTERSALE_DB": str(workdir / "aftersale.duckdb"),
+        "AFTERSALE_OUTBOX": str(workdir / "outbox"),
+        "AFTERSALE_INBOX": str(workdir / "inbox"),
+    }
+    settings = Settings.from_env(env)
+    with Store.open(settings.db_path) as store:
+        parts, _ = build_parts(settings, store, env=env)
+        proxy = KillAfter(store.con, request["kill_after"])
+        store.con = proxy
+        summary = run_cycle(parts, datetime.fromisoformat(request["now"]), f"kill-{os.getpid()}")
+        store.con = proxy._con
+    report.write_text(
+        json.dumps({"statements": proxy.count, "sent": summary.dispatch.count("sent")})
+    )
+
+
+def main() -> None:
+    for line in sys.stdin:
+        request = json.loads(line)
+        report = Path(request["workdir"]) / "driver-report.json"
+        report.unlink(missing_ok=True)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                run_child(request, report)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        answer: dict[str, Any] = {"killed": killed, "exit": os.waitstatus_to_exitcode(status)}
+        if report.exists():
+            answer.update(json.loads(report.read_text()))
+        print(json.dumps(answer), flush=True)
+
+
+if __name__ == "__main__":
+    main()
