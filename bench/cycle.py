@@ -1,14 +1,33 @@
-"""Benchmark: one whole cycle over N active shipments (default 10,000) against the carrier
-sandbox, in plain Python and as the `aftersale-cycle` Prefect flow, side by side.
-Targets: the flow takes at most 1.2x the plain wall time and at most +150 MB peak memory.
+"""Benchmark: one whole cycle over N active shipments against the carrier sandbox: in plain
+Python, as the `aftersale-cycle` Prefect flow, and against a floor that does the same data
+movement the bulk way. Targets: the cycle takes at most 2x the floor at 10,000 shipments and
+at most 3 KB of peak memory per active shipment; the flow takes at most 1.2x the plain wall
+time and at most +150 MB peak memory.
 
-    .venv/bin/python bench/cycle.py [--shipments N]
+    .venv/bin/python bench/cycle.py [--shipments N [N ...]] [--modes plain,prefect,floor]
+                                    [--profile DIR]
 
-Both modes start from copies of the same DuckDB file and poll the same sandbox (same
-clock), each in its own process, so each peak RSS is that mode's alone. Timed: the cycle
-call (settings, store, wiring, five stages; for Prefect also the run's name, artifacts
-and events). Not timed: process start-up and, for Prefect, the temporary API server's
-start-up (a warm-up flow starts it; against a running server set PREFECT_API_URL).
+The floor, timed in its own process on its own copy of the database: read the due
+shipments in one query and their orders (with customers and items) in one more, fetch
+every parcel's tracking from the same sandbox with aiohttp at the cycle's concurrency,
+write the new states in one UPDATE, the scans, as many domain events as the cycle
+recorded and as many messages as it queued in one INSERT each, claim and mark those
+messages in one UPDATE each, and write as many `.eml` files as the cycle's outbox holds
+(copies of one of them, one plain file write each) and its SMS lines in one append. It
+renders nothing and decides nothing: the ratio says what the pipeline's logic costs on
+top of moving the data.
+
+Every mode starts from a copy of the same DuckDB file and polls the same sandbox (same
+clock), each in its own process. Timed: the cycle call (settings, store, wiring, five
+stages; for Prefect also the run's name, artifacts and events). Not timed: process
+start-up, imports and, for Prefect, the temporary API server's start-up (a warm-up flow
+starts it; against a running server set PREFECT_API_URL). Memory: peak RSS of the process
+(ru_maxrss) minus its RSS just before the timed part, so DuckDB's and pyarrow's native
+memory count too. Per active shipment it is the growth of that delta from the smallest
+size run (default 1,000 and 10,000 shipments) to each larger one, so the fixed cost of
+a DuckDB connection, templates and rules (about 100 MB) is not spread over N; a single
+size prints delta / N instead, fixed costs included. `--profile DIR` runs the plain cycle
+under cProfile (slower) and writes DIR/cycle-N.prof (read it with `python -m pstats`).
 """
 
 from __future__ import annotations
@@ -22,8 +41,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -33,7 +54,9 @@ CLOCK = START + timedelta(hours=8)  # label and first in-transit scan for every 
 LOCALES = [("pl-PL", "Europe/Warsaw", "PL", "+48601", 6),
            ("de", "Europe/Berlin", "DE", "+49151", 8),
            ("en", "Europe/London", "GB", "+447911", 6)]  # fmt: skip
+TARGET_FLOOR_RATIO, TARGET_KB_PER_SHIPMENT = 2.0, 3.0
 TARGET_RATIO, TARGET_EXTRA_MB = 1.2, 150
+MODES = ("plain", "prefect", "floor")
 
 
 def number(i: int) -> str:
@@ -57,8 +80,24 @@ def write_orders(path: Path, n: int) -> None:
             }) + "\n")  # fmt: skip
 
 
-def child(mode: str) -> None:
-    """Run one cycle in this process and print its figures as one JSON line."""
+def rss_mb() -> float:
+    """The process's resident memory now (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(mode: str, profile: str | None) -> None:
+    """Run one cycle (or the floor) in this process and print its figures as one JSON line."""
+    if mode == "floor":
+        figures = floor(json.loads(os.environ["BENCH_FLOOR"]))
+        print(json.dumps({"mode": mode, **figures}))
+        return
     from carriers.inpost import InPost
 
     # The sandbox has no quota: lift InPost's 5 requests/s courtesy limit, else both modes
@@ -68,6 +107,22 @@ def child(mode: str) -> None:
     from aftersale.cycle import run_cycle
     from aftersale.settings import Settings
     from aftersale.store.duckdb.store import Store
+    from flows.wiring import build_parts
+
+    stages: dict[str, float] = {}
+
+    def timed_stage(name: str, stage: Callable[..., Any], *args: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return stage(*args)
+        finally:
+            stages[name] = time.perf_counter() - began
+
+    def plain() -> dict[str, Any]:
+        settings = Settings.from_env()
+        with Store.open(settings.db_path) as store:
+            parts, _ = build_parts(settings, store)
+            return run_cycle(parts, CLOCK, "bench-plain", timed_stage).as_dict()
 
     if mode == "prefect":
         from prefect import flow
@@ -79,31 +134,173 @@ def child(mode: str) -> None:
             pass
 
         warm_up()  # starts the temporary API server, if any, outside the timing
+    before_mb = rss_mb()
     started = time.perf_counter()
-    if mode == "plain":
-        from flows.wiring import build_parts
-
-        settings = Settings.from_env()
-        with Store.open(settings.db_path) as store:
-            parts, _ = build_parts(settings, store)
-            summary = run_cycle(parts, CLOCK, "bench-plain").as_dict()
-    else:
+    if mode == "prefect":
         summary = aftersale_cycle(now=CLOCK)
+    elif profile:
+        import cProfile
+
+        with cProfile.Profile() as profiler:
+            summary = plain()
+        profiler.dump_stats(profile)
+    else:
+        summary = plain()
     wall = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     counts = {k: summary[k] for k in ("polled", "events", "queued", "sent", "failed", "deferred")}
-    print(json.dumps({"mode": mode, "wall_s": wall, "peak_mb": peak_mb, **counts}))
+    print(json.dumps({"mode": mode, "wall_s": wall, "peak_mb": peak_mb(),
+                      "delta_mb": peak_mb() - before_mb, "stages": stages, **counts}))  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shipments", type=int, default=10_000)
-    parser.add_argument("--child", choices=["plain", "prefect"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child(args.child)
-        return
+def floor(spec: dict[str, Any]) -> dict[str, Any]:
+    """The same data movement as the cycle, the bulk way (see the module docstring)."""
+    import asyncio
 
+    import aiohttp
+    import duckdb
+    import pyarrow as pa
+
+    db, outbox, url = os.environ["AFTERSALE_DB"], Path(spec["outbox"]), spec["url"]
+    sample = Path(spec["sample_eml"]).read_bytes() if spec["emails"] else b""
+    now = CLOCK.replace(tzinfo=None)  # the store keeps naive UTC
+
+    async def fetch_all(numbers: list[str]) -> list[dict[str, Any]]:
+        queue = iter(numbers)
+        docs: dict[str, dict[str, Any]] = {}
+        connector = aiohttp.TCPConnector(limit=spec["concurrency"])
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def worker() -> None:
+                for tracking_number in queue:
+                    async with session.get(f"{url}/v1/tracking/{tracking_number}") as answer:
+                        docs[tracking_number] = json.loads(await answer.read())
+
+            await asyncio.gather(*(worker() for _ in range(spec["concurrency"])))
+        return [docs[n] for n in numbers]
+
+    before_mb = rss_mb()
+    started = time.perf_counter()
+    con = duckdb.connect(db)
+    terminal = ["delivered", "returned_to_sender", "cancelled", "expired"]
+    due = con.execute(
+        "SELECT * FROM shipments WHERE status NOT IN (SELECT unnest(?)) "
+        "AND (next_check_at IS NULL OR next_check_at <= ?)",
+        [terminal, now],
+    ).fetchall()
+    cols = [d[0] for d in con.description]
+    sid, oid, tno = cols.index("shipment_id"), cols.index("order_id"), cols.index("tracking_number")
+    orders = con.execute(
+        "SELECT * FROM orders o JOIN customers c USING (customer_id) "
+        "JOIN items i USING (order_id) WHERE o.order_id IN (SELECT unnest(?))",
+        [[s[oid] for s in due]],
+    ).fetchall()
+    docs = asyncio.run(fetch_all([s[tno] for s in due]))
+
+    states = {k: [] for k in ("shipment_id", "status", "code", "last_event_at")}
+    scans: dict[str, list[Any]] = {
+        k: [] for k in ("shipment_id", "occurred_at", "code", "location", "description")
+    }
+    for shipment, doc in zip(due, docs, strict=True):
+        details = doc.get("tracking_details") or []  # newest first
+        times = [datetime.fromisoformat(d["datetime"]).astimezone(UTC) for d in details]
+        for d, when in zip(details, times, strict=True):
+            scans["shipment_id"].append(shipment[sid])
+            scans["occurred_at"].append(when.replace(tzinfo=None))
+            scans["code"].append(d["status"])
+            scans["location"].append(d["agency"] or "")
+            scans["description"].append(d["status"])
+        states["shipment_id"].append(shipment[sid])
+        states["status"].append(doc.get("status") or "unknown")
+        states["code"].append(doc.get("status"))
+        states["last_event_at"].append(times[0].replace(tzinfo=None) if times else None)
+    n_events, n_messages = spec["events"], spec["messages"]
+    pick = [due[i % len(due)] for i in range(max(n_events, n_messages))] if due else []
+    events = {
+        "event_id": [f"floor-e{i}" for i in range(n_events)],
+        "kind": ["shipped"] * n_events,
+        "order_id": [s[oid] for s in pick[:n_events]],
+        "shipment_id": [s[sid] for s in pick[:n_events]],
+        "occurred_at": [now] * n_events,
+        "facts": ["{}"] * n_events,
+        "detected_at": [now] * n_events,
+    }
+    ids = [f"floor-m{i}" for i in range(n_messages)]
+    messages = {
+        "message_id": ids,
+        "idempotency_key": ids,
+        "rule_id": ["shipped"] * n_messages,
+        "template": ["shipped"] * n_messages,
+        "channel": ["email"] * n_messages,
+        "marketing": [False] * n_messages,
+        "order_id": [s[oid] for s in pick[:n_messages]],
+        "customer_id": [f"C-{i:06d}" for i in range(n_messages)],
+        "event_id": [f"floor-e{i % max(n_events, 1)}" for i in range(n_messages)],
+        "state": ["pending"] * n_messages,
+        "due_at": [now] * n_messages,
+        "created_at": [now] * n_messages,
+        "updated_at": [now] * n_messages,
+    }
+    body = sample[len(sample) // 2 :].decode("ascii", "replace")
+    claims = {
+        "message_id": ids,
+        "recipient": [f"customer{i}@example.com" for i in range(n_messages)],
+        "subject": ["Your parcel is on its way"] * n_messages,
+        "body_text": [body] * n_messages,
+    }
+    # The transactional outbox: new states, scans, events and queued messages in one commit.
+    con.execute("BEGIN")
+    for name, table in (("s", states), ("t", scans), ("e", events), ("m", messages)):
+        con.register(name, pa.table(table))
+    con.execute(
+        "UPDATE shipments SET status = s.status, code = s.code, last_event_at = s.last_event_at, "
+        "last_polled_at = $now, next_check_at = $now + INTERVAL 4 HOUR FROM s "
+        "WHERE shipments.shipment_id = s.shipment_id",
+        {"now": now},
+    )
+    con.execute(
+        "INSERT INTO tracking_events BY NAME SELECT *, $now AS recorded_at FROM t "
+        "ON CONFLICT DO NOTHING",
+        {"now": now},
+    )
+    con.execute("INSERT INTO domain_events BY NAME SELECT * FROM e")
+    con.execute("INSERT INTO messages BY NAME SELECT * FROM m")
+    con.execute("COMMIT")
+    con.register("c", pa.table(claims))
+    con.execute(
+        "UPDATE messages SET state = 'sending', recipient = c.recipient, subject = c.subject, "
+        "body_text = c.body_text, attempts = attempts + 1 FROM c "
+        "WHERE messages.message_id = c.message_id AND messages.state = 'pending'"
+    )
+    folder = outbox / "email"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(spec["emails"]):
+        with open(folder / f"floor-{i}.eml", "wb") as out:
+            out.write(sample)
+    sms = "".join(json.dumps({"message_id": f"floor-s{i}"}) + "\n" for i in range(spec["sms"]))
+    with open(outbox / "sms.jsonl", "a", encoding="utf-8") as out:
+        out.write(sms)
+    con.execute(
+        "UPDATE messages SET state = 'sent', provider_id = 'outbox', sent_at = $now FROM c "
+        "WHERE messages.message_id = c.message_id AND messages.state = 'sending'",
+        {"now": now},
+    )
+    con.close()
+    wall = time.perf_counter() - started
+    return {
+        "wall_s": wall,
+        "peak_mb": peak_mb(),
+        "delta_mb": peak_mb() - before_mb,
+        "polled": len(docs),
+        "orders_read": len(orders),
+        "scans": len(scans["shipment_id"]),
+        "events": n_events,
+        "queued": n_messages,
+        "sent": spec["emails"] + spec["sms"],
+    }
+
+
+def run_size(n: int, modes: list[str], profile_dir: Path | None) -> dict[str, dict[str, Any]]:
+    """Set up N shipments, run each mode in its own process, return each mode's figures."""
     from aftersale.intake.files import import_file
     from aftersale.store.duckdb.store import Store
     from sandbox.app import SandboxClock, SandboxState
@@ -111,20 +308,18 @@ def main() -> None:
     from sandbox.timelines import SandboxParcel
 
     work = Path(tempfile.mkdtemp(prefix="bench-cycle-"))
+    results: dict[str, dict[str, Any]] = {}
     try:
         orders = work / "orders.ndjson"
-        write_orders(orders, args.shipments)
+        write_orders(orders, n)
         base = work / "base.duckdb"
         with Store.open(base) as store:
             report = import_file(store, orders, now=START)
-        print(f"{report.loaded} orders with {args.shipments} active InPost shipments")
+        print(f"{report.loaded} orders with {n} active InPost shipments", flush=True)
         state = SandboxState(SandboxClock(CLOCK))
-        state.add(
-            SandboxParcel("inpost", number(i), "normal", START) for i in range(args.shipments)
-        )
-        results = {}
+        state.add(SandboxParcel("inpost", number(i), "normal", START) for i in range(n))
         with SandboxServer(state) as sandbox:
-            for mode in ("plain", "prefect"):
+            for mode in modes:
                 db = work / f"{mode}.duckdb"
                 shutil.copy(base, db)
                 env = {
@@ -137,32 +332,120 @@ def main() -> None:
                     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
                 }
-                done = subprocess.run(
-                    [sys.executable, __file__, "--child", mode],
-                    env=env, capture_output=True, text=True, check=False,
-                )  # fmt: skip
+                command = [sys.executable, __file__, "--child", mode]
+                if mode == "floor":
+                    env["BENCH_FLOOR"] = json.dumps(floor_spec(work, results, sandbox.url))
+                elif mode == "plain" and profile_dir:
+                    command += ["--profile", str(profile_dir / f"cycle-{n}.prof")]
+                done = subprocess.run(command, env=env, capture_output=True, text=True)
                 if done.returncode != 0:
                     sys.exit(f"{mode} run failed:\n{done.stderr[-4000:]}")
                 results[mode] = json.loads(done.stdout.strip().splitlines()[-1])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return results
 
-    plain, flow = results["plain"], results["prefect"]
-    header = ("wall s", "peak MB", "polled", "events", "queued", "sent")
+
+def floor_spec(work: Path, results: dict[str, dict[str, Any]], url: str) -> dict[str, Any]:
+    """What the floor moves: what the plain (or Prefect) cycle recorded and wrote."""
+    cycle = next((m for m in ("plain", "prefect") if m in results), None)
+    if cycle is None:
+        sys.exit("the floor copies a cycle's figures: run it with plain or prefect")
+    outbox = work / f"outbox-{cycle}"
+    emails = sorted((outbox / "email").glob("*.eml"))
+    sms = outbox / "sms.jsonl"
+    from aftersale.settings import Settings
+
+    return {
+        "url": url,
+        "outbox": str(work / "outbox-floor"),
+        "concurrency": Settings.from_env().poll_concurrency,
+        "events": results[cycle]["events"],
+        "messages": results[cycle]["queued"],
+        "emails": len(emails),
+        "sample_eml": str(emails[len(emails) // 2]) if emails else "",
+        "sms": len(sms.read_text(encoding="utf-8").splitlines()) if sms.exists() else 0,
+    }
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def report(n: int, r: dict[str, dict[str, Any]], reference: tuple[int, float] | None) -> bool:
+    """Print one size's table and its figures next to their targets; True if all are met.
+    `reference` is (N, delta MB) of the smallest size run: memory per shipment is then the
+    growth from there (what an added shipment costs), not fixed costs spread over N."""
+    header = ("wall s", "peak MB", "delta MB", "polled", "events", "queued", "sent")
     print(f"{'':>10} " + " ".join(f"{h:>8}" for h in header))
-    for r in (plain, flow):
-        print(f"{r['mode']:>10} {r['wall_s']:8.2f} {r['peak_mb']:8.0f} {r['polled']:8d} "
-              f"{r['events']:8d} {r['queued']:8d} {r['sent']:8d}")  # fmt: skip
-    ratio = flow["wall_s"] / plain["wall_s"]
-    extra = flow["peak_mb"] - plain["peak_mb"]
-    ok = ratio <= TARGET_RATIO and extra <= TARGET_EXTRA_MB
-    print(
-        f"Prefect / plain wall time: {ratio:.2f}x (target <= {TARGET_RATIO}x); "
-        f"extra peak memory: {extra:+.0f} MB (target <= +{TARGET_EXTRA_MB} MB): "
-        f"{'PASS' if ok else 'FAIL'}"
+    for mode, x in r.items():
+        print(f"{mode:>10} {x['wall_s']:8.2f} {x['peak_mb']:8.0f} {x['delta_mb']:8.0f} "
+              f"{x['polled']:8d} {x['events']:8d} {x['queued']:8d} {x['sent']:8d}")  # fmt: skip
+    ok = True
+    cycle = r.get("plain") or r.get("prefect")
+    if "plain" in r:
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in r["plain"]["stages"].items())
+        print(f"plain cycle by stage (s): {stages}")
+    if cycle:
+        how = f"{cycle['mode']}: peak RSS minus RSS before the cycle"
+        if reference and reference[0] < n:
+            kb = (cycle["delta_mb"] - reference[1]) * 1024 / (n - reference[0])
+            how += f", growth from {reference[0]:,} to {n:,} shipments"
+        else:
+            kb = cycle["delta_mb"] * 1024 / n
+            how += f", over {n:,} shipments, fixed costs included"
+        print(
+            f"peak memory per active shipment ({how}): {kb:.1f} KB "
+            f"(target <= {TARGET_KB_PER_SHIPMENT:.0f} KB): {verdict(kb <= TARGET_KB_PER_SHIPMENT)}"
+        )
+        ok &= kb <= TARGET_KB_PER_SHIPMENT
+    if cycle and "floor" in r:
+        ratio = cycle["wall_s"] / r["floor"]["wall_s"]
+        print(
+            f"cycle / floor wall time at {n:,}: {cycle['wall_s']:.2f} s / "
+            f"{r['floor']['wall_s']:.2f} s = {ratio:.2f}x (target <= {TARGET_FLOOR_RATIO}x "
+            f"at 10,000): {verdict(ratio <= TARGET_FLOOR_RATIO)}"
+        )
+        ok &= ratio <= TARGET_FLOOR_RATIO
+    if "plain" in r and "prefect" in r:
+        plain, flow = r["plain"], r["prefect"]
+        ratio = flow["wall_s"] / plain["wall_s"]
+        extra = flow["peak_mb"] - plain["peak_mb"]
+        print(
+            f"Prefect / plain wall time: {ratio:.2f}x (target <= {TARGET_RATIO}x); "
+            f"extra peak memory: {extra:+.0f} MB (target <= +{TARGET_EXTRA_MB} MB): "
+            f"{verdict(ratio <= TARGET_RATIO and extra <= TARGET_EXTRA_MB)}"
+        )
+        ok &= ratio <= TARGET_RATIO and extra <= TARGET_EXTRA_MB
+        if plain["sent"] != flow["sent"]:
+            sys.exit(f"the two modes disagree: {plain['sent']} vs {flow['sent']} sent")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average after the runs: {load} (other work on the machine slows every mode)\n")
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shipments", type=int, nargs="+", default=[1_000, 10_000])
+    parser.add_argument(
+        "--modes", default=",".join(MODES), help="comma-separated: " + ", ".join(MODES)
     )
-    if plain["sent"] != flow["sent"]:
-        sys.exit(f"the two modes disagree: {plain['sent']} vs {flow['sent']} sent")
+    parser.add_argument("--profile", type=Path, help="write the plain cycle's cProfile here")
+    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, str(args.profile) if args.profile else None)
+        return
+    modes = [m for m in MODES if m in args.modes.split(",")]
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    ok, reference = True, None
+    for n in sorted(args.shipments):
+        results = run_size(n, modes, args.profile)
+        ok &= report(n, results, reference)
+        cycle = results.get("plain") or results.get("prefect")
+        if reference is None and cycle:
+            reference = (n, cycle["delta_mb"])
     sys.exit(0 if ok else 1)
 
 
