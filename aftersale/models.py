@@ -37,10 +37,6 @@ TERMINAL_STATUSES = frozenset(
 )
 
 
-#: Carrier slugs, one per carrier everywhere (module, registry key, column, rule YAML).
-KNOWN_CARRIERS = ("ups", "dhl", "inpost", "dpd")
-
-
 class ChannelKind(StrEnum):
     EMAIL = "email"
     SMS = "sms"

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aftersale.carriers_meta import Carriers
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -29,15 +31,6 @@ class Shop:
     reply_to: str = "help@northwind.example"
 
 
-#: Production tracking endpoints; every one can be pointed elsewhere (sandbox, tests).
-DEFAULT_CARRIER_URLS: Mapping[str, str] = {
-    "inpost": "https://api-shipx-pl.easypack24.net",
-    "ups": "https://onlinetools.ups.com",
-    "dhl": "https://api-eu.dhl.com",
-    "dpd": "https://tracking.dpd.de",
-}
-
-
 @dataclass(frozen=True, slots=True)
 class Settings:
     db_path: Path = Path("aftersale.duckdb")
@@ -46,16 +39,19 @@ class Settings:
     rules_dir: Path = PROJECT_ROOT / "rules"
     templates_dir: Path = PROJECT_ROOT / "templates"
     catalogue_path: Path = PROJECT_ROOT / "catalogue" / "products.yaml"
-    carrier_urls: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CARRIER_URLS))
+    #: slug -> tracking API base URL: each carrier's META default, or AFTERSALE_<SLUG>_URL
+    carrier_urls: Mapping[str, str] = field(default_factory=dict)
     poll_concurrency: int = 16
     poll_timeout_s: float = 10.0
     store_lock_wait_s: float = 60.0
     shop: Shop = field(default_factory=Shop)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, carriers: Carriers) -> Settings:
+        """Settings from `env` (default: the process environment); `carriers` is the
+        directory the edge builds (carriers.registry), whose META gives each default URL."""
         env = os.environ if env is None else env
-        urls = dict(DEFAULT_CARRIER_URLS)
+        urls = carriers.api_urls()
         for slug in urls:
             override = env.get(f"AFTERSALE_{slug.upper()}_URL")
             if override:

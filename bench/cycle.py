@@ -105,8 +105,8 @@ def child(mode: str, profile: str | None) -> None:
     InPost.default_rate_per_s = None
 
     from aftersale.cycle import run_cycle
-    from aftersale.settings import Settings
     from aftersale.store.duckdb.store import Store
+    from carriers.registry import load_settings
     from flows.wiring import build_parts
 
     stages: dict[str, float] = {}
@@ -119,7 +119,7 @@ def child(mode: str, profile: str | None) -> None:
             stages[name] = stages.get(name, 0.0) + time.perf_counter() - began
 
     def plain() -> dict[str, Any]:
-        settings = Settings.from_env()
+        settings = load_settings()
         with Store.open(settings.db_path) as store:
             parts, _ = build_parts(settings, store)
             return run_cycle(parts, CLOCK, "bench-plain", timed_stage).as_dict()
@@ -303,6 +303,7 @@ def run_size(n: int, modes: list[str], profile_dir: Path | None) -> dict[str, di
     """Set up N shipments, run each mode in its own process, return each mode's figures."""
     from aftersale.intake.files import import_file
     from aftersale.store.duckdb.store import Store
+    from carriers.registry import DIRECTORY
     from sandbox.app import SandboxClock, SandboxState
     from sandbox.server import SandboxServer
     from sandbox.timelines import SandboxParcel
@@ -314,7 +315,7 @@ def run_size(n: int, modes: list[str], profile_dir: Path | None) -> dict[str, di
         write_orders(orders, n)
         base = work / "base.duckdb"
         with Store.open(base) as store:
-            report = import_file(store, orders, now=START)
+            report = import_file(store, orders, now=START, detect=DIRECTORY)
         print(f"{report.loaded} orders with {n} active InPost shipments", flush=True)
         state = SandboxState(SandboxClock(CLOCK))
         state.add(SandboxParcel("inpost", number(i), "normal", START) for i in range(n))
@@ -354,12 +355,12 @@ def floor_spec(work: Path, results: dict[str, dict[str, Any]], url: str) -> dict
     outbox = work / f"outbox-{cycle}"
     emails = sorted((outbox / "email").glob("*.eml"))
     sms = outbox / "sms.jsonl"
-    from aftersale.settings import Settings
+    from carriers.registry import load_settings
 
     return {
         "url": url,
         "outbox": str(work / "outbox-floor"),
-        "concurrency": Settings.from_env().poll_concurrency,
+        "concurrency": load_settings().poll_concurrency,
         "events": results[cycle]["events"],
         "messages": results[cycle]["queued"],
         "emails": len(emails),

@@ -38,6 +38,7 @@ from aftersale.tracking.detect import (  # noqa: E402
     detect_changes,
     detect_due,
 )
+from carriers.registry import DIRECTORY  # noqa: E402
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 JOURNEY = (Status.LABEL_CREATED, Status.IN_TRANSIT, Status.IN_TRANSIT,
@@ -82,8 +83,8 @@ def build(n_shipments: int, rng: random.Random):
 
 def main(n_updates: int = 100_000) -> None:
     rng = random.Random(7)
-    ruleset = load_ruleset(rule_files(ROOT / "rules"))
-    thresholds = ruleset.due_thresholds(default_thresholds())
+    ruleset = load_ruleset(rule_files(ROOT / "rules"), carriers=DIRECTORY)
+    thresholds = ruleset.due_thresholds(default_thresholds(DIRECTORY))
     orders, states, updates = build(n_updates // len(JOURNEY), rng)
     # The fixture (every order and every poll result of the run, about a million objects)
     # stands in for the store and the carriers' responses; a cycle never holds it all.

@@ -14,6 +14,7 @@ from aftersale.models import ChannelKind
 from aftersale.render.library import TemplateLibrary
 from aftersale.render.samples import sample_contexts, sample_recipient
 from aftersale.settings import PROJECT_ROOT, Shop
+from carriers.registry import DIRECTORY
 
 TARGET = 5_000
 
@@ -23,13 +24,18 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100_000)
     args = parser.parse_args()
     library = TemplateLibrary.load(
-        PROJECT_ROOT / "templates", Shop(), PROJECT_ROOT / "catalogue" / "products.yaml"
+        PROJECT_ROOT / "templates",
+        Shop(),
+        PROJECT_ROOT / "catalogue" / "products.yaml",
+        DIRECTORY,
     )
     # Every template x channel x sample situation; each customer's locale picks the variant,
     # and every variant is also rendered for a customer of its own locale.
     work = []
     for template, channel in library.templates():
-        for _, context in sample_contexts(template, library.shop, library.catalogue):
+        for _, context in sample_contexts(
+            template, library.shop, library.catalogue, library.carriers
+        ):
             for locale in library.locales():
                 ctx = {**context, "customer": {**context["customer"], "locale": locale}}
                 work.append((template, channel, ctx, sample_recipient(ctx, channel.value)))

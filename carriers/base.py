@@ -1,31 +1,43 @@
 """The carrier seam: pure `build_request` and `parse_response`, one short async `fetch`.
 
-Adding a carrier = one module with a `Carrier` subclass, one line in
-`carriers.registry.CARRIERS`, one payload folder, one test module.
+Adding a carrier = one module with its `META` and a `Carrier` subclass, one line in
+`carriers.registry.CARRIERS`, one sandbox module, one payload folder, one test module
+(docs/extending.md).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
+from aftersale.carriers_meta import CarrierMeta
 from aftersale.errors import CarrierAuthError, CarrierUnavailable
 from aftersale.models import Status, Tracking, TrackingEvent
 
 
 class Carrier:
-    """One carrier's tracking API. Subclasses set `slug` and implement the two pure halves."""
+    """One carrier's tracking API. Subclasses set `meta` (the module's META) and implement
+    the two pure halves; `from_env` reads their credentials."""
 
-    slug: str = ""
+    meta: ClassVar[CarrierMeta]
     #: Requests per second the carrier tolerates (None: no documented limit).
     default_rate_per_s: float | None = None
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
+
+    @property
+    def slug(self) -> str:
+        return self.meta.slug
+
+    @classmethod
+    def from_env(cls, base_url: str, env: Mapping[str, str]) -> Carrier:
+        """The adapter with the credentials `env` holds (none by default)."""
+        return cls(base_url)
 
     def build_request(self, tracking_number: str) -> httpx.Request:
         raise NotImplementedError

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 
+from aftersale.carriers_meta import CarrierMeta, NumberPattern
 from aftersale.models import Status, Tracking, TrackingEvent
 from carriers.base import (
     Carrier,
@@ -43,6 +45,34 @@ except ImportError:  # pragma: no cover
     from json import loads as _loads
 
 logger = logging.getLogger(__name__)
+
+
+def express_check_digit_ok(n: str) -> bool:
+    """DHL Express waybill: the last digit is the number formed by the others, mod 7."""
+    return int(n[:-1]) % 7 == int(n[-1])
+
+
+_PAGE = (
+    "https://www.dhl.com/{site}/home/tracking/tracking-parcel.html?submit=1&tracking-id={{number}}"
+)
+META = CarrierMeta(
+    slug="dhl",
+    name="DHL",
+    api_url="https://api-eu.dhl.com",
+    tracking_pages={
+        "pl": _PAGE.format(site="pl-pl"),
+        "de": _PAGE.format(site="de-de"),
+        "*": _PAGE.format(site="gb-en"),
+    },
+    # formats: CARRIERS.md section 6 (jkeen/tracking_number_data)
+    number_patterns=(
+        NumberPattern(r"^\d{10,11}$", express_check_digit_ok),  # Express waybill
+        NumberPattern(r"^J[A-Z]{1,3}\d{9,21}$"),  # JD.../JJD... piece ids
+        NumberPattern(r"^(?:\d{12}|\d{20})$"),  # Paket
+        NumberPattern(r"^(?:GM|LX|RX|UV|CN|SG|TH|IN|HK|MY)\d{10,39}$"),  # eCommerce
+    ),
+    sandbox_env={"DHL_API_KEY": "sandbox-key"},
+)
 
 _S = Status
 
@@ -166,7 +196,7 @@ _MISSING: Any = object()
 class Dhl(Carrier):
     """DHL Unified tracking; the API key is optional so a local sandbox works without one."""
 
-    slug = "dhl"
+    meta = META
     default_rate_per_s = 1.0
     #: Starter plan quota (calls per day); the poller may enforce it.
     default_rate_per_day: int | None = 250
@@ -174,6 +204,10 @@ class Dhl(Carrier):
     def __init__(self, base_url: str, api_key: str | None = None) -> None:
         super().__init__(base_url)
         self.api_key = api_key
+
+    @classmethod
+    def from_env(cls, base_url: str, env: Mapping[str, str]) -> Dhl:
+        return cls(base_url, api_key=env.get("DHL_API_KEY"))
 
     def build_request(self, tracking_number: str) -> httpx.Request:
         headers = {"Accept": "application/json"}

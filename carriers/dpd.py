@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from aftersale.carriers_meta import CarrierMeta, NumberPattern
 from aftersale.models import Status, Tracking, TrackingEvent
 from carriers.base import (
     Carrier,
@@ -46,6 +47,41 @@ except ImportError:  # pragma: no cover
     from json import loads as _loads
 
 logger = logging.getLogger(__name__)
+
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def iso7064_mod37_36(s: str) -> str:
+    """ISO 7064 hybrid MOD 37,36 check character over digits and letters (DPD labels)."""
+    product = 36
+    for c in s:
+        total = (product + _ALNUM.index(c)) % 36 or 36
+        product = (total * 2) % 37
+    return _ALNUM[(37 - product) % 36]
+
+
+def label_check_ok(n: str) -> bool:
+    """A 28-character label barcode ends with the MOD 37,36 check of the other 27."""
+    return iso7064_mod37_36(n[:27]) == n[27]
+
+
+META = CarrierMeta(
+    slug="dpd",
+    name="DPD",
+    api_url="https://tracking.dpd.de",
+    tracking_pages={
+        "pl": "https://tracking.dpd.de/status/pl_PL/parcel/{number}",
+        "de": "https://tracking.dpd.de/status/de_DE/parcel/{number}",
+        "*": "https://tracking.dpd.de/status/en_GB/parcel/{number}",
+    },
+    # formats: CARRIERS.md section 6 and DPD's label documentation
+    number_patterns=(
+        # zip (7) + parcel (14) + service (3) + country (3) + check character
+        NumberPattern(r"^\d{27}[0-9A-Z]$", label_check_ok),
+        NumberPattern(r"^\d{14}[0-9A-Z]?$"),  # parcel number, optional printed check character
+        NumberPattern(r"^\d{13}[A-Z]$"),  # DPD Poland waybill (unverified pattern)
+    ),
+)
 
 _S = Status
 LOCAL_ZONE = ZoneInfo("Europe/Berlin")
@@ -91,7 +127,7 @@ _MISSING: Any = object()
 class Dpd(Carrier):
     """DPD parcel lifecycle JSON; no credentials."""
 
-    slug = "dpd"
+    meta = META
     default_rate_per_s = 1.0  # our courtesy, not a published limit
 
     def __init__(self, base_url: str, locale: str = "en_DE") -> None:

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from aftersale.carriers_meta import CarrierMeta, NumberPattern
 from aftersale.models import Status, Tracking, TrackingEvent
 from carriers.base import (
     Carrier,
@@ -31,6 +33,20 @@ from carriers.base import (
 )
 
 log = logging.getLogger(__name__)
+
+META = CarrierMeta(
+    slug="inpost",
+    name="InPost",
+    api_url="https://api-shipx-pl.easypack24.net",
+    tracking_pages={"*": "https://inpost.pl/sledzenie-przesylek?number={number}"},
+    number_patterns=(NumberPattern(r"^\d{24}$"),),
+    delay_thresholds={
+        # lockers hold a parcel about 48 h: warn the customer after 24 h, not the default 72
+        "pickup_wait_hours": 24.0,
+        # a moving parcel with this status is late, though its status does not change
+        "delay_codes": frozenset({"delay_in_delivery"}),
+    },
+)
 
 _S = Status
 #: InPost status name -> canonical status (None: informational, keep the previous one).
@@ -144,12 +160,16 @@ def _pickup_point(body: dict[str, Any]) -> str | None:
 
 
 class InPost(Carrier):
-    slug = "inpost"
+    meta = META
     default_rate_per_s = 5.0
 
     def __init__(self, base_url: str, token: str | None = None) -> None:
         super().__init__(base_url)
         self.token = token
+
+    @classmethod
+    def from_env(cls, base_url: str, env: Mapping[str, str]) -> InPost:
+        return cls(base_url, token=env.get("INPOST_TOKEN"))  # optional for tracking
 
     def build_request(self, tracking_number: str) -> httpx.Request:
         headers = {"Accept": "application/json", "X-User-Agent": "aftersale"}

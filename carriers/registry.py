@@ -1,9 +1,13 @@
-"""The carriers aftersale knows: an explicit dict, slug -> factory. No scanning.
+"""The carriers aftersale knows: one explicit dict, slug -> adapter. No scanning.
+
+Everything else about a carrier (display name, tracking pages, API URL, number formats,
+sandbox credentials, threshold overrides) is in its module's `META`; `DIRECTORY`, the
+settings' URLs, the adapters and their poll limits are built from this dict.
 
 Credentials come from the environment (or whatever mapping the edge passes: Prefect
-Secret blocks resolved into it), never from files in the repo:
-UPS_CLIENT_ID + UPS_CLIENT_SECRET, DHL_API_KEY, INPOST_TOKEN (optional). DPD's
-parcel lifecycle JSON needs none.
+Secret blocks resolved into it), never from files in the repo; each adapter's `from_env`
+names its variables (UPS_CLIENT_ID + UPS_CLIENT_SECRET, DHL_API_KEY, INPOST_TOKEN
+optional; DPD's parcel lifecycle JSON needs none).
 
 Per-carrier poll limits can be tuned from the environment (`limits_from_env`):
 AFTERSALE_<SLUG>_RATE_PER_S, AFTERSALE_<SLUG>_RATE_PER_DAY, AFTERSALE_<SLUG>_CONCURRENCY
@@ -13,9 +17,11 @@ AFTERSALE_<SLUG>_RATE_PER_S, AFTERSALE_<SLUG>_RATE_PER_DAY, AFTERSALE_<SLUG>_CON
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
+from aftersale.carriers_meta import Carriers
 from aftersale.errors import ConfigError
+from aftersale.settings import Settings
 from carriers.base import Carrier
 from carriers.dhl import Dhl
 from carriers.dpd import Dpd
@@ -23,13 +29,25 @@ from carriers.inpost import InPost
 from carriers.poll import CarrierLimits, default_limits
 from carriers.ups import Ups
 
-#: slug -> factory(base_url, env) building a configured adapter.
-CARRIERS: dict[str, Callable[[str, Mapping[str, str]], Carrier]] = {
-    "ups": lambda url, env: Ups(url, env.get("UPS_CLIENT_ID"), env.get("UPS_CLIENT_SECRET")),
-    "dhl": lambda url, env: Dhl(url, api_key=env.get("DHL_API_KEY")),
-    "inpost": lambda url, env: InPost(url, token=env.get("INPOST_TOKEN")),
-    "dpd": lambda url, env: Dpd(url),
+#: slug -> adapter. The order is detection's order of preference when formats overlap.
+CARRIERS: dict[str, type[Carrier]] = {
+    "ups": Ups,
+    "dhl": Dhl,
+    "inpost": InPost,
+    "dpd": Dpd,
 }
+
+#: Every carrier's facts, for the core (intake, rules, templates, settings, detection).
+DIRECTORY = Carriers(tuple(adapter.meta for adapter in CARRIERS.values()))
+
+_misfiled = [slug for slug, adapter in CARRIERS.items() if adapter.meta.slug != slug]
+if _misfiled:
+    raise ConfigError(f"carriers.registry: key and META.slug differ for {_misfiled}")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment, with every registered carrier's API URL."""
+    return Settings.from_env(env, carriers=DIRECTORY)
 
 
 def build_carriers(
@@ -37,7 +55,11 @@ def build_carriers(
 ) -> dict[str, Carrier]:
     """Adapters for every registered carrier, credentials from the environment."""
     env = os.environ if env is None else env
-    return {slug: factory(urls[slug], env) for slug, factory in CARRIERS.items() if slug in urls}
+    return {
+        slug: adapter.from_env(urls[slug], env)
+        for slug, adapter in CARRIERS.items()
+        if slug in urls
+    }
 
 
 def limits_from_env(

@@ -20,7 +20,7 @@ import base64
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 import httpx
 
+from aftersale.carriers_meta import CarrierMeta, NumberPattern
 from aftersale.errors import CarrierAuthError, CarrierUnavailable
 from aftersale.models import Status, Tracking, TrackingEvent
 from carriers.base import (
@@ -50,6 +51,31 @@ except ImportError:  # pragma: no cover
     from json import loads as _loads
 
 logger = logging.getLogger(__name__)
+
+
+def check_digit_ok(n: str) -> bool:
+    """1Z + 15 characters + check digit: letters count (ord - ord('A') + 2) % 10, every
+    second character doubled, check = (10 - sum % 10) % 10."""
+    total = 0
+    for i, c in enumerate(n[2:17]):
+        value = int(c) if c.isdigit() else (ord(c) - ord("A") + 2) % 10
+        total += value * 2 if i % 2 else value
+    return n[17].isdigit() and (10 - total % 10) % 10 == int(n[17])
+
+
+META = CarrierMeta(
+    slug="ups",
+    name="UPS",
+    api_url="https://onlinetools.ups.com",
+    tracking_pages={
+        "pl": "https://www.ups.com/track?loc=pl_PL&tracknum={number}",
+        "de": "https://www.ups.com/track?loc=de_DE&tracknum={number}",
+        "*": "https://www.ups.com/track?loc={lang}_GB&tracknum={number}",
+    },
+    # formats: CARRIERS.md section 6 (jkeen/tracking_number_data)
+    number_patterns=(NumberPattern(r"^1Z[0-9A-Z]{16}$", check_digit_ok),),
+    sandbox_env={"UPS_CLIENT_ID": "sandbox-client", "UPS_CLIENT_SECRET": "sandbox-secret"},
+)
 
 _S = Status
 
@@ -241,7 +267,7 @@ class AccessToken:
 class Ups(Carrier):
     """UPS Track API with an OAuth2 client-credentials token cached per instance."""
 
-    slug = "ups"
+    meta = META
 
     def __init__(
         self,
@@ -260,6 +286,10 @@ class Ups(Carrier):
         self._token: AccessToken | None = None
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_env(cls, base_url: str, env: Mapping[str, str]) -> Ups:
+        return cls(base_url, env.get("UPS_CLIENT_ID"), env.get("UPS_CLIENT_SECRET"))
 
     @property
     def has_credentials(self) -> bool:

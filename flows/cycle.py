@@ -26,8 +26,8 @@ from aftersale import cycle as core
 from aftersale.dispatch import messages as msgs
 from aftersale.errors import RuleSetError
 from aftersale.ops.report import build_report, ruleset_alert
-from aftersale.settings import Settings
 from aftersale.store.duckdb.store import Store
+from carriers.registry import load_settings
 from flows.alerts import emit_alerts, install_masking, publish_artifacts, rename_run
 from flows.wiring import build_parts
 
@@ -112,7 +112,7 @@ def aftersale_cycle(now: datetime | None = None, dry_run: bool = False) -> dict[
     """One cycle over the store named by AFTERSALE_DB. `now` is for replays and the demo."""
     install_masking()
     logger = get_run_logger()
-    settings = Settings.from_env()
+    settings = load_settings()
     clock = (now or datetime.now(UTC)).astimezone(UTC)
     with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
         try:

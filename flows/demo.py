@@ -20,7 +20,7 @@ from rich.table import Table
 from aftersale.intake.files import import_file
 from aftersale.settings import PROJECT_ROOT
 from aftersale.store.duckdb.store import Store
-from carriers.detect import detect_carriers
+from carriers.registry import DIRECTORY
 from sandbox.app import SandboxClock, SandboxState
 from sandbox.server import SandboxServer
 from sandbox.timelines import SandboxParcel
@@ -37,6 +37,19 @@ def load_parcels(path: Path) -> list[SandboxParcel]:
         )
         for p in json.loads(path.read_text(encoding="utf-8"))
     ]
+
+
+def sandbox_env(url: str) -> dict[str, str]:
+    """Environment that points every registered carrier at the sandbox at `url`."""
+    env: dict[str, str] = {}
+    for meta in DIRECTORY:
+        prefix = f"AFTERSALE_{meta.slug.upper()}_"
+        env[prefix + "URL"] = url
+        # the sandbox has no quota: poll at full speed (0 = no rate limit)
+        env[prefix + "RATE_PER_S"] = env[prefix + "RATE_PER_DAY"] = "0"
+        # its own test credentials: it checks them the way each carrier does
+        env.update(meta.sandbox_env)
+    return env
 
 
 def run_demo(workdir: Path, console: Console | None = None) -> dict[str, int]:
@@ -57,25 +70,12 @@ def run_demo(workdir: Path, console: Console | None = None) -> dict[str, int]:
                 "AFTERSALE_DB": str(db),
                 "AFTERSALE_OUTBOX": str(outbox),
                 "AFTERSALE_INBOX": str(workdir / "inbox"),
-                **{
-                    f"AFTERSALE_{slug.upper()}_URL": sandbox.url
-                    for slug in ("ups", "dhl", "inpost", "dpd")
-                },
-                # the sandbox's own test credentials: it checks them the way each carrier does
-                "UPS_CLIENT_ID": "sandbox-client",
-                "UPS_CLIENT_SECRET": "sandbox-secret",
-                "DHL_API_KEY": "sandbox-key",
-                # the sandbox has no quota: poll at full speed (0 = no rate limit)
-                **{
-                    f"AFTERSALE_{slug.upper()}_RATE_PER_S": "0"
-                    for slug in ("ups", "dhl", "inpost", "dpd")
-                },
-                "AFTERSALE_DHL_RATE_PER_DAY": "0",
+                **sandbox_env(sandbox.url),
             }
         )
         with Store.open(db) as store:
             report = import_file(
-                store, examples / "orders.ndjson", now=DEMO_START, detect=detect_carriers
+                store, examples / "orders.ndjson", now=DEMO_START, detect=DIRECTORY
             )
         console.print(
             f"[bold]Imported[/] {report.loaded} orders from examples/orders.ndjson "

@@ -15,8 +15,8 @@ from pydantic import Field
 
 from aftersale.ops.housekeeping import Retention, run_housekeeping
 from aftersale.ops.report import Alert
-from aftersale.settings import Settings
 from aftersale.store.duckdb.store import Store
+from carriers.registry import load_settings
 from flows.alerts import emit_alerts, install_masking, publish_artifacts, rename_run
 
 
@@ -38,7 +38,7 @@ def aftersale_housekeeping(
         personal_data_days=personal_data_days,
         stuck_sending_after=timedelta(minutes=stuck_sending_minutes),
     )
-    settings = Settings.from_env()
+    settings = load_settings()
     with Store.open(settings.db_path, wait_s=store_wait_s) as store:
         report = run_housekeeping(store, clock, retention)
     summary = report.as_dict()

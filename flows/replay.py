@@ -17,8 +17,8 @@ from pydantic import Field
 from aftersale.decide.backfill import backfill, check_range
 from aftersale.errors import RuleSetError
 from aftersale.ops.report import ruleset_alert
-from aftersale.settings import Settings
 from aftersale.store.duckdb.store import Store
+from carriers.registry import load_settings
 from flows.alerts import emit_alerts, install_masking, publish_artifacts, rename_run
 from flows.wiring import load_library, load_rules
 
@@ -37,7 +37,7 @@ def aftersale_replay(
     logger = get_run_logger()
     check_range(start, end)
     clock = (now or datetime.now(UTC)).astimezone(UTC)
-    settings = Settings.from_env()
+    settings = load_settings()
     try:
         ruleset = load_rules(settings, load_library(settings))
     except RuleSetError as exc:

@@ -1,7 +1,8 @@
 """The composition root: build a cycle's parts (store, carriers, rules, templates, channels).
 
 Used by the Prefect flows and by the CLI. This is the one place that knows every
-package; the core (`aftersale`) stays free of `carriers` and Prefect.
+package; the core (`aftersale`) stays free of `carriers` and Prefect, and gets the
+carriers' facts as the registry's `DIRECTORY`.
 """
 
 from __future__ import annotations
@@ -18,23 +19,32 @@ from aftersale.models import ShipmentState
 from aftersale.render.library import TemplateLibrary, build_context
 from aftersale.settings import Settings
 from aftersale.store.duckdb.store import Store
-from aftersale.tracking.detect import default_thresholds
+from aftersale.tracking.detect import DelayThresholds, default_thresholds
 from aftersale.tracking.schedule import PollSchedule
 from carriers.base import Carrier
-from carriers.detect import detect_carriers
 from carriers.poll import PollGuards, run_poll_report
-from carriers.registry import build_carriers, limits_from_env
+from carriers.registry import DIRECTORY, build_carriers, limits_from_env
 
 log = logging.getLogger(__name__)
 
 
 def load_library(settings: Settings) -> TemplateLibrary:
-    return TemplateLibrary.load(settings.templates_dir, settings.shop, settings.catalogue_path)
+    return TemplateLibrary.load(
+        settings.templates_dir, settings.shop, settings.catalogue_path, DIRECTORY
+    )
 
 
 def load_rules(settings: Settings, library: TemplateLibrary) -> RuleSet:
     """Raises RuleSetError listing every problem: a broken rule set sends nothing."""
-    return load_ruleset(rule_files(settings.rules_dir), template_exists=library.has)
+    return load_ruleset(
+        rule_files(settings.rules_dir), carriers=DIRECTORY, template_exists=library.has
+    )
+
+
+def cycle_thresholds(ruleset: RuleSet) -> DelayThresholds:
+    """Detection's thresholds: each carrier's own (its META), emitting exactly the day
+    counts the rules listen for (delivered + N, warranty end - N)."""
+    return ruleset.due_thresholds(default_thresholds(DIRECTORY))
 
 
 def build_parts(
@@ -76,9 +86,8 @@ def build_parts(
         renderer=library,
         build_context=partial(_context, library, settings),
         channels=setup.channels,
-        detect_carrier=detect_carriers,
-        # detection emits exactly the day counts the rules listen for (delivered + N, …)
-        thresholds=ruleset.due_thresholds(default_thresholds()),
+        detect_carrier=DIRECTORY,
+        thresholds=cycle_thresholds(ruleset),
         schedule=PollSchedule.from_env(env),
         dry_run=dry_run,
     )
@@ -86,4 +95,6 @@ def build_parts(
 
 
 def _context(library: TemplateLibrary, settings: Settings, order, **kwargs):  # type: ignore[no-untyped-def]
-    return build_context(order, settings.shop, catalogue=library.catalogue, **kwargs)
+    return build_context(
+        order, settings.shop, carriers=library.carriers, catalogue=library.catalogue, **kwargs
+    )

@@ -2,9 +2,10 @@
 
 Parcels follow scripted timelines (`sandbox.timelines`); the clock only moves when told
 (`state.clock.set(...)` in-process, or `POST /_sandbox/clock {"now": ISO}`), so demos and
-tests are deterministic. Auth is checked the way each carrier does it (UPS OAuth client
-credentials then a bearer token, DHL's key header). Faults are injected on request
-(`sandbox.faults`). Control endpoints live under `/_sandbox/`:
+tests are deterministic. One module per carrier (`WIRES`) speaks its wire format and
+checks auth the way that carrier does (UPS OAuth client credentials then a bearer token,
+DHL's key header), accepting the test credentials in the carrier's META. Faults are
+injected on request (`sandbox.faults`). Control endpoints live under `/_sandbox/`:
 
     GET/POST  /_sandbox/clock      {"now": ISO 8601 with offset}
     GET/POST  /_sandbox/parcels    [{"carrier", "tracking_number", "scenario", "start"}]
@@ -12,6 +13,7 @@ credentials then a bearer token, DHL's key header). Faults are injected on reque
                                    or {"carrier": ..., "clear": true}
     GET/DELETE /_sandbox/requests  tracking requests served, per carrier
     POST      /_sandbox/ups/revoke  forget every UPS token issued (the next call gets 401)
+                                   (sandbox/ups.py)
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -37,6 +39,13 @@ from sandbox.faults import Fault, format_retry_after
 from sandbox.timelines import SCENARIOS, SandboxParcel
 
 Renderer = Callable[..., tuple[int, Any]]
+#: The shared tracking responder a wire module's routes call: counts the request, applies
+#: any fault, renders (carrier slug, number, request, the module's render function).
+Answer = Callable[[str, str, Request, Renderer], Awaitable[Response]]
+
+#: slug -> the module speaking that carrier's wire format. Each has `routes(state, answer)`;
+#: `aliases(number)`, where present, lists other numbers the carrier is asked for.
+WIRES: dict[str, ModuleType] = {"ups": ups, "dhl": dhl, "inpost": inpost, "dpd": dpd}
 
 
 class SandboxClock:
@@ -64,13 +73,8 @@ class SandboxState:
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)
     #: carrier slug (or "*") -> the fault its tracking answers get
     faults: dict[str, Fault] = field(default_factory=dict)
-    #: the test credentials each carrier accepts
-    ups_clients: dict[str, str] = field(
-        default_factory=lambda: {"sandbox-client": "sandbox-secret"}
-    )
-    dhl_keys: set[str] = field(default_factory=lambda: {"sandbox-key"})
-    #: UPS bearer tokens issued -> expiry (epoch seconds, real time: tokens outlive clock jumps)
-    ups_tokens: dict[str, float] = field(default_factory=dict)
+    #: bearer tokens issued -> expiry (epoch seconds, real time: tokens outlive clock jumps)
+    tokens: dict[str, float] = field(default_factory=dict)
     closing: threading.Event = field(default_factory=threading.Event)
     _aliases: dict[tuple[str, str], SandboxParcel] = field(default_factory=dict)
 
@@ -79,8 +83,9 @@ class SandboxState:
             if p.scenario not in SCENARIOS:
                 raise ValueError(f"unknown sandbox scenario {p.scenario!r} for {p.tracking_number}")
             self.parcels[(p.carrier, p.tracking_number)] = p
-            if p.carrier == "dpd":  # DPD is asked for the 14-digit parcel number inside a label
-                self._aliases[(p.carrier, dpd.parcel_number(p.tracking_number))] = p
+            aliases = getattr(WIRES.get(p.carrier), "aliases", None)
+            for alias in aliases(p.tracking_number) if aliases else ():
+                self._aliases[(p.carrier, alias)] = p
 
     def parcel(self, carrier: str, number: str) -> SandboxParcel | None:
         return self.parcels.get((carrier, number)) or self._aliases.get((carrier, number))
@@ -98,7 +103,7 @@ class SandboxState:
         return self.faults.get(carrier) or self.faults.get("*")
 
     def revoke_tokens(self) -> None:
-        self.ups_tokens.clear()
+        self.tokens.clear()
 
 
 def build_app(state: SandboxState) -> Starlette:
@@ -129,41 +134,6 @@ def build_app(state: SandboxState) -> Starlette:
             text = json.dumps(body)
             return Response(text[: len(text) // 2], 200, media_type="application/json")
         return JSONResponse(body, status_code=status)
-
-    async def inpost_tracking(request: Request) -> Response:
-        return await tracking("inpost", request.path_params["number"], request, inpost.render)
-
-    async def ups_token(request: Request) -> Response:
-        client_id = ups.check_basic_auth(request.headers.get("authorization"), state.ups_clients)
-        if client_id is None:
-            return JSONResponse(ups.BAD_CLIENT, status_code=401)
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
-        if form.get("grant_type") != ["client_credentials"]:
-            error = {"code": "10400", "message": "Invalid/Missing grant_type"}
-            return JSONResponse({"response": {"errors": [error]}}, status_code=400)
-        now = time.time()
-        token, body = ups.issue_token(client_id, now)
-        state.ups_tokens[token] = now + ups.TOKEN_LIFETIME_S
-        return JSONResponse(body)
-
-    async def ups_tracking(request: Request) -> Response:
-        auth = request.headers.get("authorization", "")
-        token = auth[7:] if auth.startswith("Bearer ") else ""
-        valid = state.ups_tokens.get(token, 0.0) > time.time()
-        if not (valid and request.headers.get("transid") and request.headers.get("transactionsrc")):
-            return JSONResponse(ups.BAD_AUTH, status_code=401)
-        return await tracking("ups", request.path_params["number"], request, ups.render)
-
-    async def dhl_tracking(request: Request) -> Response:
-        if request.headers.get("dhl-api-key") not in state.dhl_keys:
-            return JSONResponse(dhl.UNAUTHORIZED, status_code=401)
-        number = request.query_params.get("trackingNumber")
-        if not number:
-            return JSONResponse(dhl.bad_request("trackingNumber is required"), status_code=400)
-        return await tracking("dhl", number, request, dhl.render)
-
-    async def dpd_tracking(request: Request) -> Response:
-        return await tracking("dpd", request.path_params["number"], request, dpd.render)
 
     async def clock(request: Request) -> Response:
         if request.method == "POST":
@@ -221,22 +191,13 @@ def build_app(state: SandboxState) -> Starlette:
             {"by_carrier": dict(state.requests), "total": sum(state.requests.values())}
         )
 
-    async def ups_revoke(request: Request) -> Response:
-        state.revoke_tokens()
-        return JSONResponse({"revoked": True})
-
     return Starlette(
         routes=[
-            Route("/v1/tracking/{number}", inpost_tracking),
-            Route("/security/v1/oauth/token", ups_token, methods=["POST"]),
-            Route("/api/track/v1/details/{number}", ups_tracking),
-            Route("/track/shipments", dhl_tracking),
-            Route("/rest/plc/{locale}/{number}", dpd_tracking),
+            *(route for wire in WIRES.values() for route in wire.routes(state, tracking)),
             Route("/_sandbox/clock", clock, methods=["GET", "POST"]),
             Route("/_sandbox/parcels", parcels, methods=["GET", "POST"]),
             Route("/_sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),
             Route("/_sandbox/requests", requests, methods=["GET", "DELETE"]),
-            Route("/_sandbox/ups/revoke", ups_revoke, methods=["POST"]),
         ]
     )
 

@@ -10,10 +10,21 @@ offset, and `estimatedTimeOfDelivery` while DHL still gives one.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from aftersale.models import Status
+from carriers.dhl import META
 from sandbox.timelines import LOCAL_ZONE, SandboxParcel, Step, estimates, place
+
+if TYPE_CHECKING:
+    from sandbox.app import Answer, SandboxState
+
+#: The API keys the sandbox accepts: the test key in DHL's META.
+KEYS = frozenset({META.sandbox_env["DHL_API_KEY"]})
 
 #: canonical status -> (coarse statusCode, Express detail code, description).
 CODES: dict[Status, tuple[str, str, str]] = {
@@ -47,6 +58,18 @@ UNAUTHORIZED = {
     "status": 401,
     "detail": "Unauthorized for given resource.",
 }
+
+
+def routes(state: SandboxState, answer: Answer) -> list[Route]:
+    async def tracking(request: Request) -> Response:
+        if request.headers.get("dhl-api-key") not in KEYS:
+            return JSONResponse(UNAUTHORIZED, status_code=401)
+        number = request.query_params.get("trackingNumber")
+        if not number:
+            return JSONResponse(bad_request("trackingNumber is required"), status_code=400)
+        return await answer(META.slug, number, request, render)
+
+    return [Route("/track/shipments", tracking)]
 
 
 def not_found(number: str) -> dict[str, Any]:

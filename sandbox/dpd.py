@@ -10,11 +10,19 @@ with `parcelLifeCycleData: null`, as the real endpoint does.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
 from aftersale.models import Status
+from carriers.dpd import META
 from sandbox.timelines import SandboxParcel, Step, place
+
+if TYPE_CHECKING:
+    from sandbox.app import Answer, SandboxState
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -57,6 +65,18 @@ MILESTONES: dict[Status, str] = {
 _ORDER = ("ACCEPTED", "ON_THE_ROAD", "AT_DELIVERY_DEPOT", "OUT_FOR_DELIVERY", "DELIVERED")
 
 NOT_FOUND: dict[str, Any] = {"parcellifecycleResponse": {"parcelLifeCycleData": None}}
+
+
+def routes(state: SandboxState, answer: Answer) -> list[Route]:
+    async def tracking(request: Request) -> Response:
+        return await answer(META.slug, request.path_params["number"], request, render)
+
+    return [Route("/rest/plc/{locale}/{number}", tracking)]
+
+
+def aliases(number: str) -> tuple[str, ...]:
+    """DPD is asked for the 14-digit parcel number inside a label's barcode."""
+    return (parcel_number(number),)
 
 
 def parcel_number(number: str) -> str:

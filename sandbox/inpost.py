@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
 from aftersale.models import Status
+from carriers.inpost import META
 from sandbox.timelines import SandboxParcel
+
+if TYPE_CHECKING:
+    from sandbox.app import Answer, SandboxState
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 
@@ -25,6 +33,13 @@ CODES: dict[Status, str] = {
 FIRST_TRANSIT = "taken_by_courier"
 #: What the `unknown_status` fault sends: a status name not in InPost's dictionary.
 UNKNOWN = "teleported_by_sandbox"
+
+
+def routes(state: SandboxState, answer: Answer) -> list[Route]:
+    async def tracking(request: Request) -> Response:
+        return await answer(META.slug, request.path_params["number"], request, render)
+
+    return [Route("/v1/tracking/{number}", tracking)]
 
 
 def render(

@@ -13,11 +13,21 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from aftersale.models import Status
+from carriers.ups import META
 from sandbox.timelines import LOCAL_ZONE, SandboxParcel, Step, estimates, place
+
+if TYPE_CHECKING:
+    from sandbox.app import Answer, SandboxState
 
 #: canonical status -> (activity type, scan code, 3-digit statusCode, description).
 CODES: dict[Status, tuple[str, str, str, str]] = {
@@ -60,6 +70,42 @@ BAD_AUTH = {
     "response": {"errors": [{"code": "250002", "message": "Invalid Authentication Information."}]}
 }
 BAD_CLIENT = {"response": {"errors": [{"code": "10401", "message": "ClientId is Invalid"}]}}
+#: client id -> secret the sandbox accepts: the test credentials in UPS's META.
+CLIENTS = {META.sandbox_env["UPS_CLIENT_ID"]: META.sandbox_env["UPS_CLIENT_SECRET"]}
+
+
+def routes(state: SandboxState, answer: Answer) -> list[Route]:
+    async def token(request: Request) -> Response:
+        client_id = check_basic_auth(request.headers.get("authorization"), CLIENTS)
+        if client_id is None:
+            return JSONResponse(BAD_CLIENT, status_code=401)
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        if form.get("grant_type") != ["client_credentials"]:
+            error = {"code": "10400", "message": "Invalid/Missing grant_type"}
+            return JSONResponse({"response": {"errors": [error]}}, status_code=400)
+        now = time.time()
+        value, body = issue_token(client_id, now)
+        state.tokens[value] = now + TOKEN_LIFETIME_S
+        return JSONResponse(body)
+
+    async def tracking(request: Request) -> Response:
+        auth = request.headers.get("authorization", "")
+        bearer = auth[7:] if auth.startswith("Bearer ") else ""
+        valid = state.tokens.get(bearer, 0.0) > time.time()
+        if not (valid and request.headers.get("transid") and request.headers.get("transactionsrc")):
+            return JSONResponse(BAD_AUTH, status_code=401)
+        return await answer(META.slug, request.path_params["number"], request, render)
+
+    async def revoke(request: Request) -> Response:
+        """Forget every token issued: the next tracking call gets 401."""
+        state.revoke_tokens()
+        return JSONResponse({"revoked": True})
+
+    return [
+        Route("/security/v1/oauth/token", token, methods=["POST"]),
+        Route("/api/track/v1/details/{number}", tracking),
+        Route("/_sandbox/ups/revoke", revoke, methods=["POST"]),
+    ]
 
 
 def check_basic_auth(header: str | None, clients: dict[str, str]) -> str | None:

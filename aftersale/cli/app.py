@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aftersale.errors import AftersaleError
-from aftersale.settings import PROJECT_ROOT, Settings
+from aftersale.settings import PROJECT_ROOT
 
 app = typer.Typer(
     name="aftersale",
@@ -53,15 +53,15 @@ def import_orders(
     """Import order files. Bad rows are reported with their line; the good rows load."""
     from aftersale.intake.files import import_file
     from aftersale.store.duckdb.store import Store
-    from carriers.detect import detect_carriers
+    from carriers.registry import DIRECTORY, load_settings
 
-    settings = Settings.from_env()
+    settings = load_settings()
     now = datetime.now(UTC)
     bad = 0
     try:
         with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
             for path in files:
-                report = import_file(store, path, now=now, detect=detect_carriers)
+                report = import_file(store, path, now=now, detect=DIRECTORY)
                 console.print(
                     f"{path}: {report.loaded} orders loaded, {report.already_known} already known, "
                     f"{len(report.rejections)} rows rejected"
@@ -91,6 +91,8 @@ def run(
     ] = None,  # noqa: UP007
 ) -> None:
     """Run one cycle: intake, poll, detect, decide, render, dispatch."""
+    from carriers.registry import load_settings
+
     clock = _now(now)
     try:
         if no_prefect:
@@ -98,7 +100,7 @@ def run(
             from aftersale.store.duckdb.store import Store
             from flows.wiring import build_parts
 
-            settings = Settings.from_env()
+            settings = load_settings()
             with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
                 parts, notes = build_parts(settings, store, dry_run=dry_run)
                 for note in notes:
@@ -151,21 +153,22 @@ def check() -> None:
     from aftersale.decide.replay import run_cases
     from aftersale.decide.ruleset import check_rules
     from aftersale.render.check import check_rule_kinds, check_templates
-    from flows.wiring import load_library, load_rules
+    from carriers.registry import DIRECTORY, load_settings
+    from flows.wiring import cycle_thresholds, load_library, load_rules
 
-    settings = Settings.from_env()
+    settings = load_settings()
     try:
         library = load_library(settings)
     except AftersaleError as exc:
         _fail(exc)
-    problems = check_rules(settings.rules_dir, template_exists=library.has)
+    problems = check_rules(settings.rules_dir, carriers=DIRECTORY, template_exists=library.has)
     if not problems:
         ruleset = load_rules(settings, library)
         problems.extend(check_rule_kinds(ruleset, library))
         # the rules files' own examples: a case that no longer fires (or now fires) is a problem
         problems.extend(
             f"{result.source}: case '{result.name}': {failure}"
-            for result in run_cases(ruleset)
+            for result in run_cases(ruleset, cycle_thresholds(ruleset))
             for failure in result.failures
         )
     problems.extend(check_templates(library))
@@ -191,15 +194,17 @@ def simulate(
     over a time range (`--from … --to …`) with today's rules. Nothing is sent or queued."""
     from aftersale.decide.simulate import format_simulation
     from aftersale.decide.simulate import simulate as run_simulation
-    from flows.wiring import load_library, load_rules
+    from carriers.registry import load_settings
+    from flows.wiring import cycle_thresholds, load_library, load_rules
 
-    settings = Settings.from_env()
+    settings = load_settings()
     if (scenario is None) == (start is None or end is None):
         _fail(ValueError("give a scenario file, or --from and --to to replay the store"))
     try:
         ruleset = load_rules(settings, load_library(settings))
         if scenario is not None:
-            typer.echo(format_simulation(run_simulation(scenario, ruleset)))
+            lines = run_simulation(scenario, ruleset, thresholds=cycle_thresholds(ruleset))
+            typer.echo(format_simulation(lines))
             return
         from aftersale.decide.backfill import backfill
         from aftersale.store.duckdb.store import Store
@@ -221,12 +226,12 @@ def track(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
 ) -> None:
     """Poll one parcel and print its normalised tracking (support staff, new fixtures)."""
-    from carriers.detect import detect_carriers, normalise_tracking_number
+    from aftersale.carriers_meta import normalise_tracking_number
     from carriers.jsonout import tracking_to_json
     from carriers.poll import run_poll
-    from carriers.registry import build_carriers
+    from carriers.registry import DIRECTORY, build_carriers, load_settings
 
-    settings = Settings.from_env()
+    settings = load_settings()
     adapters = build_carriers(settings.carrier_urls)
     if parse is not None:
         if carrier not in adapters:
@@ -236,7 +241,7 @@ def track(
         if not number:
             _fail(ValueError("give a tracking number, or --carrier and --parse FILE"))
         number = normalise_tracking_number(number)  # type: ignore[arg-type]
-        slugs = [carrier] if carrier else detect_carriers(number)
+        slugs = [carrier] if carrier else DIRECTORY.detect(number)
         if not slugs:
             _fail(ValueError(f"{number}: no carrier recognises this format; pass --carrier"))
         from aftersale.models import ShipmentState, Status
@@ -280,8 +285,9 @@ def messages_list(
     from aftersale.dispatch import messages as msgs
     from aftersale.masking import mask_recipient
     from aftersale.store.duckdb.store import Store
+    from carriers.registry import load_settings
 
-    settings = Settings.from_env()
+    settings = load_settings()
     with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
         rows = msgs.messages_by_state(store, state)
     table = Table("message", "rule", "channel", "order", "recipient", "error")
@@ -307,8 +313,9 @@ def messages_release(
     """After checking the provider: resend `unknown` messages, or record them as sent."""
     from aftersale.dispatch import messages as msgs
     from aftersale.store.duckdb.store import Store
+    from carriers.registry import load_settings
 
-    settings = Settings.from_env()
+    settings = load_settings()
     with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
         n = msgs.release_unknown(store, message_ids, resend=resend, now=datetime.now(UTC))
     console.print(f"{n} message(s) {'queued again' if resend else 'recorded as sent'}")

@@ -17,7 +17,6 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 
 from aftersale.errors import AftersaleError
-from aftersale.settings import Settings
 from aftersale.store.duckdb.store import Store
 
 suppress_app = typer.Typer(
@@ -48,7 +47,9 @@ def _fail(message: str) -> NoReturn:
 
 @contextmanager
 def _store() -> Iterator[Store]:
-    settings = Settings.from_env()
+    from carriers.registry import load_settings
+
+    settings = load_settings()
     try:
         store = Store.open(settings.db_path, wait_s=settings.store_lock_wait_s)
     except AftersaleError as exc:
@@ -170,9 +171,10 @@ def webhooks_serve(
     from aftersale.dispatch.channels.config import webhook_config
     from aftersale.dispatch.inbound import build_webhook_app, help_text_for
     from aftersale.dispatch.spool import SpoolSink, webhook_spool_dir
+    from carriers.registry import load_settings
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)-9s %(name)s: %(message)s")
-    settings = Settings.from_env()
+    settings = load_settings()
     config = _checked(lambda: webhook_config(os.environ))
     spool = webhook_spool_dir(settings)
     app = _checked(

@@ -54,12 +54,16 @@ def _fail(exc: Exception | str) -> None:
 
 
 def _library(settings: Settings) -> TemplateLibrary:
-    return TemplateLibrary.load(settings.templates_dir, settings.shop, settings.catalogue_path)
+    from carriers.registry import DIRECTORY
+
+    return TemplateLibrary.load(
+        settings.templates_dir, settings.shop, settings.catalogue_path, DIRECTORY
+    )
 
 
-def _find_sample(settings: Settings, order_id: str | None) -> Sample:
+def _find_sample(library: TemplateLibrary, settings: Settings, order_id: str | None) -> Sample:
     """A built-in sample by name, or an order (and its first parcel) from the store."""
-    samples = {s.name: s for s in build_samples()}
+    samples = {s.name: s for s in build_samples(library.carriers)}
     if order_id is None or order_id in samples:
         return samples[order_id or "typical"]
     from aftersale.store.duckdb.store import Store
@@ -105,7 +109,12 @@ def render_for_preview(
     if locale:
         order = replace(order, customer=replace(order.customer, locale=locale))
     context: dict[str, Any] = build_context(
-        order, library.shop, catalogue=library.catalogue, now=SAMPLE_NOW, **kwargs
+        order,
+        library.shop,
+        carriers=library.carriers,
+        catalogue=library.catalogue,
+        now=SAMPLE_NOW,
+        **kwargs,
     )
     to = sample_recipient(context, channel.value)
     return label, library.render(template, channel, context, to)
@@ -131,7 +140,9 @@ def preview(
     port: Annotated[int, typer.Option("--port", help="Gallery port; 0 picks a free one")] = 0,
 ) -> None:
     """Render one template for an order (stored or sample), or serve the whole gallery."""
-    settings = Settings.from_env()
+    from carriers.registry import load_settings
+
+    settings = load_settings()
     if serve:
         from aftersale.render.gallery import start_gallery
 
@@ -152,7 +163,7 @@ def preview(
     assert template is not None
     try:
         library = _library(settings)
-        sample = _find_sample(settings, order)
+        sample = _find_sample(library, settings, order)
         situation, message = render_for_preview(library, template, channel, sample, locale)
     except AftersaleError as exc:
         _fail(exc)
@@ -186,14 +197,15 @@ def send_test(
     """Send one template to yourself through the configured channel (the outbox by default),
     marked as a test."""
     from aftersale.dispatch.channels.config import build_channels
+    from carriers.registry import load_settings
 
-    settings = Settings.from_env()
+    settings = load_settings()
     channel = ChannelKind.EMAIL if "@" in to else ChannelKind.SMS
     if channel is ChannelKind.SMS and not to.startswith("+"):
         _fail(f"'{to}' is neither an email address nor a phone number in E.164 (+48…)")
     try:
         library = _library(settings)
-        sample = _find_sample(settings, order)
+        sample = _find_sample(library, settings, order)
         _, rendered = render_for_preview(library, template, channel, sample, locale)
         setup = build_channels(os.environ, settings.shop, settings.outbox_dir)
     except AftersaleError as exc:

@@ -2,23 +2,22 @@
 
 Conditions are data: a field name from `FIELDS`, an operator from `OPERATORS` and a
 value. `compile_condition` turns one into a plain callable once, at load time, so the
-decide hot path never validates anything.
+decide hot path never validates anything. The carriers a condition may name come from
+the carrier directory the rules are loaded with (`fields_for`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from aftersale.carriers_meta import Carriers
 from aftersale.models import DelayReason, DomainEvent, EventKind, Item, Order, ShipmentState, Status
 from aftersale.tracking.detect import add_business_days, local_to_utc, zone
-
-#: The carrier slugs a condition may name (one slug per carrier everywhere).
-KNOWN_CARRIERS = ("dhl", "dpd", "inpost", "ups")
 
 Getter = Callable[[Order, ShipmentState | None, DomainEvent, Sequence[Item]], Any]
 
@@ -57,9 +56,8 @@ FIELDS: dict[str, FieldSpec] = {
     "items.warranty_months": FieldSpec(
         "number", True, lambda o, s, e, i: [x.warranty_months for x in i]
     ),
-    "shipment.carrier": FieldSpec(
-        "text", False, lambda o, s, e, i: s.carrier if s else None, True, KNOWN_CARRIERS
-    ),
+    # its values: the carrier directory's slugs (fields_for)
+    "shipment.carrier": FieldSpec("text", False, lambda o, s, e, i: s.carrier if s else None, True),
     "shipment.status": FieldSpec(
         "text", False, lambda o, s, e, i: str(s.status) if s else None, True, tuple(Status)
     ),
@@ -68,6 +66,13 @@ FIELDS: dict[str, FieldSpec] = {
     ),
     "shipment.delay_days": FieldSpec("number", False, lambda o, s, e, i: _delay_days(e), True),
 }
+
+
+def fields_for(carriers: Carriers) -> Mapping[str, FieldSpec]:
+    """`FIELDS`, with the carrier slugs `shipment.carrier` may be compared with."""
+    carrier = replace(FIELDS["shipment.carrier"], choices=carriers.slugs)
+    return {**FIELDS, "shipment.carrier": carrier}
+
 
 #: Events that concern no shipment: conditions on shipment fields make no sense there.
 EVENTS_WITHOUT_SHIPMENT = frozenset({EventKind.ORDER_PLACED, EventKind.WARRANTY_ENDING})
@@ -104,9 +109,8 @@ class Condition:
         return f"{self.field} {OPERATORS[self.op]} {value}"
 
 
-def check_condition(field_name: str, op: str, value: Any) -> str | None:
-    """What is wrong with a condition, or None. Field existence is checked by the caller."""
-    spec = FIELDS[field_name]
+def check_condition(field_name: str, spec: FieldSpec, op: str, value: Any) -> str | None:
+    """What is wrong with a condition on the field `spec` describes, or None."""
     if op in _ORDERING and spec.type != "number":
         return f"operator '{op}' needs a number field, '{field_name}' is {spec.type}"
     values = value if op in ("in", "not_in") else [value]

@@ -36,7 +36,6 @@ from aftersale.models import (
 from aftersale.tracking.detect import (
     DelayThresholds,
     advance_state,
-    default_thresholds,
     detect_changes,
     detect_due,
     detect_order_placed,
@@ -47,7 +46,7 @@ from aftersale.tracking.detect import (
 @dataclass(frozen=True, slots=True)
 class Parcel:
     shipment_id: str
-    carrier: str
+    carrier: str | None
     tracking_number: str
     scans: tuple[ScanModel, ...]
 
@@ -102,7 +101,7 @@ def tracking_at(parcel: Parcel, t: datetime) -> Tracking | None:
     window = next((s.window for s in reversed(latest_report) if s.window), None)
     delivered = next((s for s in reversed(ordered) if s.status is Status.DELIVERED), None)
     return Tracking(
-        carrier=parcel.carrier,
+        carrier=parcel.carrier or "",  # a case may name no carrier
         tracking_number=parcel.tracking_number,
         status=current.status if current and current.status else Status.UNKNOWN,
         code=current.code if current else None,
@@ -131,10 +130,10 @@ def replay(
     start: datetime,
     end: datetime,
     step: timedelta,
-    thresholds: DelayThresholds | None = None,
+    thresholds: DelayThresholds,
 ) -> ReplayResult:
-    """Run cycles from `start` to `end` every `step`, plus at every scan and due message."""
-    limits = thresholds or ruleset.due_thresholds(default_thresholds())
+    """Run cycles from `start` to `end` every `step`, plus at every scan and due message.
+    `thresholds` are the cycle's (the carriers' own, asked for the rules' day counts)."""
     orders_by_id = {o.order.order_id: o.order for o in orders}
     tz_of = {o.order.order_id: o.order.customer.time_zone for o in orders}
     states = {
@@ -185,10 +184,10 @@ def replay(
                     continue
                 seen_scans[parcel.shipment_id] = len(tracking.events)
                 prev = states[parcel.shipment_id]
-                events.extend(detect_changes(prev, tracking, order, now, limits))
+                events.extend(detect_changes(prev, tracking, order, now, thresholds))
                 states[parcel.shipment_id] = advance_state(prev, tracking, now)
             events.extend(
-                detect_due(order, [states[p.shipment_id] for p in sim.parcels], now, limits)
+                detect_due(order, [states[p.shipment_id] for p in sim.parcels], now, thresholds)
             )
         if not events:
             continue
@@ -296,17 +295,17 @@ class CaseResult:
         return not self.failures
 
 
-def run_cases(ruleset: RuleSet) -> list[CaseResult]:
+def run_cases(ruleset: RuleSet, thresholds: DelayThresholds) -> list[CaseResult]:
     """Replay every rules file's example cases; each result says what went wrong, if anything."""
-    return [run_case(case, ruleset) for case in ruleset.cases]
+    return [run_case(case, ruleset, thresholds) for case in ruleset.cases]
 
 
-def run_case(case: Case, ruleset: RuleSet) -> CaseResult:
+def run_case(case: Case, ruleset: RuleSet, thresholds: DelayThresholds) -> CaseResult:
     sim = case_order(case)
     now = _utc(case.model.now)
     start = sim.order.placed_at
     step = max(timedelta(hours=1), (now - start) / 2000)
-    result = replay([sim], ruleset, start, now, step)
+    result = replay([sim], ruleset, start, now, step, thresholds)
     sent = [f"{x.rule_id}:{x.channel}" for x in result.lines if x.kind == "send"]
     waiting = [f"{x.rule_id}:{x.channel}" for x in result.pending.values()]
     failures = []

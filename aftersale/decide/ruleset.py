@@ -18,12 +18,14 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
+from aftersale.carriers_meta import Carriers
 from aftersale.decide.conditions import (
     EVENTS_WITHOUT_SHIPMENT,
-    FIELDS,
     OPERATORS,
+    FieldSpec,
     check_condition,
     compile_condition,
+    fields_for,
     invert,
     parse_duration,
     parse_window,
@@ -177,9 +179,10 @@ def rule_files(rules_dir: Path) -> list[Path]:
 
 
 def load_ruleset(
-    paths: Sequence[Path], *, template_exists: TemplateExists | None = None
+    paths: Sequence[Path], *, carriers: Carriers, template_exists: TemplateExists | None = None
 ) -> RuleSet:
-    """Validate and compile the rules files; raise `RuleSetError` listing every problem."""
+    """Validate and compile the rules files; raise `RuleSetError` listing every problem.
+    `carriers` is the directory conditions and cases may name carriers from."""
     problems: list[str] = []
     rules: list[Rule] = []
     caps: list[Cap] = []
@@ -190,7 +193,7 @@ def load_ruleset(
     refs: list[tuple[_Where, str, str, str]] = []  # (where, subject, rule id, what refers)
     parsed = []
     for path in paths:
-        loaded = _FileLoader(path, problems)
+        loaded = _FileLoader(path, problems, carriers)
         if loaded.data is None:
             continue
         parsed.append(loaded)
@@ -243,10 +246,12 @@ def load_ruleset(
     return RuleSet.build(rules, caps, [c for c, _ in cases])
 
 
-def check_rules(rules_dir: Path, template_exists: TemplateExists | None = None) -> list[str]:
+def check_rules(
+    rules_dir: Path, *, carriers: Carriers, template_exists: TemplateExists | None = None
+) -> list[str]:
     """Every problem of the rules directory, or [] (for `aftersale check`)."""
     try:
-        load_ruleset(rule_files(rules_dir), template_exists=template_exists)
+        load_ruleset(rule_files(rules_dir), carriers=carriers, template_exists=template_exists)
     except RuleSetError as exc:
         return exc.problems
     return []
@@ -286,8 +291,10 @@ def _position(node: Any, key: Any, as_key: bool) -> tuple[int, int]:
 
 
 class _FileLoader:
-    def __init__(self, path: Path, problems: list[str]) -> None:
+    def __init__(self, path: Path, problems: list[str], carriers: Carriers) -> None:
         self.path = path
+        self.carriers = carriers
+        self.fields: Mapping[str, FieldSpec] = fields_for(carriers)
         self.display = path.relative_to(path.parent.parent).as_posix()
         self.problems = problems
         self.data: Any = None
@@ -503,8 +510,11 @@ class _FileLoader:
         def problem(key: Any, text: str) -> None:
             self.problems.append(f"{self.where(raw, key)} {subject}: {text}")
 
-        if cond.field not in FIELDS:
-            problem("field", f"unknown field '{cond.field}'" + suggest(cond.field, list(FIELDS)))
+        spec = self.fields.get(cond.field)
+        if spec is None:
+            problem(
+                "field", f"unknown field '{cond.field}'" + suggest(cond.field, list(self.fields))
+            )
             return None
         ops = [op for op in OPERATORS if op in raw]
         if len(ops) != 1:
@@ -514,11 +524,11 @@ class _FileLoader:
             )
             return None
         op = ops[0]
-        if FIELDS[cond.field].needs_shipment and on in EVENTS_WITHOUT_SHIPMENT:
+        if spec.needs_shipment and on in EVENTS_WITHOUT_SHIPMENT:
             problem("field", f"field '{cond.field}' is not available for event '{on}'")
             return None
         value = getattr(cond, "in_" if op == "in" else op)
-        wrong = check_condition(cond.field, op, value)
+        wrong = check_condition(cond.field, spec, op, value)
         if wrong:
             problem(op, wrong)
             return None
@@ -569,6 +579,15 @@ class _FileLoader:
             if model.now.tzinfo is None or any(s.at.tzinfo is None for s in model.scans):
                 self.problems.append(
                     f"{self.where(raw)} {subject}: times need a zone, e.g. 2026-03-02T09:00:00Z"
+                )
+                continue
+            if model.carrier is not None and model.carrier not in self.carriers:
+                self.problems.append(
+                    f"{self.where(raw, 'carrier')} {subject}: unknown carrier '{model.carrier}'"
+                    + (
+                        suggest(model.carrier, self.carriers.slugs)
+                        or f" (one of: {', '.join(self.carriers.slugs)})"
+                    )
                 )
                 continue
             source = self.where(raw).rsplit(":", 1)[0]

@@ -124,7 +124,7 @@ class CaseModel(_Model):
     name: str
     customer: CaseCustomerModel = CaseCustomerModel()
     order: CaseOrderModel = CaseOrderModel()
-    carrier: str = "inpost"
+    carrier: str | None = None  # a slug from the carrier directory; None: any carrier
     scans: list[ScanModel] = []
     now: datetime
     should_send: list[str] = []

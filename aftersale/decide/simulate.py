@@ -120,7 +120,7 @@ def simulate(
     scenario_path: Path,
     ruleset: RuleSet,
     *,
-    thresholds: DelayThresholds | None = None,
+    thresholds: DelayThresholds,
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> list[SimLine]:

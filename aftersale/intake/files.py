@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -20,13 +20,23 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
+from aftersale.carriers_meta import Carriers, normalise_tracking_number
 from aftersale.errors import IntakeError
-from aftersale.models import KNOWN_CARRIERS, Customer, Item, Order, ShipmentRef
+from aftersale.models import Customer, Item, Order, ShipmentRef
 from aftersale.store.duckdb.store import Rejection, Store
 
-DetectCarriers = Callable[[str], list[str]]
+#: What intake needs to know about carriers: the slugs a row may name, and a ranked guess
+#: for a row that names none. (The name aftersale/cycle.py's CycleParts still uses.)
+DetectCarriers = Carriers
 
 _ZONES: frozenset[str] | None = None
 
@@ -109,13 +119,14 @@ class ShipmentRow(_Row):
 
     @field_validator("carrier")
     @classmethod
-    def _carrier(cls, v: str | None) -> str | None:
+    def _carrier(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v in (None, ""):
             return None
         slug = v.lower()
-        if slug not in KNOWN_CARRIERS:
+        known: Carriers = (info.context or {})["carriers"]
+        if slug not in known:
             raise ValueError(
-                f"unknown carrier {v!r}: use one of {', '.join(KNOWN_CARRIERS)}, "
+                f"unknown carrier {v!r}: use one of {', '.join(known.slugs)}, "
                 "or leave it empty to detect it from the tracking number"
             )
         return slug
@@ -141,10 +152,6 @@ class OrderRow(_Row):
         if v.tzinfo is None:
             raise ValueError("needs a UTC offset, like 2026-11-20T09:15:00+01:00")
         return v.astimezone(UTC)
-
-
-def normalise_tracking_number(raw: str) -> str:
-    return "".join(raw.split()).replace("-", "").upper()
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,13 +208,15 @@ def _to_order(row: OrderRow) -> Order:
     )
 
 
-def _validate(source: str, line: int, data: Any) -> tuple[Order | None, list[Rejection]]:
+def _validate(
+    source: str, line: int, data: Any, carriers: Carriers
+) -> tuple[Order | None, list[Rejection]]:
     if not isinstance(data, dict):
         return None, [
             Rejection(source, line, f"row: expected a JSON object, got {type(data).__name__}")
         ]
     try:
-        row = OrderRow.model_validate(data)
+        row = OrderRow.model_validate(data, context={"carriers": carriers})
     except ValidationError as exc:
         return None, _format_errors(source, line, exc)
     currencies = {i.currency for i in row.items}
@@ -218,7 +227,7 @@ def _validate(source: str, line: int, data: Any) -> tuple[Order | None, list[Rej
     return _to_order(row), []
 
 
-def parse_ndjson(text: str, source: str) -> ParseResult:
+def parse_ndjson(text: str, source: str, carriers: Carriers) -> ParseResult:
     """One order per line; blank lines and lines starting with '#' are skipped."""
     orders: list[Order] = []
     rejections: list[Rejection] = []
@@ -233,7 +242,7 @@ def parse_ndjson(text: str, source: str) -> ParseResult:
                 Rejection(source, line_no, f"row: not valid JSON ({exc.msg} at column {exc.colno})")
             )
             continue
-        order, problems = _validate(source, line_no, data)
+        order, problems = _validate(source, line_no, data, carriers)
         rejections.extend(problems)
         if order and order.order_id in lines:
             first = lines[order.order_id]
@@ -282,7 +291,7 @@ def _flag(value: str, column: str) -> bool:
     raise ValueError(f"{column}: {value!r} is not yes/no")
 
 
-def parse_csv(text: str, source: str) -> ParseResult:
+def parse_csv(text: str, source: str, carriers: Carriers) -> ParseResult:
     """One row per item; rows sharing an order id form one order (all its rows must be good)."""
     reader = csv.DictReader(io.StringIO(text))
     header = reader.fieldnames or []
@@ -355,7 +364,7 @@ def parse_csv(text: str, source: str) -> ParseResult:
             "shipments": list(shipments.values()),
             "promised_delivery": first.get("promised_delivery") or None,
         }
-        order, problems = _validate(source, first_line, data)
+        order, problems = _validate(source, first_line, data, carriers)
         # Point item errors at the CSV line the item came from.
         for p in problems:
             line = first_line
@@ -369,12 +378,12 @@ def parse_csv(text: str, source: str) -> ParseResult:
     return ParseResult(orders, rejections, {o.order_id: groups[o.order_id][0][0] for o in orders})
 
 
-def parse_orders(path: Path, text: str) -> ParseResult:
+def parse_orders(path: Path, text: str, carriers: Carriers) -> ParseResult:
     suffix = path.suffix.lower()
     if suffix in (".ndjson", ".jsonl"):
-        return parse_ndjson(text, path.name)
+        return parse_ndjson(text, path.name, carriers)
     if suffix == ".csv":
-        return parse_csv(text, path.name)
+        return parse_csv(text, path.name, carriers)
     raise IntakeError(f"{path}: unknown order file type {suffix!r} (use .ndjson, .jsonl or .csv)")
 
 
@@ -387,30 +396,24 @@ class ImportReport:
 
 
 def import_file(
-    store: Store, path: Path, *, now: datetime, detect: DetectCarriers | None = None
+    store: Store, path: Path, *, now: datetime, detect: DetectCarriers | None
 ) -> ImportReport:
-    """Read, validate and store one order file. Idempotent by order id."""
+    """Read, validate and store one order file. Idempotent by order id.
+
+    `detect` is the carrier directory the edge passes in: rows may only name its carriers,
+    and a row that names none gets the carrier its tracking number's format suggests."""
+    if detect is None:
+        raise IntakeError(f"{path}: no carrier directory to check the file's carriers against")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise IntakeError(f"{path}: cannot read: {exc}") from exc
-    parsed = parse_orders(path, text)
-    return store_parsed(store, parsed, source=path.name, now=now, detect=detect)
-
-
-def store_parsed(
-    store: Store,
-    parsed: ParseResult,
-    *,
-    source: str,
-    now: datetime,
-    detect: DetectCarriers | None = None,
-) -> ImportReport:
-    orders, rejections = _dedupe_tracking(store, parsed, source)
+    parsed = parse_orders(path, text, detect)
+    orders, rejections = _dedupe_tracking(store, parsed, path.name)
     orders, candidates = _assign_carriers(orders, detect)
-    loaded, known = store.save_orders(orders, source=source, now=now, candidates=candidates)
+    loaded, known = store.save_orders(orders, source=path.name, now=now, candidates=candidates)
     store.record_rejections(rejections, now)
-    return ImportReport(source, loaded, known, rejections)
+    return ImportReport(path.name, loaded, known, rejections)
 
 
 def _dedupe_tracking(
@@ -445,18 +448,16 @@ def _dedupe_tracking(
 
 
 def _assign_carriers(
-    orders: Sequence[Order], detect: DetectCarriers | None
+    orders: Sequence[Order], carriers: Carriers
 ) -> tuple[list[Order], dict[str, list[str]]]:
     """Fill empty carriers from the tracking number; remember the other candidates."""
-    if detect is None:
-        return list(orders), {}
     candidates: dict[str, list[str]] = {}
     out = []
     for order in orders:
         refs = []
         for ref in order.shipments:
             if ref.carrier is None:
-                ranked = detect(ref.tracking_number)
+                ranked = carriers.detect(ref.tracking_number)
                 candidates[ref.tracking_number] = ranked
                 ref = ShipmentRef(ref.tracking_number, ranked[0] if ranked else None)
             refs.append(ref)

@@ -62,7 +62,7 @@ def check_templates(
                     f"'{library.shop.default_locale}' version"
                 )
         marketing = library.is_marketing(template, channel)
-        contexts = sample_contexts(template, library.shop, library.catalogue)
+        contexts = sample_contexts(template, library.shop, library.catalogue, library.carriers)
         for variant in found.values():
             problems.extend(_check_variant(library, variant, contexts, marketing, max_sms_segments))
     return sorted(dict.fromkeys(problems), key=_sort_key)

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from aftersale.carriers_meta import Carriers
 from aftersale.models import DomainEvent, Order, ShipmentState, TrackingEvent
 from aftersale.render.catalogue import Catalogue, ProductInfo, locale_chain
-from aftersale.render.filters import CARRIER_NAMES, tracking_page
 from aftersale.settings import Shop
 
 
@@ -53,6 +53,7 @@ def build_context(
     order: Order,
     shop: Shop,
     *,
+    carriers: Carriers,
     shipment: ShipmentState | None = None,
     events: Sequence[TrackingEvent] = (),
     event: DomainEvent | None = None,
@@ -93,7 +94,7 @@ def build_context(
         ship = Fields(
             "shipment",
             carrier=shipment.carrier,
-            carrier_name=CARRIER_NAMES.get(shipment.carrier or "", shipment.carrier or ""),
+            carrier_name=carriers.name(shipment.carrier),
             tracking_number=shipment.tracking_number,
             status=str(shipment.status),
             estimated_delivery=shipment.estimated_delivery,
@@ -111,7 +112,7 @@ def build_context(
         order=f"{base}/account/orders/{order.order_id}",
         help=shop.help_url,
         tracking=(
-            tracking_page(shipment.carrier, shipment.tracking_number, customer.locale)
+            carriers.tracking_page(shipment.carrier, shipment.tracking_number, customer.locale)
             if shipment is not None
             else None
         )

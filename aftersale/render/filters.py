@@ -1,5 +1,6 @@
 """Filters templates use: dates, times and money per locale (Babel) in the recipient's time
 zone, plural forms, carrier tracking links, UTM parameters, GSM-7 transliteration.
+`build_filters` binds them to the carriers the edge knows (for tracking links).
 
 Filters read the variant's locale (`locale`) and the recipient's time zone
 (`customer.time_zone`) from the render context, so a template writes
@@ -14,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
@@ -23,17 +24,9 @@ from babel.numbers import format_currency, format_decimal
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
+from aftersale.carriers_meta import Carriers
 from aftersale.render.sms import GSM7_BASIC, GSM7_EXTENSION
 
-#: Public tracking pages; `{number}` is the tracking number, `{lang}` the page language.
-TRACKING_PAGES: Mapping[str, str] = {
-    "inpost": "https://inpost.pl/sledzenie-przesylek?number={number}",
-    "ups": "https://www.ups.com/track?loc={ups_loc}&tracknum={number}",
-    "dhl": "https://www.dhl.com/{country}-{lang}/home/tracking/tracking-parcel.html"
-    "?submit=1&tracking-id={number}",
-    "dpd": "https://tracking.dpd.de/status/{dpd_loc}/parcel/{number}",
-}
-CARRIER_NAMES: Mapping[str, str] = {"inpost": "InPost", "ups": "UPS", "dhl": "DHL", "dpd": "DPD"}
 UTM_SOURCE = "aftersale"
 
 
@@ -139,23 +132,6 @@ def plural_filter(ctx: Context, count: int, **forms: str) -> str:
     return list(forms.values())[-1]
 
 
-def tracking_page(carrier: str | None, number: str, locale: str) -> str | None:
-    """The carrier's public tracking page for `number`, in the customer's language where the
-    carrier offers it; None for a carrier we have no page for."""
-    pattern = TRACKING_PAGES.get(carrier or "")
-    if pattern is None:
-        return None
-    lang = (locale.split("-")[0].split("_")[0] or "en").lower()
-    region = {"pl": "PL", "de": "DE"}.get(lang, "GB")
-    return pattern.format(
-        number=quote(number, safe=""),
-        lang=lang if lang in ("en", "de", "pl") else "en",
-        country=region.lower(),
-        ups_loc=f"{lang}_{region}",
-        dpd_loc=f"{lang}_{region}" if lang in ("pl", "de") else "en_GB",
-    )
-
-
 @lru_cache(maxsize=8192)
 def add_utm(url: str, medium: str, campaign: str, content: str | None = None) -> str:
     parts = urlsplit(url)
@@ -182,17 +158,20 @@ def utm_filter(ctx: Context, url: str, content: str | None = None) -> str:
     return add_utm(str(url), medium, campaign, content)
 
 
-@pass_context
-def tracking_url_filter(ctx: Context, shipment: Mapping[str, Any]) -> str:
-    """`{{ shipment|tracking_url }}`: the carrier's tracking page with UTM parameters, or the
-    order page when the carrier is not known yet."""
-    page = tracking_page(
-        shipment.get("carrier"), str(shipment.get("tracking_number")), str(ctx.get("locale"))
-    )
-    if page is None:
-        page = str((ctx.get("links") or {}).get("order"))
-    medium, campaign = _campaign(ctx)
-    return add_utm(page, medium, campaign)
+def tracking_url_filter(carriers: Carriers) -> Callable[[Context, Mapping[str, Any]], str]:
+    @pass_context
+    def tracking_url(ctx: Context, shipment: Mapping[str, Any]) -> str:
+        """`{{ shipment|tracking_url }}`: the carrier's tracking page with UTM parameters, or
+        the order page when the carrier is not known yet."""
+        page = carriers.tracking_page(
+            shipment.get("carrier"), str(shipment.get("tracking_number")), str(ctx.get("locale"))
+        )
+        if page is None:
+            page = str((ctx.get("links") or {}).get("order"))
+        medium, campaign = _campaign(ctx)
+        return add_utm(page, medium, campaign)
+
+    return tracking_url
 
 
 _GSM_REPLACEMENTS = {"ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "œ": "oe", "Œ": "OE"}
@@ -214,15 +193,17 @@ def gsm_filter(text: Any) -> str:
     return "".join(out).strip()
 
 
-FILTERS: Mapping[str, Callable[..., Any]] = {
-    "money": money_filter,
-    "number": number_filter,
-    "date": date_filter,
-    "time": time_filter,
-    "datetime": datetime_filter,
-    "weekday": weekday_filter,
-    "plural": plural_filter,
-    "utm": utm_filter,
-    "tracking_url": tracking_url_filter,
-    "gsm": gsm_filter,
-}
+def build_filters(carriers: Carriers) -> Mapping[str, Callable[..., Any]]:
+    """Every filter templates may use, by name (templates/README.md documents them)."""
+    return {
+        "money": money_filter,
+        "number": number_filter,
+        "date": date_filter,
+        "time": time_filter,
+        "datetime": datetime_filter,
+        "weekday": weekday_filter,
+        "plural": plural_filter,
+        "utm": utm_filter,
+        "tracking_url": tracking_url_filter(carriers),
+        "gsm": gsm_filter,
+    }

@@ -56,11 +56,13 @@ def build_gallery(
     library: TemplateLibrary, *, sample: str = "typical", every_situation: bool = False
 ) -> tuple[str, list[Entry]]:
     """The whole gallery page and its entries (each rendered, or showing its error)."""
-    samples = {s.name: s for s in build_samples()}
+    samples = {s.name: s for s in build_samples(library.carriers)}
     chosen = samples.get(sample) or samples["typical"]
     entries: list[Entry] = []
     for template, channel in library.templates():
-        contexts = sample_contexts(template, library.shop, library.catalogue, (chosen,))
+        contexts = sample_contexts(
+            template, library.shop, library.catalogue, library.carriers, (chosen,)
+        )
         if not every_situation:
             contexts = contexts[:1]
         found = library.variants.get((template, channel), {})

@@ -32,12 +32,13 @@ from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import missing
 
+from aftersale.carriers_meta import Carriers
 from aftersale.errors import TemplateError
 from aftersale.models import ChannelKind, RenderedMessage
 from aftersale.render.catalogue import Catalogue, load_catalogue, locale_chain
 from aftersale.render.context import Fields, build_context
 from aftersale.render.css import inline_css_source
-from aftersale.render.filters import FILTERS
+from aftersale.render.filters import build_filters
 from aftersale.render.html_text import html_to_text
 from aftersale.render.sms import sms_segments
 from aftersale.settings import Shop
@@ -143,12 +144,15 @@ class TemplateLibrary:
     root: Path
     shop: Shop
     catalogue: Catalogue
+    carriers: Carriers  # names and tracking pages for contexts and the tracking_url filter
     env: _Sandbox
     sms_env: Environment
     variants: dict[tuple[str, ChannelKind], dict[str, Variant]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, templates_dir: Path, shop: Shop, catalogue_path: Path | None) -> TemplateLibrary:
+    def load(
+        cls, templates_dir: Path, shop: Shop, catalogue_path: Path | None, carriers: Carriers
+    ) -> TemplateLibrary:
         """Index templates_dir (no compiling yet) and read the product catalogue."""
         env = _Sandbox(
             loader=_Loader(templates_dir.resolve()),
@@ -159,14 +163,21 @@ class TemplateLibrary:
             auto_reload=False,
             cache_size=-1,
         )
-        env.filters.update(FILTERS)
+        env.filters.update(build_filters(carriers))
         # Only what the README documents: no lorem ipsum, cyclers or dict() for templates.
         for name in ("lipsum", "cycler", "joiner", "dict"):
             env.globals.pop(name, None)
         # In an SMS every line break counts as a space, so keep the ones after tags.
         sms_env = env.overlay(trim_blocks=False, lstrip_blocks=False)
         catalogue = load_catalogue(catalogue_path) if catalogue_path else Catalogue()
-        library = cls(root=templates_dir, shop=shop, catalogue=catalogue, env=env, sms_env=sms_env)
+        library = cls(
+            root=templates_dir,
+            shop=shop,
+            catalogue=catalogue,
+            carriers=carriers,
+            env=env,
+            sms_env=sms_env,
+        )
         for channel in ChannelKind:
             folder = templates_dir / channel.value
             if not folder.is_dir():

@@ -2,6 +2,7 @@
 
 Awkward on purpose: no phone, a free item, twenty items, a right-to-left name, a
 very long pickup address, long names and product names, an unknown carrier.
+Each sample's carrier is the one the carrier directory recognises its number as.
 Each sample is put in the situation each message type is sent in (shipped,
 delayed for every reason, delivered, ...) by `sample_contexts`.
 """
@@ -13,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from aftersale.carriers_meta import Carriers
 from aftersale.models import (
     Customer,
     DelayReason,
@@ -48,15 +50,18 @@ def _item(sku: str, name: str, category: str, price: str, qty: int = 1) -> Item:
 
 
 def _sample(
+    carriers: Carriers,
     order_id: str,
     name: str,
     description: str,
     customer: Customer,
     items: tuple[Item, ...],
-    carrier: str | None,
     number: str,
     pickup_point: str | None = None,
 ) -> Sample:
+    # The carrier is whichever one the directory recognises the number as (none for the
+    # awkward sample's made-up number): previews show each carrier's name and page.
+    carrier = next(iter(carriers.detect(number)), None)
     placed = SAMPLE_NOW - timedelta(days=3, hours=2)
     order = Order(
         order_id=order_id,
@@ -81,7 +86,7 @@ def _sample(
     return Sample(name, description, order, shipment)
 
 
-def build_samples() -> tuple[Sample, ...]:
+def build_samples(carriers: Carriers) -> tuple[Sample, ...]:
     headphones = _item(
         "NW-ANC-700", "Northwind ANC 700 wireless headphones", "headphones", "899.00"
     )
@@ -89,9 +94,10 @@ def build_samples() -> tuple[Sample, ...]:
     laptop = _item("NW-BOOK-14", "Northwind Book 14 laptop", "laptops", "4299.00")
     return (
         _sample(
+            carriers,
             "NW-1047",
             "typical",
-            "Polish customer, two items, InPost parcel locker",
+            "Polish customer, two items, parcel locker",
             Customer(
                 "C-1001",
                 "Anna Kowalska",
@@ -104,11 +110,11 @@ def build_samples() -> tuple[Sample, ...]:
                 "PL",
             ),
             (headphones, cable),
-            "inpost",
             "620012345678901234567890",
             "Paczkomat WAW22M, ul. Marszałkowska 104/122, 00-017 Warszawa",
         ),
         _sample(
+            carriers,
             "NW-1048",
             "no_phone",
             "email only: the customer gave no phone number",
@@ -124,10 +130,10 @@ def build_samples() -> tuple[Sample, ...]:
                 "DE",
             ),
             (laptop,),
-            "dhl",
             "00340434161094042557",
         ),
         _sample(
+            carriers,
             "NW-1049",
             "zero_price",
             "a free gift item priced 0.00",
@@ -146,10 +152,10 @@ def build_samples() -> tuple[Sample, ...]:
                 _item("NW-SPK-MINI", "Northwind Mini speaker", "speakers", "249.00"),
                 _item("NW-GIFT-BAG", "Gift bag", "accessories", "0.00"),
             ),
-            "ups",
             "1Z999AA10123456784",
         ),
         _sample(
+            carriers,
             "NW-1050",
             "twenty_items",
             "a large order of twenty different items",
@@ -169,10 +175,10 @@ def build_samples() -> tuple[Sample, ...]:
                 for n in range(1, 20)
             )
             + (headphones,),
-            "dpd",
             "09980525414724",
         ),
         _sample(
+            carriers,
             "NW-1051",
             "rtl_name",
             "a right-to-left (Arabic) name, locale with no template (falls back)",
@@ -188,10 +194,10 @@ def build_samples() -> tuple[Sample, ...]:
                 "AE",
             ),
             (_item("NW-WATCH-2", "Northwind Watch 2", "smartwatches", "1199.00"),),
-            "dhl",
             "JJD000390007882347561",
         ),
         _sample(
+            carriers,
             "NW-1052",
             "long_everything",
             "very long name, product name and pickup address; unknown carrier",
@@ -215,7 +221,6 @@ def build_samples() -> tuple[Sample, ...]:
                     "1299.00",
                 ),
             ),
-            None,
             "PKG-0000-0000-0000-0000-0001",
             "DPD Pickup Paketshop im Einkaufszentrum Alexa, Grunerstraße 20, "
             "Erdgeschoss neben dem Haupteingang, Ladenlokal 0.17, 10179 Berlin-Mitte",
@@ -357,14 +362,18 @@ def sample_situations(template: str, sample: Sample) -> list[tuple[str, dict[str
 
 
 def sample_contexts(
-    template: str, shop: Shop, catalogue: Catalogue, samples: tuple[Sample, ...] | None = None
+    template: str,
+    shop: Shop,
+    catalogue: Catalogue,
+    carriers: Carriers,
+    samples: tuple[Sample, ...] | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """(label, context) for every sample in every situation `template` is sent in."""
     out = []
-    for sample in samples or build_samples():
+    for sample in samples or build_samples(carriers):
         for label, kwargs in sample_situations(template, sample):
             context = build_context(
-                sample.order, shop, catalogue=catalogue, now=SAMPLE_NOW, **kwargs
+                sample.order, shop, carriers=carriers, catalogue=catalogue, now=SAMPLE_NOW, **kwargs
             )
             out.append((f"{sample.name} ({label})", context))
     return out

@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from aftersale.carriers_meta import Carriers
 from aftersale.models import (
     TERMINAL_STATUSES,
     DelayReason,
@@ -125,14 +126,15 @@ class DelayThresholds:
         return self._resolved.get(slug, self)
 
 
-def default_thresholds() -> DelayThresholds:
-    """The shipped defaults: InPost lockers hold parcels about 48 h, so warn after 24 h."""
+def default_thresholds(carriers: Carriers) -> DelayThresholds:
+    """The shipped defaults, with each carrier's own overrides from its META (an unknown
+    field name there fails here, at startup)."""
     return DelayThresholds(
         carriers=MappingProxyType(
             {
-                "inpost": MappingProxyType(
-                    {"pickup_wait_hours": 24.0, "delay_codes": frozenset({"delay_in_delivery"})}
-                ),
+                m.slug: MappingProxyType(dict(m.delay_thresholds))
+                for m in carriers
+                if m.delay_thresholds
             }
         )
     )

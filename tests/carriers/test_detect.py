@@ -1,16 +1,17 @@
-"""Carrier auto-detection: formats from CARRIERS.md section 6, check digits verified."""
+"""Carrier auto-detection from each META's number formats (CARRIERS.md section 6), check
+digits verified."""
 
 from __future__ import annotations
 
 import pytest
 
-from carriers.detect import (
-    detect_carriers,
-    dhl_express_check_digit_ok,
-    iso7064_mod37_36,
-    normalise_tracking_number,
-    ups_check_digit_ok,
-)
+from aftersale.carriers_meta import normalise_tracking_number
+from carriers.dhl import express_check_digit_ok
+from carriers.dpd import iso7064_mod37_36
+from carriers.registry import CARRIERS, DIRECTORY
+from carriers.ups import check_digit_ok as ups_check_digit_ok
+
+detect_carriers = DIRECTORY.detect
 
 
 @pytest.mark.parametrize(
@@ -75,11 +76,16 @@ def test_a_failing_check_digit_or_foreign_format_is_no_candidate(number: str) ->
 def test_check_digit_helpers_agree_with_published_samples() -> None:
     assert ups_check_digit_ok("1Z410E7W0392751591")
     assert not ups_check_digit_ok("1Z410E7W0392751592")
-    assert dhl_express_check_digit_ok("73891051146")
-    assert not dhl_express_check_digit_ok("73891051145")
+    assert express_check_digit_ok("73891051146")
+    assert not express_check_digit_ok("73891051145")
     assert iso7064_mod37_36("008182709980000020033350276") == "C"
 
 
 def test_every_detected_slug_is_a_known_carrier() -> None:
     samples = ["1Z5R89390357567127", "642600027844200234823732", "01906100441262", "3318810025"]
-    assert {slug for n in samples for slug in detect_carriers(n)} == {"ups", "inpost", "dpd", "dhl"}
+    assert {slug for n in samples for slug in detect_carriers(n)} == set(CARRIERS)
+
+
+def test_the_registry_keys_are_the_metas_slugs() -> None:
+    assert DIRECTORY.slugs == tuple(CARRIERS)
+    assert all(adapter.meta.slug == slug for slug, adapter in CARRIERS.items())

@@ -11,6 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from aftersale.cli.templates import preview, send_test
+from carriers.registry import DIRECTORY
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ def test_preview_an_order_from_the_store(app: typer.Typer, tmp_path: Path) -> No
     from aftersale.store.duckdb.store import Store
 
     db = tmp_path / "aftersale.duckdb"
-    order = replace(build_samples()[2].order, order_id="SHOP-77")
+    order = replace(build_samples(DIRECTORY)[2].order, order_id="SHOP-77")
     with Store.open(db) as store:
         store.save_orders([order], source="test", now=SAMPLE_NOW)
     env = {"AFTERSALE_DB": str(db), "COLUMNS": "200"}

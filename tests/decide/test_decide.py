@@ -22,6 +22,7 @@ from aftersale.models import (
     ShipmentState,
     Status,
 )
+from carriers.registry import DIRECTORY
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 EMAIL, SMS = ChannelKind.EMAIL, ChannelKind.SMS
@@ -29,14 +30,14 @@ EMAIL, SMS = ChannelKind.EMAIL, ChannelKind.SMS
 
 @pytest.fixture(scope="module")
 def shipped() -> RuleSet:
-    return load_ruleset(rule_files(RULES))
+    return load_ruleset(rule_files(RULES), carriers=DIRECTORY)
 
 
 def inline(tmp_path: Path, text: str) -> RuleSet:
     rules = tmp_path / "rules"
     rules.mkdir(exist_ok=True)
     (rules / "r.yaml").write_text(text)
-    return load_ruleset([rules / "r.yaml"])
+    return load_ruleset([rules / "r.yaml"], carriers=DIRECTORY)
 
 
 def make_order(tz: str = "Europe/Warsaw", **customer: object) -> Order:

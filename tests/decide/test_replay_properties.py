@@ -22,9 +22,10 @@ from aftersale.models import (
     ShipmentState,
     Status,
 )
+from carriers.registry import DIRECTORY
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
-RULESET = load_ruleset(rule_files(RULES))
+RULESET = load_ruleset(rule_files(RULES), carriers=DIRECTORY)
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 SHIPMENTS = ("S-1", "S-2")
 

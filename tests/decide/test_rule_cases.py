@@ -8,10 +8,13 @@ import pytest
 
 from aftersale.decide.replay import run_cases
 from aftersale.decide.ruleset import load_ruleset, rule_files
+from carriers.registry import DIRECTORY
+from flows.wiring import cycle_thresholds
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 FIXTURES = Path(__file__).parent / "rules_fixtures"
-RESULTS = run_cases(load_ruleset(rule_files(RULES)))
+RULESET = load_ruleset(rule_files(RULES), carriers=DIRECTORY)
+RESULTS = run_cases(RULESET, cycle_thresholds(RULESET))
 
 
 @pytest.mark.parametrize("result", RESULTS, ids=[r.name for r in RESULTS])
@@ -20,7 +23,7 @@ def test_shipped_rule_case(result) -> None:
 
 
 def test_every_shipped_rule_has_a_case_that_sends_it() -> None:
-    rs = load_ruleset(rule_files(RULES))
+    rs = load_ruleset(rule_files(RULES), carriers=DIRECTORY)
     expected = {ref.split(":")[0] for case in rs.cases for ref in case.model.should_send}
     assert expected == {r.id for r in rs.rules}
 
@@ -35,7 +38,8 @@ def test_a_failing_case_explains_why(tmp_path: Path) -> None:
             "should_send: [ofd:sms]", "should_send: [ofd:sms, tips]\n    should_not_send: [ofd]"
         )
     )
-    [result] = run_cases(load_ruleset([rules / "r.yaml"]))
+    ruleset = load_ruleset([rules / "r.yaml"], carriers=DIRECTORY)
+    [result] = run_cases(ruleset, cycle_thresholds(ruleset))
     assert result.sent == ("ofd:email", "ofd:sms")
     assert result.failures == (
         "expected 'tips' to be sent: no event for it",

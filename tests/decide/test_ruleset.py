@@ -9,6 +9,7 @@ import pytest
 from aftersale.decide.ruleset import KNOWN_TEMPLATES, check_rules, load_ruleset, rule_files
 from aftersale.errors import RuleSetError
 from aftersale.models import ChannelKind, EventKind
+from carriers.registry import DIRECTORY
 
 FIXTURES = Path(__file__).parent / "rules_fixtures"
 RULES = Path(__file__).resolve().parents[2] / "rules"
@@ -17,7 +18,7 @@ BAD = sorted(FIXTURES.glob("bad_*.yaml"))
 
 def problems_of(*paths: Path, **kw) -> list[str]:
     with pytest.raises(RuleSetError) as info:
-        load_ruleset(list(paths), **kw)
+        load_ruleset(list(paths), carriers=DIRECTORY, **kw)
     return info.value.problems
 
 
@@ -39,11 +40,11 @@ def test_every_problem_of_every_file_at_once() -> None:
 
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("good_*.yaml")), ids=lambda p: p.stem)
 def test_good_fixtures_load(path: Path) -> None:
-    assert load_ruleset([path]).rules
+    assert load_ruleset([path], carriers=DIRECTORY).rules
 
 
 def test_good_everything_compiles_each_feature() -> None:
-    rs = load_ruleset([FIXTURES / "good_everything.yaml"])
+    rs = load_ruleset([FIXTURES / "good_everything.yaml"], carriers=DIRECTORY)
     ofd, late, tips = rs.rules
     assert ofd.fallback == {ChannelKind.SMS: ChannelKind.EMAIL}
     assert str(ofd.before) == "12h" and ofd.priority == 80 and ofd.supersedes == ("late",)
@@ -69,7 +70,7 @@ def test_duplicate_ids_across_files(tmp_path: Path) -> None:
     )
     (rules / "one.yaml").write_text(text)
     (rules / "two.yaml").write_text("\n" + text)
-    assert check_rules(rules) == [
+    assert check_rules(rules, carriers=DIRECTORY) == [
         "rules/two.yaml:3:9 rule 'a': duplicate rule id (first defined at rules/one.yaml:2)"
     ]
 
@@ -79,7 +80,7 @@ def test_defaults_only_once(tmp_path: Path) -> None:
     rules.mkdir()
     (rules / "a.yaml").write_text("defaults:\n  quiet_hours: {sms: '21:00-08:00'}\n")
     (rules / "b.yaml").write_text("defaults:\n  quiet_hours: {sms: '22:00-07:00'}\n")
-    assert check_rules(rules) == [
+    assert check_rules(rules, carriers=DIRECTORY) == [
         "rules/b.yaml:2:3 defaults: defined again (first in rules/a.yaml:2:3); keep one "
         "defaults section"
     ]
@@ -90,7 +91,7 @@ def test_unknown_template_with_template_exists() -> None:
         return name in KNOWN_TEMPLATES and not (name == "delivered" and channel == "sms")
 
     path = FIXTURES / "good_minimal.yaml"
-    assert load_ruleset([path], template_exists=exists).rules
+    assert load_ruleset([path], carriers=DIRECTORY, template_exists=exists).rules
     problems = problems_of(path, template_exists=lambda n, c: n == "shipped")
     assert problems == [
         "rules_fixtures/good_minimal.yaml:4:15 rule 'hello': unknown template 'thank_you'"
@@ -108,14 +109,16 @@ def test_template_missing_for_one_channel(tmp_path: Path) -> None:
     def exists(name: str, channel: ChannelKind) -> bool:
         return name in KNOWN_TEMPLATES and not (name == "delivered" and channel == "sms")
 
-    assert check_rules(rules, exists) == [
+    assert check_rules(rules, carriers=DIRECTORY, template_exists=exists) == [
         "rules/r.yaml:4:15 rule 'd': unknown template 'shiped' (did you mean 'shipped'?)",
         "rules/r.yaml:8:15 rule 'e': template 'delivered' has no sms version",
     ]
 
 
 def test_shipped_rule_set_is_valid_and_complete() -> None:
-    rs = load_ruleset(rule_files(RULES), template_exists=lambda n, c: n in KNOWN_TEMPLATES)
+    rs = load_ruleset(
+        rule_files(RULES), carriers=DIRECTORY, template_exists=lambda n, c: n in KNOWN_TEMPLATES
+    )
     assert sorted(r.template for r in rs.rules) == sorted(KNOWN_TEMPLATES)
     sms = {r.id for r in rs.rules if ChannelKind.SMS in r.channels}
     assert sms == {

@@ -8,14 +8,17 @@ import pytest
 
 from aftersale.decide.ruleset import KNOWN_TEMPLATES, load_ruleset, rule_files
 from aftersale.decide.simulate import ScenarioError, format_simulation, simulate
+from carriers.registry import DIRECTORY
+from flows.wiring import cycle_thresholds
 
 ROOT = Path(__file__).resolve().parents[2]
-RULESET = load_ruleset(rule_files(ROOT / "rules"))
+RULESET = load_ruleset(rule_files(ROOT / "rules"), carriers=DIRECTORY)
+THRESHOLDS = cycle_thresholds(RULESET)
 
 
 @pytest.fixture(scope="module")
 def lines():
-    return simulate(ROOT / "examples" / "scenario.yaml", RULESET)
+    return simulate(ROOT / "examples" / "scenario.yaml", RULESET, thresholds=THRESHOLDS)
 
 
 def find(lines, order_id, kind, rule=None, channel=None):
@@ -71,5 +74,5 @@ def test_bad_scenario_names_file_line_and_field(tmp_path: Path) -> None:
         "  - order_id: A\n    placed_at: soon\n    customer: {customer_id: C}\n    items: []\n"
     )
     with pytest.raises(ScenarioError) as info:
-        simulate(path, RULESET)
+        simulate(path, RULESET, thresholds=THRESHOLDS)
     assert info.value.problems[0].startswith(f"{path}:5:16 orders.0.placed_at: Input should be")

@@ -15,10 +15,10 @@ import pytest
 
 from aftersale.cycle import run_cycle
 from aftersale.intake.files import import_file
-from aftersale.settings import PROJECT_ROOT, Settings
+from aftersale.settings import PROJECT_ROOT
 from aftersale.store.duckdb.store import Store
-from carriers.detect import detect_carriers
-from flows.demo import CYCLE_HOURS, DEMO_START, load_parcels
+from carriers.registry import DIRECTORY, load_settings
+from flows.demo import CYCLE_HOURS, DEMO_START, load_parcels, sandbox_env
 from flows.wiring import build_parts
 from sandbox.app import SandboxClock, SandboxState
 from sandbox.server import SandboxServer
@@ -57,16 +57,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "AFTERSALE_DB": str(workdir / "a.duckdb"),
             "AFTERSALE_OUTBOX": str(workdir / "outbox"),
             "AFTERSALE_INBOX": str(workdir / "inbox"),
-            "UPS_CLIENT_ID": "sandbox-client",
-            "UPS_CLIENT_SECRET": "sandbox-secret",
-            "DHL_API_KEY": "sandbox-key",
-            **{f"AFTERSALE_{s.upper()}_URL": sandbox.url for s in ("ups", "dhl", "inpost", "dpd")},
-            **{f"AFTERSALE_{s.upper()}_RATE_PER_S": "0" for s in ("ups", "dhl", "inpost", "dpd")},
+            **sandbox_env(sandbox.url),
         }
-        settings = Settings.from_env(env)
+        settings = load_settings(env)
         with Store.open(settings.db_path) as store:
             report = import_file(
-                store, EXAMPLES / "orders.ndjson", now=DEMO_START, detect=detect_carriers
+                store, EXAMPLES / "orders.ndjson", now=DEMO_START, detect=DIRECTORY
             )
             assert report.rejections == []
             parts, _ = build_parts(settings, store, env=env)

@@ -17,7 +17,7 @@ from aftersale.intake.files import import_file
 from aftersale.models import ChannelKind
 from aftersale.settings import PROJECT_ROOT, Settings
 from aftersale.store.duckdb.store import Store, from_db
-from carriers.detect import detect_carriers
+from carriers.registry import DIRECTORY
 from flows.demo import DEMO_START, load_parcels
 from flows.wiring import build_parts
 from sandbox.app import SandboxClock, SandboxState
@@ -65,19 +65,17 @@ def test_demo_messages_go_through_the_sdks_and_validate(
         "TWILIO_STATUS_CALLBACK": "https://hooks.northwind.example/twilio/status",
         "AFTERSALE_TWILIO_BASE_URL": prisms["twilio"][0],
         "AFTERSALE_TWILIO_MPS": "100",
-        "UPS_CLIENT_ID": "sandbox-client",
-        "UPS_CLIENT_SECRET": "sandbox-secret",
-        "DHL_API_KEY": "sandbox-key",
+        **{k: v for meta in DIRECTORY for k, v in meta.sandbox_env.items()},
     }
     with SandboxServer(state) as sandbox:
         settings = Settings(
             db_path=tmp_path / "aftersale.duckdb",
             outbox_dir=tmp_path / "outbox",
             inbox_dir=tmp_path / "inbox",
-            carrier_urls={slug: sandbox.url for slug in ("ups", "dhl", "inpost", "dpd")},
+            carrier_urls={slug: sandbox.url for slug in DIRECTORY.slugs},
         )
         with Store.open(settings.db_path) as store:
-            report = import_file(store, orders, now=DEMO_START, detect=detect_carriers)
+            report = import_file(store, orders, now=DEMO_START, detect=DIRECTORY)
             assert (report.loaded, report.rejections) == (ORDERS, [])
             parts, notes = build_parts(settings, store, env=env)
             assert [n.split(" ")[:2] for n in notes] == [["email:", "sendgrid"], ["sms:", "twilio"]]

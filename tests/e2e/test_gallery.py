@@ -15,6 +15,7 @@ import pytest
 from aftersale.render.gallery import Gallery, start_gallery
 from aftersale.render.library import TemplateLibrary
 from aftersale.settings import PROJECT_ROOT, Shop
+from carriers.registry import DIRECTORY
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ ENTRIES = 11 * 3 * 2  # message types × locales × channels
 
 def _serve(templates: Path) -> Gallery:
     catalogue = PROJECT_ROOT / "catalogue" / "products.yaml"
-    return start_gallery(lambda: TemplateLibrary.load(templates, Shop(), catalogue))
+    return start_gallery(lambda: TemplateLibrary.load(templates, Shop(), catalogue, DIRECTORY))
 
 
 @pytest.fixture

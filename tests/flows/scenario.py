@@ -10,6 +10,7 @@ import pytest
 
 from aftersale.intake.files import import_file
 from aftersale.store.duckdb.store import Store
+from carriers.registry import DIRECTORY
 from sandbox.app import SandboxClock, SandboxState
 from sandbox.timelines import SandboxParcel
 
@@ -74,5 +75,5 @@ def prepare(tmp_path: Path, sandbox_url: str, monkeypatch: pytest.MonkeyPatch) -
     orders = tmp_path / "orders.ndjson"
     orders.write_text(order_line(), encoding="utf-8")
     with Store.open(tmp_path / "a.duckdb") as store:
-        import_file(store, orders, now=START)
+        import_file(store, orders, now=START, detect=DIRECTORY)
     return tmp_path / "a.duckdb"

@@ -11,6 +11,7 @@ import pytest
 
 from aftersale.intake.files import import_file, parse_csv, parse_ndjson
 from aftersale.store.duckdb.store import Store
+from carriers.registry import DIRECTORY
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 
@@ -51,7 +52,7 @@ def ndjson(*rows: object) -> str:
 
 
 def test_good_row_becomes_an_order_in_utc_with_normalised_fields() -> None:
-    result = parse_ndjson(ndjson(order()), "orders.ndjson")
+    result = parse_ndjson(ndjson(order()), "orders.ndjson", DIRECTORY)
     assert result.rejections == []
     (o,) = result.orders
     assert o.placed_at == datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
@@ -112,13 +113,13 @@ def test_bad_row_is_rejected_with_line_and_reason_and_the_rest_loads(
     row: object, expected: str
 ) -> None:
     text = ndjson(order(order_id="NW-0", shipments=[]), row, order(order_id="NW-2", shipments=[]))
-    result = parse_ndjson(text, "orders.ndjson")
+    result = parse_ndjson(text, "orders.ndjson", DIRECTORY)
     assert [f"{r.source}:{r.line}: {r.reason}" for r in result.rejections] == [expected]
     assert [o.order_id for o in result.orders] == ["NW-0", "NW-2"]
 
 
 def test_duplicate_order_id_in_one_file_is_rejected() -> None:
-    result = parse_ndjson(ndjson(order(), "", order()), "o.ndjson")
+    result = parse_ndjson(ndjson(order(), "", order()), "o.ndjson", DIRECTORY)
     assert [f"{r.line}: {r.reason}" for r in result.rejections] == [
         "3: order_id: 'NW-1' already on line 1"
     ]
@@ -138,7 +139,7 @@ def test_csv_rows_sharing_an_order_id_form_one_order() -> None:
         "NW-7,2026-11-23T08:00:00+01:00,C-7,Jan Nowak,jan@example.pl,+48601234567,pl,Europe/Warsaw,yes,no,PL,"
         "CB-1,Cable,cables,2,39.00,PLN,,inpost,642600027844200000000009,\n"
     )
-    result = parse_csv(text, "orders.csv")
+    result = parse_csv(text, "orders.csv", DIRECTORY)
     assert result.rejections == []
     (o,) = result.orders
     assert [i.sku for i in o.items] == ["TV-55", "CB-1"]
@@ -151,7 +152,7 @@ def test_csv_item_error_points_at_its_own_line() -> None:
         "NW-7,2026-11-23T08:00:00+01:00,C-7,Jan,jan@example.pl,,pl,Europe/Warsaw,yes,no,PL,CB-1,Cable,cables,1,abc,PLN,,,,\n"
         "NW-8,2026-11-23T08:00:00+01:00,C-8,Ola,ola@example.pl,,pl,Europe/Warsaw,maybe,no,PL,CB-1,Cable,cables,1,3,PLN,,,,\n"
     )
-    result = parse_csv(text, "orders.csv")
+    result = parse_csv(text, "orders.csv", DIRECTORY)
     assert [f"{r.line}: {r.reason}" for r in result.rejections] == [
         "3: items.1.price: Input should be a valid decimal",
         "4: consent_email: 'maybe' is not yes/no",
@@ -159,7 +160,7 @@ def test_csv_item_error_points_at_its_own_line() -> None:
 
 
 def test_csv_with_unknown_column_is_rejected_as_a_whole() -> None:
-    result = parse_csv("order_id,placed_at,customer_name,sku,colour\n", "o.csv")
+    result = parse_csv("order_id,placed_at,customer_name,sku,colour\n", "o.csv", DIRECTORY)
     assert [r.reason for r in result.rejections] == ["header: unknown columns ['colour']"]
 
 
@@ -169,8 +170,8 @@ def test_import_is_idempotent_and_detects_empty_carriers(tmp_path: Path) -> None
         ndjson(order(shipments=[{"carrier": "", "tracking_number": "642600027844200000000001"}]))
     )
     with Store.open(tmp_path / "a.duckdb") as store:
-        first = import_file(store, path, now=NOW, detect=lambda n: ["inpost"])
-        second = import_file(store, path, now=NOW, detect=lambda n: ["inpost"])
+        first = import_file(store, path, now=NOW, detect=DIRECTORY)
+        second = import_file(store, path, now=NOW, detect=DIRECTORY)
         assert (first.loaded, first.already_known) == (1, 0)
         assert (second.loaded, second.already_known) == (0, 1)
         assert store.count("orders") == 1 and store.count("items") == 1
@@ -183,7 +184,7 @@ def test_a_tracking_number_belongs_to_one_order(tmp_path: Path) -> None:
     path = tmp_path / "orders.ndjson"
     path.write_text(ndjson(order(), order(order_id="NW-2")))
     with Store.open(tmp_path / "a.duckdb") as store:
-        report = import_file(store, path, now=NOW)
+        report = import_file(store, path, now=NOW, detect=DIRECTORY)
         assert report.loaded == 1
         assert [f"{r.line}: {r.reason}" for r in report.rejections] == [
             "2: shipments.tracking_number: 642600027844200000000001 already belongs to order NW-1"
@@ -193,7 +194,7 @@ def test_a_tracking_number_belongs_to_one_order(tmp_path: Path) -> None:
 
 def test_example_orders_all_load(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "orders.ndjson"
-    result = parse_ndjson(example.read_text(encoding="utf-8"), example.name)
+    result = parse_ndjson(example.read_text(encoding="utf-8"), example.name, DIRECTORY)
     assert result.rejections == []
     assert len(result.orders) == 40
     carriers = {s.carrier for o in result.orders for s in o.shipments}

@@ -13,11 +13,12 @@ from aftersale.errors import ConfigError, TemplateError
 from aftersale.models import ChannelKind
 from aftersale.render.catalogue import parse_catalogue
 from aftersale.render.css import inline_css_source
-from aftersale.render.filters import add_utm, gsm_filter, tracking_page
+from aftersale.render.filters import add_utm, gsm_filter
 from aftersale.render.library import TemplateLibrary, build_context
 from aftersale.render.samples import SAMPLE_NOW, build_samples, sample_contexts, sample_situations
 from aftersale.render.sms import sms_segments
 from aftersale.settings import PROJECT_ROOT, Shop
+from carriers.registry import DIRECTORY
 
 TEMPLATES = PROJECT_ROOT / "templates"
 CATALOGUE = PROJECT_ROOT / "catalogue" / "products.yaml"
@@ -30,7 +31,7 @@ MARKETING = {"setup_tip", "review_request", "warranty_expiry"}
 
 @pytest.fixture(scope="module")
 def library() -> TemplateLibrary:
-    return TemplateLibrary.load(TEMPLATES, Shop(), CATALOGUE)
+    return TemplateLibrary.load(TEMPLATES, Shop(), CATALOGUE, DIRECTORY)
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:
@@ -57,8 +58,8 @@ def test_every_variant_renders_against_every_sample(
     library: TemplateLibrary, template: str, locale: str
 ) -> None:
     shop = library.shop
-    contexts = sample_contexts(template, shop, library.catalogue)
-    assert len(contexts) >= len(build_samples())
+    contexts = sample_contexts(template, shop, library.catalogue, DIRECTORY)
+    assert len(contexts) >= len(build_samples(DIRECTORY))
     for channel in ChannelKind:
         variant = library.variants[(template, channel)][locale]
         for label, context in contexts:
@@ -85,7 +86,7 @@ def test_every_variant_renders_against_every_sample(
 
 
 def test_locale_fallback_chain(library: TemplateLibrary) -> None:
-    _, context = sample_contexts("shipped", library.shop, library.catalogue)[0]
+    _, context = sample_contexts("shipped", library.shop, library.catalogue, DIRECTORY)[0]
 
     def subject_for(locale: str) -> str | None:
         ctx = {**context, "customer": {**context["customer"], "locale": locale}}
@@ -104,7 +105,7 @@ def test_region_specific_variant_wins_over_language(tmp_path: Path) -> None:
         "sms/hello/pl.j2": "Czesc",
         "sms/hello/pl-PL.j2": "Czesc z Polski",
     })  # fmt: skip
-    library = TemplateLibrary.load(root, Shop(), None)
+    library = TemplateLibrary.load(root, Shop(), None, DIRECTORY)
     context = {"customer": {"locale": "pl-PL"}}
     assert library.render("hello", ChannelKind.SMS, context, "+48").text == "Czesc z Polski"
     context = {"customer": {"locale": "pl"}}
@@ -121,9 +122,11 @@ def test_unknown_template_names_the_closest(library: TemplateLibrary) -> None:
 
 
 def test_money_dates_and_times_follow_locale_and_time_zone(library: TemplateLibrary) -> None:
-    sample = build_samples()[0]  # Anna, pl-PL, Europe/Warsaw
+    sample = build_samples(DIRECTORY)[0]  # Anna, pl-PL, Europe/Warsaw
     label, kwargs = sample_situations("out_for_delivery", sample)[0]
-    context = build_context(sample.order, library.shop, now=SAMPLE_NOW, **kwargs)
+    context = build_context(
+        sample.order, library.shop, carriers=DIRECTORY, now=SAMPLE_NOW, **kwargs
+    )
     sms = library.render("out_for_delivery", ChannelKind.SMS, context, "+48")
     # The window is 12:00-15:00 UTC: 13:00-16:00 in Warsaw in March.
     assert "13:00-16:00" in sms.text
@@ -139,9 +142,11 @@ def test_money_dates_and_times_follow_locale_and_time_zone(library: TemplateLibr
 
 
 def test_shipped_links_to_the_carrier_page_with_utm(library: TemplateLibrary) -> None:
-    sample = build_samples()[0]
+    sample = build_samples(DIRECTORY)[0]
     _, kwargs = sample_situations("shipped", sample)[0]
-    context = build_context(sample.order, library.shop, now=SAMPLE_NOW, **kwargs)
+    context = build_context(
+        sample.order, library.shop, carriers=DIRECTORY, now=SAMPLE_NOW, **kwargs
+    )
     email = library.render("shipped", ChannelKind.EMAIL, context, "a@b")
     assert (
         'href="https://inpost.pl/sledzenie-przesylek?number=620012345678901234567890'
@@ -160,12 +165,15 @@ def test_shipped_links_to_the_carrier_page_with_utm(library: TemplateLibrary) ->
                       "?submit=1&tracking-id=N1"),
         ("dpd", "pl", "https://tracking.dpd.de/status/pl_PL/parcel/N1"),
         ("dpd", "fr", "https://tracking.dpd.de/status/en_GB/parcel/N1"),
+        ("ups", "fr-FR", "https://www.ups.com/track?loc=fr_GB&tracknum=N1"),
+        ("dhl", "pl-PL", "https://www.dhl.com/pl-pl/home/tracking/tracking-parcel.html"
+                         "?submit=1&tracking-id=N1"),
         ("pigeon", "en", None),
         (None, "en", None),
     ],
 )  # fmt: skip
 def test_tracking_pages(carrier: str | None, locale: str, expected: str | None) -> None:
-    assert tracking_page(carrier, "N1", locale) == expected
+    assert DIRECTORY.tracking_page(carrier, "N1", locale) == expected
 
 
 def test_utm_keeps_existing_query() -> None:
@@ -187,7 +195,7 @@ def test_html_is_escaped_and_text_is_not(tmp_path: Path) -> None:
                             "{% block html %}<p>{{ name }}</p>{% endblock %}"
                             "{% block text %}Dear {{ name }}{% endblock %}",
     })  # fmt: skip
-    library = TemplateLibrary.load(root, Shop(), None)
+    library = TemplateLibrary.load(root, Shop(), None, DIRECTORY)
     name = 'Tom & "Jerry" <b>'
     message = library.render(
         "note", ChannelKind.EMAIL, {"customer": {"locale": "en"}, "name": name}, "a@b"
@@ -203,7 +211,7 @@ def test_text_part_is_derived_from_html_when_absent(tmp_path: Path) -> None:
                             "<h1>Hello</h1><p>See <a href=\"https://x.example/a\">your order</a>."
                             "</p><ul><li>one</li><li>two</li></ul>{% endblock %}",
     })  # fmt: skip
-    library = TemplateLibrary.load(root, Shop(), None)
+    library = TemplateLibrary.load(root, Shop(), None, DIRECTORY)
     message = library.render("note", ChannelKind.EMAIL, {"customer": {"locale": "en"}}, "a@b")
     assert message.text == "Hello\n\nSee your order (https://x.example/a).\n\n- one\n- two"
 
@@ -212,7 +220,7 @@ def test_sms_is_one_line(tmp_path: Path) -> None:
     root = _write(tmp_path / "templates", {
         "sms/note/en.j2": "Order {{ n }}\n{% if n %}is here.{% endif %}\n  Bye",
     })  # fmt: skip
-    library = TemplateLibrary.load(root, Shop(), None)
+    library = TemplateLibrary.load(root, Shop(), None, DIRECTORY)
     message = library.render("note", ChannelKind.SMS, {"customer": {"locale": "en"}, "n": 7}, "+4")
     assert message.text == "Order 7 is here. Bye"
     assert message.sms_segments == 1 and message.subject is None and message.html is None
@@ -243,9 +251,11 @@ def test_runtime_errors_point_at_the_marketers_line(tmp_path: Path) -> None:
         "email/note/en.j2": '{% block subject %}S{% endblock %}\n{% block html %}\n<p\n'
                             '  class="x">\n{{ customer.nmae }}</p>{% endblock %}',
     })  # fmt: skip
-    library = TemplateLibrary.load(root, Shop(), None)
+    library = TemplateLibrary.load(root, Shop(), None, DIRECTORY)
     context = {
-        "customer": build_context(build_samples()[0].order, Shop(), now=SAMPLE_NOW)["customer"]
+        "customer": build_context(
+            build_samples(DIRECTORY)[0].order, Shop(), carriers=DIRECTORY, now=SAMPLE_NOW
+        )["customer"]
     }
     with pytest.raises(TemplateError) as caught:
         library.render("note", ChannelKind.EMAIL, context, "a@b")
@@ -256,9 +266,9 @@ def test_runtime_errors_point_at_the_marketers_line(tmp_path: Path) -> None:
 
 
 def test_context_holds_the_documented_names_and_nothing_else() -> None:
-    sample = build_samples()[1]
+    sample = build_samples(DIRECTORY)[1]
     _, kwargs = sample_situations("warranty_expiry", sample)[0]
-    context = build_context(sample.order, Shop(), now=SAMPLE_NOW, **kwargs)
+    context = build_context(sample.order, Shop(), carriers=DIRECTORY, now=SAMPLE_NOW, **kwargs)
     assert sorted(context) == [
         "customer", "delay", "item", "items", "links", "order", "product", "shipment", "shop",
         "tracking_events",
@@ -277,17 +287,19 @@ def test_context_holds_the_documented_names_and_nothing_else() -> None:
 
 
 def test_delay_and_warranty_facts() -> None:
-    sample = build_samples()[1]  # laptop, 24 months from the catalogue
+    sample = build_samples(DIRECTORY)[1]  # laptop, 24 months from the catalogue
     catalogue = parse_catalogue(CATALOGUE.read_text(encoding="utf-8"), "products.yaml")
     _, kwargs = sample_situations("warranty_expiry", sample)[0]
-    context = build_context(sample.order, Shop(), catalogue=catalogue, now=SAMPLE_NOW, **kwargs)
+    context = build_context(
+        sample.order, Shop(), carriers=DIRECTORY, catalogue=catalogue, now=SAMPLE_NOW, **kwargs
+    )
     assert context["item"]["warranty_months"] == 24
     assert context["item"]["warranty_ends"] == date(2027, 3, 2)  # delivered 2025-03-02
     assert context["product"]["extended_warranty"]["price"] == Decimal("399.0")
     assert context["links"]["extend_warranty"].endswith("/nw-book-14")
     reasons = sample_situations("delayed", sample)
     label, kwargs = next(r for r in reasons if r[0] == "delay: eta_slipped")
-    context = build_context(sample.order, Shop(), now=SAMPLE_NOW, **kwargs)
+    context = build_context(sample.order, Shop(), carriers=DIRECTORY, now=SAMPLE_NOW, **kwargs)
     assert context["delay"] == {
         "reason": "eta_slipped", "promised": date(2025, 3, 13), "new_estimate": date(2025, 3, 17),
         "days_late": 4, "days_since_scan": 4,
@@ -341,11 +353,15 @@ def test_shipped_catalogue_loads() -> None:
 
 
 def test_rendering_is_deterministic_for_a_fixed_now(library: TemplateLibrary) -> None:
-    sample = build_samples()[0]
+    sample = build_samples(DIRECTORY)[0]
     _, kwargs = sample_situations("delayed", sample)[2]
-    first = build_context(sample.order, library.shop, now=SAMPLE_NOW, **kwargs)
+    first = build_context(sample.order, library.shop, carriers=DIRECTORY, now=SAMPLE_NOW, **kwargs)
     later = build_context(
-        sample.order, library.shop, now=datetime(2025, 3, 14, tzinfo=UTC), **kwargs
+        sample.order,
+        library.shop,
+        carriers=DIRECTORY,
+        now=datetime(2025, 3, 14, tzinfo=UTC),
+        **kwargs,
     )
     assert first["delay"]["days_since_scan"] == 4
     assert later["delay"]["days_since_scan"] == 5  # whole days since the last scan
@@ -354,11 +370,13 @@ def test_rendering_is_deterministic_for_a_fixed_now(library: TemplateLibrary) ->
 def test_pickup_facts_from_the_store_are_json() -> None:
     from dataclasses import replace
 
-    sample = build_samples()[0]
+    sample = build_samples(DIRECTORY)[0]
     _, kwargs = sample_situations("available_for_pickup", sample)[0]
     stored = replace(
         kwargs["event"], facts={"pickup_code": 482913, "pickup_deadline": "2025-03-14T09:30:00"}
     )
-    context = build_context(sample.order, Shop(), now=SAMPLE_NOW, **{**kwargs, "event": stored})
+    context = build_context(
+        sample.order, Shop(), carriers=DIRECTORY, now=SAMPLE_NOW, **{**kwargs, "event": stored}
+    )
     assert context["shipment"]["pickup_code"] == "482913"
     assert context["shipment"]["pickup_deadline"] == datetime(2025, 3, 14, 9, 30, tzinfo=UTC)

@@ -15,6 +15,7 @@ from aftersale.models import ChannelKind
 from aftersale.render.library import TemplateLibrary
 from aftersale.render.samples import sample_contexts
 from aftersale.settings import Shop
+from carriers.registry import DIRECTORY
 
 SANDBOX = "not allowed in templates (sandbox): "
 KNOWN = (
@@ -82,7 +83,7 @@ PAYLOADS = [
 
 @pytest.fixture(scope="module")
 def context() -> dict[str, object]:
-    return sample_contexts("shipped", Shop(), None)[0][1]  # type: ignore[arg-type]
+    return sample_contexts("shipped", Shop(), None, DIRECTORY)[0][1]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("channel", list(ChannelKind))
@@ -96,7 +97,7 @@ def test_payload_is_refused(
     if channel is ChannelKind.EMAIL:
         body = f"{{% block subject %}}S{{% endblock %}}\n{{% block html %}}{body}{{% endblock %}}"
     path.write_text(body, encoding="utf-8")
-    library = TemplateLibrary.load(tmp_path / "templates", Shop(), None)
+    library = TemplateLibrary.load(tmp_path / "templates", Shop(), None, DIRECTORY)
     with pytest.raises(TemplateError) as caught:
         library.render("shipped", channel, context, "x")
     line = 3 if channel is ChannelKind.EMAIL else 2
@@ -117,10 +118,12 @@ def test_the_catalogue_is_not_a_way_out() -> None:
     catalogue = parse_catalogue(
         'categories:\n  headphones:\n    tips:\n      pl: ["{{ cycler.__init__ }}"]\n', "c.yaml"
     )
-    library = TemplateLibrary.load(PROJECT_ROOT / "templates", Shop(), None)
-    sample = build_samples()[0]
+    library = TemplateLibrary.load(PROJECT_ROOT / "templates", Shop(), None, DIRECTORY)
+    sample = build_samples(DIRECTORY)[0]
     _, kwargs = sample_situations("setup_tip", sample)[0]
     kwargs["item_sku"] = "NW-ANC-700"
-    ctx = build_context(sample.order, Shop(), catalogue=catalogue, now=SAMPLE_NOW, **kwargs)
+    ctx = build_context(
+        sample.order, Shop(), carriers=DIRECTORY, catalogue=catalogue, now=SAMPLE_NOW, **kwargs
+    )
     message = library.render("setup_tip", ChannelKind.EMAIL, ctx, "a@b")
     assert "<li>{{ cycler.__init__ }}</li>" in (message.html or "")

@@ -13,18 +13,19 @@ from aftersale.models import ChannelKind
 from aftersale.render.check import check_templates
 from aftersale.render.library import TemplateLibrary
 from aftersale.settings import PROJECT_ROOT, Shop
+from carriers.registry import DIRECTORY
 
 FIXTURES = Path(__file__).parent / "template_fixtures"
 ALL_SAMPLES = "[sample: typical (shipped) and 5 more]"
 
 
 def _check(case: str, **kwargs: object) -> list[str]:
-    return check_templates(TemplateLibrary.load(FIXTURES / case, Shop(), None), **kwargs)  # type: ignore[arg-type]
+    return check_templates(TemplateLibrary.load(FIXTURES / case, Shop(), None, DIRECTORY), **kwargs)  # type: ignore[arg-type]
 
 
 def test_shipped_templates_have_no_problems() -> None:
     library = TemplateLibrary.load(
-        PROJECT_ROOT / "templates", Shop(), PROJECT_ROOT / "catalogue" / "products.yaml"
+        PROJECT_ROOT / "templates", Shop(), PROJECT_ROOT / "catalogue" / "products.yaml", DIRECTORY
     )
     assert check_templates(library) == []
 
@@ -126,7 +127,9 @@ def test_ucs2_sms_names_the_characters(tmp_path: Path) -> None:
     path = tmp_path / "templates" / "sms" / "shipped" / "en.j2"
     path.parent.mkdir(parents=True)
     path.write_text("Hi {{ customer.name }}, order {{ order.number }} is on its way 📦 — enjoy!")
-    problems = check_templates(TemplateLibrary.load(tmp_path / "templates", Shop(), None))
+    problems = check_templates(
+        TemplateLibrary.load(tmp_path / "templates", Shop(), None, DIRECTORY)
+    )
     assert problems == [
         "templates/sms/shipped/en.j2: SMS too long: 2 segments (106 characters, UCS-2 because "
         "of '📦' '—'), the maximum is 1 [sample: long_everything (shipped)]",

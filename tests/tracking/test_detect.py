@@ -28,6 +28,7 @@ from aftersale.tracking.detect import (
     detect_due,
     detect_order_placed,
 )
+from carriers.registry import DIRECTORY
 
 S = Status
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # a Monday, 09:00 in Warsaw
@@ -191,7 +192,7 @@ def test_delay_code_on_a_moving_parcel() -> None:
     events = (TrackingEvent(h(2), S.IN_TRANSIT, "taken_by_courier", ""),
               TrackingEvent(h(9), S.IN_TRANSIT, "delay_in_delivery", "delayed"))  # fmt: skip
     track = Tracking("inpost", "TN1", S.IN_TRANSIT, events=events)
-    out = detect_changes(prev, track, order(), h(10), default_thresholds())
+    out = detect_changes(prev, track, order(), h(10), default_thresholds(DIRECTORY))
     assert kinds(out) == ["delayed:exception"]
     assert out[0].facts["code"] == "delay_in_delivery"
     assert detect_changes(prev, track, order(), h(10), TH) == []  # not a delay code for TH
@@ -261,7 +262,7 @@ def test_delay_thresholds(name: str, s: ShipmentState, at: datetime, expected: s
 
 def test_pickup_waiting_inpost_override() -> None:
     s = state(S.AVAILABLE_FOR_PICKUP, status_since=h(0), last_event_at=h(0))
-    th = default_thresholds()
+    th = default_thresholds(DIRECTORY)
     assert th.for_carrier("inpost").pickup_wait_hours == 24
     assert "delayed:pickup_waiting" in due(s, h(24), th=th)
     assert "delayed:pickup_waiting" not in due(replace(s, carrier="ups"), h(24), th=th)
