@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from aftersale.cycle import run_cycle
-from aftersale.settings import Settings
 from aftersale.store.duckdb.store import Store
+from carriers.registry import load_settings
 from flows.wiring import build_parts
 
 
@@ -57,7 +57,7 @@ def run_child(request: dict[str, Any], report: Path) -> None:
         "AFTERSALE_OUTBOX": str(workdir / "outbox"),
         "AFTERSALE_INBOX": str(workdir / "inbox"),
     }
-    settings = Settings.from_env(env)
+    settings = load_settings(env)
     with Store.open(settings.db_path) as store:
         parts, _ = build_parts(settings, store, env=env)
         proxy = KillAfter(store.con, request["kill_after"])

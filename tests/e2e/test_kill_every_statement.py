@@ -21,8 +21,8 @@ from aftersale.dispatch.send import DEFAULT_BATCH_SIZE
 from aftersale.intake.files import import_file
 from aftersale.settings import PROJECT_ROOT
 from aftersale.store.duckdb.store import Store
-from carriers.detect import detect_carriers
-from flows.demo import CYCLE_HOURS, DEMO_START, load_parcels
+from carriers.registry import DIRECTORY
+from flows.demo import CYCLE_HOURS, DEMO_START, load_parcels, sandbox_env
 from sandbox.app import SandboxClock, SandboxState
 from sandbox.server import SandboxServer
 
@@ -90,22 +90,7 @@ def demo_env(tmp_path_factory: pytest.TempPathFactory):
             for k, v in __import__("os").environ.items()
             if not k.startswith(("AFTERSALE_", "SENDGRID_", "TWILIO_"))
         }
-        env.update(
-            {
-                "UPS_CLIENT_ID": "sandbox-client",
-                "UPS_CLIENT_SECRET": "sandbox-secret",
-                "DHL_API_KEY": "sandbox-key",
-                **{
-                    f"AFTERSALE_{s.upper()}_URL": sandbox.url
-                    for s in ("ups", "dhl", "inpost", "dpd")
-                },
-                **{
-                    f"AFTERSALE_{s.upper()}_RATE_PER_S": "0"
-                    for s in ("ups", "dhl", "inpost", "dpd")
-                },
-                "AFTERSALE_DHL_RATE_PER_DAY": "0",
-            }
-        )
+        env.update(sandbox_env(sandbox.url))
         driver = Driver(env)
         try:
             yield tmp_path_factory.mktemp("kill"), state.clock, driver
@@ -118,7 +103,7 @@ def test_a_cycle_killed_after_any_statement_loses_and_doubles_nothing(demo_env) 
     reference = root / "reference"
     (reference / "inbox").mkdir(parents=True)
     with Store.open(reference / "aftersale.duckdb") as store:
-        import_file(store, EXAMPLES / "orders.ndjson", now=DEMO_START, detect=detect_carriers)
+        import_file(store, EXAMPLES / "orders.ndjson", now=DEMO_START, detect=DIRECTORY)
 
     checked = 0
     for number, hours in enumerate(CYCLE_HOURS[: max(TARGETS)], start=1):
