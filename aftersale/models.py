@@ -242,6 +242,20 @@ class Decision:
 # --- messages ---------------------------------------------------------------
 
 
+class MessageState(StrEnum):
+    """Where a stored message is in its life. A claim moves `pending -> sending` in one
+    conditional statement, so two runs never both send; a crash between claim and result
+    leaves `sending`, which becomes `unknown` and is never resent without a human."""
+
+    PENDING = "pending"  # decided, waiting for its due time
+    SENDING = "sending"  # claimed by a run, handed to the channel
+    SENT = "sent"
+    FAILED = "failed"  # permanent: the channel refused it, or it could not be rendered
+    UNKNOWN = "unknown"  # left in `sending` by a crashed run: check the provider, release
+    CANCELLED = "cancelled"  # superseded by a newer event before it went out
+    SUPPRESSED = "suppressed"  # the recipient opted out or bounced
+
+
 @dataclass(frozen=True, slots=True)
 class RenderedMessage:
     channel: ChannelKind

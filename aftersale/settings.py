@@ -33,7 +33,8 @@ class Shop:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    db_path: Path = Path("aftersale.duckdb")
+    #: AFTERSALE_DB: a DuckDB file path (or `:memory:`), or a database URL
+    db: str = "aftersale.duckdb"
     outbox_dir: Path = Path("outbox")
     inbox_dir: Path = Path("inbox")  # order files dropped here are imported each cycle
     rules_dir: Path = PROJECT_ROOT / "rules"
@@ -57,7 +58,7 @@ class Settings:
             if override:
                 urls[slug] = override
         return cls(
-            db_path=Path(env.get("AFTERSALE_DB", "aftersale.duckdb")),
+            db=env.get("AFTERSALE_DB", "aftersale.duckdb"),
             outbox_dir=Path(env.get("AFTERSALE_OUTBOX", "outbox")),
             inbox_dir=Path(env.get("AFTERSALE_INBOX", "inbox")),
             rules_dir=Path(env.get("AFTERSALE_RULES", PROJECT_ROOT / "rules")),

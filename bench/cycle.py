@@ -105,7 +105,7 @@ def child(mode: str, profile: str | None) -> None:
     InPost.default_rate_per_s = None
 
     from aftersale.cycle import run_cycle
-    from aftersale.store.duckdb.store import Store
+    from aftersale.store import open_store
     from carriers.registry import load_settings
     from flows.wiring import build_parts
 
@@ -120,7 +120,7 @@ def child(mode: str, profile: str | None) -> None:
 
     def plain() -> dict[str, Any]:
         settings = load_settings()
-        with Store.open(settings.db_path) as store:
+        with open_store(settings.db) as store:
             parts, _ = build_parts(settings, store)
             return run_cycle(parts, CLOCK, "bench-plain", timed_stage).as_dict()
 
@@ -302,7 +302,7 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
 def run_size(n: int, modes: list[str], profile_dir: Path | None) -> dict[str, dict[str, Any]]:
     """Set up N shipments, run each mode in its own process, return each mode's figures."""
     from aftersale.intake.files import import_file
-    from aftersale.store.duckdb.store import Store
+    from aftersale.store import open_store
     from carriers.registry import DIRECTORY
     from sandbox.app import SandboxClock, SandboxState
     from sandbox.server import SandboxServer
@@ -314,7 +314,7 @@ def run_size(n: int, modes: list[str], profile_dir: Path | None) -> dict[str, di
         orders = work / "orders.ndjson"
         write_orders(orders, n)
         base = work / "base.duckdb"
-        with Store.open(base) as store:
+        with open_store(base) as store:
             report = import_file(store, orders, now=START, detect=DIRECTORY)
         print(f"{report.loaded} orders with {n} active InPost shipments", flush=True)
         state = SandboxState(SandboxClock(CLOCK))

@@ -5,7 +5,7 @@ concurrency / rate limits and aftersale's own mechanisms (docs/operations.md, "L
 
 Measured against a temporary Prefect API server (SQLite), as a flow sees it:
 - store lock: a Prefect GCL `aftersale-store` (limit 1) acquire+release, versus
-  `Store.open` on a free file and the delay before it gets a file another process frees;
+  `open_store` on a free file and the delay before it gets a file another process frees;
 - per-carrier budget: one Prefect `rate_limit` call per request, versus the in-process
   token bucket of carriers/poll.py.
 """
@@ -29,20 +29,20 @@ def ms(samples: list[float]) -> str:
 
 
 def bench_store(rounds: int, folder: Path) -> None:
-    from aftersale.store.duckdb.store import Store
+    from aftersale.store import open_store
 
     path = folder / "s.duckdb"
-    Store.open(path).close()
+    open_store(path).close()
     free = []
     for _ in range(rounds):
         started = time.perf_counter()
-        Store.open(path).close()
+        open_store(path).close()
         free.append(time.perf_counter() - started)
-    print(f"Store.open + close, file free            {ms(free)}")
+    print(f"open_store + close, file free            {ms(free)}")
     lags = []
     holder = (
-        "import sys, time; from aftersale.store.duckdb.store import Store; "
-        "s = Store.open(sys.argv[1]); "
+        "import sys, time; from aftersale.store import open_store; "
+        "s = open_store(sys.argv[1]); "
         "print('held', flush=True); time.sleep(1.0); s.close(); print(time.time(), flush=True)"
     )
     for _ in range(5):
@@ -53,12 +53,12 @@ def bench_store(rounds: int, folder: Path) -> None:
             cwd=Path(__file__).resolve().parent.parent,
         )
         assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
-        with Store.open(path, wait_s=30):
+        with open_store(path, wait_s=30):
             got = time.time()
         released = float(proc.stdout.readline())
         proc.wait()
         lags.append(got - released)
-    print(f"Store.open waiting: got it after release  {ms(lags)}")
+    print(f"open_store waiting: got it after release  {ms(lags)}")
 
 
 def bench_prefect(rounds: int) -> None:

@@ -23,10 +23,10 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
 from aftersale import cycle as core
-from aftersale.dispatch import messages as msgs
 from aftersale.errors import RuleSetError
+from aftersale.models import MessageState
 from aftersale.ops.report import build_report, ruleset_alert
-from aftersale.store.duckdb.store import Store
+from aftersale.store import open_store
 from carriers.registry import load_settings
 from flows.alerts import emit_alerts, install_masking, publish_artifacts, rename_run
 from flows.wiring import build_parts
@@ -114,7 +114,7 @@ def aftersale_cycle(now: datetime | None = None, dry_run: bool = False) -> dict[
     logger = get_run_logger()
     settings = load_settings()
     clock = (now or datetime.now(UTC)).astimezone(UTC)
-    with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
+    with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
         try:
             parts, notes = build_parts(settings, store, dry_run=dry_run)
         except RuleSetError as exc:
@@ -123,7 +123,7 @@ def aftersale_cycle(now: datetime | None = None, dry_run: bool = False) -> dict[
         for note in notes:
             logger.info(note)
         summary = core.run_cycle(parts, clock, f"cycle-{uuid.uuid4().hex[:12]}", run_as_task)
-        unknown_total = len(msgs.messages_by_state(store, msgs.UNKNOWN))
+        unknown_total = store.count_messages(MessageState.UNKNOWN)
     report = build_report(summary, unknown_total=unknown_total)
     rename_run(report.name + (" · dry run" if dry_run else ""))
     publish_artifacts(

@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from aftersale.intake.files import import_file
+from aftersale.models import MessageState
 from aftersale.settings import PROJECT_ROOT
-from aftersale.store.duckdb.store import Store
+from aftersale.store import open_store
 from carriers.registry import DIRECTORY
 from sandbox.app import SandboxClock, SandboxState
 from sandbox.server import SandboxServer
@@ -73,7 +74,7 @@ def run_demo(workdir: Path, console: Console | None = None) -> dict[str, int]:
                 **sandbox_env(sandbox.url),
             }
         )
-        with Store.open(db) as store:
+        with open_store(db) as store:
             report = import_file(
                 store, examples / "orders.ndjson", now=DEMO_START, detect=DIRECTORY
             )
@@ -112,18 +113,16 @@ def run_demo(workdir: Path, console: Console | None = None) -> dict[str, int]:
                 str(s["failed"]),
             )
     console.print(table)
-    with Store.open(db) as store:
-        rows = store.con.execute(
-            "SELECT template, channel, state, count(*) FROM messages GROUP BY ALL ORDER BY 1, 2, 3"
-        ).fetchall()
+    with open_store(db) as store:
+        counts = store.message_counts()
     sent: Counter[str] = Counter()
     summary = Table(title="messages by template")
     for col in ("template", "channel", "state", "count"):
         summary.add_column(col)
-    for template, channel, st, n in rows:
-        summary.add_row(template, channel, st, str(n))
-        if st == "sent":
-            sent[f"{template}/{channel}"] += n
+    for c in counts:
+        summary.add_row(c.template, c.channel.value, c.state.value, str(c.count))
+        if c.state is MessageState.SENT:
+            sent[f"{c.template}/{c.channel.value}"] += c.count
     console.print(summary)
     console.print(f"[bold]Outbox:[/] {outbox}/email/*.eml and {outbox}/sms.jsonl; database: {db}")
     return dict(sent)

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from aftersale.ops.housekeeping import Retention, run_housekeeping
 from aftersale.ops.report import Alert
-from aftersale.store.duckdb.store import Store
+from aftersale.store import open_store
 from carriers.registry import load_settings
 from flows.alerts import emit_alerts, install_masking, publish_artifacts, rename_run
 
@@ -39,7 +39,7 @@ def aftersale_housekeeping(
         stuck_sending_after=timedelta(minutes=stuck_sending_minutes),
     )
     settings = load_settings()
-    with Store.open(settings.db_path, wait_s=store_wait_s) as store:
+    with open_store(settings.db, wait_s=store_wait_s) as store:
         report = run_housekeeping(store, clock, retention)
     summary = report.as_dict()
     logger.info("housekeeping: %s", summary)

@@ -17,7 +17,7 @@ from pydantic import Field
 from aftersale.decide.backfill import backfill, check_range
 from aftersale.errors import RuleSetError
 from aftersale.ops.report import ruleset_alert
-from aftersale.store.duckdb.store import Store
+from aftersale.store import open_store
 from carriers.registry import load_settings
 from flows.alerts import emit_alerts, install_masking, publish_artifacts, rename_run
 from flows.wiring import load_library, load_rules
@@ -43,7 +43,7 @@ def aftersale_replay(
     except RuleSetError as exc:
         emit_alerts([ruleset_alert(exc.problems)])
         raise
-    with Store.open(settings.db_path, wait_s=store_wait_s) as store:
+    with open_store(settings.db, wait_s=store_wait_s) as store:
         report = backfill(
             store,
             ruleset,

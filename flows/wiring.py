@@ -18,7 +18,7 @@ from aftersale.dispatch.channels.config import build_channels
 from aftersale.models import ShipmentState
 from aftersale.render.library import TemplateLibrary, build_context
 from aftersale.settings import Settings
-from aftersale.store.duckdb.store import Store
+from aftersale.store import Store
 from aftersale.tracking.detect import DelayThresholds, default_thresholds
 from aftersale.tracking.schedule import PollSchedule
 from carriers.base import Carrier

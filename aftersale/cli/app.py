@@ -52,14 +52,14 @@ def import_orders(
 ) -> None:
     """Import order files. Bad rows are reported with their line; the good rows load."""
     from aftersale.intake.files import import_file
-    from aftersale.store.duckdb.store import Store
+    from aftersale.store import open_store
     from carriers.registry import DIRECTORY, load_settings
 
     settings = load_settings()
     now = datetime.now(UTC)
     bad = 0
     try:
-        with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
+        with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
             for path in files:
                 report = import_file(store, path, now=now, detect=DIRECTORY)
                 console.print(
@@ -97,11 +97,11 @@ def run(
     try:
         if no_prefect:
             from aftersale.cycle import run_cycle
-            from aftersale.store.duckdb.store import Store
+            from aftersale.store import open_store
             from flows.wiring import build_parts
 
             settings = load_settings()
-            with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
+            with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
                 parts, notes = build_parts(settings, store, dry_run=dry_run)
                 for note in notes:
                     console.print(note)
@@ -207,9 +207,9 @@ def simulate(
             typer.echo(format_simulation(lines))
             return
         from aftersale.decide.backfill import backfill
-        from aftersale.store.duckdb.store import Store
+        from aftersale.store import open_store
 
-        with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
+        with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
             report = backfill(store, ruleset, _now(start), _now(end), datetime.now(UTC))
         typer.echo(report.text())
     except (AftersaleError, ValueError) as exc:
@@ -282,14 +282,18 @@ def messages_list(
     ] = "unknown",
 ) -> None:
     """List messages in one state (recipients masked)."""
-    from aftersale.dispatch import messages as msgs
     from aftersale.masking import mask_recipient
-    from aftersale.store.duckdb.store import Store
+    from aftersale.models import MessageState
+    from aftersale.store import open_store
     from carriers.registry import load_settings
 
+    try:
+        wanted = MessageState(state.strip().lower())
+    except ValueError:
+        _fail(ValueError(f"state {state!r} is not one of: {', '.join(MessageState)}"))
     settings = load_settings()
-    with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
-        rows = msgs.messages_by_state(store, state)
+    with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
+        rows = store.messages_in_state(wanted)
     table = Table("message", "rule", "channel", "order", "recipient", "error")
     for m in rows:
         table.add_row(
@@ -311,13 +315,12 @@ def messages_release(
     ] = False,
 ) -> None:
     """After checking the provider: resend `unknown` messages, or record them as sent."""
-    from aftersale.dispatch import messages as msgs
-    from aftersale.store.duckdb.store import Store
+    from aftersale.store import open_store
     from carriers.registry import load_settings
 
     settings = load_settings()
-    with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
-        n = msgs.release_unknown(store, message_ids, resend=resend, now=datetime.now(UTC))
+    with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
+        n = store.release_unknown(message_ids, resend=resend, now=datetime.now(UTC))
     console.print(f"{n} message(s) {'queued again' if resend else 'recorded as sent'}")
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 
 from aftersale.errors import AftersaleError
-from aftersale.store.duckdb.store import Store
+from aftersale.store import Store, open_store
 
 suppress_app = typer.Typer(
     help="The suppression list: addresses that get no messages (or no marketing) on a channel.",
@@ -51,7 +51,7 @@ def _store() -> Iterator[Store]:
 
     settings = load_settings()
     try:
-        store = Store.open(settings.db_path, wait_s=settings.store_lock_wait_s)
+        store = open_store(settings.db, wait_s=settings.store_lock_wait_s)
     except AftersaleError as exc:
         _fail(str(exc))
     with store:
@@ -77,7 +77,7 @@ def suppress_add(
     addr, kind = _checked(lambda: sup.normalise_address(address, channel))
     why = _checked(lambda: sup.parse_reason(reason))
     with _store() as store:
-        before = sup.get_suppression(store, addr, kind)
+        before = store.get_suppression(addr, kind)
         entry, outcome = sup.add_suppression(store, addr, kind, why, datetime.now(UTC))
     if outcome == "added":
         typer.echo(f"suppressed {addr} on {kind} ({why})")

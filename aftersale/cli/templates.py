@@ -66,18 +66,18 @@ def _find_sample(library: TemplateLibrary, settings: Settings, order_id: str | N
     samples = {s.name: s for s in build_samples(library.carriers)}
     if order_id is None or order_id in samples:
         return samples[order_id or "typical"]
-    from aftersale.store.duckdb.store import Store
+    from aftersale.store import is_url, open_store
 
-    if not settings.db_path.exists():
+    if not is_url(settings.db) and not Path(settings.db).exists():
         _fail(
-            f"no sample or stored order '{order_id}' (no store at {settings.db_path}); "
+            f"no sample or stored order '{order_id}' (no store at {settings.db}); "
             f"samples: {', '.join(samples)}"
         )
-    with Store.open(settings.db_path, wait_s=settings.store_lock_wait_s) as store:
+    with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
         order = store.load_order(order_id)
         if order is None:
             _fail(
-                f"no order '{order_id}' in {settings.db_path} and no sample of that name; "
+                f"no order '{order_id}' in {settings.db} and no sample of that name; "
                 f"samples: {', '.join(samples)}"
             )
         assert order is not None

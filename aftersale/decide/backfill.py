@@ -19,7 +19,7 @@ from aftersale.decide.engine import decide, describe, history_after
 from aftersale.decide.history import load_send_history
 from aftersale.decide.ruleset import RuleSet
 from aftersale.dispatch import messages as msgs
-from aftersale.store.duckdb.store import Store
+from aftersale.store.protocols import Store
 
 #: A backfill covers at most this much history in one run.
 MAX_RANGE = timedelta(days=92)
@@ -148,11 +148,8 @@ def backfill(
     report = BackfillReport(start, end, apply)
     stored = store.domain_events_between(start, end)
     report.events = len(stored)
-    customers = store.con.execute(
-        "SELECT DISTINCT customer_id FROM orders WHERE order_id IN (SELECT unnest(?))",
-        [list({e.order_id for _, e in stored})],
-    ).fetchall()
-    history = load_send_history(store, [r[0] for r in customers], now)
+    customers = store.customer_ids_of({e.order_id for _, e in stored}).values()
+    history = load_send_history(store, customers, now)
     for detected_at, group in groupby(stored, key=lambda pair: pair[0]):
         events = [e for _, e in group]
         report.cycles += 1

@@ -1,9 +1,10 @@
 """Render and send the messages that are due, exactly once each.
 
-Due messages go in batches (`batch_size`): check address and suppression and render
-each (a template error fails that message only), claim the batch in the store
-(`pending -> sending`, one statement), send each through its channel, record the
-batch's answers (one statement). A crash inside a batch leaves its claimed messages
+Due messages are read a page at a time (`page_size`), until none is left: no backlog
+waits silently for a later cycle. Each page goes in batches (`batch_size`): check address
+and suppression and render each (a template error fails that message only), claim the
+batch in the store (`pending -> sending`, one statement), send each through its channel,
+record the batch's answers (one statement). A crash inside a batch leaves its claimed messages
 in `sending`, which the next cycle reports as `unknown` and never resends: the batch
 size bounds how many a human may have to check. Single-row updates cost DuckDB
 3-5 ms each, which is why claims and results are written per batch, not per message.
@@ -21,12 +22,13 @@ from typing import Any, Protocol
 
 from aftersale.dispatch import messages as msgs
 from aftersale.dispatch.channels.base import Channel
-from aftersale.dispatch.suppressions import add_suppression
+from aftersale.dispatch.suppressions import add_suppression, suppressions_for
 from aftersale.errors import TemplateError
 from aftersale.masking import mask_recipient
 from aftersale.models import (
     ChannelKind,
     DomainEvent,
+    MessageState,
     Order,
     OutgoingMessage,
     RenderedMessage,
@@ -35,7 +37,8 @@ from aftersale.models import (
     SuppressionReason,
     TrackingEvent,
 )
-from aftersale.store.duckdb.store import MessageRow, Store
+from aftersale.store.protocols import Store
+from aftersale.store.records import Claim, Closure, DueCursor, MessageRow
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,8 @@ log = logging.getLogger(__name__)
 TWILIO_OPTED_OUT = "21610"
 #: Messages claimed and recorded per statement; also the most a crash can leave `unknown`.
 DEFAULT_BATCH_SIZE = 20
+#: Due messages read (with everything rendering needs) per query: bounds memory, not work.
+DEFAULT_PAGE_SIZE = 1_000
 #: Suppression reasons that stop every message on the channel: all but `unsubscribe`,
 #: which only stops marketing.
 HARD_SUPPRESSIONS = frozenset(SuppressionReason) - {SuppressionReason.UNSUBSCRIBE}
@@ -109,20 +114,25 @@ def dispatch_due(
     dry_run: bool = False,
     retry_in: timedelta = timedelta(minutes=15),
     batch_size: int = DEFAULT_BATCH_SIZE,
+    page_size: int = DEFAULT_PAGE_SIZE,
 ) -> DispatchReport:
     report = DispatchReport()
-    for stuck in msgs.mark_stuck_unknown(store, now):
+    for stuck in store.mark_stuck_unknown(now, msgs.STUCK_REASON):
         masked = mask_recipient(stuck.recipient or "")
         report.outcomes.append(
             _outcome(stuck, "unknown", masked, reason="left in sending by a crashed run")
         )
-    due = msgs.due_messages(store, now)
-    facts = _Facts.load(store, due)
-    for start in range(0, len(due), batch_size):
-        batch = _Batch(store, facts, now=now, run_id=run_id, retry_in=retry_in)
-        for message in due[start : start + batch_size]:
-            batch.prepare(message, renderer, build_context, channels)
-        report.outcomes.extend(batch.finish(dry_run))
+    # Page by (due_at, message_id): a message left pending (dry run, claimed elsewhere)
+    # is passed, not read again, so the loop ends.
+    after: DueCursor | None = None
+    while due := store.due_messages(now, limit=page_size, after=after):
+        after = (due[-1].due_at, due[-1].message_id)
+        facts = _Facts.load(store, due)
+        for start in range(0, len(due), batch_size):
+            batch = _Batch(store, facts, now=now, run_id=run_id, retry_in=retry_in)
+            for message in due[start : start + batch_size]:
+                batch.prepare(message, renderer, build_context, channels)
+            report.outcomes.extend(batch.finish(dry_run))
     return report
 
 
@@ -151,7 +161,7 @@ class _Facts:
             shipments=shipments,
             scans=store.tracking_events_of(m.shipment_id for m in due if m.shipment_id),
             events=store.load_domain_events(m.event_id for m in due),
-            suppressions=msgs.suppressions_for(store, addresses),
+            suppressions=suppressions_for(store, addresses),
         )
 
 
@@ -173,7 +183,7 @@ class _Batch:
         self.store, self.facts = store, facts
         self.now, self.run_id, self.retry_in = now, run_id, retry_in
         self.outcomes: dict[str, Outcome] = {}  # in due order (dicts keep insertion order)
-        self.closures: list[tuple[str, str, str]] = []  # (message id, state, reason)
+        self.closures: list[Closure] = []
         self.ready: list[_Ready] = []
 
     def prepare(
@@ -188,17 +198,17 @@ class _Batch:
         order = self.facts.orders.get(message.order_id)
         if order is None:
             return self._close(
-                message, "", msgs.FAILED, f"order {message.order_id} is not in the store"
+                message, "", MessageState.FAILED, f"order {message.order_id} is not in the store"
             )
         to = recipient_of(order, kind)
         if not to:
             what = "email address" if kind is ChannelKind.EMAIL else "phone number"
-            return self._close(message, "", msgs.FAILED, f"customer has no {what}")
+            return self._close(message, "", MessageState.FAILED, f"customer has no {what}")
         masked = mask_recipient(to)
         suppression = self.facts.suppressions.get((to.lower(), kind.value))
         if suppression and (message.marketing or suppression in HARD_SUPPRESSIONS):
             return self._close(
-                message, masked, msgs.SUPPRESSED, f"recipient suppressed ({suppression})"
+                message, masked, MessageState.SUPPRESSED, f"recipient suppressed ({suppression})"
             )
         shipment = self.facts.shipments.get(message.shipment_id) if message.shipment_id else None
         try:
@@ -213,30 +223,31 @@ class _Batch:
             rendered = renderer.render(message.template, kind, context, to)
         except TemplateError as exc:
             log.error("message %s (rule %s): %s", message.message_id, message.rule_id, exc)
-            return self._close(message, masked, msgs.FAILED, str(exc))
+            return self._close(message, masked, MessageState.FAILED, str(exc))
         channel = channels.get(kind)
         if channel is None:
-            return self._close(message, masked, msgs.FAILED, f"no {kind} channel configured")
+            return self._close(
+                message, masked, MessageState.FAILED, f"no {kind} channel configured"
+            )
         self.outcomes[message.message_id] = _outcome(
             message, "would_send", masked, provider=channel.name
         )
         self.ready.append(_Ready(message, to, masked, channel, rendered))
 
-    def _close(self, message: MessageRow, masked: str, state: str, reason: str) -> None:
-        outcome = "suppressed" if state == msgs.SUPPRESSED else "failed"
+    def _close(self, message: MessageRow, masked: str, state: MessageState, reason: str) -> None:
+        outcome = "suppressed" if state is MessageState.SUPPRESSED else "failed"
         self.outcomes[message.message_id] = _outcome(message, outcome, masked, reason=reason)
-        self.closures.append((message.message_id, state, reason))
+        self.closures.append(Closure(message.message_id, state, reason))
 
     def finish(self, dry_run: bool) -> list[Outcome]:
         """Claim, send and record the ready messages (nothing is written on a dry run)."""
         if dry_run:
             return list(self.outcomes.values())
         store, now = self.store, self.now
-        msgs.close_many(store, self.closures, now)
-        claimed = msgs.claim_many(
-            store,
+        store.close_messages(self.closures, now)
+        claimed = store.claim_messages(
             [
-                msgs.Claim(
+                Claim(
                     r.message.message_id,
                     r.to,
                     r.rendered.subject,
@@ -260,12 +271,14 @@ class _Batch:
             results.append((r.message.message_id, result))
             if r.channel.kind is ChannelKind.SMS and result.error_code == TWILIO_OPTED_OUT:
                 add_suppression(store, r.to, ChannelKind.SMS, "stop", now)  # they replied STOP
-        states = msgs.mark_results(store, results, now, retry_in=self.retry_in)
+        recorded = [
+            msgs.message_result(message_id, result, now, retry_in=self.retry_in)
+            for message_id, result in results
+        ]
+        store.record_results(recorded, now)
         by_id = {r.message.message_id: r for r in self.ready}
-        for message_id, result in results:
-            self.outcomes[message_id] = _result_outcome(
-                by_id[message_id], result, states[message_id]
-            )
+        for (message_id, result), done in zip(results, recorded, strict=True):
+            self.outcomes[message_id] = _result_outcome(by_id[message_id], result, done.state)
         return list(self.outcomes.values())
 
 
@@ -281,9 +294,9 @@ def _outgoing(message: MessageRow, rendered: RenderedMessage) -> OutgoingMessage
     )
 
 
-def _result_outcome(ready: _Ready, result: SendResult, state: str) -> Outcome:
+def _result_outcome(ready: _Ready, result: SendResult, state: MessageState) -> Outcome:
     message, name = ready.message, ready.channel.name
-    if state == msgs.SENT:
+    if state is MessageState.SENT:
         log.info(
             "sent %s rule=%s via %s to %s", message.message_id, message.rule_id, name, ready.masked
         )

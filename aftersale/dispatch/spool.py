@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from aftersale.dispatch.suppressions import StoreWebhookSink
+from aftersale.errors import ConfigError
 from aftersale.models import ChannelKind
 from aftersale.settings import Settings
-from aftersale.store.duckdb.store import Store
+from aftersale.store import is_url
+from aftersale.store.protocols import Store
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +40,19 @@ SPOOL_SUFFIX = ".jsonl"
 
 def webhook_spool_dir(settings: Settings, env: Mapping[str, str] | None = None) -> Path:
     """`AFTERSALE_WEBHOOK_SPOOL`, else `webhooks/` beside the database: the receiver and
-    the cycle agree on it because they agree on `AFTERSALE_DB`."""
+    the cycle agree on it because they agree on `AFTERSALE_DB`. A database URL names no
+    folder: then the spool must be set."""
     env = os.environ if env is None else env
     override = env.get("AFTERSALE_WEBHOOK_SPOOL", "").strip()
-    return Path(override) if override else settings.db_path.parent / "webhooks"
+    if override:
+        return Path(override)
+    if is_url(settings.db):
+        raise ConfigError(
+            "AFTERSALE_WEBHOOK_SPOOL is not set: with a database URL in AFTERSALE_DB the "
+            "webhook spool has no default folder; set it to a folder the receiver and the "
+            "cycles share"
+        )
+    return Path(settings.db).parent / "webhooks"
 
 
 class SpoolSink:

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import phonenumbers
 
 from aftersale.errors import AftersaleError
 from aftersale.masking import mask_recipient
 from aftersale.models import ChannelKind, SuppressionReason
-from aftersale.store.duckdb.store import Store, from_db, to_db
+from aftersale.store.protocols import MessageStore, Store, SuppressionStore
+from aftersale.store.records import Suppression
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,6 @@ _DELIVERY_PROBLEMS = frozenset(
 
 class SuppressionError(AftersaleError):
     """An address, channel or reason that cannot go on the list (the text says which)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Suppression:
-    address: str
-    channel: ChannelKind
-    reason: str
-    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,31 +119,27 @@ def _guess_channel(raw: str) -> ChannelKind:
 
 
 def add_suppression(
-    store: Store, address: str, channel: ChannelKind | str | None, reason: str, at: datetime
+    store: SuppressionStore,
+    address: str,
+    channel: ChannelKind | str | None,
+    reason: str,
+    at: datetime,
 ) -> tuple[Suppression, str]:
     """Suppress `address`; returns the entry now in effect and what happened:
     "added", "replaced" (a stronger reason took over) or "kept" (as strong or stronger
     already there: its reason and time stay)."""
     addr, kind = normalise_address(address, channel)
     why = parse_reason(reason)
-    existing = get_suppression(store, addr, kind)
-    if existing is None:
-        store.con.execute(
-            "INSERT INTO suppressions (address, channel, reason, created_at) VALUES (?, ?, ?, ?)",
-            [addr, kind.value, why, to_db(at)],
-        )
-        return Suppression(addr, kind, why, at), "added"
-    if _rank(why) <= _rank(existing.reason):
+    existing = store.get_suppression(addr, kind)
+    if existing is not None and _rank(why) <= _rank(existing.reason):
         return existing, "kept"
-    store.con.execute(
-        "UPDATE suppressions SET reason = ?, created_at = ? WHERE address = ? AND channel = ?",
-        [why, to_db(at), addr, kind.value],
-    )
-    return Suppression(addr, kind, why, at), "replaced"
+    entry = Suppression(addr, kind, why, at)
+    store.put_suppression(entry)
+    return entry, "added" if existing is None else "replaced"
 
 
 def remove_suppression(
-    store: Store,
+    store: SuppressionStore,
     address: str,
     channel: ChannelKind | str | None,
     *,
@@ -160,43 +148,36 @@ def remove_suppression(
     """Lift a suppression; with `only`, just when its reason is one of those. Returns
     what was removed (None when nothing was)."""
     addr, kind = normalise_address(address, channel)
-    existing = get_suppression(store, addr, kind)
+    existing = store.get_suppression(addr, kind)
     if existing is None or (only is not None and existing.reason not in set(only)):
         return None
-    store.con.execute(
-        "DELETE FROM suppressions WHERE address = ? AND channel = ?", [addr, kind.value]
-    )
+    store.delete_suppression(addr, kind)
     return existing
 
 
-def get_suppression(store: Store, address: str, channel: ChannelKind) -> Suppression | None:
-    """The entry for an already normalised address."""
-    row = store.con.execute(
-        "SELECT address, channel, reason, created_at FROM suppressions "
-        "WHERE address = ? AND channel = ?",
-        [address, channel.value],
-    ).fetchone()
-    return _suppression(row) if row else None
-
-
 def list_suppressions(
-    store: Store, *, channel: ChannelKind | str | None = None, reason: str | None = None
+    store: SuppressionStore,
+    *,
+    channel: ChannelKind | str | None = None,
+    reason: str | None = None,
 ) -> list[Suppression]:
-    """Entries, newest first, optionally of one channel and/or reason."""
-    sql = "SELECT address, channel, reason, created_at FROM suppressions WHERE 1 = 1"
-    params: list[object] = []
-    if channel is not None:
-        sql += " AND channel = ?"
-        params.append(parse_channel(channel).value)
-    if reason is not None:
-        sql += " AND reason = ?"
-        params.append(parse_reason(reason))
-    sql += " ORDER BY created_at DESC, address"
-    return [_suppression(r) for r in store.con.execute(sql, params).fetchall()]
+    """Entries, newest first, optionally of one channel and/or reason (both checked)."""
+    return store.list_suppressions(
+        channel=parse_channel(channel) if channel is not None else None,
+        reason=parse_reason(reason) if reason is not None else None,
+    )
 
 
-def _suppression(r: tuple[Any, ...]) -> Suppression:
-    return Suppression(str(r[0]), ChannelKind(r[1]), str(r[2]), from_db(r[3]))
+def suppressions_for(
+    store: SuppressionStore, addresses: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """(address lower-cased, channel) -> reason, for the given (address, channel)
+    recipients that are suppressed (on any channel listed for that address)."""
+    return store.suppression_reasons({a.lower() for a, _ in addresses})
+
+
+def is_suppressed(store: SuppressionStore, address: str, channel: str) -> str | None:
+    return suppressions_for(store, [(address, channel)]).get((address.lower(), channel))
 
 
 def import_suppressions(store: Store, path: Path, now: datetime) -> ImportResult:
@@ -293,26 +274,20 @@ def _parse_row(row: dict[str, str | None], now: datetime) -> tuple[str, ChannelK
 
 
 def record_delivery(
-    store: Store, message_id: str, state: str, detail: str | None, at: datetime
+    store: MessageStore, message_id: str, state: str, detail: str | None, at: datetime
 ) -> bool:
     """Set a message's provider delivery state. A state of lower rank than the one
     stored (a late "deferred" after "delivered") changes nothing. False when the message
     is unknown or the state was not applied."""
-    row = store.con.execute(
-        "SELECT delivery_state FROM messages WHERE message_id = ?", [message_id]
-    ).fetchone()
-    if row is None:
+    message = store.load_message(message_id)
+    if message is None:
         log.warning("delivery state %r for unknown message %s ignored", state, message_id)
         return False
-    current = row[0]
+    current = message.delivery_state
     if current is not None and _DELIVERY_RANK.get(state, 1) < _DELIVERY_RANK.get(current, 1):
         return False
     problem = detail if detail and state in _DELIVERY_PROBLEMS else None
-    store.con.execute(
-        "UPDATE messages SET delivery_state = ?, error_text = coalesce(?, error_text) "
-        "WHERE message_id = ?",
-        [state, problem, message_id],
-    )
+    store.set_delivery_state(message_id, state, problem)
     return True
 
 

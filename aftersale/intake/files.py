@@ -32,7 +32,8 @@ from pydantic import (
 from aftersale.carriers_meta import Carriers, normalise_tracking_number
 from aftersale.errors import IntakeError
 from aftersale.models import Customer, Item, Order, ShipmentRef
-from aftersale.store.duckdb.store import Rejection, Store
+from aftersale.store.protocols import OrderStore
+from aftersale.store.records import Rejection
 
 #: What intake needs to know about carriers: the slugs a row may name, and a ranked guess
 #: for a row that names none. (The name aftersale/cycle.py's CycleParts still uses.)
@@ -396,7 +397,7 @@ class ImportReport:
 
 
 def import_file(
-    store: Store, path: Path, *, now: datetime, detect: DetectCarriers | None
+    store: OrderStore, path: Path, *, now: datetime, detect: DetectCarriers | None
 ) -> ImportReport:
     """Read, validate and store one order file. Idempotent by order id.
 
@@ -417,7 +418,7 @@ def import_file(
 
 
 def _dedupe_tracking(
-    store: Store, parsed: ParseResult, source: str
+    store: OrderStore, parsed: ParseResult, source: str
 ) -> tuple[list[Order], list[Rejection]]:
     """A tracking number belongs to one order: a second order claiming it is rejected."""
     owners = store.known_tracking_numbers(

@@ -1,8 +1,9 @@
 """Daily housekeeping of the store: expire stale shipments, report messages stuck in
 `sending`, and purge old tracking scans and customers' personal data past retention.
 
-Each step is one batch statement; `now` is injected. Nothing here sends or resends: a
-message left in `sending` becomes `unknown`, for a human to check and release.
+Each step is one batch statement in the store, all in one transaction; `now` is injected.
+Nothing here sends or resends: a message left in `sending` becomes `unknown`, for a human
+to check and release.
 """
 
 from __future__ import annotations
@@ -11,16 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from aftersale.dispatch import messages as msgs
 from aftersale.masking import mask_recipient
-from aftersale.models import TERMINAL_STATUSES, Status
-from aftersale.store.duckdb.store import Store, to_db
+from aftersale.models import MessageState
+from aftersale.store.protocols import Store
 from aftersale.tracking.schedule import PollSchedule
 
-_TERMINAL = [s.value for s in TERMINAL_STATUSES]
-#: Message states in which the recipient and body are still needed.
-_OPEN_MESSAGE_STATES = [msgs.PENDING, msgs.SENDING, msgs.UNKNOWN]
-ERASED = "(erased)"
+#: Why housekeeping turns a message left in `sending` into `unknown`.
+STUCK_REASON = (
+    "left in sending (found by housekeeping): check the provider, then `aftersale messages release`"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,99 +97,26 @@ def run_housekeeping(
     schedule = schedule or PollSchedule()
     report = HousekeepingReport()
     with store.transaction():
-        report.expired = expire_stale(store, now, schedule.expire_after)
-        report.stuck = stuck_to_unknown(store, now, retention.stuck_sending_after)
-        report.purged_tracking_events = purge_tracking_events(
-            store, now - timedelta(days=retention.tracking_events_days)
+        # The cycle expires the shipments it polls; this catches those it never reaches.
+        report.expired = store.expire_stale_shipments(now, now - schedule.expire_after)
+        stuck = store.mark_stuck_unknown(
+            now, STUCK_REASON, claimed_before=now - retention.stuck_sending_after
         )
-        report.erased_customers, report.scrubbed_messages = erase_personal_data(
-            store, now, now - timedelta(days=retention.personal_data_days)
+        report.stuck = [
+            {
+                "message": m.message_id,
+                "rule": m.rule_id,
+                "channel": m.channel.value,
+                "order": m.order_id,
+                "recipient": mask_recipient(m.recipient or ""),
+            }
+            for m in stuck
+        ]
+        report.purged_tracking_events = store.purge_tracking_events(
+            now - timedelta(days=retention.tracking_events_days)
         )
-    row = store.con.execute(
-        "SELECT count(*) FROM messages WHERE state = ?", [msgs.UNKNOWN]
-    ).fetchone()
-    report.unknown_total = int(row[0]) if row else 0
+        report.erased_customers, report.scrubbed_messages = store.erase_personal_data(
+            now, now - timedelta(days=retention.personal_data_days)
+        )
+    report.unknown_total = store.count_messages(MessageState.UNKNOWN)
     return report
-
-
-def expire_stale(store: Store, now: datetime, expire_after: timedelta) -> list[str]:
-    """Non-terminal shipments with no scan for `expire_after` stop being polled. The cycle
-    does the same for shipments it polls; this catches those it never reaches."""
-    rows = store.con.execute(
-        "UPDATE shipments SET status = ?, status_since = ?, next_check_at = NULL "
-        "WHERE status NOT IN (SELECT unnest(?)) AND coalesce(last_event_at, created_at) < ? "
-        "RETURNING shipment_id",
-        [Status.EXPIRED.value, to_db(now), _TERMINAL, to_db(now - expire_after)],
-    ).fetchall()
-    return sorted(r[0] for r in rows)
-
-
-def stuck_to_unknown(store: Store, now: datetime, older_than: timedelta) -> list[dict[str, str]]:
-    """`sending` for longer than any send takes: the run died between claim and result."""
-    rows = store.con.execute(
-        "UPDATE messages SET state = ?, error_text = ?, updated_at = ? "
-        "WHERE state = ? AND updated_at < ? "
-        "RETURNING message_id, rule_id, channel, order_id, recipient",
-        [
-            msgs.UNKNOWN,
-            "left in sending (found by housekeeping): check the provider, then "
-            "`aftersale messages release`",
-            to_db(now),
-            msgs.SENDING,
-            to_db(now - older_than),
-        ],
-    ).fetchall()
-    return [
-        {
-            "message": r[0],
-            "rule": r[1],
-            "channel": r[2],
-            "order": r[3],
-            "recipient": mask_recipient(r[4] or ""),
-        }
-        for r in sorted(rows)
-    ]
-
-
-def purge_tracking_events(store: Store, before: datetime) -> int:
-    """Raw scans older than `before` of parcels that are settled (terminal)."""
-    rows = store.con.execute(
-        "DELETE FROM tracking_events t WHERE t.occurred_at < ? AND EXISTS "
-        "(SELECT 1 FROM shipments s WHERE s.shipment_id = t.shipment_id "
-        "AND s.status IN (SELECT unnest(?))) RETURNING 1",
-        [to_db(before), _TERMINAL],
-    ).fetchall()
-    return len(rows)
-
-
-def erase_personal_data(store: Store, now: datetime, before: datetime) -> tuple[int, int]:
-    """Erase name, email and phone of customers with nothing live, and the recipient and
-    body of their settled messages. Orders, items and message states stay (counts,
-    once-only keys). Returns (customers erased, messages scrubbed)."""
-    live = (
-        "SELECT DISTINCT o.customer_id FROM orders o "
-        "LEFT JOIN shipments s USING (order_id) LEFT JOIN items i USING (order_id) "
-        "WHERE o.placed_at >= $before "
-        "OR (s.shipment_id IS NOT NULL AND s.status NOT IN (SELECT unnest($terminal))) "
-        "OR (i.warranty_months > 0 AND o.placed_at + to_months(i.warranty_months) >= $now) "
-        "UNION SELECT customer_id FROM messages WHERE state IN (SELECT unnest($open))"
-    )
-    params = {
-        "before": to_db(before),
-        "now": to_db(now),
-        "terminal": _TERMINAL,
-        "open": _OPEN_MESSAGE_STATES,
-    }
-    erased = store.con.execute(
-        f"UPDATE customers SET name = '{ERASED}', email = NULL, phone = NULL, tags = [] "
-        f"WHERE customer_id NOT IN ({live}) AND (email IS NOT NULL OR phone IS NOT NULL "
-        f"OR name <> '{ERASED}') RETURNING customer_id",
-        params,
-    ).fetchall()
-    scrubbed = store.con.execute(
-        "UPDATE messages SET recipient = NULL, subject = NULL, body_text = NULL "
-        f"WHERE customer_id NOT IN ({live}) AND state NOT IN (SELECT unnest($open)) "
-        "AND (recipient IS NOT NULL OR body_text IS NOT NULL) RETURNING message_id",
-        params,
-    ).fetchall()
-    return len(erased), len(scrubbed)

@@ -125,6 +125,13 @@ class DelayThresholds:
             return self
         return self._resolved.get(slug, self)
 
+    def delivered_ago_by_carrier(self) -> dict[str | None, tuple[int, ...]]:
+        """DELIVERED_AGO days per carrier slug (None: every carrier without an override),
+        as the store's `orders_due_for_time_events` takes them."""
+        days: dict[str | None, tuple[int, ...]] = {None: self.delivered_ago_days}
+        days.update({slug: t.delivered_ago_days for slug, t in self._resolved.items()})
+        return days
+
 
 def default_thresholds(carriers: Carriers) -> DelayThresholds:
     """The shipped defaults, with each carrier's own overrides from its META (an unknown

@@ -77,11 +77,11 @@ def test_preview_an_order_from_the_store(app: typer.Typer, tmp_path: Path) -> No
     from dataclasses import replace
 
     from aftersale.render.samples import SAMPLE_NOW, build_samples
-    from aftersale.store.duckdb.store import Store
+    from aftersale.store import open_store
 
     db = tmp_path / "aftersale.duckdb"
     order = replace(build_samples(DIRECTORY)[2].order, order_id="SHOP-77")
-    with Store.open(db) as store:
+    with open_store(db) as store:
         store.save_orders([order], source="test", now=SAMPLE_NOW)
     env = {"AFTERSALE_DB": str(db), "COLUMNS": "200"}
     result = CliRunner().invoke(app, ["preview", "shipped", "--order", "SHOP-77"], env=env)

@@ -12,6 +12,7 @@ import pytest
 
 from aftersale.dispatch import messages as msgs
 from aftersale.dispatch.send import dispatch_due
+from aftersale.dispatch.suppressions import add_suppression, is_suppressed
 from aftersale.errors import TemplateError
 from aftersale.models import (
     ChannelKind,
@@ -26,7 +27,8 @@ from aftersale.models import (
     SendResult,
     ShipmentRef,
 )
-from aftersale.store.duckdb.store import Store, to_db
+from aftersale.store import Store, open_store
+from aftersale.store.records import Claim
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -73,7 +75,7 @@ class RecordingChannel:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    s = Store.open(tmp_path / "d.duckdb")
+    s = open_store(tmp_path / "d.duckdb")
     customer = Customer(
         "C-1", "Anna", "anna@example.pl", "+48601234567", "pl", "Europe/Warsaw", True, True, "PL"
     )
@@ -120,7 +122,7 @@ def run(store: Store, *channels: RecordingChannel, now: datetime = NOW):  # type
 
 
 def states(store: Store) -> dict[str, str]:
-    return dict(store.con.execute("SELECT rule_id, state FROM messages").fetchall())
+    return {m.rule_id: m.state for m in store.list_messages()}
 
 
 def test_the_same_decision_queues_one_message(store: Store) -> None:
@@ -137,10 +139,13 @@ def test_a_sent_message_is_never_sent_again(store: Store) -> None:
     assert report.outcomes[0].recipient != "anna@example.pl"  # masked
     assert run(store, email).outcomes == []
     assert len(email.sent) == 1
-    row = store.con.execute(
-        "SELECT state, provider_id, recipient, subject FROM messages"
-    ).fetchone()
-    assert row == ("sent", "p-1", "anna@example.pl", "thank_you for NW-1")
+    [m] = store.list_messages()
+    assert (m.state, m.provider_id, m.recipient, m.subject) == (
+        "sent",
+        "p-1",
+        "anna@example.pl",
+        "thank_you for NW-1",
+    )
 
 
 def test_messages_wait_until_due(store: Store) -> None:
@@ -163,7 +168,7 @@ def test_transient_failure_is_deferred_then_retried(store: Store) -> None:
     assert [o.outcome for o in run(store, email, now=NOW + timedelta(minutes=15)).outcomes] == [
         "sent"
     ]
-    assert store.con.execute("SELECT attempts FROM messages").fetchone() == (2,)
+    assert [m.attempts for m in store.list_messages()] == [2]
 
 
 def test_permanent_failure_and_a_broken_template_do_not_block_the_rest(store: Store) -> None:
@@ -191,10 +196,7 @@ def test_permanent_failure_and_a_broken_template_do_not_block_the_rest(store: St
 
 
 def test_unsubscribed_recipient_gets_transactional_but_no_marketing(store: Store) -> None:
-    store.con.execute(
-        "INSERT INTO suppressions VALUES ('anna@example.pl', 'email', 'unsubscribe', ?)",
-        [to_db(NOW)],
-    )
+    add_suppression(store, "anna@example.pl", ChannelKind.EMAIL, "unsubscribe", NOW)
     email = RecordingChannel(ChannelKind.EMAIL)
     queue(store, decision("shipped"), decision("review_request", marketing=True))
     outcomes = {o.rule_id: o.outcome for o in run(store, email).outcomes}
@@ -202,9 +204,7 @@ def test_unsubscribed_recipient_gets_transactional_but_no_marketing(store: Store
 
 
 def test_hard_bounce_blocks_every_message_on_that_channel(store: Store) -> None:
-    store.con.execute(
-        "INSERT INTO suppressions VALUES ('anna@example.pl', 'email', 'bounce', ?)", [to_db(NOW)]
-    )
+    add_suppression(store, "anna@example.pl", ChannelKind.EMAIL, "bounce", NOW)
     email, sms = RecordingChannel(ChannelKind.EMAIL), RecordingChannel(ChannelKind.SMS)
     queue(store, decision("shipped"), decision("shipped_sms", ChannelKind.SMS, template="shipped"))
     outcomes = {o.rule_id: o.outcome for o in run(store, email, sms).outcomes}
@@ -215,13 +215,13 @@ def test_hard_bounce_blocks_every_message_on_that_channel(store: Store) -> None:
 def test_a_message_left_sending_by_a_crash_becomes_unknown_and_is_not_resent(store: Store) -> None:
     email = RecordingChannel(ChannelKind.EMAIL)
     (message_id,) = queue(store, decision("thank_you"))
-    claim = msgs.Claim(message_id, "anna@example.pl", "s", "t", None, "recording")
-    assert msgs.claim_many(store, [claim], run_id="crashed", now=NOW) == {message_id}
-    assert msgs.claim_many(store, [claim], run_id="other", now=NOW) == set()
+    claim = Claim(message_id, "anna@example.pl", "s", "t", None, "recording")
+    assert store.claim_messages([claim], run_id="crashed", now=NOW) == {message_id}
+    assert store.claim_messages([claim], run_id="other", now=NOW) == set()
     report = run(store, email)
     assert [o.outcome for o in report.outcomes] == ["unknown"]
     assert email.sent == [] and states(store) == {"thank_you": "unknown"}
-    assert msgs.release_unknown(store, [message_id], resend=True, now=NOW) == 1
+    assert store.release_unknown([message_id], resend=True, now=NOW) == 1
     assert [o.outcome for o in run(store, email).outcomes] == ["sent"]
 
 
@@ -260,7 +260,7 @@ def test_twilio_opted_out_answer_suppresses_further_sms(store: Store) -> None:
     )
     queue(store, decision("shipped_sms", ChannelKind.SMS, template="shipped"))
     assert [o.outcome for o in run(store, sms).outcomes] == ["failed"]
-    assert msgs.is_suppressed(store, "+48601234567", "sms") == "stop"
+    assert is_suppressed(store, "+48601234567", "sms") == "stop"
     queue(store, decision("out_for_delivery_sms", ChannelKind.SMS, template="out_for_delivery"))
     assert [o.outcome for o in run(store, sms).outcomes] == ["suppressed"]
     assert len(sms.sent) == 1
@@ -291,9 +291,9 @@ def test_messages_go_in_batches_each_with_its_own_fate(store: Store) -> None:
         ("c", "sent"),
         ("oops", "failed"),
     ]
-    rows = store.con.execute(
-        "SELECT rule_id, state, provider_id, error_code, attempts FROM messages ORDER BY rule_id"
-    ).fetchall()
+    rows = sorted(
+        (m.rule_id, m.state, m.provider_id, m.error_code, m.attempts) for m in store.list_messages()
+    )
     assert rows == [
         ("a", "sent", "p-a", None, 1),
         ("b", "failed", None, "400", 1),
@@ -301,3 +301,35 @@ def test_messages_go_in_batches_each_with_its_own_fate(store: Store) -> None:
         ("oops", "failed", None, None, 0),
     ]
     assert len(email.sent) == 3
+
+
+def test_every_due_message_goes_in_one_dispatch_page_after_page(store: Store) -> None:
+    email = RecordingChannel(ChannelKind.EMAIL)
+    queue(store, *(decision(f"rule-{i}") for i in range(7)))
+    report = dispatch_due(
+        store,
+        FakeRenderer(),
+        fake_context,
+        {ChannelKind.EMAIL: email},
+        now=NOW,
+        run_id="r",
+        batch_size=2,
+        page_size=3,
+    )
+    assert [o.outcome for o in report.outcomes] == ["sent"] * 7
+    assert len(email.sent) == 7 and set(states(store).values()) == {"sent"}
+
+
+def test_a_dry_run_pages_through_without_reading_a_message_twice(store: Store) -> None:
+    queue(store, *(decision(f"rule-{i}") for i in range(5)))
+    report = dispatch_due(
+        store,
+        FakeRenderer(),
+        fake_context,
+        {ChannelKind.EMAIL: RecordingChannel(ChannelKind.EMAIL)},
+        now=NOW,
+        run_id="r",
+        dry_run=True,
+        page_size=2,
+    )
+    assert sorted(o.rule_id for o in report.outcomes) == [f"rule-{i}" for i in range(5)]

@@ -20,15 +20,16 @@ from aftersale.dispatch.send import dispatch_due
 from aftersale.dispatch.spool import SpoolSink, ingest_webhook_spool, webhook_spool_dir
 from aftersale.dispatch.suppressions import (
     StoreWebhookSink,
-    Suppression,
     SuppressionError,
     add_suppression,
     import_suppressions,
+    is_suppressed,
     list_suppressions,
     normalise_address,
     record_delivery,
     remove_suppression,
 )
+from aftersale.errors import ConfigError
 from aftersale.models import (
     ChannelKind,
     Customer,
@@ -42,7 +43,8 @@ from aftersale.models import (
     SendResult,
 )
 from aftersale.settings import Settings
-from aftersale.store.duckdb.store import Store
+from aftersale.store import Store, open_store
+from aftersale.store.records import Suppression
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 EMAIL, SMS = ChannelKind.EMAIL, ChannelKind.SMS
@@ -52,7 +54,7 @@ NEEDS_ADDRESS = "1: the header needs exactly one address column (address, email 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(tmp_path / "s.duckdb")
+    s = open_store(tmp_path / "s.duckdb")
     yield s
     s.close()
 
@@ -119,13 +121,13 @@ def test_add_is_idempotent_and_a_stronger_reason_wins(store: Store) -> None:
     # a weaker reason never overwrites a bounce
     assert add_suppression(store, "anna@example.pl", EMAIL, "unsubscribe", NOW)[1] == "kept"
     assert entries(store) == [("anna@example.pl", "email", "bounce")]
-    assert msgs.is_suppressed(store, "anna@example.pl", "email") == "bounce"
+    assert is_suppressed(store, "anna@example.pl", "email") == "bounce"
 
 
 def test_the_same_address_is_separate_per_channel(store: Store) -> None:
     add_suppression(store, "+48601234567", SMS, "stop", NOW)
-    assert msgs.is_suppressed(store, "+48601234567", "sms") == "stop"
-    assert msgs.is_suppressed(store, "+48601234567", "email") is None
+    assert is_suppressed(store, "+48601234567", "sms") == "stop"
+    assert is_suppressed(store, "+48601234567", "email") is None
 
 
 def test_unknown_reason_is_refused(store: Store) -> None:
@@ -189,11 +191,9 @@ def queue_one(store: Store, rule: str = "thank_you", channel: ChannelKind = EMAI
 
 
 def delivery(store: Store, message_id: str) -> tuple[str | None, str | None]:
-    row = store.con.execute(
-        "SELECT delivery_state, error_text FROM messages WHERE message_id = ?", [message_id]
-    ).fetchone()
-    assert row is not None
-    return row
+    message = store.load_message(message_id)
+    assert message is not None
+    return message.delivery_state, message.error_text
 
 
 def test_delivery_states_never_go_backwards(store: Store) -> None:
@@ -367,11 +367,18 @@ def test_an_unreadable_spool_line_is_set_aside_and_named(
 
 
 def test_spool_dir_sits_beside_the_database_unless_set(tmp_path: Path) -> None:
-    settings = Settings(db_path=tmp_path / "var" / "a.duckdb")
+    settings = Settings(db=str(tmp_path / "var" / "a.duckdb"))
     assert webhook_spool_dir(settings, {}) == tmp_path / "var" / "webhooks"
     assert webhook_spool_dir(settings, {"AFTERSALE_WEBHOOK_SPOOL": "/srv/spool"}) == Path(
         "/srv/spool"
     )
+
+
+def test_a_database_url_needs_the_spool_set(tmp_path: Path) -> None:
+    settings = Settings(db="postgresql://aftersale@db.internal/aftersale")
+    with pytest.raises(ConfigError, match="AFTERSALE_WEBHOOK_SPOOL is not set"):
+        webhook_spool_dir(settings, {})
+    assert webhook_spool_dir(settings, {"AFTERSALE_WEBHOOK_SPOOL": str(tmp_path)}) == tmp_path
 
 
 def test_a_missing_spool_is_nothing_to_do(store: Store, tmp_path: Path) -> None:
@@ -552,6 +559,18 @@ def test_cli_names_a_database_it_cannot_open(
     r = cli("list")
     assert (r.exit_code, r.stdout) == (1, "")
     assert r.stderr.startswith(f"error: {not_a_db}: cannot open the database: ")
+
+
+def test_cli_says_the_postgresql_backend_is_not_there_yet(
+    cli, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AFTERSALE_DB", "postgresql://shop:s3cret@db.internal/aftersale")
+    r = cli("list")
+    assert (r.exit_code, r.stdout) == (1, "")
+    assert r.stderr == (
+        "error: postgresql://shop:***@db.internal/aftersale: the PostgreSQL backend is not "
+        "installed yet; set AFTERSALE_DB to a DuckDB file path (like var/aftersale.duckdb)\n"
+    )
 
 
 def test_spool_lines_are_json(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from aftersale.store.duckdb.store import Store
+from aftersale.store import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -248,8 +248,6 @@ def test_a_killed_run_neither_resends_nor_loses_the_message(tmp_path: Path, stal
         assert summary_of(last.stdout)["sent"] == 0
         assert len(sendgrid.requests) == sent_before + 1
 
-    with Store.open(tmp_path / "aftersale.duckdb") as store:
-        rows = store.con.execute(
-            "SELECT message_id, state, attempts, provider_id FROM messages"
-        ).fetchall()
+    with open_store(tmp_path / "aftersale.duckdb") as store:
+        rows = [(m.message_id, m.state, m.attempts, m.provider_id) for m in store.list_messages()]
     assert rows == [(message_id, "sent", 2, f"sg-crash-{sent_before + 1}")]

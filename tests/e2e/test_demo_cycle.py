@@ -16,7 +16,7 @@ import pytest
 from aftersale.cycle import run_cycle
 from aftersale.intake.files import import_file
 from aftersale.settings import PROJECT_ROOT
-from aftersale.store.duckdb.store import Store
+from aftersale.store import open_store
 from carriers.registry import DIRECTORY, load_settings
 from flows.demo import CYCLE_HOURS, DEMO_START, load_parcels, sandbox_env
 from flows.wiring import build_parts
@@ -60,7 +60,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
             **sandbox_env(sandbox.url),
         }
         settings = load_settings(env)
-        with Store.open(settings.db_path) as store:
+        with open_store(settings.db) as store:
             report = import_file(
                 store, EXAMPLES / "orders.ndjson", now=DEMO_START, detect=DIRECTORY
             )
@@ -73,13 +73,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 summaries.append(run_cycle(parts, now, f"c-{uuid.uuid4().hex[:8]}").as_dict())
             last = DEMO_START + timedelta(hours=CYCLE_HOURS[-1])
             replay = run_cycle(parts, last, "replay").as_dict()
-            rows = store.con.execute(
-                "SELECT m.order_id, m.template, m.channel, m.state, s.tracking_number "
-                "FROM messages m LEFT JOIN shipments s ON s.order_id = m.order_id"
-            ).fetchall()
-            statuses = dict(
-                store.con.execute("SELECT tracking_number, status FROM shipments").fetchall()
-            )
+            shipments = store.list_shipments()
+            numbers: dict[str, list[str | None]] = defaultdict(list)
+            for s in shipments:
+                numbers[s.order_id].append(s.tracking_number)
+            # one row per message and parcel of its order (None: an order with no parcel)
+            rows = [
+                (m.order_id, m.template, m.channel, m.state, number)
+                for m in store.list_messages()
+                for number in numbers.get(m.order_id) or [None]
+            ]
+            statuses = {s.tracking_number: s.status for s in shipments}
     return {
         "workdir": workdir,
         "parcels": parcels,

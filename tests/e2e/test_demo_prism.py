@@ -16,7 +16,7 @@ from aftersale.cycle import run_cycle
 from aftersale.intake.files import import_file
 from aftersale.models import ChannelKind
 from aftersale.settings import PROJECT_ROOT, Settings
-from aftersale.store.duckdb.store import Store, from_db
+from aftersale.store import open_store
 from carriers.registry import DIRECTORY
 from flows.demo import DEMO_START, load_parcels
 from flows.wiring import build_parts
@@ -69,12 +69,12 @@ def test_demo_messages_go_through_the_sdks_and_validate(
     }
     with SandboxServer(state) as sandbox:
         settings = Settings(
-            db_path=tmp_path / "aftersale.duckdb",
+            db=str(tmp_path / "aftersale.duckdb"),
             outbox_dir=tmp_path / "outbox",
             inbox_dir=tmp_path / "inbox",
             carrier_urls={slug: sandbox.url for slug in DIRECTORY.slugs},
         )
-        with Store.open(settings.db_path) as store:
+        with open_store(settings.db) as store:
             report = import_file(store, orders, now=DEMO_START, detect=DIRECTORY)
             assert (report.loaded, report.rejections) == (ORDERS, [])
             parts, notes = build_parts(settings, store, env=env)
@@ -84,16 +84,17 @@ def test_demo_messages_go_through_the_sdks_and_validate(
                 now = DEMO_START + timedelta(hours=hours)
                 state.clock.set(now)
                 summaries.append(run_cycle(parts, now, f"prism-{hours}").as_dict())
-            rows = store.con.execute(
-                "SELECT channel, state, provider, provider_id, error_text, due_at FROM messages"
-            ).fetchall()
+            rows = [
+                (m.channel, m.state, m.provider, m.provider_id, m.error_text, m.due_at)
+                for m in store.list_messages()
+            ]
     logs = {name: log.read_bytes()[log_start[name] :].decode() for name, (_, log) in prisms.items()}
     for name, text in logs.items():
         assert "Violation" not in text and "did not pass" not in text, f"{name}: {text}"
     problems = [r for r in rows if r[1] not in ("sent", "pending", "cancelled")]
     assert problems == [], json.dumps(summaries, default=str)
     last = DEMO_START + timedelta(hours=CYCLE_HOURS[-1])
-    assert all(from_db(r[5]) > last for r in rows if r[1] == "pending"), rows  # not yet due
+    assert all(r[5] > last for r in rows if r[1] == "pending"), rows  # not yet due
     sent = Counter(r[0] for r in rows if r[1] == "sent")
     assert sent[ChannelKind.EMAIL] >= ORDERS and sent[ChannelKind.SMS] >= 3, sent
     assert {(r[0], r[2]) for r in rows if r[1] == "sent"} == {

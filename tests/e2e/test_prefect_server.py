@@ -27,8 +27,9 @@ from typing import Any
 import httpx
 import pytest
 
+from aftersale.models import MessageState
 from aftersale.settings import PROJECT_ROOT
-from aftersale.store.duckdb.store import Store
+from aftersale.store import open_store
 from sandbox.server import SandboxServer
 from tests.flows.scenario import EMAIL, START, aftersale_env, prepare, sandbox_state
 from tests.support.servers import free_port
@@ -246,10 +247,8 @@ def test_deploy_run_and_inspect_on_a_real_prefect_server(
         assert runs[house_id]["state"]["type"] == "COMPLETED", worker_log[-4000:]
         assert runs[bad_id]["state"]["type"] == "FAILED"
 
-        with Store.open(db) as store:
-            sent = store.con.execute(
-                "SELECT count(*) FROM messages WHERE state = 'sent'"
-            ).fetchone()[0]
+        with open_store(db) as store:
+            sent = store.count_messages(MessageState.SENT)
         assert sent >= 2
         cycle = runs[cycle_id]
         assert cycle["name"] == f"cycle 2026-11-23 15:00 · 1 polled · {sent} sent"

@@ -27,7 +27,7 @@ from aftersale.dispatch.spool import ingest_webhook_spool
 from aftersale.dispatch.suppressions import list_suppressions
 from aftersale.models import ChannelKind, Customer, Decision, Item, Order
 from aftersale.settings import Settings
-from aftersale.store.duckdb.store import Store
+from aftersale.store import Store, open_store
 from aftersale.tracking.detect import detect_order_placed
 from flows.wiring import build_parts
 from tests.support.servers import free_port, wait_for_port
@@ -89,7 +89,7 @@ def workdir(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(workdir: Path) -> Settings:
     return Settings(
-        db_path=workdir / "aftersale.duckdb",
+        db=str(workdir / "aftersale.duckdb"),
         outbox_dir=workdir / "outbox",
         inbox_dir=workdir / "inbox",
     )
@@ -113,7 +113,7 @@ def receiver(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AFTERSALE_", "TWILIO_"))}
     env.update(
         {
-            "AFTERSALE_DB": str(settings.db_path),
+            "AFTERSALE_DB": str(settings.db),
             "AFTERSALE_WEBHOOK_PUBLIC_URL": url,
             "TWILIO_AUTH_TOKEN": TOKEN,
             "SENDGRID_WEBHOOK_PUBLIC_KEY": sendgrid_key[1],
@@ -179,7 +179,7 @@ def test_stop_and_bounce_reach_the_store_and_hold_the_next_dispatch(
 ) -> None:
     anna, piotr = ORDERS
     # Before: one thank-you email to Anna went out (through the outbox).
-    with Store.open(settings.db_path) as store:
+    with open_store(settings.db) as store:
         store.save_orders(ORDERS, source="test", now=NOW)
         (thanked,) = queue(store, decisions("thank_you", (anna, EMAIL)))
         parts, _ = build_parts(settings, store, env={}, carriers={})
@@ -209,18 +209,20 @@ def test_stop_and_bounce_reach_the_store_and_hold_the_next_dispatch(
     # The receiver never holds the database: the cycle can open it at once, meanwhile.
     spool = workdir / "webhooks"
     assert len(list(spool.glob("*.jsonl"))) == 3  # sms stop, email bounce, delivery state
-    with Store.open(settings.db_path, wait_s=0) as store:
+    with open_store(settings.db, wait_s=0) as store:
         assert list_suppressions(store) == []  # not before the cycle ingests
         assert ingest_webhook_spool(store, spool, NOW) == 3
         assert sorted((s.address, s.channel, s.reason) for s in list_suppressions(store)) == [
             ("+48601234567", SMS, "stop"),
             ("anna.nowak@example.com", EMAIL, "bounce"),
         ]
-        state = store.con.execute(
-            "SELECT state, delivery_state, error_text FROM messages WHERE message_id = ?",
-            [thanked],
-        ).fetchone()
-        assert state == ("sent", "bounced", "550 5.1.1 <a***@example.com>: user unknown")
+        m = store.load_message(thanked)
+        assert m is not None
+        assert (m.state, m.delivery_state, m.error_text) == (
+            "sent",
+            "bounced",
+            "550 5.1.1 <a***@example.com>: user unknown",
+        )
 
         # The next dispatch: nothing more to Anna on either channel; Piotr is unaffected.
         queue(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aftersale.intake.files import import_file
-from aftersale.store.duckdb.store import Store
+from aftersale.store import open_store
 from carriers.registry import DIRECTORY
 from sandbox.app import SandboxClock, SandboxState
 from sandbox.timelines import SandboxParcel
@@ -74,6 +74,6 @@ def prepare(tmp_path: Path, sandbox_url: str, monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv(key, value)
     orders = tmp_path / "orders.ndjson"
     orders.write_text(order_line(), encoding="utf-8")
-    with Store.open(tmp_path / "a.duckdb") as store:
+    with open_store(tmp_path / "a.duckdb") as store:
         import_file(store, orders, now=START, detect=DIRECTORY)
     return tmp_path / "a.duckdb"

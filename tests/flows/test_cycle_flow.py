@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from aftersale.store.duckdb.store import Store
+from aftersale.models import MessageState
+from aftersale.store import open_store
 from sandbox.server import SandboxServer
 from tests.flows.scenario import EMAIL, PHONE, START, prepare, sandbox_state
 
@@ -43,13 +44,11 @@ def test_the_flow_runs_a_cycle_and_a_second_run_sends_nothing_twice(
     assert first["status_changes"] == {"in_transit": 1}
     assert first["sent"] >= 2  # thank-you and shipped at least
     assert again["sent"] == 0 and again["queued"] == 0
-    with Store.open(db) as store:
-        runs = store.con.execute(
-            "SELECT count(*) FROM runs WHERE finished_at IS NOT NULL"
-        ).fetchone()
-        sent = store.con.execute("SELECT template FROM messages WHERE state = 'sent'").fetchall()
-    templates = {r[0] for r in sent}
-    assert runs == (2,)
+    with open_store(db) as store:
+        finished = [r for r in store.list_runs() if r.finished_at is not None]
+        sent = store.messages_in_state(MessageState.SENT)
+    templates = {m.template for m in sent}
+    assert len(finished) == 2
     assert {"thank_you", "shipped"} <= templates
     assert len(list((tmp_path / "outbox" / "email").glob("*.eml"))) >= 2
 

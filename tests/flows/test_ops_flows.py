@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 
+from aftersale.dispatch.messages import queue_decisions
+from aftersale.models import Decision
 from aftersale.settings import PROJECT_ROOT
-from aftersale.store.duckdb.store import Store, to_db
+from aftersale.store import open_store
+from aftersale.store.records import Claim
 from sandbox.faults import Fault
 from sandbox.server import SandboxServer
 from tests.flows.scenario import START, aftersale_env, prepare, sandbox_state
@@ -84,10 +87,10 @@ def test_replay_reports_then_queues_what_a_missing_rule_would_have_sent_and_noth
     assert (late["too_late"], late["would_queue"]) == (1, 0)
     assert applied["queued"] == 1
     assert after["sent"] == 1
-    with Store.open(db) as store:
-        sent = store.con.execute(
-            "SELECT template, channel, count(*) FROM messages WHERE state = 'sent' GROUP BY ALL"
-        ).fetchall()
+    with open_store(db) as store:
+        sent = [
+            (c.template, c.channel, c.count) for c in store.message_counts() if c.state == "sent"
+        ]
     assert all(n == 1 for *_, n in sent) and ("thank_you", "email", 1) in sent
 
 
@@ -102,11 +105,17 @@ def test_housekeeping_reports_a_stuck_message_and_emits_the_unknown_alert(
         db = prepare(tmp_path, sandbox.url, monkeypatch)
         state.clock.set(LATER)
         aftersale_cycle(now=LATER)
-    with Store.open(db) as store:  # a run that died between claim and result
-        store.con.execute(
-            "UPDATE messages SET state = 'sending', updated_at = ? WHERE template = 'shipped'",
-            [to_db(LATER)],
+    with open_store(db) as store:  # a run that died between claim and result
+        shipped = next(m for m in store.list_messages() if m.template == "shipped")
+        event = store.load_domain_event(shipped.event_id)
+        assert event is not None
+        again = Decision(
+            "shipped-again", "shipped", shipped.channel, shipped.order_id, "crash", LATER, event
         )
+        customer_of = {shipped.order_id: shipped.customer_id}
+        [mid] = queue_decisions(store, [again], customer_of, run_id="crashed", now=LATER)
+        claim = Claim(mid, "anna@example.com", "Shipped", "text", None, "outbox")
+        assert store.claim_messages([claim], run_id="crashed", now=LATER) == {mid}
     state_ = aftersale_housekeeping(now=LATER + timedelta(hours=2), return_state=True)
     result = state_.result()
     assert result["stuck_to_unknown"] >= 1 and result["unknown_total"] == result["stuck_to_unknown"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aftersale.intake.files import import_file, parse_csv, parse_ndjson
-from aftersale.store.duckdb.store import Store
+from aftersale.store import open_store
 from carriers.registry import DIRECTORY
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
@@ -169,7 +169,7 @@ def test_import_is_idempotent_and_detects_empty_carriers(tmp_path: Path) -> None
     path.write_text(
         ndjson(order(shipments=[{"carrier": "", "tracking_number": "642600027844200000000001"}]))
     )
-    with Store.open(tmp_path / "a.duckdb") as store:
+    with open_store(tmp_path / "a.duckdb") as store:
         first = import_file(store, path, now=NOW, detect=DIRECTORY)
         second = import_file(store, path, now=NOW, detect=DIRECTORY)
         assert (first.loaded, first.already_known) == (1, 0)
@@ -183,7 +183,7 @@ def test_import_is_idempotent_and_detects_empty_carriers(tmp_path: Path) -> None
 def test_a_tracking_number_belongs_to_one_order(tmp_path: Path) -> None:
     path = tmp_path / "orders.ndjson"
     path.write_text(ndjson(order(), order(order_id="NW-2")))
-    with Store.open(tmp_path / "a.duckdb") as store:
+    with open_store(tmp_path / "a.duckdb") as store:
         report = import_file(store, path, now=NOW, detect=DIRECTORY)
         assert report.loaded == 1
         assert [f"{r.line}: {r.reason}" for r in report.rejections] == [

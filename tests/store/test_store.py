@@ -22,7 +22,7 @@ from aftersale.models import (
     Status,
     TrackingEvent,
 )
-from aftersale.store.duckdb.store import Store
+from aftersale.store import open_store
 from aftersale.store.migrations import MIGRATIONS
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
@@ -44,14 +44,14 @@ def make_order(order_id: str = "NW-1", number: str = "642600027844200000000001")
 
 def test_migrations_apply_once_and_record_the_version(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
-    with Store.open(path) as store:
+    with open_store(path) as store:
         assert store.schema_version() == MIGRATIONS[-1][0]
-    with Store.open(path) as store:
+    with open_store(path) as store:
         assert store.migrate() == []
 
 
 def test_saving_the_same_orders_twice_changes_nothing(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "s.duckdb") as store:
+    with open_store(tmp_path / "s.duckdb") as store:
         assert store.save_orders([make_order()], source="t", now=NOW) == (1, 0)
         assert store.save_orders([make_order(), make_order()], source="t", now=NOW) == (0, 2)
         assert {t: store.count(t) for t in ("orders", "customers", "items", "shipments")} == {
@@ -65,7 +65,7 @@ def test_saving_the_same_orders_twice_changes_nothing(tmp_path: Path) -> None:
 
 
 def test_events_and_tracking_scans_are_stored_once(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "s.duckdb") as store:
+    with open_store(tmp_path / "s.duckdb") as store:
         store.save_orders([make_order()], source="t", now=NOW)
         scan = TrackingEvent(NOW, Status.IN_TRANSIT, "taken_by_courier", "taken by courier")
         assert store.save_tracking_events([("642600027844200000000001", scan)] * 2, NOW) == 1
@@ -87,7 +87,7 @@ def test_events_and_tracking_scans_are_stored_once(tmp_path: Path) -> None:
 def test_terminal_and_not_yet_due_shipments_are_not_due(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    with Store.open(tmp_path / "s.duckdb") as store:
+    with open_store(tmp_path / "s.duckdb") as store:
         store.save_orders(
             [make_order("A", "1" * 24), make_order("B", "2" * 24), make_order("C", "3" * 24)],
             source="t",
@@ -125,12 +125,12 @@ def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
 
 def test_a_second_process_fails_clearly_after_its_bounded_wait(tmp_path: Path) -> None:
     path = tmp_path / "locked.duckdb"
-    Store.open(path).close()
+    open_store(path).close()
     holder = _hold(path, 30)
     try:
         started = time.monotonic()
         with pytest.raises(StoreLockedError) as caught:
-            Store.open(path, wait_s=1.0, poll_s=0.2)
+            open_store(path, wait_s=1.0, poll_s=0.2)
         assert 1.0 <= time.monotonic() - started < 10
         assert "held by another process (waited 1 s)" in str(caught.value)
         assert "DuckDB allows one writer process per file" in str(caught.value)
@@ -141,10 +141,10 @@ def test_a_second_process_fails_clearly_after_its_bounded_wait(tmp_path: Path) -
 
 def test_a_second_process_waits_for_the_first_to_finish(tmp_path: Path) -> None:
     path = tmp_path / "locked.duckdb"
-    Store.open(path).close()
+    open_store(path).close()
     holder = _hold(path, 1.5)
     try:
-        with Store.open(path, wait_s=30, poll_s=0.2) as store:
+        with open_store(path, wait_s=30, poll_s=0.2) as store:
             assert store.count("orders") == 0
     finally:
         holder.communicate()

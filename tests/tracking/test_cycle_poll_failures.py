@@ -11,15 +11,15 @@ from pathlib import Path
 from aftersale.cycle import PollBatch, decide_stage, detect_stage, due_shipments, poll_page
 from aftersale.models import Customer, Item, Order, PollResult, ShipmentRef, ShipmentState
 from aftersale.settings import Settings
-from aftersale.store.duckdb.store import Store
+from aftersale.store import open_store
 from flows.wiring import build_parts
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 def test_failed_polls_count_up_back_off_and_reset_on_success(tmp_path: Path) -> None:
-    settings = Settings(db_path=tmp_path / "a.duckdb", outbox_dir=tmp_path / "out")
-    with Store.open(settings.db_path) as store:
+    settings = Settings(db=str(tmp_path / "a.duckdb"), outbox_dir=tmp_path / "out")
+    with open_store(settings.db) as store:
         customer = Customer("C", "Anna", "a@example.pl", None, "pl", "Europe/Warsaw", True, False)
         store.save_orders(
             [

@@ -1,0 +1,1 @@
+"""The DuckDB backend: one file, one writer process (see connection.py)."""

@@ -1,0 +1,203 @@
+"""The one DuckDB connection of a store: open (waiting for the file lock), migrate,
+transactions, bulk inserts, close.
+
+DuckDB lets one process hold a file; while it does, no other process can even read it.
+`Connection.open` therefore waits with a bounded, logged retry and then fails with
+`StoreLockedError` saying who to wait for, never touching the file meanwhile.
+
+Every statement of the store goes through `Connection.rows`, the one call of
+`self.con.execute` (Arrow batches through `self.con.register` / `unregister`), and
+`self.con` is set in one place, `open`: a test can swap it for a proxy
+(`store.con = Proxy(store.con)`) and see every statement, BEGIN and COMMIT included.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self, overload
+
+import duckdb
+import pyarrow as pa
+
+from aftersale.errors import StoreError, StoreLockedError
+from aftersale.store.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+_LOCK_TEXT = "Could not set lock"
+#: The tables `count` may name (it formats the name into SQL).
+TABLES = frozenset(
+    {
+        "orders",
+        "customers",
+        "items",
+        "shipments",
+        "tracking_events",
+        "domain_events",
+        "messages",
+        "runs",
+        "rejections",
+        "suppressions",
+    }
+)
+
+
+def to_db(dt: datetime | None) -> datetime | None:
+    """Aware UTC in the core, naive UTC in the file."""
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        raise ValueError(f"naive datetime {dt!r} reached the store; the core keeps UTC-aware times")
+    return dt.astimezone(UTC).replace(tzinfo=None)
+
+
+@overload
+def from_db(dt: datetime) -> datetime: ...
+@overload
+def from_db(dt: None) -> None: ...
+def from_db(dt: datetime | None) -> datetime | None:
+    return None if dt is None else dt.replace(tzinfo=UTC)
+
+
+class _Closed:
+    def __getattr__(self, name: str) -> Any:
+        raise StoreError("this store is closed")
+
+
+_CLOSED: Any = _Closed()
+
+
+class Connection:
+    """Holds the DuckDB connection; the aggregate mixins (orders.py, messages.py, …) add
+    their statements on top of it."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: str) -> None:
+        self.con = con
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path | str, *, wait_s: float = 60.0, poll_s: float = 0.5) -> Self:
+        """Open (creating it if need be) and migrate the DuckDB file at `path`."""
+        path = str(path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                con = duckdb.connect(path)
+                break
+            except duckdb.IOException as exc:
+                if _LOCK_TEXT not in str(exc):
+                    raise StoreError(f"{path}: cannot open the database: {exc}") from exc
+                waited = time.monotonic() - started
+                if waited >= wait_s:
+                    raise StoreLockedError(path, waited, str(exc).splitlines()[0]) from exc
+                attempt += 1
+                if attempt == 1 or attempt % 20 == 0:
+                    log.warning(
+                        "%s is held by another process; waiting (%.0f s so far)", path, waited
+                    )
+                time.sleep(poll_s)
+        store = cls(con, path)
+        store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.con.close()
+        # Drop the handle too: something (a Prefect task's parameters, a traceback) may keep
+        # this store alive until exit, where DuckDB would report the connection as leaked.
+        self.con = _CLOSED
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- statements ----------------------------------------------------------
+
+    def rows(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement and return all its rows. Every statement of the store runs
+        here, and is read to the end: DuckDB refuses other work on a connection (an Arrow
+        registration) while a result is half read."""
+        return self.con.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> None:
+        """Run one statement whose rows (if any) nobody needs."""
+        self.rows(sql, params)
+
+    def one(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> tuple[Any, ...] | None:
+        """Run one statement and return its first row (None when it has none)."""
+        found = self.rows(sql, params)
+        return found[0] if found else None
+
+    @contextmanager
+    def arrow(self, name: str, table: pa.Table) -> Iterator[None]:
+        """`table` is visible to statements as `name` inside the block."""
+        self.con.register(name, table)
+        try:
+            yield
+        finally:
+            self.con.unregister(name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
+
+    def insert_rows(self, table: str, rows: list[dict[str, Any]], conflict: str = "") -> int:
+        """Bulk insert through Arrow; returns how many rows were actually inserted."""
+        if not rows:
+            return 0
+        batch = pa.Table.from_pylist(rows)
+        cols = ", ".join(batch.column_names)
+        with self.arrow("_batch", batch):
+            result = self.one(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _batch {conflict}")
+        return int(result[0]) if result else 0
+
+    # --- schema --------------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations this file has not seen yet, each in its own transaction."""
+        self.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)"
+        )
+        done = {r[0] for r in self.rows("SELECT version FROM schema_version")}
+        applied = []
+        for version, description, sql in MIGRATIONS:
+            if version in done:
+                continue
+            with self.transaction():
+                self.execute(sql)
+                self.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?)",
+                    [version, description, to_db(datetime.now(UTC))],
+                )
+            applied.append(version)
+        return applied
+
+    def schema_version(self) -> int:
+        row = self.one("SELECT max(version) FROM schema_version")
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def count(self, table: str) -> int:
+        if table not in TABLES:
+            raise StoreError(f"unknown table {table!r}")
+        row = self.one(f"SELECT count(*) FROM {table}")
+        return int(row[0]) if row else 0

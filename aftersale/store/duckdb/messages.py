@@ -1,0 +1,316 @@
+"""The messages table (DuckDB): queue, claim, record results, close, recover.
+
+Exactly-once rests on two facts: the idempotency key is UNIQUE (a decision made twice
+queues one message), and a claim is one conditional UPDATE from `pending` to `sending`
+(two runs cannot both claim). Batches travel as Arrow tables joined on message_id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from aftersale.models import ChannelKind, MessageState
+from aftersale.store.duckdb.connection import Connection, from_db, to_db
+from aftersale.store.records import (
+    Claim,
+    Closure,
+    DueCursor,
+    MessageCount,
+    MessageResult,
+    MessageRow,
+    NewMessage,
+    PastMessage,
+)
+
+PENDING, SENDING, SENT, UNKNOWN = (
+    MessageState.PENDING.value,
+    MessageState.SENDING.value,
+    MessageState.SENT.value,
+    MessageState.UNKNOWN.value,
+)
+_COLS = (
+    "message_id, idempotency_key, rule_id, template, channel, marketing, order_id, "
+    "shipment_id, item_sku, customer_id, event_id, state, due_at, attempts, recipient, "
+    "provider_id, error_code, error_text, subject, body_text, provider, sent_at, "
+    "delivery_state, updated_at"
+)
+_CLAIM_SCHEMA = pa.schema(
+    [
+        ("message_id", pa.string()),
+        ("recipient", pa.string()),
+        ("subject", pa.string()),
+        ("body_text", pa.string()),
+        ("sms_segments", pa.int32()),
+        ("provider", pa.string()),
+    ]
+)
+_RESULT_SCHEMA = pa.schema(
+    [
+        ("message_id", pa.string()),
+        ("state", pa.string()),
+        ("provider_id", pa.string()),
+        ("error_code", pa.string()),
+        ("error_text", pa.string()),
+        ("sent_at", pa.timestamp("us")),
+        ("due_at", pa.timestamp("us")),
+    ]
+)
+_CLOSE_SCHEMA = pa.schema(
+    [("message_id", pa.string()), ("state", pa.string()), ("reason", pa.string())]
+)
+
+
+def _row(r: tuple[Any, ...]) -> MessageRow:
+    return MessageRow(
+        message_id=r[0],
+        idempotency_key=r[1],
+        rule_id=r[2],
+        template=r[3],
+        channel=ChannelKind(r[4]),
+        marketing=r[5],
+        order_id=r[6],
+        shipment_id=r[7],
+        item_sku=r[8],
+        customer_id=r[9],
+        event_id=r[10],
+        state=MessageState(r[11]),
+        due_at=from_db(r[12]),
+        attempts=r[13],
+        recipient=r[14],
+        provider_id=r[15],
+        error_code=r[16],
+        error_text=r[17],
+        subject=r[18],
+        body_text=r[19],
+        provider=r[20],
+        sent_at=from_db(r[21]),
+        delivery_state=r[22],
+        updated_at=from_db(r[23]),
+    )
+
+
+class Messages(Connection):
+    def queue_messages(self, messages: Sequence[NewMessage], now: datetime) -> list[str]:
+        unique: dict[str, NewMessage] = {}
+        for m in messages:
+            unique.setdefault(m.idempotency_key, m)
+        if not unique:
+            return []
+        known = {
+            r[0]
+            for r in self.rows(
+                "SELECT idempotency_key FROM messages WHERE idempotency_key IN (SELECT unnest(?))",
+                [list(unique)],
+            )
+        }
+        fresh = [m for key, m in unique.items() if key not in known]
+        self.insert_rows(
+            "messages",
+            [
+                {
+                    "message_id": m.message_id,
+                    "idempotency_key": m.idempotency_key,
+                    "rule_id": m.rule_id,
+                    "template": m.template,
+                    "channel": m.channel.value,
+                    "marketing": m.marketing,
+                    "order_id": m.order_id,
+                    "shipment_id": m.shipment_id,
+                    "item_sku": m.item_sku,
+                    "customer_id": m.customer_id,
+                    "event_id": m.event_id,
+                    "state": PENDING,
+                    "due_at": to_db(m.due_at),
+                    "created_at": to_db(now),
+                    "updated_at": to_db(now),
+                    "attempts": 0,
+                    "run_id": m.run_id,
+                    "test": False,
+                }
+                for m in fresh
+            ],
+            "ON CONFLICT DO NOTHING",
+        )
+        return [m.message_id for m in fresh]
+
+    def cancel_pending_messages(
+        self, idempotency_keys: Sequence[str], reason: str, now: datetime
+    ) -> int:
+        if not idempotency_keys:
+            return 0
+        rows = self.rows(
+            "UPDATE messages SET state = ?, error_text = ?, updated_at = ? "
+            "WHERE idempotency_key IN (SELECT unnest(?)) AND state = ? RETURNING message_id",
+            [MessageState.CANCELLED.value, reason, to_db(now), list(idempotency_keys), PENDING],
+        )
+        return len(rows)
+
+    def due_messages(
+        self, now: datetime, *, limit: int, after: DueCursor | None = None
+    ) -> list[MessageRow]:
+        sql = f"SELECT {_COLS} FROM messages WHERE state = ? AND due_at <= ?"
+        params: list[Any] = [PENDING, to_db(now)]
+        if after is not None:
+            sql += " AND (due_at, message_id) > (?, ?)"
+            params += [to_db(after[0]), after[1]]
+        sql += " ORDER BY due_at, message_id LIMIT ?"
+        return [_row(r) for r in self.rows(sql, [*params, limit])]
+
+    def claim_messages(self, claims: Sequence[Claim], *, run_id: str, now: datetime) -> set[str]:
+        if not claims:
+            return set()
+        batch = pa.Table.from_pylist(
+            [
+                {
+                    "message_id": c.message_id,
+                    "recipient": c.recipient,
+                    "subject": c.subject,
+                    "body_text": c.body_text,
+                    "sms_segments": c.sms_segments,
+                    "provider": c.provider,
+                }
+                for c in claims
+            ],
+            schema=_CLAIM_SCHEMA,
+        )
+        with self.arrow("_batch", batch):
+            claimed = self.rows(
+                "UPDATE messages SET state = ?, recipient = b.recipient, subject = b.subject, "
+                "body_text = b.body_text, sms_segments = b.sms_segments, provider = b.provider, "
+                "attempts = attempts + 1, run_id = ?, updated_at = ? FROM _batch b "
+                "WHERE messages.message_id = b.message_id AND messages.state = ? "
+                "RETURNING messages.message_id",
+                [SENDING, run_id, to_db(now), PENDING],
+            )
+        return {r[0] for r in claimed}
+
+    def record_results(self, results: Sequence[MessageResult], now: datetime) -> None:
+        if not results:
+            return
+        batch = pa.Table.from_pylist(
+            [
+                {
+                    "message_id": r.message_id,
+                    "state": r.state.value,
+                    "provider_id": r.provider_id,
+                    "error_code": r.error_code,
+                    "error_text": r.error_text,
+                    "sent_at": to_db(now) if r.state is MessageState.SENT else None,
+                    "due_at": to_db(r.retry_at),
+                }
+                for r in results
+            ],
+            schema=_RESULT_SCHEMA,
+        )
+        with self.arrow("_batch", batch):
+            self.execute(
+                "UPDATE messages SET state = b.state, provider_id = b.provider_id, "
+                "error_code = b.error_code, error_text = b.error_text, "
+                "sent_at = coalesce(b.sent_at, messages.sent_at), "
+                "due_at = coalesce(b.due_at, messages.due_at), updated_at = ? FROM _batch b "
+                "WHERE messages.message_id = b.message_id AND messages.state = ?",
+                [to_db(now), SENDING],
+            )
+
+    def close_messages(self, closures: Sequence[Closure], now: datetime) -> None:
+        if not closures:
+            return
+        batch = pa.Table.from_pylist(
+            [
+                {"message_id": c.message_id, "state": c.state.value, "reason": c.reason}
+                for c in closures
+            ],
+            schema=_CLOSE_SCHEMA,
+        )
+        with self.arrow("_batch", batch):
+            self.execute(
+                "UPDATE messages SET state = b.state, error_text = b.reason, updated_at = ? "
+                "FROM _batch b WHERE messages.message_id = b.message_id AND messages.state = ?",
+                [to_db(now), PENDING],
+            )
+
+    def mark_stuck_unknown(
+        self, now: datetime, reason: str, *, claimed_before: datetime | None = None
+    ) -> list[MessageRow]:
+        sql = "UPDATE messages SET state = ?, error_text = ?, updated_at = ? WHERE state = ?"
+        params: list[Any] = [UNKNOWN, reason, to_db(now), SENDING]
+        if claimed_before is not None:
+            sql += " AND updated_at < ?"
+            params.append(to_db(claimed_before))
+        rows = self.rows(f"{sql} RETURNING {_COLS}", params)
+        return sorted((_row(r) for r in rows), key=lambda m: m.message_id)
+
+    def release_unknown(self, message_ids: Sequence[str], *, resend: bool, now: datetime) -> int:
+        rows = self.rows(
+            "UPDATE messages SET state = ?, error_text = ?, updated_at = ? "
+            "WHERE message_id IN (SELECT unnest(?)) AND state = ? RETURNING message_id",
+            [
+                PENDING if resend else SENT,
+                "released by an operator" if resend else "confirmed sent by an operator",
+                to_db(now),
+                list(message_ids),
+                UNKNOWN,
+            ],
+        )
+        return len(rows)
+
+    def load_message(self, message_id: str) -> MessageRow | None:
+        row = self.one(f"SELECT {_COLS} FROM messages WHERE message_id = ?", [message_id])
+        return _row(row) if row else None
+
+    def messages_in_state(self, state: MessageState) -> list[MessageRow]:
+        rows = self.rows(
+            f"SELECT {_COLS} FROM messages WHERE state = ? ORDER BY updated_at, message_id",
+            [MessageState(state).value],
+        )
+        return [_row(r) for r in rows]
+
+    def list_messages(self) -> list[MessageRow]:
+        rows = self.rows(f"SELECT {_COLS} FROM messages ORDER BY created_at, message_id")
+        return [_row(r) for r in rows]
+
+    def count_messages(self, state: MessageState) -> int:
+        row = self.one("SELECT count(*) FROM messages WHERE state = ?", [state.value])
+        return int(row[0]) if row else 0
+
+    def message_counts(self) -> list[MessageCount]:
+        rows = self.rows(
+            "SELECT template, channel, state, count(*) FROM messages GROUP BY ALL ORDER BY 1, 2, 3"
+        )
+        return [MessageCount(r[0], ChannelKind(r[1]), MessageState(r[2]), int(r[3])) for r in rows]
+
+    def past_messages(self, customer_ids: Iterable[str]) -> list[PastMessage]:
+        ids = list(set(customer_ids))
+        if not ids:
+            return []
+        rows = self.rows(
+            "SELECT idempotency_key, customer_id, channel, rule_id, marketing, state, "
+            "coalesce(sent_at, due_at), shipment_id, due_at FROM messages "
+            "WHERE customer_id IN (SELECT unnest(?))",
+            [ids],
+        )
+        return [
+            PastMessage(
+                idempotency_key=r[0],
+                customer_id=r[1],
+                channel=ChannelKind(r[2]),
+                rule_id=r[3],
+                marketing=r[4],
+                state=MessageState(r[5]),
+                at=from_db(r[6]),
+                shipment_id=r[7],
+                due_at=from_db(r[8]),
+            )
+            for r in rows
+        ]
+
+    def set_delivery_state(self, message_id: str, state: str, problem: str | None) -> None:
+        self.execute(
+            "UPDATE messages SET delivery_state = ?, error_text = coalesce(?, error_text) "
+            "WHERE message_id = ?",
+            [state, problem, message_id],
+        )

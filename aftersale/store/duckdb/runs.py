@@ -1,0 +1,44 @@
+"""Runs: when each cycle, replay or housekeeping started and finished, and its summary
+(DuckDB)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from aftersale.store.duckdb.connection import Connection, from_db, to_db
+from aftersale.store.duckdb.events import to_json
+from aftersale.store.records import RunRecord
+
+
+class Runs(Connection):
+    def start_run(self, run_id: str, kind: str, clock: datetime) -> None:
+        self.execute(
+            "INSERT INTO runs (run_id, kind, started_at, clock) VALUES (?, ?, ?, ?)",
+            [run_id, kind, to_db(datetime.now(UTC)), to_db(clock)],
+        )
+
+    def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        self.execute(
+            "UPDATE runs SET finished_at = ?, summary = ? WHERE run_id = ?",
+            [to_db(datetime.now(UTC)), to_json(dict(summary)), run_id],
+        )
+
+    def list_runs(self) -> list[RunRecord]:
+        rows = self.rows(
+            "SELECT run_id, kind, started_at, clock, finished_at, summary FROM runs "
+            "ORDER BY started_at, run_id"
+        )
+        return [
+            RunRecord(
+                run_id=r[0],
+                kind=r[1],
+                started_at=from_db(r[2]),
+                clock=from_db(r[3]),
+                finished_at=from_db(r[4]),
+                summary=json.loads(r[5]) if r[5] is not None else None,
+            )
+            for r in rows
+        ]

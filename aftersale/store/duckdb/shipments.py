@@ -1,0 +1,202 @@
+"""Shipments' tracking state, their scans, poll failures and carrier candidates (DuckDB)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from aftersale.models import TERMINAL_STATUSES, ShipmentState, Status, TrackingEvent
+from aftersale.store.duckdb.connection import Connection, from_db, to_db
+
+_TERMINAL = sorted(s.value for s in TERMINAL_STATUSES)
+_COLS = (
+    "shipment_id, order_id, carrier, tracking_number, status, code, description, "
+    "estimated_delivery, first_estimate, window_start, window_end, delivered_at, "
+    "pickup_point, last_event_at, status_since, last_polled_at, next_check_at, "
+    "created_at, problem"
+)
+_UPDATE_SCHEMA = pa.schema(
+    [
+        ("shipment_id", pa.string()),
+        ("carrier", pa.string()),
+        ("status", pa.string()),
+        ("code", pa.string()),
+        ("description", pa.string()),
+        ("estimated_delivery", pa.date32()),
+        ("first_estimate", pa.date32()),
+        ("window_start", pa.timestamp("us")),
+        ("window_end", pa.timestamp("us")),
+        ("delivered_at", pa.timestamp("us")),
+        ("pickup_point", pa.string()),
+        ("last_event_at", pa.timestamp("us")),
+        ("status_since", pa.timestamp("us")),
+        ("last_polled_at", pa.timestamp("us")),
+        ("next_check_at", pa.timestamp("us")),
+        ("problem", pa.string()),
+        ("poll_failures", pa.int32()),
+    ]
+)
+
+
+def _shipment(r: tuple[Any, ...]) -> ShipmentState:
+    window = (from_db(r[9]), from_db(r[10])) if r[9] and r[10] else None
+    return ShipmentState(
+        shipment_id=r[0],
+        order_id=r[1],
+        carrier=r[2],
+        tracking_number=r[3],
+        status=Status(r[4]),
+        code=r[5],
+        description=r[6],
+        estimated_delivery=r[7],
+        first_estimate=r[8],
+        estimated_window=window,
+        delivered_at=from_db(r[11]),
+        pickup_point=r[12],
+        last_event_at=from_db(r[13]),
+        status_since=from_db(r[14]),
+        last_polled_at=from_db(r[15]),
+        next_check_at=from_db(r[16]),
+        created_at=from_db(r[17]),
+        problem=r[18],
+    )
+
+
+class Shipments(Connection):
+    def due_shipments(self, now: datetime, limit: int | None = None) -> list[ShipmentState]:
+        sql = (
+            f"SELECT {_COLS} FROM shipments WHERE status NOT IN (SELECT unnest(?)) "
+            "AND (next_check_at IS NULL OR next_check_at <= ?) ORDER BY next_check_at, shipment_id"
+        )
+        params: list[Any] = [_TERMINAL, to_db(now)]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_shipment(r) for r in self.rows(sql, params)]
+
+    def carrier_candidates(self, shipment_ids: Iterable[str]) -> dict[str, list[str]]:
+        ids = list(set(shipment_ids))
+        if not ids:
+            return {}
+        rows = self.rows(
+            "SELECT shipment_id, carrier_candidates FROM shipments "
+            "WHERE shipment_id IN (SELECT unnest(?)) AND len(carrier_candidates) > 1",
+            [ids],
+        )
+        return {r[0]: list(r[1]) for r in rows}
+
+    def poll_failures(self, shipment_ids: Iterable[str]) -> dict[str, int]:
+        ids = list(set(shipment_ids))
+        if not ids:
+            return {}
+        rows = self.rows(
+            "SELECT shipment_id, poll_failures FROM shipments "
+            "WHERE shipment_id IN (SELECT unnest(?)) AND poll_failures > 0",
+            [ids],
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    def shipments_of(self, order_ids: Iterable[str]) -> dict[str, ShipmentState]:
+        ids = list(set(order_ids))
+        if not ids:
+            return {}
+        rows = self.rows(
+            f"SELECT {_COLS} FROM shipments WHERE order_id IN (SELECT unnest(?))", [ids]
+        )
+        return {r[0]: _shipment(r) for r in rows}
+
+    def load_shipment(self, shipment_id: str) -> ShipmentState | None:
+        r = self.one(f"SELECT {_COLS} FROM shipments WHERE shipment_id = ?", [shipment_id])
+        return _shipment(r) if r else None
+
+    def list_shipments(self) -> list[ShipmentState]:
+        return [_shipment(r) for r in self.rows(f"SELECT {_COLS} FROM shipments ORDER BY 1")]
+
+    def save_shipment_states(
+        self, states: Sequence[ShipmentState], poll_failures: Mapping[str, int] | None = None
+    ) -> None:
+        """Write polled states back (one UPDATE … FROM batch)."""
+        if not states:
+            return
+        failures = poll_failures or {}
+        rows = [
+            {
+                "shipment_id": s.shipment_id,
+                "carrier": s.carrier,
+                "status": s.status.value,
+                "code": s.code,
+                "description": s.description,
+                "estimated_delivery": s.estimated_delivery,
+                "first_estimate": s.first_estimate,
+                "window_start": to_db(s.estimated_window[0]) if s.estimated_window else None,
+                "window_end": to_db(s.estimated_window[1]) if s.estimated_window else None,
+                "delivered_at": to_db(s.delivered_at),
+                "pickup_point": s.pickup_point,
+                "last_event_at": to_db(s.last_event_at),
+                "status_since": to_db(s.status_since),
+                "last_polled_at": to_db(s.last_polled_at),
+                "next_check_at": to_db(s.next_check_at),
+                "problem": s.problem,
+                "poll_failures": failures.get(s.shipment_id, 0),
+            }
+            for s in states
+        ]
+        batch = pa.Table.from_pylist(rows, schema=_UPDATE_SCHEMA)
+        sets = ", ".join(f"{c} = u.{c}" for c in batch.column_names if c != "shipment_id")
+        with self.arrow("_states", batch):
+            self.execute(
+                f"UPDATE shipments SET {sets} FROM _states u "
+                "WHERE shipments.shipment_id = u.shipment_id"
+            )
+
+    def save_tracking_events(
+        self, events: Sequence[tuple[str, TrackingEvent]], now: datetime
+    ) -> int:
+        rows = [
+            {
+                "shipment_id": sid,
+                "occurred_at": to_db(e.occurred_at),
+                "code": e.code,
+                "location": e.location or "",
+                "status": e.status.value if e.status else None,
+                "description": e.description,
+                "recorded_at": to_db(now),
+            }
+            for sid, e in events
+        ]
+        unique = {(r["shipment_id"], r["occurred_at"], r["code"], r["location"]): r for r in rows}
+        return self.insert_rows("tracking_events", list(unique.values()), "ON CONFLICT DO NOTHING")
+
+    def tracking_events(self, shipment_id: str) -> list[TrackingEvent]:
+        return self.tracking_events_of([shipment_id]).get(shipment_id, [])
+
+    def tracking_events_of(self, shipment_ids: Iterable[str]) -> dict[str, list[TrackingEvent]]:
+        ids = list(set(shipment_ids))
+        if not ids:
+            return {}
+        rows = self.rows(
+            "SELECT shipment_id, occurred_at, status, code, description, location "
+            "FROM tracking_events WHERE shipment_id IN (SELECT unnest(?)) "
+            "ORDER BY shipment_id, occurred_at",
+            [ids],
+        )
+        out: dict[str, list[TrackingEvent]] = {}
+        for r in rows:
+            out.setdefault(r[0], []).append(
+                TrackingEvent(
+                    from_db(r[1]), Status(r[2]) if r[2] else None, r[3], r[4], r[5] or None
+                )
+            )
+        return out
+
+    def expire_stale_shipments(self, now: datetime, silent_since: datetime) -> list[str]:
+        rows = self.rows(
+            "UPDATE shipments SET status = ?, status_since = ?, next_check_at = NULL "
+            "WHERE status NOT IN (SELECT unnest(?)) AND coalesce(last_event_at, created_at) < ? "
+            "RETURNING shipment_id",
+            [Status.EXPIRED.value, to_db(now), _TERMINAL, to_db(silent_since)],
+        )
+        return sorted(r[0] for r in rows)

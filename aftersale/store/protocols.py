@@ -1,0 +1,308 @@
+"""The store seam: what each stage may ask of the database, one protocol per aggregate.
+
+Stages type their store parameter with the narrowest protocol they need; `Store` is all
+of them plus the lifecycle. A backend (aftersale/store/duckdb/, later postgres/) is one
+class that implements `Store`; `aftersale.store.open_store` picks it from AFTERSALE_DB.
+Every time in and out is timezone-aware UTC. Writes made inside `transaction()` commit
+together or not at all; outside one, each method commits on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from aftersale.models import (
+    ChannelKind,
+    DomainEvent,
+    EventKind,
+    MessageState,
+    Order,
+    ShipmentState,
+    TrackingEvent,
+)
+from aftersale.store.records import (
+    Claim,
+    Closure,
+    DueCursor,
+    MessageCount,
+    MessageResult,
+    MessageRow,
+    NewMessage,
+    PastMessage,
+    Rejection,
+    RunRecord,
+    Suppression,
+)
+
+
+class Transactional(Protocol):
+    def transaction(self) -> AbstractContextManager[None]:
+        """Everything written inside commits together, or (on any exception) not at all."""
+        ...
+
+
+class OrderStore(Protocol):
+    """Orders with their customer, items and shipment references; rejected input rows."""
+
+    def save_orders(
+        self,
+        orders: Sequence[Order],
+        *,
+        source: str,
+        now: datetime,
+        candidates: Mapping[str, list[str]] | None = None,
+    ) -> tuple[int, int]:
+        """Store new orders (idempotent by order id); returns (inserted, already known)."""
+        ...
+
+    def known_order_ids(self, order_ids: Iterable[str]) -> set[str]: ...
+
+    def known_tracking_numbers(self, numbers: Iterable[str]) -> dict[str, str]:
+        """tracking number -> order id, for numbers already stored."""
+        ...
+
+    def record_rejections(self, rejections: Sequence[Rejection], now: datetime) -> None: ...
+
+    def load_orders(self, order_ids: Iterable[str]) -> dict[str, Order]: ...
+
+    def load_order(self, order_id: str) -> Order | None: ...
+
+    def customer_ids_of(self, order_ids: Iterable[str]) -> dict[str, str]:
+        """order id -> customer id, for the stored ones."""
+        ...
+
+    def orders_without_event(self, kind: EventKind) -> list[str]: ...
+
+    def orders_with_time_based_events(self, now: datetime, recent_days: int = 60) -> list[str]:
+        """Orders that may still have time-based events (a parcel moving or recently
+        delivered, an item under warranty); settled orders are skipped."""
+        ...
+
+    def orders_due_for_time_events(
+        self,
+        now: datetime,
+        *,
+        delivered_ago_days: Mapping[str | None, Sequence[int]],
+        warranty_ending_days: Sequence[int],
+        active_shipments: bool = True,
+    ) -> list[str]:
+        """Orders with a date-based event due at `now` and not recorded yet: a delivered
+        parcel N days ago (`delivered_ago_days`: carrier slug -> N, None for the rest),
+        a warranty ending in N days. With `active_shipments`, also every order with a parcel
+        still moving (its delay checks run each cycle)."""
+        ...
+
+
+class ShipmentStore(Protocol):
+    """Shipments' tracking state, their scans, poll failures and carrier candidates."""
+
+    def due_shipments(self, now: datetime, limit: int | None = None) -> list[ShipmentState]:
+        """Non-terminal shipments whose next check is due, oldest check first."""
+        ...
+
+    def carrier_candidates(self, shipment_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Ranked carriers auto-detection proposed, for shipments that have more than one."""
+        ...
+
+    def poll_failures(self, shipment_ids: Iterable[str]) -> dict[str, int]:
+        """Consecutive failed polls so far, for shipments that have any."""
+        ...
+
+    def shipments_of(self, order_ids: Iterable[str]) -> dict[str, ShipmentState]: ...
+
+    def load_shipment(self, shipment_id: str) -> ShipmentState | None: ...
+
+    def list_shipments(self) -> list[ShipmentState]:
+        """Every shipment, by id (operators' views and tests; not for the cycle)."""
+        ...
+
+    def save_shipment_states(
+        self, states: Sequence[ShipmentState], poll_failures: Mapping[str, int] | None = None
+    ) -> None: ...
+
+    def save_tracking_events(
+        self, events: Sequence[tuple[str, TrackingEvent]], now: datetime
+    ) -> int:
+        """Store new scans (shipment id, scan); returns how many were new."""
+        ...
+
+    def tracking_events(self, shipment_id: str) -> list[TrackingEvent]: ...
+
+    def tracking_events_of(self, shipment_ids: Iterable[str]) -> dict[str, list[TrackingEvent]]:
+        """Each shipment's scans, oldest first."""
+        ...
+
+    def expire_stale_shipments(self, now: datetime, silent_since: datetime) -> list[str]:
+        """Non-terminal shipments with no scan since `silent_since` become `expired` and
+        stop being polled; returns their ids, sorted."""
+        ...
+
+
+class EventStore(Protocol):
+    """Domain events, stored once each (a replay yields nothing new)."""
+
+    def record_domain_events(
+        self, events: Sequence[DomainEvent], *, run_id: str, now: datetime
+    ) -> list[DomainEvent]:
+        """Store events; returns those not seen before."""
+        ...
+
+    def load_domain_event(self, event_id: str) -> DomainEvent | None: ...
+
+    def load_domain_events(self, event_ids: Iterable[str]) -> dict[str, DomainEvent]: ...
+
+    def domain_events_between(
+        self, start: datetime, end: datetime
+    ) -> list[tuple[datetime, DomainEvent]]:
+        """Events that occurred in [start, end), with when each was detected, in detection
+        order."""
+        ...
+
+
+class MessageStore(Protocol):
+    """The outbox: messages queued, claimed, sent (or not), and what providers said later."""
+
+    def queue_messages(self, messages: Sequence[NewMessage], now: datetime) -> list[str]:
+        """Insert as `pending` the messages whose idempotency key is new; returns their ids."""
+        ...
+
+    def cancel_pending_messages(
+        self, idempotency_keys: Sequence[str], reason: str, now: datetime
+    ) -> int:
+        """`pending -> cancelled` for these keys; returns how many were cancelled."""
+        ...
+
+    def due_messages(
+        self, now: datetime, *, limit: int, after: DueCursor | None = None
+    ) -> list[MessageRow]:
+        """One page of pending messages due at `now`, in (due_at, message_id) order,
+        starting after `after` (the previous page's last message)."""
+        ...
+
+    def claim_messages(self, claims: Sequence[Claim], *, run_id: str, now: datetime) -> set[str]:
+        """`pending -> sending` for a batch, recording what is about to go out; returns the
+        ids this run now holds (one another run claimed first is not among them)."""
+        ...
+
+    def record_results(self, results: Sequence[MessageResult], now: datetime) -> None:
+        """Record the outcome of claimed (`sending`) messages."""
+        ...
+
+    def close_messages(self, closures: Sequence[Closure], now: datetime) -> None:
+        """`pending -> failed / suppressed`, each with its reason."""
+        ...
+
+    def mark_stuck_unknown(
+        self, now: datetime, reason: str, *, claimed_before: datetime | None = None
+    ) -> list[MessageRow]:
+        """`sending -> unknown` (all, or those claimed before `claimed_before`): a run died
+        between claim and result, so nobody knows whether they went out."""
+        ...
+
+    def release_unknown(self, message_ids: Sequence[str], *, resend: bool, now: datetime) -> int:
+        """After a human check: `unknown -> pending` (resend) or `unknown -> sent`."""
+        ...
+
+    def load_message(self, message_id: str) -> MessageRow | None: ...
+
+    def messages_in_state(self, state: MessageState) -> list[MessageRow]:
+        """Messages in one state, least recently updated first."""
+        ...
+
+    def list_messages(self) -> list[MessageRow]:
+        """Every message, oldest first (operators' views and tests; not for the cycle)."""
+        ...
+
+    def count_messages(self, state: MessageState) -> int: ...
+
+    def message_counts(self) -> list[MessageCount]:
+        """How many messages per template, channel and state."""
+        ...
+
+    def past_messages(self, customer_ids: Iterable[str]) -> list[PastMessage]:
+        """Every message ever decided for these customers (decide's send history)."""
+        ...
+
+    def set_delivery_state(self, message_id: str, state: str, problem: str | None) -> None:
+        """Record a provider's delivery report; `problem` (when given) becomes the error."""
+        ...
+
+
+class SuppressionStore(Protocol):
+    """Addresses (normalised) that get no messages, or no marketing, on a channel."""
+
+    def get_suppression(self, address: str, channel: ChannelKind) -> Suppression | None: ...
+
+    def put_suppression(self, entry: Suppression) -> None:
+        """Insert the entry, or replace the one for its address and channel."""
+        ...
+
+    def delete_suppression(self, address: str, channel: ChannelKind) -> None: ...
+
+    def list_suppressions(
+        self, *, channel: ChannelKind | None = None, reason: str | None = None
+    ) -> list[Suppression]:
+        """Entries, newest first, optionally of one channel and/or reason."""
+        ...
+
+    def suppression_reasons(self, addresses: Iterable[str]) -> dict[tuple[str, str], str]:
+        """(address, channel) -> reason, for those of these (normalised) addresses listed."""
+        ...
+
+
+class RunStore(Protocol):
+    def start_run(self, run_id: str, kind: str, clock: datetime) -> None: ...
+
+    def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None: ...
+
+    def list_runs(self) -> list[RunRecord]:
+        """Every run, in start order."""
+        ...
+
+
+class RetentionStore(Protocol):
+    """Purges past retention (housekeeping)."""
+
+    def purge_tracking_events(self, before: datetime) -> int:
+        """Delete scans older than `before` of settled (terminal) parcels; returns how many."""
+        ...
+
+    def erase_personal_data(self, now: datetime, placed_before: datetime) -> tuple[int, int]:
+        """Erase name, email and phone of customers with nothing live (no order placed
+        since `placed_before`, no parcel moving, no warranty running, no message open),
+        and the recipient and body of their settled messages. Returns (customers erased,
+        messages scrubbed)."""
+        ...
+
+
+class Store(
+    Transactional,
+    OrderStore,
+    ShipmentStore,
+    EventStore,
+    MessageStore,
+    SuppressionStore,
+    RunStore,
+    RetentionStore,
+    Protocol,
+):
+    """Every aggregate behind one handle, plus its lifecycle. One per process."""
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Store: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations not applied yet; returns their versions."""
+        ...
+
+    def schema_version(self) -> int: ...
+
+    def count(self, table: str) -> int:
+        """Rows in one of the store's tables (StoreError for any other name)."""
+        ...

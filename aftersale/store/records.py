@@ -1,0 +1,152 @@
+"""The values the store takes and gives back beyond the shared models: stored messages,
+rejected rows, suppressions, runs. Frozen; every backend returns these same types."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aftersale.models import ChannelKind, MessageState
+
+#: What a customer's name becomes when retention erases their personal data.
+ERASED = "(erased)"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An input row that was not loaded, and why (`line` 0: the whole file)."""
+
+    source: str
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A decision to queue as a pending message; its idempotency key makes it once-only."""
+
+    message_id: str
+    idempotency_key: str
+    rule_id: str
+    template: str
+    channel: ChannelKind
+    marketing: bool
+    order_id: str
+    shipment_id: str | None
+    item_sku: str | None
+    customer_id: str
+    event_id: str
+    due_at: datetime
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    """A message as stored: the decision, what went out, and its delivery state."""
+
+    message_id: str
+    idempotency_key: str
+    rule_id: str
+    template: str
+    channel: ChannelKind
+    marketing: bool
+    order_id: str
+    shipment_id: str | None
+    item_sku: str | None
+    customer_id: str
+    event_id: str
+    state: MessageState
+    due_at: datetime
+    attempts: int
+    recipient: str | None = None
+    provider_id: str | None = None
+    error_code: str | None = None
+    error_text: str | None = None
+    subject: str | None = None
+    body_text: str | None = None
+    provider: str | None = None
+    sent_at: datetime | None = None
+    delivery_state: str | None = None  # what the provider reported later (webhooks)
+    updated_at: datetime | None = None
+
+
+#: Where a page of due messages ended: (due_at, message_id) of its last message.
+DueCursor = tuple[datetime, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What is about to go out for one message, recorded with its claim."""
+
+    message_id: str
+    recipient: str
+    subject: str | None
+    body_text: str
+    sms_segments: int | None
+    provider: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageResult:
+    """A claimed message's outcome: `sent`, `failed`, or `pending` again (due at `retry_at`)."""
+
+    message_id: str
+    state: MessageState
+    provider_id: str | None = None
+    error_code: str | None = None
+    error_text: str | None = None
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """A pending message closed without sending (`failed` or `suppressed`), and why."""
+
+    message_id: str
+    state: MessageState
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PastMessage:
+    """An earlier message to a customer, as `decide` weighs it (keys, caps, supersedes)."""
+
+    idempotency_key: str
+    customer_id: str
+    channel: ChannelKind
+    rule_id: str
+    marketing: bool
+    state: MessageState
+    at: datetime  # sent at, else due at
+    shipment_id: str | None
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageCount:
+    template: str
+    channel: ChannelKind
+    state: MessageState
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """An address (normalised) that gets no messages, or no marketing, on a channel."""
+
+    address: str
+    channel: ChannelKind
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: str
+    kind: str
+    started_at: datetime
+    clock: datetime
+    finished_at: datetime | None = None
+    summary: Mapping[str, Any] | None = None

@@ -1,0 +1,151 @@
+"""The store seam: `open_store` picks the backend from AFTERSALE_DB, a transaction spans
+every aggregate, each statement passes through the one connection (so a proxy sees it),
+and due messages come in pages that end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aftersale.dispatch.messages import queue_decisions
+from aftersale.errors import StoreError
+from aftersale.models import (
+    ChannelKind,
+    Customer,
+    Decision,
+    DomainEvent,
+    EventKind,
+    Item,
+    MessageState,
+    Order,
+    ShipmentRef,
+    Status,
+    TrackingEvent,
+)
+from aftersale.store import Store, is_url, open_store
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+NUMBER = "642600027844200000000001"
+
+
+def make_order() -> Order:
+    customer = Customer(
+        "C-1", "Anna", "anna@example.pl", None, "pl", "Europe/Warsaw", True, False, "PL"
+    )
+    item = Item("TV", "TV", "tv", 1, Decimal("10.00"), "PLN", 24)
+    return Order(
+        "NW-1", NOW - timedelta(hours=1), customer, (item,), (ShipmentRef(NUMBER, "inpost"),)
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(tmp_path / "s.duckdb")
+    s.save_orders([make_order()], source="t", now=NOW)
+    yield s
+    s.close()
+
+
+def queue(store: Store, n: int, due: datetime = NOW, rule: str = "r") -> list[str]:
+    event = DomainEvent(EventKind.ORDER_PLACED, "NW-1", NOW - timedelta(hours=1))
+    decided = [
+        Decision(f"{rule}{i}", "thank_you", ChannelKind.EMAIL, "NW-1", f"{rule}{i}", due, event)
+        for i in range(n)
+    ]
+    return queue_decisions(store, decided, {"NW-1": "C-1"}, run_id="r", now=NOW)
+
+
+def test_a_path_opens_duckdb_and_memory_works_too(tmp_path: Path) -> None:
+    with open_store(":memory:") as store:
+        assert store.count("orders") == 0
+    with open_store(str(tmp_path / "deep" / "a.duckdb")) as store:
+        assert store.schema_version() >= 1
+    assert (tmp_path / "deep" / "a.duckdb").exists()
+
+
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        (
+            "postgresql://shop:s3cret@db.internal:5432/aftersale",
+            "postgresql://shop:***@db.internal:5432/aftersale: the PostgreSQL backend is not "
+            "installed yet; set AFTERSALE_DB to a DuckDB file path (like var/aftersale.duckdb)",
+        ),
+        (
+            "mysql://db.internal/aftersale",
+            "mysql://db.internal/aftersale: unknown database URL scheme 'mysql'; AFTERSALE_DB "
+            "is a DuckDB file path, :memory:, or a postgresql:// URL",
+        ),
+    ],
+)
+def test_a_url_is_not_taken_for_a_file(tmp_path: Path, target: str, says: str) -> None:
+    assert is_url(target)
+    with pytest.raises(StoreError) as caught:
+        open_store(target)
+    assert str(caught.value) == says
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_one_transaction_spans_states_scans_events_and_messages(store: Store) -> None:
+    """The cycle commits a poll's outcome and the messages it causes together: a failure
+    anywhere inside leaves none of it."""
+    state = store.load_shipment(NUMBER)
+    assert state is not None
+    moved = replace(state, status=Status.IN_TRANSIT)
+    scan = TrackingEvent(NOW, Status.IN_TRANSIT, "taken_by_courier", "taken by courier")
+    shipped = DomainEvent(EventKind.SHIPPED, "NW-1", NOW, shipment_id=NUMBER)
+    with pytest.raises(RuntimeError, match="killed"), store.transaction():
+        store.save_shipment_states([moved])
+        store.save_tracking_events([(NUMBER, scan)], NOW)
+        store.record_domain_events([shipped], run_id="r", now=NOW)
+        queue(store, 1)
+        raise RuntimeError("killed")
+    after = store.load_shipment(NUMBER)
+    assert after is not None and after.status is Status.PENDING
+    counts = {t: store.count(t) for t in ("tracking_events", "domain_events", "messages")}
+    assert counts == {"tracking_events": 0, "domain_events": 0, "messages": 0}
+
+
+class Counting:
+    """A connection proxy, as a crash test installs one: counts the statements."""
+
+    def __init__(self, con: Any) -> None:
+        self._con = con
+        self.statements: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        self.statements.append(sql.split()[0].upper())
+        return self._con.execute(sql, *args)
+
+
+def test_every_statement_passes_through_the_one_connection(store: Store) -> None:
+    proxy = Counting(store.con)  # type: ignore[attr-defined]
+    store.con = proxy  # type: ignore[attr-defined]
+    with store.transaction():
+        store.record_domain_events(
+            [DomainEvent(EventKind.SHIPPED, "NW-1", NOW, shipment_id=NUMBER)], run_id="r", now=NOW
+        )
+        queue(store, 2)
+    assert proxy.statements == ["BEGIN", "SELECT", "INSERT", "SELECT", "INSERT", "COMMIT"]
+    assert store.count("messages") == 2 and proxy.statements[-1] == "SELECT"
+
+
+def test_due_messages_come_in_pages_that_end(store: Store) -> None:
+    queue(store, 5)
+    queue(store, 1, due=NOW + timedelta(days=1), rule="tomorrow")
+    pages, after = [], None
+    while page := store.due_messages(NOW, limit=2, after=after):
+        pages.append([m.rule_id for m in page])
+        after = (page[-1].due_at, page[-1].message_id)
+    assert sorted(len(p) for p in pages) == [1, 2, 2]
+    assert sorted(r for p in pages for r in p) == ["r0", "r1", "r2", "r3", "r4"]
+    assert all(m.state is MessageState.PENDING for m in store.list_messages())
