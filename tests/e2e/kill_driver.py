@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aftersale.cycle import run_cycle
-from aftersale.store.duckdb.store import Store
+from aftersale.store import open_store
 from carriers.registry import load_settings
 from flows.wiring import build_parts
 
@@ -58,7 +58,7 @@ def run_child(request: dict[str, Any], report: Path) -> None:
         "AFTERSALE_INBOX": str(workdir / "inbox"),
     }
     settings = load_settings(env)
-    with Store.open(settings.db_path) as store:
+    with open_store(settings.db) as store:
         parts, _ = build_parts(settings, store, env=env)
         proxy = KillAfter(store.con, request["kill_after"])
         store.con = proxy

@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 
-from aftersale.dispatch import messages as msgs
 from aftersale.dispatch.send import DEFAULT_BATCH_SIZE
 from aftersale.intake.files import import_file
 from aftersale.settings import PROJECT_ROOT
-from aftersale.store.duckdb.store import Store
+from aftersale.store import open_store
 from carriers.registry import DIRECTORY
 from flows.demo import CYCLE_HOURS, DEMO_START, load_parcels, sandbox_env
 from sandbox.app import SandboxClock, SandboxState
@@ -60,11 +59,8 @@ class Driver:
 
 def messages(workdir: Path) -> dict[str, tuple[str, str, str]]:
     """idempotency key -> (message id, channel, state)"""
-    states = (msgs.PENDING, msgs.SENDING, msgs.SENT, msgs.FAILED, msgs.UNKNOWN, msgs.CANCELLED)
-    with Store.open(workdir / "aftersale.duckdb") as store:
-        rows = [
-            m for state in (*states, msgs.SUPPRESSED) for m in msgs.messages_by_state(store, state)
-        ]
+    with open_store(workdir / "aftersale.duckdb") as store:
+        rows = store.list_messages()
     return {m.idempotency_key: (m.message_id, m.channel, m.state) for m in rows}
 
 
@@ -102,7 +98,7 @@ def test_a_cycle_killed_after_any_statement_loses_and_doubles_nothing(demo_env) 
     root, clock, driver = demo_env
     reference = root / "reference"
     (reference / "inbox").mkdir(parents=True)
-    with Store.open(reference / "aftersale.duckdb") as store:
+    with open_store(reference / "aftersale.duckdb") as store:
         import_file(store, EXAMPLES / "orders.ndjson", now=DEMO_START, detect=DIRECTORY)
 
     checked = 0
