@@ -11,8 +11,8 @@ The floor, timed in its own process on its own copy of the database: read the du
 shipments in one query and their orders (with customers and items) in one more, fetch
 every parcel's tracking from the same sandbox with aiohttp at the cycle's concurrency,
 write the new states in one UPDATE, the scans, as many domain events as the cycle
-recorded and as many messages as it queued in one INSERT each, claim and mark those
-messages in one UPDATE each, and write as many `.eml` files as the cycle's outbox holds
+recorded and as many messages as it queued in one INSERT each, claim and mark as many
+as it sent in one UPDATE each, and write as many `.eml` files as the cycle's outbox holds
 (copies of one of them, one plain file write each) and its SMS lines in one append. It
 renders nothing and decides nothing: the ratio says what the pipeline's logic costs on
 top of moving the data.
@@ -178,8 +178,16 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
             await asyncio.gather(*(worker() for _ in range(spec["concurrency"])))
         return [docs[n] for n in numbers]
 
+    steps: dict[str, float] = {}
+    last = [time.perf_counter()]
+
+    def lap(step: str) -> None:
+        now_s = time.perf_counter()
+        steps[step] = steps.get(step, 0.0) + now_s - last[0]
+        last[0] = now_s
+
     before_mb = rss_mb()
-    started = time.perf_counter()
+    started = last[0] = time.perf_counter()
     con = duckdb.connect(db)
     terminal = ["delivered", "returned_to_sender", "cancelled", "expired"]
     due = con.execute(
@@ -194,7 +202,9 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
         "JOIN items i USING (order_id) WHERE o.order_id IN (SELECT unnest(?))",
         [[s[oid] for s in due]],
     ).fetchall()
+    lap("read")
     docs = asyncio.run(fetch_all([s[tno] for s in due]))
+    lap("fetch")
 
     states = {k: [] for k in ("shipment_id", "status", "code", "last_event_at")}
     scans: dict[str, list[Any]] = {
@@ -241,12 +251,14 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
         "updated_at": [now] * n_messages,
     }
     body = sample[len(sample) // 2 :].decode("ascii", "replace")
+    n_sent = min(spec["emails"] + spec["sms"], n_messages)  # claimed, sent and marked
     claims = {
-        "message_id": ids,
-        "recipient": [f"customer{i}@example.com" for i in range(n_messages)],
-        "subject": ["Your parcel is on its way"] * n_messages,
-        "body_text": [body] * n_messages,
+        "message_id": ids[:n_sent],
+        "recipient": [f"customer{i}@example.com" for i in range(n_sent)],
+        "subject": ["Your parcel is on its way"] * n_sent,
+        "body_text": [body] * n_sent,
     }
+    lap("rows")
     # The transactional outbox: new states, scans, events and queued messages in one commit.
     con.execute("BEGIN")
     for name, table in (("s", states), ("t", scans), ("e", events), ("m", messages)):
@@ -271,6 +283,7 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
         "body_text = c.body_text, attempts = attempts + 1 FROM c "
         "WHERE messages.message_id = c.message_id AND messages.state = 'pending'"
     )
+    lap("write")
     folder = outbox / "email"
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(spec["emails"]):
@@ -279,15 +292,18 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
     sms = "".join(json.dumps({"message_id": f"floor-s{i}"}) + "\n" for i in range(spec["sms"]))
     with open(outbox / "sms.jsonl", "a", encoding="utf-8") as out:
         out.write(sms)
+    lap("files")
     con.execute(
         "UPDATE messages SET state = 'sent', provider_id = 'outbox', sent_at = $now FROM c "
         "WHERE messages.message_id = c.message_id AND messages.state = 'sending'",
         {"now": now},
     )
     con.close()
+    lap("write")
     wall = time.perf_counter() - started
     return {
         "wall_s": wall,
+        "stages": steps,
         "peak_mb": peak_mb(),
         "delta_mb": peak_mb() - before_mb,
         "polled": len(docs),
@@ -295,7 +311,7 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
         "scans": len(scans["shipment_id"]),
         "events": n_events,
         "queued": n_messages,
-        "sent": spec["emails"] + spec["sms"],
+        "sent": n_sent,
     }
 
 
@@ -389,6 +405,9 @@ def report(n: int, r: dict[str, dict[str, Any]], reference: tuple[int, float] | 
         other = r["plain"]["wall_s"] - sum(times.values())  # wiring, reading what is due, …
         stages = ", ".join(f"{k} {v:.2f}" for k, v in [*times.items(), ("other", other)])
         print(f"plain cycle by stage, pages summed (s): {stages}")
+    if "floor" in r:
+        steps = ", ".join(f"{k} {v:.2f}" for k, v in r["floor"]["stages"].items())
+        print(f"floor by step (s): {steps}")
     if cycle:
         how = f"{cycle['mode']}: peak RSS minus RSS before the cycle"
         if reference and reference[0] < n:
