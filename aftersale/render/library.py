@@ -148,6 +148,8 @@ class TemplateLibrary:
     env: _Sandbox
     sms_env: Environment
     variants: dict[tuple[str, ChannelKind], dict[str, Variant]] = field(default_factory=dict)
+    #: email/_footer.txt.j2 exists: looked up once, like every template (no auto reload)
+    has_text_footer: bool = False
 
     @classmethod
     def load(
@@ -177,6 +179,7 @@ class TemplateLibrary:
             carriers=carriers,
             env=env,
             sms_env=sms_env,
+            has_text_footer=(templates_dir / TEXT_FOOTER).is_file(),
         )
         for channel in ChannelKind:
             folder = templates_dir / channel.value
@@ -293,8 +296,8 @@ class TemplateLibrary:
             body = "\n\n".join(p for p in parts if p)
         else:
             body = html_to_text(html)
-        footer = self.compile(TEXT_FOOTER) if self._has_file(TEXT_FOOTER) else None
-        if footer is not None:
+        if self.has_text_footer:
+            footer = self.compile(TEXT_FOOTER)
             body += "\n\n" + _tidy(htmllib.unescape(footer.render(values)))
         return RenderedMessage(
             channel=ChannelKind.EMAIL, to=to, subject=subject, text=body, html=html
@@ -309,9 +312,6 @@ class TemplateLibrary:
             text=text,
             sms_segments=sms_segments(text).segments,
         )
-
-    def _has_file(self, name: str) -> bool:
-        return (self.root / name).is_file()
 
 
 def _tidy(text: str) -> str:
