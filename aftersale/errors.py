@@ -10,7 +10,8 @@ AftersaleError
 ├── ConfigError                   a setting is missing or malformed
 ├── RuleSetError                  every problem of every rules file, at once
 ├── TemplateError                 template, file:line, what is wrong
-└── ChannelError                  a channel could not be set up
+├── ChannelError                  a channel could not be set up
+└── WebhookRejected               provider, reason, HTTP status: a webhook failed verification
 """
 
 from __future__ import annotations
@@ -85,3 +86,13 @@ class TemplateError(AftersaleError):
 
 class ChannelError(AftersaleError):
     pass
+
+
+class WebhookRejected(AftersaleError):
+    """A webhook request failed verification; `reason` is safe to log (no secrets)."""
+
+    def __init__(self, provider: str, reason: str, status: int = 403) -> None:
+        super().__init__(f"{provider} webhook rejected: {reason}")
+        self.provider = provider
+        self.reason = reason
+        self.status = status  # the HTTP answer: 403 bad signature, 400 malformed, 404 off

@@ -289,3 +289,4 @@ class SendResult:
     error_code: str | None = None
     error_text: str | None = None
     transient: bool = False
+    opted_out: bool = False  # the recipient opted out of the channel: suppress the address

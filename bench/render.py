@@ -38,7 +38,7 @@ def main() -> None:
         ):
             for locale in library.locales():
                 ctx = {**context, "customer": {**context["customer"], "locale": locale}}
-                work.append((template, channel, ctx, sample_recipient(ctx, channel.value)))
+                work.append((template, channel, ctx, sample_recipient(ctx, channel)))
     started = time.perf_counter()
     compiled = [library.render(t, c, ctx, to) for t, c, ctx, to in work]  # compile + warm up
     warmup = time.perf_counter() - started

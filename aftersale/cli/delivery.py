@@ -169,7 +169,8 @@ def webhooks_serve(
     import uvicorn
 
     from aftersale.dispatch.channels.config import webhook_config
-    from aftersale.dispatch.inbound import build_webhook_app, help_text_for
+    from aftersale.dispatch.channels.twilio_inbound import help_text_for
+    from aftersale.dispatch.inbound import build_webhook_app
     from aftersale.dispatch.spool import SpoolSink, webhook_spool_dir
     from carriers.registry import load_settings
 

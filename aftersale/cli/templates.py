@@ -15,6 +15,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from aftersale.dispatch.channels.base import RenderFormat
+from aftersale.dispatch.channels.kinds import CHANNELS, spec_of
 from aftersale.errors import AftersaleError
 from aftersale.models import ChannelKind, OutgoingMessage, RenderedMessage, ShipmentState, Status
 from aftersale.render.context import build_context
@@ -116,7 +118,7 @@ def render_for_preview(
         now=SAMPLE_NOW,
         **kwargs,
     )
-    to = sample_recipient(context, channel.value)
+    to = sample_recipient(context, channel)
     return label, library.render(template, channel, context, to)
 
 
@@ -172,7 +174,7 @@ def preview(
         f"({situation}) · to {message.to}",
         highlight=False,
     )
-    if channel is ChannelKind.SMS:
+    if spec_of(channel).render_format is RenderFormat.TEXT:
         info = sms_segments(message.text)
         console.print(message.text, markup=False, highlight=False)
         console.print(
@@ -188,6 +190,17 @@ def preview(
         console.print(f"\nHTML written to {out}", highlight=False)
 
 
+def _channel_for(address: str) -> ChannelKind | None:
+    """The first channel whose addresses look like `address`."""
+    for spec in CHANNELS.values():
+        try:
+            spec.normalise(address)
+        except ValueError:
+            continue
+        return spec.kind
+    return None
+
+
 def send_test(
     template: Annotated[str, typer.Argument(help="Message type, e.g. shipped")],
     to: Annotated[str, typer.Option("--to", help="Email address or phone number (E.164)")],
@@ -200,9 +213,10 @@ def send_test(
     from carriers.registry import load_settings
 
     settings = load_settings()
-    channel = ChannelKind.EMAIL if "@" in to else ChannelKind.SMS
-    if channel is ChannelKind.SMS and not to.startswith("+"):
+    channel = _channel_for(to)
+    if channel is None:
         _fail(f"'{to}' is neither an email address nor a phone number in E.164 (+48…)")
+    assert channel is not None
     try:
         library = _library(settings)
         sample = _find_sample(library, settings, order)

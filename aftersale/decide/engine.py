@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 from aftersale.decide.conditions import Condition
 from aftersale.decide.ruleset import RuleSet
 from aftersale.decide.schema import Cap, OnceScope, Rule
+from aftersale.dispatch.channels.kinds import spec_of
 from aftersale.models import (
     ChannelKind,
-    Customer,
     Decision,
     DelayReason,
     DomainEvent,
@@ -311,7 +311,7 @@ class _CycleState:
                     done = f"the {current} message of this rule covers it"
                 skipped.append(Skip(event, rule.id, "; ".join([*tried, done]), channel))
                 return None
-            problem = _contact_problem(customer, current, rule.marketing)
+            problem = spec_of(current).contact_problem(customer, rule.marketing)
             if problem is None:
                 # when it would go out: after the delay, not before now, inside the window
                 tz = customer.time_zone
@@ -389,20 +389,6 @@ class _CycleState:
                 what = "marketing " if cap.marketing_only else ""
                 return f"cap hit: at most {cap.max} {what}{channel} per {cap.per} ({cap.source})"
         return None
-
-
-def _contact_problem(customer: Customer, channel: ChannelKind, marketing: bool) -> str | None:
-    if channel is ChannelKind.SMS:
-        if not customer.phone:
-            return "no phone number"
-        if not customer.consent_sms:
-            return "no SMS consent"
-        return None
-    if not customer.email:
-        return "no email address"
-    if marketing and not customer.consent_email:
-        return "no marketing consent for email"
-    return None
 
 
 def _supersede(

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from aftersale.dispatch import messages as msgs
 from aftersale.dispatch.channels.base import Channel
+from aftersale.dispatch.channels.kinds import spec_of
 from aftersale.dispatch.suppressions import add_suppression, suppressions_for
 from aftersale.errors import TemplateError
 from aftersale.masking import mask_recipient
@@ -42,8 +43,6 @@ from aftersale.store.records import Claim, Closure, DueCursor, MessageRow
 
 log = logging.getLogger(__name__)
 
-#: Twilio: "Attempt to send to unsubscribed recipient" (they replied STOP).
-TWILIO_OPTED_OUT = "21610"
 #: Messages claimed and recorded per statement; also the most a crash can leave `unknown`.
 DEFAULT_BATCH_SIZE = 20
 #: Due messages read (with everything rendering needs) per query: bounds memory, not work.
@@ -100,7 +99,7 @@ class DispatchReport:
 
 
 def recipient_of(order: Order, channel: ChannelKind) -> str | None:
-    return order.customer.email if channel is ChannelKind.EMAIL else order.customer.phone
+    return spec_of(channel).recipient(order.customer)
 
 
 def dispatch_due(
@@ -202,7 +201,7 @@ class _Batch:
             )
         to = recipient_of(order, kind)
         if not to:
-            what = "email address" if kind is ChannelKind.EMAIL else "phone number"
+            what = spec_of(kind).recipient_noun
             return self._close(message, "", MessageState.FAILED, f"customer has no {what}")
         masked = mask_recipient(to)
         suppression = self.facts.suppressions.get((to.lower(), kind.value))
@@ -269,8 +268,8 @@ class _Batch:
                 continue
             result = _send(r.channel, _outgoing(r.message, r.rendered))
             results.append((r.message.message_id, result))
-            if r.channel.kind is ChannelKind.SMS and result.error_code == TWILIO_OPTED_OUT:
-                add_suppression(store, r.to, ChannelKind.SMS, "stop", now)  # they replied STOP
+            if result.opted_out:  # e.g. they replied STOP: the provider will refuse them anyway
+                add_suppression(store, r.to, r.channel.kind, SuppressionReason.STOP, now)
         recorded = [
             msgs.message_result(message_id, result, now, retry_in=self.retry_in)
             for message_id, result in results

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import phonenumbers
-
+from aftersale.dispatch.channels.kinds import spec_of
 from aftersale.errors import AftersaleError
 from aftersale.masking import mask_recipient
 from aftersale.models import ChannelKind, SuppressionReason
@@ -97,18 +96,10 @@ def normalise_address(
     if not raw:
         raise SuppressionError("address is empty")
     kind = parse_channel(channel) if channel is not None else _guess_channel(raw)
-    if kind is ChannelKind.EMAIL:
-        local, at, domain = raw.rpartition("@")
-        if not at or not local or "." not in domain.strip(".") or any(c.isspace() for c in raw):
-            raise SuppressionError(f"{raw!r} is not an email address")
-        return raw.lower(), kind
     try:
-        number = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not raw.startswith("+") or not phonenumbers.is_valid_number(number):
-        raise SuppressionError(f"{raw!r} is not a valid E.164 phone number (like +48601234567)")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), kind
+        return spec_of(kind).normalise(raw), kind
+    except ValueError as exc:
+        raise SuppressionError(str(exc)) from None
 
 
 def _guess_channel(raw: str) -> ChannelKind:

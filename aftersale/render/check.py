@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from aftersale.decide.ruleset import RuleSet
+from aftersale.dispatch.channels.base import RenderFormat
+from aftersale.dispatch.channels.kinds import spec_of
 from aftersale.errors import TemplateError
 from aftersale.models import ChannelKind
 from aftersale.render.library import TemplateLibrary, Variant, did_you_mean
@@ -90,13 +92,14 @@ def _check_variant(
     worst: tuple[int, str, str] | None = None
     failed: dict[str, list[str]] = {}  # one line per distinct error, naming its samples
     for label, context in contexts:
-        to = "+48600000000" if variant.channel is ChannelKind.SMS else "sample@example.com"
+        to = spec_of(variant.channel).sample_address
         try:
             message = library.render_variant(variant, context, to)
         except TemplateError as exc:
             failed.setdefault(str(exc), []).append(label)
             continue
-        if variant.channel is ChannelKind.SMS:
+        render_format = spec_of(variant.channel).render_format
+        if render_format is RenderFormat.TEXT:
             info = sms_segments(message.text)
             if info.segments > max_sms_segments and (worst is None or info.length > worst[0]):
                 detail = (
@@ -112,7 +115,11 @@ def _check_variant(
                     f"'{{{{ links.unsubscribe_short }}}}' or a 'reply STOP' line",
                     [],
                 ).append(label)
-        elif marketing and f'href="{context["links"]["unsubscribe"]}' not in (message.html or ""):
+        elif (
+            render_format is RenderFormat.EMAIL
+            and marketing
+            and f'href="{context["links"]["unsubscribe"]}' not in (message.html or "")
+        ):
             failed.setdefault(
                 f"{where}: marketing email without an unsubscribe link: add "
                 f'<a href="{{{{ links.unsubscribe }}}}">…</a> (e.g. in {{% block footer %}})',

@@ -11,9 +11,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, assert_never
 from urllib.parse import parse_qs, urlsplit
 
+from aftersale.dispatch.channels.base import RenderFormat
+from aftersale.dispatch.channels.kinds import spec_of
 from aftersale.errors import AftersaleError
 from aftersale.models import ChannelKind
 from aftersale.render.library import TemplateLibrary, Variant
@@ -98,27 +100,31 @@ def build_gallery(
 def _entry(
     library: TemplateLibrary, variant: Variant, label: str, context: dict[str, Any]
 ) -> Entry:
-    to = sample_recipient(context, variant.channel.value)
+    to = sample_recipient(context, variant.channel)
     try:
         message = library.render_variant(variant, context, to)
     except AftersaleError as exc:
         return Entry(
             variant.template, variant.channel, variant.locale, label, False, _problem(str(exc))
         )
-    if variant.channel is ChannelKind.SMS:
-        info = sms_segments(message.text)
-        body = (
-            f'<div class="phone"><div class="bubble">{html.escape(message.text)}</div></div>'
-            f'<div class="meta" data-segments="{info.segments}">{info.segments} '
-            f"segment{'s' if info.segments != 1 else ''} · {info.encoding} · "
-            f"{info.length} characters</div>"
-        )
-    else:
-        body = (
-            f'<div class="subject">{html.escape(message.subject or "")}</div>'
-            f'<iframe sandbox="" title="{html.escape(variant.name)}" '
-            f'srcdoc="{html.escape(message.html or "", quote=True)}"></iframe>'
-        )
+    render_format = spec_of(variant.channel).render_format
+    match render_format:
+        case RenderFormat.TEXT:
+            info = sms_segments(message.text)
+            body = (
+                f'<div class="phone"><div class="bubble">{html.escape(message.text)}</div></div>'
+                f'<div class="meta" data-segments="{info.segments}">{info.segments} '
+                f"segment{'s' if info.segments != 1 else ''} · {info.encoding} · "
+                f"{info.length} characters</div>"
+            )
+        case RenderFormat.EMAIL:
+            body = (
+                f'<div class="subject">{html.escape(message.subject or "")}</div>'
+                f'<iframe sandbox="" title="{html.escape(variant.name)}" '
+                f'srcdoc="{html.escape(message.html or "", quote=True)}"></iframe>'
+            )
+        case _:
+            assert_never(render_format)
     return Entry(variant.template, variant.channel, variant.locale, label, True, body)
 
 

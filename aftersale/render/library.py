@@ -1,9 +1,10 @@
 """Render marketers' templates: email (subject, inlined HTML, text) and SMS, per locale.
 
-Layout (templates/README.md): templates/email/<type>/<locale>.j2 extends
+Layout (templates/README.md): templates/<channel>/<type>/<locale>.j2. What a channel's
+message is made of is its render format (channels/kinds.py): an email template extends
 email/_layout.j2 and fills {% block subject %}, {% block html %} and optionally
-{% block text %}; templates/sms/<type>/<locale>.j2 extends sms/_layout.j2 and fills
-{% block text %}. Locale fallback: pl-PL -> pl -> the shop's default locale.
+{% block text %}; a text (SMS) template extends sms/_layout.j2 and fills {% block text %}.
+Locale fallback: pl-PL -> pl -> the shop's default locale.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import missing
 
 from aftersale.carriers_meta import Carriers
+from aftersale.dispatch.channels.base import RenderFormat
+from aftersale.dispatch.channels.kinds import CHANNELS, spec_of
 from aftersale.errors import TemplateError
 from aftersale.models import ChannelKind, RenderedMessage
 from aftersale.render.catalogue import Catalogue, load_catalogue, locale_chain
@@ -44,6 +47,8 @@ from aftersale.render.sms import sms_segments
 from aftersale.settings import Shop
 
 __all__ = ["TemplateLibrary", "build_context", "render_error"]
+
+_Render = Callable[[ChannelKind, Template, dict[str, Any], str], RenderedMessage]
 
 STYLESHEET = "email/_style.css"
 TEXT_FOOTER = "email/_footer.txt.j2"
@@ -122,7 +127,7 @@ class _Loader(BaseLoader):
         if not path.is_file():
             raise TemplateNotFound(template)
         source = path.read_text(encoding="utf-8")
-        if template.startswith("email/") and template.endswith(".j2") and self.css:
+        if template.endswith(".j2") and self.css and _format_of(template) is RenderFormat.EMAIL:
             source = inline_css_source(source, self.css)
         mtime = path.stat().st_mtime
         return source, str(path), lambda: path.is_file() and path.stat().st_mtime == mtime
@@ -146,7 +151,7 @@ class TemplateLibrary:
     catalogue: Catalogue
     carriers: Carriers  # names and tracking pages for contexts and the tracking_url filter
     env: _Sandbox
-    sms_env: Environment
+    text_env: Environment  # for text formats: every line break there counts
     variants: dict[tuple[str, ChannelKind], dict[str, Variant]] = field(default_factory=dict)
     #: email/_footer.txt.j2 exists: looked up once, like every template (no auto reload)
     has_text_footer: bool = False
@@ -159,7 +164,7 @@ class TemplateLibrary:
         env = _Sandbox(
             loader=_Loader(templates_dir.resolve()),
             undefined=_Undefined,
-            autoescape=lambda name: bool(name) and name.startswith("email/"),
+            autoescape=lambda name: _format_of(name) is RenderFormat.EMAIL,
             trim_blocks=True,
             lstrip_blocks=True,
             auto_reload=False,
@@ -170,7 +175,7 @@ class TemplateLibrary:
         for name in ("lipsum", "cycler", "joiner", "dict"):
             env.globals.pop(name, None)
         # In an SMS every line break counts as a space, so keep the ones after tags.
-        sms_env = env.overlay(trim_blocks=False, lstrip_blocks=False)
+        text_env = env.overlay(trim_blocks=False, lstrip_blocks=False)
         catalogue = load_catalogue(catalogue_path) if catalogue_path else Catalogue()
         library = cls(
             root=templates_dir,
@@ -178,7 +183,7 @@ class TemplateLibrary:
             catalogue=catalogue,
             carriers=carriers,
             env=env,
-            sms_env=sms_env,
+            text_env=text_env,
             has_text_footer=(templates_dir / TEXT_FOOTER).is_file(),
         )
         for channel in ChannelKind:
@@ -244,7 +249,7 @@ class TemplateLibrary:
     def compile(self, name: str) -> Template:
         """The compiled template (cached); syntax errors become TemplateError with file:line."""
         try:
-            env = self.sms_env if name.startswith("sms/") else self.env
+            env = self.text_env if _format_of(name) is RenderFormat.TEXT else self.env
             return env.get_template(name)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a TemplateError
             raise render_error(self, exc, name, {}) from exc
@@ -261,14 +266,12 @@ class TemplateLibrary:
         self, variant: Variant, context: Mapping[str, Any], to: str
     ) -> RenderedMessage:
         """Render one locale variant whatever the customer's locale (check, gallery)."""
-        channel = variant.channel
+        render = self._renderers[spec_of(variant.channel).render_format]
         compiled = self.compile(variant.name)
         values = {**context, "locale": variant.locale}
         try:
             try:
-                if channel is ChannelKind.SMS:
-                    return self._render_sms(compiled, values, to)
-                return self._render_email(compiled, values, to)
+                return render(variant.channel, compiled, values, to)
             except Exception:  # noqa: BLE001 - let Jinja rewrite the traceback to template lines
                 compiled.environment.handle_exception()
         except TemplateError:
@@ -277,7 +280,13 @@ class TemplateLibrary:
             raise render_error(self, exc, variant.name, values) from exc
         raise AssertionError("unreachable")
 
-    def _render_email(self, compiled: Template, values: dict[str, Any], to: str) -> RenderedMessage:
+    @property
+    def _renderers(self) -> Mapping[RenderFormat, _Render]:
+        return {RenderFormat.EMAIL: self._render_email, RenderFormat.TEXT: self._render_text}
+
+    def _render_email(
+        self, channel: ChannelKind, compiled: Template, values: dict[str, Any], to: str
+    ) -> RenderedMessage:
         ctx = compiled.new_context(values)
         html = "".join(compiled.root_render_func(ctx))
         if "subject" not in compiled.blocks:
@@ -299,19 +308,25 @@ class TemplateLibrary:
         if self.has_text_footer:
             footer = self.compile(TEXT_FOOTER)
             body += "\n\n" + _tidy(htmllib.unescape(footer.render(values)))
-        return RenderedMessage(
-            channel=ChannelKind.EMAIL, to=to, subject=subject, text=body, html=html
-        )
+        return RenderedMessage(channel=channel, to=to, subject=subject, text=body, html=html)
 
-    def _render_sms(self, compiled: Template, values: dict[str, Any], to: str) -> RenderedMessage:
+    def _render_text(
+        self, channel: ChannelKind, compiled: Template, values: dict[str, Any], to: str
+    ) -> RenderedMessage:
         text = " ".join(compiled.render(values).split())
         return RenderedMessage(
-            channel=ChannelKind.SMS,
+            channel=channel,
             to=to,
             subject=None,
             text=text,
             sms_segments=sms_segments(text).segments,
         )
+
+
+def _format_of(name: str | None) -> RenderFormat | None:
+    """The render format of a template by its folder (email/..., sms/...); None outside."""
+    folder = (name or "").split("/", 1)[0]
+    return spec_of(folder).render_format if folder in CHANNELS else None
 
 
 def _tidy(text: str) -> str:

@@ -15,7 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 from aftersale.carriers_meta import Carriers
+from aftersale.dispatch.channels.kinds import spec_of
 from aftersale.models import (
+    ChannelKind,
     Customer,
     DelayReason,
     DomainEvent,
@@ -379,8 +381,7 @@ def sample_contexts(
     return out
 
 
-def sample_recipient(sample_context: dict[str, Any], channel: str) -> str:
-    customer = sample_context["customer"]
-    if channel == "sms":
-        return customer["phone"] or "+48600000000"
-    return customer["email"] or "test@example.com"
+def sample_recipient(sample_context: dict[str, Any], channel: ChannelKind | str) -> str:
+    """The sample customer's address on `channel`, or the channel's stand-in address."""
+    spec = spec_of(channel)
+    return sample_context["customer"][spec.recipient_field] or spec.sample_address

@@ -253,10 +253,14 @@ def test_a_channel_that_raises_is_recorded_as_failed(store: Store) -> None:
     ]
 
 
-def test_twilio_opted_out_answer_suppresses_further_sms(store: Store) -> None:
+def test_an_opted_out_answer_suppresses_further_sms(store: Store) -> None:
     sms = RecordingChannel(
         ChannelKind.SMS,
-        [SendResult(False, error_code="21610", error_text="unsubscribed recipient")],
+        [
+            SendResult(
+                False, error_code="21610", error_text="unsubscribed recipient", opted_out=True
+            )
+        ],
     )
     queue(store, decision("shipped_sms", ChannelKind.SMS, template="shipped"))
     assert [o.outcome for o in run(store, sms).outcomes] == ["failed"]

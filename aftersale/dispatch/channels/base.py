@@ -1,10 +1,19 @@
-"""The channel seam: `send(message) -> SendResult`. Outbox, SendGrid and Twilio implement it."""
+"""The channel seams. Sending: `send(message) -> SendResult` (outbox, SendGrid, Twilio).
+Inbound: provider webhooks hand their facts to a `WebhookSink` (the spool, the store).
+Facts: one `ChannelSpec` per kind of channel (channels/email.py, channels/sms.py), the only
+place that knows which customer field holds the address, which consent it needs, how an
+address is normalised and what a message of that kind is made of (channels/kinds.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
-from aftersale.models import ChannelKind, OutgoingMessage, SendResult
+from aftersale.models import ChannelKind, Customer, OutgoingMessage, SendResult
 
 
 class Channel(Protocol):
@@ -13,3 +22,52 @@ class Channel(Protocol):
     name: str
 
     def send(self, message: OutgoingMessage) -> SendResult: ...
+
+
+class WebhookSink(Protocol):
+    """Where webhook facts go (the spool, then the store). Calls may repeat: be idempotent.
+    `reason` is a SuppressionReason; delivery states are listed in dispatch/inbound.py."""
+
+    def suppress(self, address: str, channel: ChannelKind, reason: str, at: datetime) -> None: ...
+
+    def unsuppress(self, address: str, channel: ChannelKind, at: datetime) -> None: ...
+
+    def record_delivery(
+        self, message_id: str, state: str, detail: str | None, at: datetime
+    ) -> None: ...
+
+
+class RenderFormat(StrEnum):
+    """What a rendered message of a channel is made of."""
+
+    EMAIL = "email"  # subject, HTML (escaped, brand CSS inlined) and a text alternative
+    TEXT = "text"  # one line of plain text whose SMS segment count is known
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSpec:
+    """What every stage needs to know about one kind of channel."""
+
+    kind: ChannelKind
+    recipient_field: str  # the `Customer` attribute holding the address
+    recipient_noun: str  # "email address": says what a customer lacks
+    consent_field: str  # the `Customer` attribute holding the consent
+    consent_for_every_message: bool  # False: only marketing needs the consent
+    no_consent: str  # why a message was not sent without it
+    #: The stored form of an address (suppressions match on it); ValueError says what is wrong.
+    normalise: Callable[[str], str]
+    render_format: RenderFormat
+    sample_address: str  # previews send here when the sample customer has no address
+
+    def recipient(self, customer: Customer) -> str | None:
+        address: str | None = getattr(customer, self.recipient_field)
+        return address
+
+    def contact_problem(self, customer: Customer, marketing: bool) -> str | None:
+        """Why `customer` cannot get this message on this channel, or None."""
+        if not self.recipient(customer):
+            return f"no {self.recipient_noun}"
+        needs_consent = self.consent_for_every_message or marketing
+        if needs_consent and not getattr(customer, self.consent_field):
+            return self.no_consent
+        return None

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from aftersale.dispatch.channels.base import Channel
+from aftersale.dispatch.channels.kinds import CHANNELS
 from aftersale.dispatch.channels.outbox import OutboxChannel
 from aftersale.dispatch.channels.sendgrid import SendGridChannel
 from aftersale.dispatch.channels.twilio import TwilioChannel
@@ -82,15 +83,16 @@ def build_channels(
     channels: dict[ChannelKind, Channel] = {}
     notes: list[str] = []
     problems: list[str] = []
-    for kind, build in ((ChannelKind.EMAIL, _email), (ChannelKind.SMS, _sms)):
+    for kind in CHANNELS:
         if dry_run:
             channels[kind] = OutboxChannel(
                 outbox_dir, kind, sender=formataddr((shop.from_name, shop.from_email))
             )
             notes.append(f"{kind}: outbox (dry run)")
             continue
+        provider = PROVIDERS.get(kind)
         try:
-            built = build(source, shop)
+            built = provider.build(source, shop) if provider else None
         except ConfigError as exc:
             problems.append(str(exc))
             continue
@@ -98,12 +100,8 @@ def build_channels(
             channels[kind] = OutboxChannel(
                 outbox_dir, kind, sender=formataddr((shop.from_name, shop.from_email))
             )
-            missing = (
-                "SENDGRID_API_KEY is"
-                if kind is ChannelKind.EMAIL
-                else "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are"
-            )
-            notes.append(f"{kind}: outbox ({missing} not set) -> {outbox_dir}")
+            why = f"{provider.turned_on_by} not set" if provider else "no provider for it"
+            notes.append(f"{kind}: outbox ({why}) -> {outbox_dir}")
         else:
             channels[kind], note = built
             notes.append(note)
@@ -245,6 +243,21 @@ def _sms(source: _Source, shop: Shop) -> tuple[Channel, str] | None:
         details.append(f"base URL {base_url}")
     details.append(f"status callback {callback}" if callback else "no status callback")
     return channel, f"sms: twilio ({'; '.join(details)})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Provider:
+    """A channel kind's real provider: built when its credentials are set, else None."""
+
+    build: Callable[[_Source, Shop], tuple[Channel, str] | None]
+    turned_on_by: str  # what the note says is missing when it is off
+
+
+#: The provider of each kind of channel; a kind without one goes to the outbox.
+PROVIDERS: Mapping[ChannelKind, _Provider] = {
+    ChannelKind.EMAIL: _Provider(_email, "SENDGRID_API_KEY is"),
+    ChannelKind.SMS: _Provider(_sms, "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are"),
+}
 
 
 def _flag(source: _Source, name: str) -> bool:

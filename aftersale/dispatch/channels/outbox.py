@@ -3,8 +3,9 @@
 Email becomes one RFC 5322 `.eml` file per send attempt, text and HTML alternatives
 (composed by `mime`): `outbox/email/<message id>.eml`, and `<message id>.2.eml`, `.3.eml`…
 when the same message is sent again (an operator's release, a test send). A file is
-never replaced: people count the outbox to see what was sent. SMS becomes one JSON line
-in `outbox/sms.jsonl`, appended with a single write.
+never replaced: people count the outbox to see what was sent. A text message (SMS) becomes
+one JSON line in `outbox/<channel>.jsonl` (`sms.jsonl`), appended with a single write.
+Which of the two a channel gets is its render format (channels/kinds.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 from aftersale.dispatch.channels import mime
+from aftersale.dispatch.channels.base import RenderFormat
+from aftersale.dispatch.channels.kinds import spec_of
 from aftersale.models import ChannelKind, OutgoingMessage, SendResult
 
 #: Characters `str.splitlines` breaks on that JSON leaves unescaped: escaped here, so one
@@ -48,11 +51,12 @@ class OutboxChannel:
                 error_code="wrong_channel",
                 error_text=f"{self.kind} outbox got a {message.content.channel} message",
             )
+        write = {
+            RenderFormat.EMAIL: self._write_email,
+            RenderFormat.TEXT: self._append_text,
+        }[spec_of(self.kind).render_format]
         try:
-            if self.kind is ChannelKind.EMAIL:
-                path = self._write_email(message)
-            else:
-                path = self._append_sms(message)
+            path = write(message)
         except mime.AddressError as exc:
             return SendResult(ok=False, error_code="bad_address", error_text=str(exc))
         except OSError as exc:
@@ -77,16 +81,16 @@ class OutboxChannel:
         if message.test:
             headers.append(("X-Aftersale-Test", "yes"))
         data = mime.compose(headers, content.text, content.html)
-        folder = self.outbox_dir / "email"
+        folder = self.outbox_dir / self.kind.value
         try:
             return write_new(folder, message.message_id, data)
         except FileNotFoundError:  # the first message (or someone moved the folder away)
             folder.mkdir(parents=True, exist_ok=True)
             return write_new(folder, message.message_id, data)
 
-    def _append_sms(self, message: OutgoingMessage) -> Path:
+    def _append_text(self, message: OutgoingMessage) -> Path:
         self.outbox_dir.mkdir(parents=True, exist_ok=True)
-        path = self.outbox_dir / "sms.jsonl"
+        path = self.outbox_dir / f"{self.kind.value}.jsonl"
         record = {
             "message_id": message.message_id,
             "to": message.content.to,

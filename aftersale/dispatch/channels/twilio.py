@@ -10,7 +10,8 @@ Limits:   queueing is per sender: about 1 message/s for a US/CA long code, more 
           for too many concurrent requests. We pace each sender in-process
           (`max_per_second`) so the queue never builds up.
 Quirks:   errors are JSON `{"code": 21211, "message": ..., "more_info": ..., "status": 400}`;
-          the code is what to act on (21610: the recipient replied STOP, so suppress).
+          the code is what to act on (OPTED_OUT_CODE: the recipient replied STOP, so
+          suppress).
           There is no idempotency key on the REST API: exactly-once is the store's job.
           The SDK only knows *.twilio.com hosts (edge/region included), so `base_url`
           works through an `http_client` that rewrites the scheme and host.
@@ -38,6 +39,9 @@ from aftersale.models import ChannelKind, OutgoingMessage, SendResult
 
 log = logging.getLogger(__name__)
 
+#: "Attempt to send to unsubscribed recipient": they replied STOP. A send or a status
+#: callback with this code suppresses the number (SendResult.opted_out, twilio_inbound).
+OPTED_OUT_CODE = 21610
 #: Twilio error codes that mean "this message can never be sent as is", with our gloss.
 #: https://www.twilio.com/docs/api/errors
 PERMANENT_CODES: dict[int, str] = {
@@ -45,7 +49,7 @@ PERMANENT_CODES: dict[int, str] = {
     21408: "sending to this region is not enabled on the account",
     21606: "the 'From' number cannot send SMS",
     21608: "trial account: the number is not verified",
-    21610: "the recipient replied STOP (unsubscribed)",
+    OPTED_OUT_CODE: "the recipient replied STOP (unsubscribed)",
     21612: "Twilio cannot route to this number",
     21614: "the 'To' number is not a mobile number",
     21617: "message body too long",
@@ -53,7 +57,6 @@ PERMANENT_CODES: dict[int, str] = {
 #: 20003 authentication failed, 20429 too many requests: the account's or Twilio's state,
 #: not the message's fault, so the message waits for the next cycle.
 TRANSIENT_CODES = frozenset({20003, 20429})
-OPTED_OUT_CODE = "21610"
 
 
 class LocalTwilioHttpClient(TwilioHttpClient):
@@ -205,7 +208,11 @@ class TwilioChannel:
             fault.text,
         )
         return SendResult(
-            ok=False, error_code=fault.code, error_text=fault.text, transient=fault.transient
+            ok=False,
+            error_code=fault.code,
+            error_text=fault.text,
+            transient=fault.transient,
+            opted_out=fault.code == str(OPTED_OUT_CODE),
         )
 
 

@@ -256,6 +256,7 @@ def test_twilio_permanent_errors_keep_code_and_text(reply, code, text):
         code,
         text,
     )
+    assert result.opted_out is (code == "21610")  # they replied STOP: dispatch suppresses
     assert len(fake.seen) == 1
 
 

@@ -15,12 +15,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from twilio.request_validator import RequestValidator
 
-from aftersale.dispatch.inbound import (
-    Keyword,
-    build_webhook_app,
-    keyword_of,
-    load_sendgrid_public_key,
-)
+from aftersale.dispatch.channels.sendgrid_events import load_public_key
+from aftersale.dispatch.channels.twilio_inbound import Keyword, keyword_of
+from aftersale.dispatch.inbound import build_webhook_app
 from aftersale.errors import ConfigError
 from aftersale.models import ChannelKind
 
@@ -400,6 +397,6 @@ def test_public_key_as_pem_is_accepted_and_garbage_is_a_config_error():
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
-    assert load_sendgrid_public_key(pem).curve.name == "secp256r1"
+    assert load_public_key(pem).curve.name == "secp256r1"
     with pytest.raises(ConfigError, match="not a public key"):
-        load_sendgrid_public_key("bm90IGEga2V5")
+        load_public_key("bm90IGEga2V5")
