@@ -35,17 +35,14 @@ sys.path.insert(0, str(ROOT))
 
 from aftersale.models import ShipmentState, Status  # noqa: E402
 from carriers.poll import CarrierLimits, PollGuards, RetryPolicy, run_poll_report  # noqa: E402
-from carriers.registry import build_carriers  # noqa: E402
+from carriers.registry import DIRECTORY, build_carriers  # noqa: E402
 from sandbox.server import free_port  # noqa: E402
 from sandbox.timelines import SCENARIOS  # noqa: E402
 
 START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 CARRIERS = ("ups", "dhl", "dpd", "inpost")
-ENV = {
-    "UPS_CLIENT_ID": "sandbox-client",
-    "UPS_CLIENT_SECRET": "sandbox-secret",
-    "DHL_API_KEY": "sandbox-key",
-}
+#: the sandbox's test credentials, from each carrier's META
+ENV = {k: v for meta in DIRECTORY for k, v in meta.sandbox_env.items()}
 
 
 def number(carrier: str, i: int) -> str:
