@@ -1,11 +1,29 @@
-"""Ordered schema migrations. Append only: a migration that has shipped is never edited.
+"""Ordered schema migrations for both backends. Append only: a migration that has shipped
+is never edited.
 
-Times are stored as naive TIMESTAMP holding UTC; `aftersale.store` converts at the edge.
+An entry is (version, description, SQL). The SQL is one string when DuckDB and PostgreSQL
+take the same text, or a mapping backend -> SQL ("duckdb", "postgres") where the dialects
+or the needs differ; a backend missing from the mapping (or given "") records the version
+and runs nothing. Times are stored as naive TIMESTAMP holding UTC; `aftersale.store`
+converts at the edge.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+from collections.abc import Mapping
+
+#: The backends a migration may name.
+BACKENDS = ("duckdb", "postgres")
+
+
+def migration_sql(sql: str | Mapping[str, str], backend: str) -> str:
+    """The statements migration `sql` runs on `backend` ("" for none)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
+    return sql if isinstance(sql, str) else sql.get(backend, "")
+
+
+MIGRATIONS: tuple[tuple[int, str, str | Mapping[str, str]], ...] = (
     (
         1,
         "orders, customers, items, shipments, tracking events, messages, runs",
@@ -143,5 +161,34 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             PRIMARY KEY (address, channel)
         );
         """,
+    ),
+    (
+        2,
+        "PostgreSQL: leases on shipments and messages for several workers; indexes",
+        {
+            # DuckDB keeps one writer process, so it needs no leases; its scans need no
+            # indexes either (an ART index slows its bulk writes).
+            "postgres": """
+            ALTER TABLE shipments ADD COLUMN lease_owner VARCHAR,
+                                  ADD COLUMN lease_until TIMESTAMP;
+            ALTER TABLE messages ADD COLUMN lease_owner VARCHAR,
+                                 ADD COLUMN lease_until TIMESTAMP;
+            CREATE INDEX shipments_order ON shipments (order_id);
+            CREATE INDEX shipments_tracking_number ON shipments (tracking_number);
+            CREATE INDEX shipments_next_check ON shipments (next_check_at)
+                WHERE next_check_at IS NOT NULL;
+            CREATE INDEX orders_customer ON orders (customer_id);
+            CREATE INDEX domain_events_order_kind ON domain_events (order_id, kind);
+            CREATE INDEX domain_events_shipment ON domain_events (shipment_id)
+                WHERE shipment_id IS NOT NULL;
+            CREATE INDEX domain_events_occurred ON domain_events (occurred_at);
+            CREATE INDEX messages_due ON messages (due_at, message_id)
+                WHERE state = 'pending';
+            CREATE INDEX messages_sending ON messages (updated_at)
+                WHERE state = 'sending';
+            CREATE INDEX messages_customer ON messages (customer_id);
+            CREATE INDEX messages_state ON messages (state, updated_at);
+            """,
+        },
     ),
 )

@@ -19,49 +19,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self, overload
+from typing import Any, Self
 
 import duckdb
 import pyarrow as pa
 
 from aftersale.errors import StoreError, StoreLockedError
-from aftersale.store.migrations import MIGRATIONS
+from aftersale.store.migrations import MIGRATIONS, migration_sql
+from aftersale.store.rows import TABLES, to_db
 
 log = logging.getLogger(__name__)
 
 _LOCK_TEXT = "Could not set lock"
-#: The tables `count` may name (it formats the name into SQL).
-TABLES = frozenset(
-    {
-        "orders",
-        "customers",
-        "items",
-        "shipments",
-        "tracking_events",
-        "domain_events",
-        "messages",
-        "runs",
-        "rejections",
-        "suppressions",
-    }
-)
-
-
-def to_db(dt: datetime | None) -> datetime | None:
-    """Aware UTC in the core, naive UTC in the file."""
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        raise ValueError(f"naive datetime {dt!r} reached the store; the core keeps UTC-aware times")
-    return dt.astimezone(UTC).replace(tzinfo=None)
-
-
-@overload
-def from_db(dt: datetime) -> datetime: ...
-@overload
-def from_db(dt: None) -> None: ...
-def from_db(dt: datetime | None) -> datetime | None:
-    return None if dt is None else dt.replace(tzinfo=UTC)
 
 
 class _Closed:
@@ -184,7 +153,8 @@ class Connection:
             if version in done:
                 continue
             with self.transaction():
-                self.execute(sql)
+                if statements := migration_sql(sql, "duckdb"):
+                    self.execute(statements)
                 self.execute(
                     "INSERT INTO schema_version VALUES (?, ?, ?)",
                     [version, description, to_db(datetime.now(UTC))],

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from aftersale.models import ChannelKind, MessageState
-from aftersale.store.duckdb.connection import Connection, from_db, to_db
+from aftersale.store.duckdb.connection import Connection
 from aftersale.store.records import (
     Claim,
     Closure,
@@ -25,18 +25,13 @@ from aftersale.store.records import (
     NewMessage,
     PastMessage,
 )
+from aftersale.store.rows import MESSAGE_COLS, from_db, message_from_row, new_message_row, to_db
 
 PENDING, SENDING, SENT, UNKNOWN = (
     MessageState.PENDING.value,
     MessageState.SENDING.value,
     MessageState.SENT.value,
     MessageState.UNKNOWN.value,
-)
-_COLS = (
-    "message_id, idempotency_key, rule_id, template, channel, marketing, order_id, "
-    "shipment_id, item_sku, customer_id, event_id, state, due_at, attempts, recipient, "
-    "provider_id, error_code, error_text, subject, body_text, provider, sent_at, "
-    "delivery_state, updated_at"
 )
 _CLAIM_SCHEMA = pa.schema(
     [
@@ -64,35 +59,6 @@ _CLOSE_SCHEMA = pa.schema(
 )
 
 
-def _row(r: tuple[Any, ...]) -> MessageRow:
-    return MessageRow(
-        message_id=r[0],
-        idempotency_key=r[1],
-        rule_id=r[2],
-        template=r[3],
-        channel=ChannelKind(r[4]),
-        marketing=r[5],
-        order_id=r[6],
-        shipment_id=r[7],
-        item_sku=r[8],
-        customer_id=r[9],
-        event_id=r[10],
-        state=MessageState(r[11]),
-        due_at=from_db(r[12]),
-        attempts=r[13],
-        recipient=r[14],
-        provider_id=r[15],
-        error_code=r[16],
-        error_text=r[17],
-        subject=r[18],
-        body_text=r[19],
-        provider=r[20],
-        sent_at=from_db(r[21]),
-        delivery_state=r[22],
-        updated_at=from_db(r[23]),
-    )
-
-
 class Messages(Connection):
     def queue_messages(self, messages: Sequence[NewMessage], now: datetime) -> list[str]:
         unique: dict[str, NewMessage] = {}
@@ -110,29 +76,7 @@ class Messages(Connection):
         fresh = [m for key, m in unique.items() if key not in known]
         self.insert_rows(
             "messages",
-            [
-                {
-                    "message_id": m.message_id,
-                    "idempotency_key": m.idempotency_key,
-                    "rule_id": m.rule_id,
-                    "template": m.template,
-                    "channel": m.channel.value,
-                    "marketing": m.marketing,
-                    "order_id": m.order_id,
-                    "shipment_id": m.shipment_id,
-                    "item_sku": m.item_sku,
-                    "customer_id": m.customer_id,
-                    "event_id": m.event_id,
-                    "state": PENDING,
-                    "due_at": to_db(m.due_at),
-                    "created_at": to_db(now),
-                    "updated_at": to_db(now),
-                    "attempts": 0,
-                    "run_id": m.run_id,
-                    "test": False,
-                }
-                for m in fresh
-            ],
+            [new_message_row(m, now) for m in fresh],
             "ON CONFLICT DO NOTHING",
         )
         return [m.message_id for m in fresh]
@@ -152,13 +96,13 @@ class Messages(Connection):
     def due_messages(
         self, now: datetime, *, limit: int, after: DueCursor | None = None
     ) -> list[MessageRow]:
-        sql = f"SELECT {_COLS} FROM messages WHERE state = ? AND due_at <= ?"
+        sql = f"SELECT {MESSAGE_COLS} FROM messages WHERE state = ? AND due_at <= ?"
         params: list[Any] = [PENDING, to_db(now)]
         if after is not None:
             sql += " AND (due_at, message_id) > (?, ?)"
             params += [to_db(after[0]), after[1]]
         sql += " ORDER BY due_at, message_id LIMIT ?"
-        return [_row(r) for r in self.rows(sql, [*params, limit])]
+        return [message_from_row(r) for r in self.rows(sql, [*params, limit])]
 
     def claim_messages(self, claims: Sequence[Claim], *, run_id: str, now: datetime) -> set[str]:
         if not claims:
@@ -241,8 +185,8 @@ class Messages(Connection):
         if claimed_before is not None:
             sql += " AND updated_at < ?"
             params.append(to_db(claimed_before))
-        rows = self.rows(f"{sql} RETURNING {_COLS}", params)
-        return sorted((_row(r) for r in rows), key=lambda m: m.message_id)
+        rows = self.rows(f"{sql} RETURNING {MESSAGE_COLS}", params)
+        return sorted((message_from_row(r) for r in rows), key=lambda m: m.message_id)
 
     def release_unknown(self, message_ids: Sequence[str], *, resend: bool, now: datetime) -> int:
         rows = self.rows(
@@ -259,19 +203,19 @@ class Messages(Connection):
         return len(rows)
 
     def load_message(self, message_id: str) -> MessageRow | None:
-        row = self.one(f"SELECT {_COLS} FROM messages WHERE message_id = ?", [message_id])
-        return _row(row) if row else None
+        row = self.one(f"SELECT {MESSAGE_COLS} FROM messages WHERE message_id = ?", [message_id])
+        return message_from_row(row) if row else None
 
     def messages_in_state(self, state: MessageState) -> list[MessageRow]:
         rows = self.rows(
-            f"SELECT {_COLS} FROM messages WHERE state = ? ORDER BY updated_at, message_id",
+            f"SELECT {MESSAGE_COLS} FROM messages WHERE state = ? ORDER BY updated_at, message_id",
             [MessageState(state).value],
         )
-        return [_row(r) for r in rows]
+        return [message_from_row(r) for r in rows]
 
     def list_messages(self) -> list[MessageRow]:
-        rows = self.rows(f"SELECT {_COLS} FROM messages ORDER BY created_at, message_id")
-        return [_row(r) for r in rows]
+        rows = self.rows(f"SELECT {MESSAGE_COLS} FROM messages ORDER BY created_at, message_id")
+        return [message_from_row(r) for r in rows]
 
     def count_messages(self, state: MessageState) -> int:
         row = self.one("SELECT count(*) FROM messages WHERE state = ?", [state.value])

@@ -5,22 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from aftersale.models import (
-    TERMINAL_STATUSES,
-    Customer,
-    EventKind,
-    Item,
-    Order,
-    ShipmentRef,
-    Status,
-)
-from aftersale.store.duckdb.connection import Connection, from_db, to_db
+from aftersale.models import EventKind, Order
+from aftersale.store.duckdb.connection import Connection
 from aftersale.store.records import Rejection
-
-_TERMINAL = sorted(s.value for s in TERMINAL_STATUSES)
+from aftersale.store.rows import (
+    ITEM_COLS,
+    ORDER_COLS,
+    REF_COLS,
+    TERMINAL,
+    order_rows,
+    orders_from_rows,
+    to_db,
+)
 
 
 class Orders(Connection):
@@ -32,7 +30,6 @@ class Orders(Connection):
         now: datetime,
         candidates: Mapping[str, list[str]] | None = None,
     ) -> tuple[int, int]:
-        candidates = candidates or {}
         known = self.known_order_ids([o.order_id for o in orders])
         # Within one batch the last row for an id would silently win in DuckDB 2.0: dedupe.
         unique: dict[str, Order] = {}
@@ -40,74 +37,20 @@ class Orders(Connection):
             if order.order_id not in known:
                 unique.setdefault(order.order_id, order)
         fresh = list(unique.values())
-        customers: dict[str, dict[str, Any]] = {}
-        order_rows, item_rows, shipment_rows = [], [], []
-        for o in fresh:
-            c = o.customer
-            customers[c.customer_id] = {
-                "customer_id": c.customer_id,
-                "name": c.name,
-                "email": c.email,
-                "phone": c.phone,
-                "locale": c.locale,
-                "time_zone": c.time_zone,
-                "consent_email": c.consent_email,
-                "consent_sms": c.consent_sms,
-                "country": c.country,
-                "tags": list(c.tags),
-            }
-            order_rows.append(
-                {
-                    "order_id": o.order_id,
-                    "customer_id": c.customer_id,
-                    "placed_at": to_db(o.placed_at),
-                    "promised_delivery": o.promised_delivery,
-                    "shipping_country": o.shipping_country,
-                    "source": source,
-                    "imported_at": to_db(now),
-                }
-            )
-            for line, item in enumerate(o.items, start=1):
-                item_rows.append(
-                    {
-                        "order_id": o.order_id,
-                        "line": line,
-                        "sku": item.sku,
-                        "name": item.name,
-                        "category": item.category,
-                        "quantity": item.quantity,
-                        "price": item.price,
-                        "currency": item.currency,
-                        "warranty_months": item.warranty_months,
-                    }
-                )
-            for ref in o.shipments:
-                shipment_rows.append(
-                    {
-                        "shipment_id": ref.tracking_number,
-                        "order_id": o.order_id,
-                        "carrier": ref.carrier,
-                        "carrier_candidates": candidates.get(ref.tracking_number, []),
-                        "tracking_number": ref.tracking_number,
-                        "status": Status.PENDING.value,
-                        "created_at": to_db(now),
-                        "next_check_at": to_db(now),
-                        "poll_failures": 0,
-                    }
-                )
+        rows = order_rows(fresh, source=source, now=now, candidates=candidates or {})
         with self.transaction():
             self.insert_rows(
                 "customers",
-                list(customers.values()),
+                rows.customers,
                 "ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name, "
                 "email = excluded.email, phone = excluded.phone, locale = excluded.locale, "
                 "time_zone = excluded.time_zone, consent_email = excluded.consent_email, "
                 "consent_sms = excluded.consent_sms, country = excluded.country, "
                 "tags = excluded.tags",
             )
-            self.insert_rows("orders", order_rows, "ON CONFLICT DO NOTHING")
-            self.insert_rows("items", item_rows, "ON CONFLICT DO NOTHING")
-            self.insert_rows("shipments", shipment_rows, "ON CONFLICT DO NOTHING")
+            self.insert_rows("orders", rows.orders, "ON CONFLICT DO NOTHING")
+            self.insert_rows("items", rows.items, "ON CONFLICT DO NOTHING")
+            self.insert_rows("shipments", rows.shipments, "ON CONFLICT DO NOTHING")
         return len(fresh), len(orders) - len(fresh)
 
     def known_order_ids(self, order_ids: Iterable[str]) -> set[str]:
@@ -141,54 +84,20 @@ class Orders(Connection):
         ids = list(set(order_ids))
         if not ids:
             return {}
-        order_rows = self.rows(
-            "SELECT o.order_id, o.placed_at, o.promised_delivery, o.shipping_country, "
-            "c.customer_id, c.name, c.email, c.phone, c.locale, c.time_zone, c.consent_email, "
-            "c.consent_sms, c.country, c.tags "
-            "FROM orders o JOIN customers c USING (customer_id) "
-            "WHERE o.order_id IN (SELECT unnest(?))",
-            [ids],
+        where = "WHERE order_id IN (SELECT unnest(?))"
+        return orders_from_rows(
+            self.rows(
+                f"SELECT {ORDER_COLS} FROM orders o JOIN customers c USING (customer_id) "
+                "WHERE o.order_id IN (SELECT unnest(?))",
+                [ids],
+            ),
+            self.rows(f"SELECT {ITEM_COLS} FROM items {where} ORDER BY order_id, line", [ids]),
+            self.rows(
+                f"SELECT {REF_COLS} FROM shipments {where} "
+                "ORDER BY order_id, created_at, shipment_id",
+                [ids],
+            ),
         )
-        items: dict[str, list[Item]] = {}
-        for r in self.rows(
-            "SELECT order_id, sku, name, category, quantity, price, currency, warranty_months "
-            "FROM items WHERE order_id IN (SELECT unnest(?)) ORDER BY order_id, line",
-            [ids],
-        ):
-            items.setdefault(r[0], []).append(
-                Item(r[1], r[2], r[3], r[4], Decimal(r[5]), r[6], r[7])
-            )
-        refs: dict[str, list[ShipmentRef]] = {}
-        for r in self.rows(
-            "SELECT order_id, tracking_number, carrier FROM shipments "
-            "WHERE order_id IN (SELECT unnest(?)) ORDER BY order_id, created_at, shipment_id",
-            [ids],
-        ):
-            refs.setdefault(r[0], []).append(ShipmentRef(r[1], r[2]))
-        orders = {}
-        for r in order_rows:
-            customer = Customer(
-                customer_id=r[4],
-                name=r[5],
-                email=r[6],
-                phone=r[7],
-                locale=r[8],
-                time_zone=r[9],
-                consent_email=r[10],
-                consent_sms=r[11],
-                country=r[12],
-                tags=tuple(r[13]),
-            )
-            orders[r[0]] = Order(
-                order_id=r[0],
-                placed_at=from_db(r[1]),
-                customer=customer,
-                items=tuple(items.get(r[0], ())),
-                shipments=tuple(refs.get(r[0], ())),
-                promised_delivery=r[2],
-                shipping_country=r[3],
-            )
-        return orders
 
     def load_order(self, order_id: str) -> Order | None:
         return self.load_orders([order_id]).get(order_id)
@@ -221,7 +130,7 @@ class Orders(Connection):
             "OR EXISTS (SELECT 1 FROM items i "
             "WHERE i.order_id = o.order_id AND i.warranty_months > 0) "
             "ORDER BY o.order_id",
-            [_TERMINAL, to_db(now), recent_days],
+            [TERMINAL, to_db(now), recent_days],
         )
         return [r[0] for r in rows]
 
@@ -240,7 +149,7 @@ class Orders(Connection):
         pairs = [(c, days) for c, all_days in delivered_ago_days.items() for days in all_days]
         params: dict[str, Any] = {
             "now": to_db(now),
-            "terminal": _TERMINAL,
+            "terminal": TERMINAL,
             "own": [c for c in delivered_ago_days if c is not None],
             "carriers": [c for c, _ in pairs],
             "days": [d for _, d in pairs],

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from aftersale.models import TERMINAL_STATUSES, MessageState
-from aftersale.store.duckdb.connection import Connection, to_db
+from aftersale.models import MessageState
+from aftersale.store.duckdb.connection import Connection
 from aftersale.store.records import ERASED
+from aftersale.store.rows import TERMINAL, to_db
 
-_TERMINAL = sorted(s.value for s in TERMINAL_STATUSES)
 #: Message states in which the recipient and body are still needed.
 _OPEN = [MessageState.PENDING.value, MessageState.SENDING.value, MessageState.UNKNOWN.value]
 #: Customers with something live: a recent order, a parcel moving, a warranty running, a
@@ -30,7 +30,7 @@ class Retention(Connection):
             "DELETE FROM tracking_events t WHERE t.occurred_at < ? AND EXISTS "
             "(SELECT 1 FROM shipments s WHERE s.shipment_id = t.shipment_id "
             "AND s.status IN (SELECT unnest(?))) RETURNING 1",
-            [to_db(before), _TERMINAL],
+            [to_db(before), TERMINAL],
         )
         return len(rows)
 
@@ -38,7 +38,7 @@ class Retention(Connection):
         params = {
             "before": to_db(placed_before),
             "now": to_db(now),
-            "terminal": _TERMINAL,
+            "terminal": TERMINAL,
             "open": _OPEN,
         }
         erased = self.rows(

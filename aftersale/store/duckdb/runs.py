@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from aftersale.store.duckdb.connection import Connection, from_db, to_db
-from aftersale.store.duckdb.events import to_json
+from aftersale.store.duckdb.connection import Connection
 from aftersale.store.records import RunRecord
+from aftersale.store.rows import from_db, from_json, to_db, to_json
 
 
 class Runs(Connection):
@@ -38,7 +37,7 @@ class Runs(Connection):
                 started_at=from_db(r[2]),
                 clock=from_db(r[3]),
                 finished_at=from_db(r[4]),
-                summary=json.loads(r[5]) if r[5] is not None else None,
+                summary=from_json(r[5]) if r[5] is not None else None,
             )
             for r in rows
         ]

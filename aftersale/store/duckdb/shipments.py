@@ -8,16 +8,17 @@ from typing import Any
 
 import pyarrow as pa
 
-from aftersale.models import TERMINAL_STATUSES, ShipmentState, Status, TrackingEvent
-from aftersale.store.duckdb.connection import Connection, from_db, to_db
-
-_TERMINAL = sorted(s.value for s in TERMINAL_STATUSES)
-_COLS = (
-    "shipment_id, order_id, carrier, tracking_number, status, code, description, "
-    "estimated_delivery, first_estimate, window_start, window_end, delivered_at, "
-    "pickup_point, last_event_at, status_since, last_polled_at, next_check_at, "
-    "created_at, problem"
+from aftersale.models import ShipmentState, Status, TrackingEvent
+from aftersale.store.duckdb.connection import Connection
+from aftersale.store.rows import (
+    SHIPMENT_COLS,
+    TERMINAL,
+    from_db,
+    shipment_from_row,
+    shipment_update,
+    to_db,
 )
+
 _UPDATE_SCHEMA = pa.schema(
     [
         ("shipment_id", pa.string()),
@@ -41,41 +42,17 @@ _UPDATE_SCHEMA = pa.schema(
 )
 
 
-def _shipment(r: tuple[Any, ...]) -> ShipmentState:
-    window = (from_db(r[9]), from_db(r[10])) if r[9] and r[10] else None
-    return ShipmentState(
-        shipment_id=r[0],
-        order_id=r[1],
-        carrier=r[2],
-        tracking_number=r[3],
-        status=Status(r[4]),
-        code=r[5],
-        description=r[6],
-        estimated_delivery=r[7],
-        first_estimate=r[8],
-        estimated_window=window,
-        delivered_at=from_db(r[11]),
-        pickup_point=r[12],
-        last_event_at=from_db(r[13]),
-        status_since=from_db(r[14]),
-        last_polled_at=from_db(r[15]),
-        next_check_at=from_db(r[16]),
-        created_at=from_db(r[17]),
-        problem=r[18],
-    )
-
-
 class Shipments(Connection):
     def due_shipments(self, now: datetime, limit: int | None = None) -> list[ShipmentState]:
         sql = (
-            f"SELECT {_COLS} FROM shipments WHERE status NOT IN (SELECT unnest(?)) "
+            f"SELECT {SHIPMENT_COLS} FROM shipments WHERE status NOT IN (SELECT unnest(?)) "
             "AND (next_check_at IS NULL OR next_check_at <= ?) ORDER BY next_check_at, shipment_id"
         )
-        params: list[Any] = [_TERMINAL, to_db(now)]
+        params: list[Any] = [TERMINAL, to_db(now)]
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [_shipment(r) for r in self.rows(sql, params)]
+        return [shipment_from_row(r) for r in self.rows(sql, params)]
 
     def carrier_candidates(self, shipment_ids: Iterable[str]) -> dict[str, list[str]]:
         ids = list(set(shipment_ids))
@@ -104,16 +81,17 @@ class Shipments(Connection):
         if not ids:
             return {}
         rows = self.rows(
-            f"SELECT {_COLS} FROM shipments WHERE order_id IN (SELECT unnest(?))", [ids]
+            f"SELECT {SHIPMENT_COLS} FROM shipments WHERE order_id IN (SELECT unnest(?))", [ids]
         )
-        return {r[0]: _shipment(r) for r in rows}
+        return {r[0]: shipment_from_row(r) for r in rows}
 
     def load_shipment(self, shipment_id: str) -> ShipmentState | None:
-        r = self.one(f"SELECT {_COLS} FROM shipments WHERE shipment_id = ?", [shipment_id])
-        return _shipment(r) if r else None
+        r = self.one(f"SELECT {SHIPMENT_COLS} FROM shipments WHERE shipment_id = ?", [shipment_id])
+        return shipment_from_row(r) if r else None
 
     def list_shipments(self) -> list[ShipmentState]:
-        return [_shipment(r) for r in self.rows(f"SELECT {_COLS} FROM shipments ORDER BY 1")]
+        rows = self.rows(f"SELECT {SHIPMENT_COLS} FROM shipments ORDER BY 1")
+        return [shipment_from_row(r) for r in rows]
 
     def save_shipment_states(
         self, states: Sequence[ShipmentState], poll_failures: Mapping[str, int] | None = None
@@ -122,28 +100,7 @@ class Shipments(Connection):
         if not states:
             return
         failures = poll_failures or {}
-        rows = [
-            {
-                "shipment_id": s.shipment_id,
-                "carrier": s.carrier,
-                "status": s.status.value,
-                "code": s.code,
-                "description": s.description,
-                "estimated_delivery": s.estimated_delivery,
-                "first_estimate": s.first_estimate,
-                "window_start": to_db(s.estimated_window[0]) if s.estimated_window else None,
-                "window_end": to_db(s.estimated_window[1]) if s.estimated_window else None,
-                "delivered_at": to_db(s.delivered_at),
-                "pickup_point": s.pickup_point,
-                "last_event_at": to_db(s.last_event_at),
-                "status_since": to_db(s.status_since),
-                "last_polled_at": to_db(s.last_polled_at),
-                "next_check_at": to_db(s.next_check_at),
-                "problem": s.problem,
-                "poll_failures": failures.get(s.shipment_id, 0),
-            }
-            for s in states
-        ]
+        rows = [shipment_update(s, failures.get(s.shipment_id, 0)) for s in states]
         batch = pa.Table.from_pylist(rows, schema=_UPDATE_SCHEMA)
         sets = ", ".join(f"{c} = u.{c}" for c in batch.column_names if c != "shipment_id")
         with self.arrow("_states", batch):
@@ -197,6 +154,6 @@ class Shipments(Connection):
             "UPDATE shipments SET status = ?, status_since = ?, next_check_at = NULL "
             "WHERE status NOT IN (SELECT unnest(?)) AND coalesce(last_event_at, created_at) < ? "
             "RETURNING shipment_id",
-            [Status.EXPIRED.value, to_db(now), _TERMINAL, to_db(silent_since)],
+            [Status.EXPIRED.value, to_db(now), TERMINAL, to_db(silent_since)],
         )
         return sorted(r[0] for r in rows)

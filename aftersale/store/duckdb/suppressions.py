@@ -4,30 +4,24 @@ decided in aftersale.dispatch.suppressions; this stores and finds entries."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from aftersale.models import ChannelKind
-from aftersale.store.duckdb.connection import Connection, from_db, to_db
+from aftersale.store.duckdb.connection import Connection
 from aftersale.store.records import Suppression
-
-_COLS = "address, channel, reason, created_at"
-
-
-def _suppression(r: tuple[Any, ...]) -> Suppression:
-    return Suppression(str(r[0]), ChannelKind(r[1]), str(r[2]), from_db(r[3]))
+from aftersale.store.rows import SUPPRESSION_COLS, suppression_from_row, to_db
 
 
 class Suppressions(Connection):
     def get_suppression(self, address: str, channel: ChannelKind) -> Suppression | None:
         row = self.one(
-            f"SELECT {_COLS} FROM suppressions WHERE address = ? AND channel = ?",
+            f"SELECT {SUPPRESSION_COLS} FROM suppressions WHERE address = ? AND channel = ?",
             [address, channel.value],
         )
-        return _suppression(row) if row else None
+        return suppression_from_row(row) if row else None
 
     def put_suppression(self, entry: Suppression) -> None:
         self.execute(
-            f"INSERT INTO suppressions ({_COLS}) VALUES (?, ?, ?, ?) "
+            f"INSERT INTO suppressions ({SUPPRESSION_COLS}) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (address, channel) DO UPDATE SET reason = excluded.reason, "
             "created_at = excluded.created_at",
             [entry.address, entry.channel.value, entry.reason, to_db(entry.created_at)],
@@ -41,7 +35,7 @@ class Suppressions(Connection):
     def list_suppressions(
         self, *, channel: ChannelKind | None = None, reason: str | None = None
     ) -> list[Suppression]:
-        sql = f"SELECT {_COLS} FROM suppressions WHERE 1 = 1"
+        sql = f"SELECT {SUPPRESSION_COLS} FROM suppressions WHERE 1 = 1"
         params: list[object] = []
         if channel is not None:
             sql += " AND channel = ?"
@@ -50,7 +44,7 @@ class Suppressions(Connection):
             sql += " AND reason = ?"
             params.append(reason)
         sql += " ORDER BY created_at DESC, address"
-        return [_suppression(r) for r in self.rows(sql, params)]
+        return [suppression_from_row(r) for r in self.rows(sql, params)]
 
     def suppression_reasons(self, addresses: Iterable[str]) -> dict[tuple[str, str], str]:
         wanted = list(set(addresses))

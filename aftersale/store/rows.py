@@ -1,0 +1,360 @@
+"""What every backend shares between its SQL and the core's values: the column lists each
+aggregate selects, the functions that turn a selected row into a record, UTC at the edge
+and JSON for the JSON columns. Pure: no driver is imported here.
+
+Times are stored as naive TIMESTAMP holding UTC in both backends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, overload
+
+from aftersale.models import (
+    TERMINAL_STATUSES,
+    ChannelKind,
+    Customer,
+    DomainEvent,
+    EventKind,
+    Item,
+    MessageState,
+    Order,
+    ShipmentRef,
+    ShipmentState,
+    Status,
+)
+from aftersale.store.records import MessageRow, NewMessage, Suppression
+
+#: Terminal statuses, sorted, as SQL parameters.
+TERMINAL = sorted(s.value for s in TERMINAL_STATUSES)
+#: The tables of the store, in an order that copies parents before children.
+TABLES = (
+    "customers",
+    "orders",
+    "items",
+    "shipments",
+    "tracking_events",
+    "domain_events",
+    "messages",
+    "runs",
+    "rejections",
+    "suppressions",
+)
+
+
+def to_db(dt: datetime | None) -> datetime | None:
+    """Aware UTC in the core, naive UTC in the database."""
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        raise ValueError(f"naive datetime {dt!r} reached the store; the core keeps UTC-aware times")
+    return dt.astimezone(UTC).replace(tzinfo=None)
+
+
+@overload
+def from_db(dt: datetime) -> datetime: ...
+@overload
+def from_db(dt: None) -> None: ...
+def from_db(dt: datetime | None) -> datetime | None:
+    return None if dt is None else dt.replace(tzinfo=UTC)
+
+
+def to_json(value: object, *, sort_keys: bool = False) -> str:
+    """JSON for the store's JSON columns: dates as ISO 8601, decimals as strings."""
+    return json.dumps(value, default=_json_default, sort_keys=sort_keys)
+
+
+def from_json(value: Any) -> Any:
+    """A JSON column as read: DuckDB gives the text, PostgreSQL the parsed value."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"cannot store {type(value).__name__} in JSON facts")
+
+
+SHIPMENT_COLS = (
+    "shipment_id, order_id, carrier, tracking_number, status, code, description, "
+    "estimated_delivery, first_estimate, window_start, window_end, delivered_at, "
+    "pickup_point, last_event_at, status_since, last_polled_at, next_check_at, "
+    "created_at, problem"
+)
+
+
+def shipment_from_row(r: tuple[Any, ...]) -> ShipmentState:
+    window = (from_db(r[9]), from_db(r[10])) if r[9] and r[10] else None
+    return ShipmentState(
+        shipment_id=r[0],
+        order_id=r[1],
+        carrier=r[2],
+        tracking_number=r[3],
+        status=Status(r[4]),
+        code=r[5],
+        description=r[6],
+        estimated_delivery=r[7],
+        first_estimate=r[8],
+        estimated_window=window,
+        delivered_at=from_db(r[11]),
+        pickup_point=r[12],
+        last_event_at=from_db(r[13]),
+        status_since=from_db(r[14]),
+        last_polled_at=from_db(r[15]),
+        next_check_at=from_db(r[16]),
+        created_at=from_db(r[17]),
+        problem=r[18],
+    )
+
+
+def shipment_update(state: ShipmentState, poll_failures: int) -> dict[str, Any]:
+    """The columns a poll writes back for one shipment."""
+    window = state.estimated_window
+    return {
+        "shipment_id": state.shipment_id,
+        "carrier": state.carrier,
+        "status": state.status.value,
+        "code": state.code,
+        "description": state.description,
+        "estimated_delivery": state.estimated_delivery,
+        "first_estimate": state.first_estimate,
+        "window_start": to_db(window[0]) if window else None,
+        "window_end": to_db(window[1]) if window else None,
+        "delivered_at": to_db(state.delivered_at),
+        "pickup_point": state.pickup_point,
+        "last_event_at": to_db(state.last_event_at),
+        "status_since": to_db(state.status_since),
+        "last_polled_at": to_db(state.last_polled_at),
+        "next_check_at": to_db(state.next_check_at),
+        "problem": state.problem,
+        "poll_failures": poll_failures,
+    }
+
+
+MESSAGE_COLS = (
+    "message_id, idempotency_key, rule_id, template, channel, marketing, order_id, "
+    "shipment_id, item_sku, customer_id, event_id, state, due_at, attempts, recipient, "
+    "provider_id, error_code, error_text, subject, body_text, provider, sent_at, "
+    "delivery_state, updated_at"
+)
+
+
+def message_from_row(r: tuple[Any, ...]) -> MessageRow:
+    return MessageRow(
+        message_id=r[0],
+        idempotency_key=r[1],
+        rule_id=r[2],
+        template=r[3],
+        channel=ChannelKind(r[4]),
+        marketing=r[5],
+        order_id=r[6],
+        shipment_id=r[7],
+        item_sku=r[8],
+        customer_id=r[9],
+        event_id=r[10],
+        state=MessageState(r[11]),
+        due_at=from_db(r[12]),
+        attempts=r[13],
+        recipient=r[14],
+        provider_id=r[15],
+        error_code=r[16],
+        error_text=r[17],
+        subject=r[18],
+        body_text=r[19],
+        provider=r[20],
+        sent_at=from_db(r[21]),
+        delivery_state=r[22],
+        updated_at=from_db(r[23]),
+    )
+
+
+EVENT_COLS = "kind, order_id, occurred_at, shipment_id, item_sku, status, reason, facts"
+
+
+def domain_event_from_row(r: tuple[Any, ...]) -> DomainEvent:
+    return DomainEvent(
+        kind=EventKind(r[0]),
+        order_id=r[1],
+        occurred_at=from_db(r[2]),
+        shipment_id=r[3],
+        item_sku=r[4],
+        status=Status(r[5]) if r[5] else None,
+        reason=r[6],
+        facts=from_json(r[7]),
+    )
+
+
+def domain_event_row(event: DomainEvent, *, run_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "kind": event.kind.value,
+        "order_id": event.order_id,
+        "shipment_id": event.shipment_id,
+        "item_sku": event.item_sku,
+        "status": event.status.value if event.status else None,
+        "reason": event.reason,
+        "occurred_at": to_db(event.occurred_at),
+        "facts": to_json(dict(event.facts), sort_keys=True),
+        "run_id": run_id,
+        "detected_at": to_db(now),
+    }
+
+
+SUPPRESSION_COLS = "address, channel, reason, created_at"
+
+
+def suppression_from_row(r: tuple[Any, ...]) -> Suppression:
+    return Suppression(str(r[0]), ChannelKind(r[1]), str(r[2]), from_db(r[3]))
+
+
+def new_message_row(m: NewMessage, now: datetime) -> dict[str, Any]:
+    """A decided message as it is inserted: `pending`, not attempted yet."""
+    return {
+        "message_id": m.message_id,
+        "idempotency_key": m.idempotency_key,
+        "rule_id": m.rule_id,
+        "template": m.template,
+        "channel": m.channel.value,
+        "marketing": m.marketing,
+        "order_id": m.order_id,
+        "shipment_id": m.shipment_id,
+        "item_sku": m.item_sku,
+        "customer_id": m.customer_id,
+        "event_id": m.event_id,
+        "state": MessageState.PENDING.value,
+        "due_at": to_db(m.due_at),
+        "created_at": to_db(now),
+        "updated_at": to_db(now),
+        "attempts": 0,
+        "run_id": m.run_id,
+        "test": False,
+    }
+
+
+@dataclass
+class OrderRows:
+    """New orders as rows of the four tables they fill."""
+
+    customers: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    shipments: list[dict[str, Any]] = field(default_factory=list)
+
+
+def order_rows(
+    orders: Sequence[Order], *, source: str, now: datetime, candidates: Mapping[str, list[str]]
+) -> OrderRows:
+    """Rows for orders not stored yet (one customer row per customer: the last order's)."""
+    out = OrderRows()
+    customers: dict[str, dict[str, Any]] = {}
+    for o in orders:
+        c = o.customer
+        customers[c.customer_id] = {
+            "customer_id": c.customer_id,
+            "name": c.name,
+            "email": c.email,
+            "phone": c.phone,
+            "locale": c.locale,
+            "time_zone": c.time_zone,
+            "consent_email": c.consent_email,
+            "consent_sms": c.consent_sms,
+            "country": c.country,
+            "tags": list(c.tags),
+        }
+        out.orders.append(
+            {
+                "order_id": o.order_id,
+                "customer_id": c.customer_id,
+                "placed_at": to_db(o.placed_at),
+                "promised_delivery": o.promised_delivery,
+                "shipping_country": o.shipping_country,
+                "source": source,
+                "imported_at": to_db(now),
+            }
+        )
+        for line, item in enumerate(o.items, start=1):
+            out.items.append(
+                {
+                    "order_id": o.order_id,
+                    "line": line,
+                    "sku": item.sku,
+                    "name": item.name,
+                    "category": item.category,
+                    "quantity": item.quantity,
+                    "price": item.price,
+                    "currency": item.currency,
+                    "warranty_months": item.warranty_months,
+                }
+            )
+        for ref in o.shipments:
+            out.shipments.append(
+                {
+                    "shipment_id": ref.tracking_number,
+                    "order_id": o.order_id,
+                    "carrier": ref.carrier,
+                    "carrier_candidates": candidates.get(ref.tracking_number, []),
+                    "tracking_number": ref.tracking_number,
+                    "status": Status.PENDING.value,
+                    "created_at": to_db(now),
+                    "next_check_at": to_db(now),
+                    "poll_failures": 0,
+                }
+            )
+    out.customers = list(customers.values())
+    return out
+
+
+#: What `orders_from_rows` expects each order row to hold, in this order.
+ORDER_COLS = (
+    "o.order_id, o.placed_at, o.promised_delivery, o.shipping_country, "
+    "c.customer_id, c.name, c.email, c.phone, c.locale, c.time_zone, c.consent_email, "
+    "c.consent_sms, c.country, c.tags"
+)
+ITEM_COLS = "order_id, sku, name, category, quantity, price, currency, warranty_months"
+REF_COLS = "order_id, tracking_number, carrier"
+
+
+def orders_from_rows(
+    order_rows: Iterable[tuple[Any, ...]],
+    item_rows: Iterable[tuple[Any, ...]],
+    ref_rows: Iterable[tuple[Any, ...]],
+) -> dict[str, Order]:
+    """Orders from rows of ORDER_COLS, ITEM_COLS (by order, line) and REF_COLS (in order)."""
+    items: dict[str, list[Item]] = {}
+    for r in item_rows:
+        items.setdefault(r[0], []).append(Item(r[1], r[2], r[3], r[4], Decimal(r[5]), r[6], r[7]))
+    refs: dict[str, list[ShipmentRef]] = {}
+    for r in ref_rows:
+        refs.setdefault(r[0], []).append(ShipmentRef(r[1], r[2]))
+    orders = {}
+    for r in order_rows:
+        customer = Customer(
+            customer_id=r[4],
+            name=r[5],
+            email=r[6],
+            phone=r[7],
+            locale=r[8],
+            time_zone=r[9],
+            consent_email=r[10],
+            consent_sms=r[11],
+            country=r[12],
+            tags=tuple(r[13]),
+        )
+        orders[r[0]] = Order(
+            order_id=r[0],
+            placed_at=from_db(r[1]),
+            customer=customer,
+            items=tuple(items.get(r[0], ())),
+            shipments=tuple(refs.get(r[0], ())),
+            promised_delivery=r[2],
+            shipping_country=r[3],
+        )
+    return orders
