@@ -81,6 +81,7 @@ class TemplateError(AftersaleError):
         where = f"{template}:{line}" if line else template
         super().__init__(f"{where}: {message}")
         self.template = template
+        self.message = message
         self.line = line
 
 

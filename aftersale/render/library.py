@@ -10,11 +10,9 @@ Locale fallback: pl-PL -> pl -> the shop's default locale.
 from __future__ import annotations
 
 import html as htmllib
-import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,16 +20,13 @@ from typing import Any
 from jinja2 import (
     BaseLoader,
     Environment,
-    StrictUndefined,
     Template,
     TemplateNotFound,
     TemplateSyntaxError,
-    Undefined,
     UndefinedError,
 )
 from jinja2.loaders import split_template_path
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-from jinja2.utils import missing
+from jinja2.sandbox import SecurityError
 
 from aftersale.carriers_meta import Carriers
 from aftersale.dispatch.channels.base import RenderFormat
@@ -39,77 +34,31 @@ from aftersale.dispatch.channels.kinds import CHANNELS, spec_of
 from aftersale.errors import TemplateError
 from aftersale.models import ChannelKind, RenderedMessage
 from aftersale.render.catalogue import Catalogue, load_catalogue, locale_chain
-from aftersale.render.context import Fields, build_context
+from aftersale.render.context import build_context
 from aftersale.render.css import inline_css_source
 from aftersale.render.filters import build_filters
 from aftersale.render.html_text import html_to_text
+from aftersale.render.sandbox import (
+    BudgetExceeded,
+    RenderBudget,
+    Sandbox,
+    StrictFieldsUndefined,
+    TemplateMisuse,
+    collect,
+    did_you_mean,
+    guard_filters,
+    metered,
+)
 from aftersale.render.sms import sms_segments
 from aftersale.settings import Shop
 
-__all__ = ["TemplateLibrary", "build_context", "render_error"]
+__all__ = ["TemplateLibrary", "build_context", "did_you_mean", "render_error"]
 
 _Render = Callable[[ChannelKind, Template, dict[str, Any], str], RenderedMessage]
 
 STYLESHEET = "email/_style.css"
 TEXT_FOOTER = "email/_footer.txt.j2"
 MARKETING_MARKER = re.compile(r"\{#-?\s*kind:\s*marketing\s*-?#\}")
-MAX_SEQUENCE = 100_000  # "a" * 10**9 would exhaust memory: refuse big repeats
-
-
-class _Undefined(StrictUndefined):
-    """StrictUndefined that names the record and suggests the closest field."""
-
-    __slots__ = ()
-
-    @property
-    def _undefined_message(self) -> str:
-        if self._undefined_hint:
-            return self._undefined_hint
-        name, obj = self._undefined_name, self._undefined_obj
-        if obj is missing:
-            return f"'{name}' is undefined"
-        if isinstance(obj, Fields):
-            return f"'{obj._path}' has no field '{name}'{did_you_mean(str(name), list(obj))}"
-        if obj is None:
-            return (
-                f"cannot read '{name}' of something that is empty (None) in this message: "
-                f"guard it with {{% if … %}}"
-            )
-        return f"{type(obj).__name__} has no attribute '{name}'"
-
-
-def did_you_mean(name: str, candidates: list[str]) -> str:
-    close = get_close_matches(name, candidates, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, plus a cap on repeated strings and lists and on powers."""
-
-    intercepted_binops = frozenset(["*", "**"])
-
-    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
-        """Stop at the first unsafe attribute, rather than returning an undefined value that
-        fails later under another name."""
-        if isinstance(obj, Undefined):
-            obj._fail_with_undefined_error()  # the name itself is unknown: say that first
-        raise SecurityError(
-            f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe."
-        )
-
-    def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
-        if operator_ == "**":
-            if isinstance(right, int) and abs(right) > 64:
-                raise SecurityError("exponents above 64 are not allowed in templates")
-            return operator.pow(left, right)
-        for seq, count in ((left, right), (right, left)):
-            if (
-                isinstance(seq, str | list | tuple)
-                and isinstance(count, int)
-                and len(seq) * count > MAX_SEQUENCE
-            ):
-                raise SecurityError(f"repeating text beyond {MAX_SEQUENCE} characters")
-        return operator.mul(left, right)
 
 
 class _Loader(BaseLoader):
@@ -150,20 +99,30 @@ class TemplateLibrary:
     shop: Shop
     catalogue: Catalogue
     carriers: Carriers  # names and tracking pages for contexts and the tracking_url filter
-    env: _Sandbox
+    env: Sandbox
     text_env: Environment  # for text formats: every line break there counts
     variants: dict[tuple[str, ChannelKind], dict[str, Variant]] = field(default_factory=dict)
     #: email/_footer.txt.j2 exists: looked up once, like every template (no auto reload)
     has_text_footer: bool = False
+    budget: RenderBudget = field(default_factory=RenderBudget)
+    # A variant that ran past its budget fails at once for the rest of this library's life:
+    # one runaway template costs one budget, not one per message of the cycle.
+    overran: dict[str, TemplateError] = field(default_factory=dict)
 
     @classmethod
     def load(
-        cls, templates_dir: Path, shop: Shop, catalogue_path: Path | None, carriers: Carriers
+        cls,
+        templates_dir: Path,
+        shop: Shop,
+        catalogue_path: Path | Catalogue | None,
+        carriers: Carriers,
+        budget: RenderBudget | None = None,
     ) -> TemplateLibrary:
-        """Index templates_dir (no compiling yet) and read the product catalogue."""
-        env = _Sandbox(
+        """Index templates_dir (no compiling yet) and read the product catalogue (a path, or
+        one already read)."""
+        env = Sandbox(
             loader=_Loader(templates_dir.resolve()),
-            undefined=_Undefined,
+            undefined=StrictFieldsUndefined,
             autoescape=lambda name: _format_of(name) is RenderFormat.EMAIL,
             trim_blocks=True,
             lstrip_blocks=True,
@@ -171,12 +130,16 @@ class TemplateLibrary:
             cache_size=-1,
         )
         env.filters.update(build_filters(carriers))
+        env.filters = guard_filters(env.filters)
         # Only what the README documents: no lorem ipsum, cyclers or dict() for templates.
         for name in ("lipsum", "cycler", "joiner", "dict"):
             env.globals.pop(name, None)
         # In an SMS every line break counts as a space, so keep the ones after tags.
         text_env = env.overlay(trim_blocks=False, lstrip_blocks=False)
-        catalogue = load_catalogue(catalogue_path) if catalogue_path else Catalogue()
+        if isinstance(catalogue_path, Catalogue):
+            catalogue = catalogue_path
+        else:
+            catalogue = load_catalogue(catalogue_path) if catalogue_path else Catalogue()
         library = cls(
             root=templates_dir,
             shop=shop,
@@ -185,6 +148,7 @@ class TemplateLibrary:
             env=env,
             text_env=text_env,
             has_text_footer=(templates_dir / TEXT_FOOTER).is_file(),
+            budget=budget or RenderBudget(),
         )
         for channel in ChannelKind:
             folder = templates_dir / channel.value
@@ -263,21 +227,32 @@ class TemplateLibrary:
         return self.render_variant(variant, context, to)
 
     def render_variant(
-        self, variant: Variant, context: Mapping[str, Any], to: str
+        self, variant: Variant, context: Mapping[str, Any], to: str, *, strict: bool = False
     ) -> RenderedMessage:
-        """Render one locale variant whatever the customer's locale (check, gallery)."""
+        """Render one locale variant whatever the customer's locale (check, gallery), within
+        the library's budget. `strict` (check): printing None, a record or a raw date and
+        time is an error at its line."""
+        known = self.overran.get(variant.name)
+        if known is not None:
+            raise TemplateError(known.template, known.message, known.line)
         render = self._renderers[spec_of(variant.channel).render_format]
         compiled = self.compile(variant.name)
-        values = {**context, "locale": variant.locale}
+        # `locale` is the variant's language (pl for pl-PL.j2): shared parts keyed by
+        # language serve region variants too; filters still format for the customer's region.
+        values = {**context, "locale": variant.locale.split("-")[0].lower()}
         try:
-            try:
-                return render(variant.channel, compiled, values, to)
-            except Exception:  # noqa: BLE001 - let Jinja rewrite the traceback to template lines
-                compiled.environment.handle_exception()
+            with metered(self.budget, strict=strict):
+                try:
+                    return render(variant.channel, compiled, values, to)
+                except Exception:  # noqa: BLE001 - let Jinja rewrite the traceback to lines
+                    compiled.environment.handle_exception()
         except TemplateError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise render_error(self, exc, variant.name, values) from exc
+            error = render_error(self, exc, variant.name, values)
+            if isinstance(exc, BudgetExceeded):
+                self.overran[variant.name] = error
+            raise error from exc
         raise AssertionError("unreachable")
 
     @property
@@ -288,17 +263,17 @@ class TemplateLibrary:
         self, channel: ChannelKind, compiled: Template, values: dict[str, Any], to: str
     ) -> RenderedMessage:
         ctx = compiled.new_context(values)
-        html = "".join(compiled.root_render_func(ctx))
+        html = collect(compiled.root_render_func(ctx))
         if "subject" not in compiled.blocks:
             raise TemplateError(
                 self.display(compiled.filename), "no {% block subject %}: every email needs one"
             )
-        subject = " ".join(htmllib.unescape("".join(compiled.blocks["subject"](ctx))).split())
+        subject = " ".join(htmllib.unescape(collect(compiled.blocks["subject"](ctx))).split())
         if "text" in compiled.blocks:
-            body = _tidy(htmllib.unescape("".join(compiled.blocks["text"](ctx))))
+            body = _tidy(htmllib.unescape(collect(compiled.blocks["text"](ctx))))
         elif "html" in compiled.blocks:
             parts = [
-                html_to_text("".join(compiled.blocks[b](ctx)))
+                html_to_text(collect(compiled.blocks[b](ctx)))
                 for b in ("html", "footer")
                 if b in compiled.blocks
             ]
@@ -307,13 +282,14 @@ class TemplateLibrary:
             body = html_to_text(html)
         if self.has_text_footer:
             footer = self.compile(TEXT_FOOTER)
-            body += "\n\n" + _tidy(htmllib.unescape(footer.render(values)))
+            footer_text = collect(footer.root_render_func(footer.new_context(values)))
+            body += "\n\n" + _tidy(htmllib.unescape(footer_text))
         return RenderedMessage(channel=channel, to=to, subject=subject, text=body, html=html)
 
     def _render_text(
         self, channel: ChannelKind, compiled: Template, values: dict[str, Any], to: str
     ) -> RenderedMessage:
-        text = " ".join(compiled.render(values).split())
+        text = " ".join(collect(compiled.root_render_func(compiled.new_context(values))).split())
         return RenderedMessage(
             channel=channel,
             to=to,
@@ -372,6 +348,8 @@ def render_error(
         if top:
             known = sorted({*values, *library.env.globals})
             message += did_you_mean(top.group(1), known) or f" (known names: {', '.join(known)})"
+    elif isinstance(exc, TemplateMisuse):
+        message = str(exc)
     elif isinstance(exc, TemplateNotFound):
         message = f"uses '{exc.name}', which does not exist under {library.root.name}/"
     else:

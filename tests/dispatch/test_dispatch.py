@@ -337,3 +337,49 @@ def test_a_dry_run_pages_through_without_reading_a_message_twice(store: Store) -
         page_size=2,
     )
     assert sorted(o.rule_id for o in report.outcomes) == [f"rule-{i}" for i in range(5)]
+
+
+def test_a_runaway_template_fails_its_messages_within_budget_and_the_rest_go_out(
+    store: Store, tmp_path: Path
+) -> None:
+    """Nested loops over range(99999) would take hours: the budget stops the first message
+    at the loop's line, the next one of that template fails at once, the rest are sent."""
+    from functools import partial
+
+    from aftersale.render.library import TemplateLibrary
+    from aftersale.render.sandbox import RenderBudget
+    from aftersale.settings import Shop
+    from carriers.registry import DIRECTORY
+
+    for name, body in (
+        ("runaway", "{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}"
+                    "{% endfor %}"),
+        ("thank_you", "Thanks, {{ customer.first_name }}"),
+    ):  # fmt: skip
+        path = tmp_path / "templates" / "email" / name / "en.j2"
+        path.parent.mkdir(parents=True)
+        path.write_text(f"{{% block subject %}}Hi{{% endblock %}}\n{{% block html %}}\n{body}\n"
+                        f"{{% endblock %}}\n")  # fmt: skip
+    library = TemplateLibrary.load(
+        tmp_path / "templates", Shop(), None, DIRECTORY, RenderBudget(seconds=0.2, steps=10**12)
+    )
+    from aftersale.render.context import build_context
+
+    context = partial(build_context, shop=Shop(), carriers=DIRECTORY)
+    queue(
+        store,
+        decision("loop_1", template="runaway"),
+        decision("loop_2", template="runaway"),
+        decision("thank_you"),
+    )
+    email = RecordingChannel(ChannelKind.EMAIL)
+    started = datetime.now(UTC)
+    report = dispatch_due(store, library, context, {ChannelKind.EMAIL: email}, now=NOW, run_id="r")
+    assert (datetime.now(UTC) - started).total_seconds() < 1.0
+    expected = (
+        "failed",
+        "templates/email/runaway/en.j2:3: rendering takes longer than 0.2 s (the budget per "
+        "message): a loop or macro repeats too often",
+    )
+    outcomes = {o.rule_id: (o.outcome, o.reason) for o in report.outcomes}
+    assert outcomes == {"loop_1": expected, "loop_2": expected, "thank_you": ("sent", None)}

@@ -1,0 +1,350 @@
+"""The Jinja environment marketers' templates run in: Jinja's immutable sandbox, plus a
+time and output budget per render, argument checks on filters, and (for `check`) a strict
+mode in which printing an empty or raw value is an error.
+
+A budget is cooperative: every loop step and call of a template asks `tick()`, so a
+runaway template (nested loops over `range(99999)`) stops at its line within the budget
+instead of hanging a send or the whole cycle; the output's size is checked when it is joined.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from difflib import get_close_matches
+from functools import wraps
+from typing import Any
+
+from jinja2 import StrictUndefined, Undefined, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.utils import missing
+
+from aftersale.render.context import Fields
+
+MAX_SEQUENCE = 100_000  # "a" * 10**9 would exhaust memory: refuse big repeats and widths
+
+
+@dataclass(frozen=True, slots=True)
+class RenderBudget:
+    """What one render of one template may use."""
+
+    seconds: float = 1.0
+    steps: int = 100_000  # loop steps and calls: a 20-item order takes a few hundred
+    output_chars: int = 262_144  # Gmail clips emails above ~100 KB; far beyond any message
+
+
+class TemplateMisuse(Exception):
+    """A template did something its budget or its data does not allow; the message is in a
+    marketer's words and becomes a TemplateError at the template's line."""
+
+
+class BudgetExceeded(TemplateMisuse):
+    """A template used more time or output than its budget."""
+
+
+class FilterInputError(TemplateMisuse):
+    """A filter was given something it cannot work with (nothing, text for an amount...)."""
+
+
+class PrintedNonsense(TemplateMisuse):
+    """Strict mode: a `{{ … }}` printed None, a record, a list or a raw date and time."""
+
+
+class _Meter:
+    __slots__ = ("budget", "deadline", "steps")
+
+    def __init__(self, budget: RenderBudget) -> None:
+        self.budget = budget
+        self.deadline = time.monotonic() + budget.seconds
+        self.steps = 0
+
+
+_METER: ContextVar[_Meter | None] = ContextVar("aftersale_render_meter", default=None)
+_STRICT: ContextVar[bool] = ContextVar("aftersale_render_strict", default=False)
+
+
+@contextmanager
+def metered(budget: RenderBudget, *, strict: bool = False) -> Iterator[_Meter]:
+    """Run one render under `budget` (and in strict mode for `check`)."""
+    meter = _Meter(budget)
+    token, strict_token = _METER.set(meter), _STRICT.set(strict)
+    try:
+        yield meter
+    finally:
+        _METER.reset(token)
+        _STRICT.reset(strict_token)
+
+
+def tick() -> None:
+    """Called at every loop step and call of a template: stops it, at its own line, once it
+    has taken more steps or time than its budget."""
+    meter = _METER.get()
+    if meter is None:
+        return
+    meter.steps += 1
+    if meter.steps > meter.budget.steps:
+        raise BudgetExceeded(
+            f"more than {meter.budget.steps:,} loop steps and calls (the budget per message): "
+            f"a loop or macro repeats too often"
+        )
+    if not meter.steps & 255 and time.monotonic() > meter.deadline:
+        raise BudgetExceeded(
+            f"rendering takes longer than {meter.budget.seconds:g} s (the budget per "
+            f"message): a loop or macro repeats too often"
+        )
+
+
+def collect(chunks: Iterable[str]) -> str:
+    """Join a template's output and hold it to the budget's size."""
+    text = "".join(chunks)
+    meter = _METER.get()
+    if meter is not None and len(text) > meter.budget.output_chars:
+        raise BudgetExceeded(
+            f"the message is {len(text):,} characters long, beyond the budget of "
+            f"{meter.budget.output_chars:,} per message"
+        )
+    return text
+
+
+class _MeteredIterable:
+    """A loop's iterable that ticks the budget at every step and keeps `loop.length`."""
+
+    __slots__ = ("_iterable",)
+
+    def __init__(self, iterable: Any) -> None:
+        self._iterable = iterable
+
+    def __iter__(self) -> Iterator[Any]:
+        for value in self._iterable:
+            tick()
+            yield value
+
+    def __len__(self) -> int:
+        return len(self._iterable)
+
+
+def _metered_loop(iterable: Any) -> Any:
+    if isinstance(iterable, Undefined):
+        return iterable  # let the undefined name fail under its own name
+    return _MeteredIterable(iterable)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    close = get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _describe(value: Any) -> str:
+    """A value in a marketer's words, for error messages."""
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, Fields):
+        return f"the '{value._path}' record"
+    if isinstance(value, bool):
+        return f"{'true' if value else 'false'}"
+    if isinstance(value, datetime):
+        return f"a date and time ({value.isoformat(timespec='minutes')})"
+    if isinstance(value, date):
+        return f"a date ({value.isoformat()})"
+    if isinstance(value, int | float | Decimal):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a record"
+    return f"a {type(value).__name__}"
+
+
+def _finalize(value: Any) -> Any:
+    """What `{{ … }}` prints. In strict mode (check) a value no customer should read is an
+    error at its line: None, a record or list printed as Python text, a raw date and time."""
+    if _STRICT.get():
+        if value is None:
+            raise PrintedNonsense(
+                "prints 'None': this value is empty here; put it inside {% if … %}…{% endif %} "
+                "or give a fallback with `or`"
+            )
+        if isinstance(value, Mapping | list | tuple):
+            raise PrintedNonsense(
+                f"prints {_describe(value)} as Python text: loop over it with {{% for %}}, "
+                f"use |join(', ') or pick a field"
+            )
+        if isinstance(value, datetime):
+            raise PrintedNonsense(
+                "prints a raw date and time (2025-03-12 09:30:00+00:00): use |date, |time or "
+                "|datetime"
+            )
+    return value
+
+
+# --- filters ----------------------------------------------------------------------------
+
+NUMBER = (int, float, Decimal)
+#: What each of our filters reads, and how to say so: (accepted types, noun, hint).
+FILTER_INPUTS: dict[str, tuple[tuple[type, ...], str, str]] = {
+    "money": (NUMBER, "an amount", ""),
+    "number": (NUMBER, "a number", ""),
+    "date": ((date,), "a date", ""),
+    "weekday": ((date,), "a date", ""),
+    "time": ((datetime,), "a date and time", " (for a day alone use |date)"),
+    "datetime": ((datetime,), "a date and time", " (for a day alone use |date)"),
+    "plural": ((int,), "a whole number", ""),
+    "utm": ((str,), "a link", ""),
+    "tracking_url": ((Mapping,), "the shipment", " (write shipment|tracking_url)"),
+}
+
+
+def _check_input(name: str, value: Any) -> None:
+    accepted, noun, hint = FILTER_INPUTS[name]
+    if isinstance(value, accepted) and not isinstance(value, bool):
+        return
+    if value is None:
+        raise FilterInputError(
+            f"|{name} got nothing: the value before it is empty here; put it inside "
+            f"{{% if … %}}…{{% endif %}}"
+        )
+    raise FilterInputError(f"|{name} needs {noun}, got {_describe(value)}{hint}")
+
+
+def _check_sizes(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    for arg in (*args, *kwargs.values()):
+        if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_SEQUENCE:
+            raise SecurityError(f"|{name} with a number above {MAX_SEQUENCE:,} is not allowed")
+    if name == "replace" and len(args) >= 3:
+        text, old, new = (str(a) for a in args[:3])
+        if old and len(text) + text.count(old) * (len(new) - len(old)) > MAX_SEQUENCE:
+            raise SecurityError(f"|replace would make text beyond {MAX_SEQUENCE:,} characters")
+
+
+#: Built-in filters whose arguments can blow text up (widths, repeats).
+SIZED_FILTERS = frozenset({"center", "indent", "format", "replace", "wordwrap"})
+
+
+def guard_filters(filters: Mapping[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
+    """Filters as templates get them: ours check what they are given (a plain-language
+    error instead of `'NoneType' object has no attribute 'astimezone'`), and those that can
+    blow text up refuse huge sizes."""
+    return {
+        name: _guarded(name, f) if name in FILTER_INPUTS or name in SIZED_FILTERS else f
+        for name, f in filters.items()
+    }
+
+
+def _guarded(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
+    pass_arg = getattr(f, "jinja_pass_arg", None)
+    typed, sized = name in FILTER_INPUTS, name in SIZED_FILTERS
+    if pass_arg is not None:
+
+        @wraps(f)
+        def with_context(ctx: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
+            if typed:
+                _check_input(name, value)
+            if sized:
+                _check_sizes(name, (value, *args), kwargs)
+            return f(ctx, value, *args, **kwargs)
+
+        with_context.jinja_pass_arg = pass_arg  # type: ignore[attr-defined]
+        return with_context
+
+    @wraps(f)
+    def plain(value: Any, *args: Any, **kwargs: Any) -> Any:
+        if typed:
+            _check_input(name, value)
+        if sized:
+            _check_sizes(name, (value, *args), kwargs)
+        return f(value, *args, **kwargs)
+
+    return plain
+
+
+# --- the environment ----------------------------------------------------------------------
+
+
+class StrictFieldsUndefined(StrictUndefined):
+    """StrictUndefined that names the record and suggests the closest field."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        if self._undefined_hint:
+            return self._undefined_hint
+        name, obj = self._undefined_name, self._undefined_obj
+        if obj is missing:
+            return f"'{name}' is undefined"
+        if isinstance(obj, Fields):
+            return f"'{obj._path}' has no field '{name}'{did_you_mean(str(name), list(obj))}"
+        if obj is None:
+            return (
+                f"cannot read '{name}' of something that is empty (None) in this message: "
+                f"guard it with {{% if … %}}"
+            )
+        return f"{type(obj).__name__} has no attribute '{name}'"
+
+
+class Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, plus caps on repeats, powers and big arguments, a budget
+    tick at every loop step and call, and `finalize` for strict mode."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(finalize=_finalize, **options)
+        self.metered_loop = _metered_loop
+
+    def _generate(
+        self,
+        source: nodes.Template,
+        name: str | None,
+        filename: str | None,
+        defer_init: bool = False,
+    ) -> str:
+        # Every {% for %} iterates through the meter (a documented override point).
+        for loop in source.find_all(nodes.For):
+            loop.iter = nodes.Call(
+                nodes.EnvironmentAttribute("metered_loop"),
+                [loop.iter],
+                [],
+                None,
+                None,
+                lineno=loop.lineno,
+            )
+        return super()._generate(source, name, filename, defer_init)  # type: ignore[no-any-return]
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        """Stop at the first unsafe attribute, rather than returning an undefined value that
+        fails later under another name."""
+        if isinstance(obj, Undefined):
+            obj._fail_with_undefined_error()  # the name itself is unknown: say that first
+        raise SecurityError(
+            f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe."
+        )
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        tick()
+        for arg in (*args, *kwargs.values()):
+            if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_SEQUENCE:
+                raise SecurityError(f"numbers above {MAX_SEQUENCE:,} are not allowed as arguments")
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
+        if operator_ == "**":
+            if isinstance(right, int) and abs(right) > 64:
+                raise SecurityError("exponents above 64 are not allowed in templates")
+            return operator.pow(left, right)
+        for seq, count in ((left, right), (right, left)):
+            if (
+                isinstance(seq, str | list | tuple)
+                and isinstance(count, int)
+                and len(seq) * count > MAX_SEQUENCE
+            ):
+                raise SecurityError(f"repeating text beyond {MAX_SEQUENCE} characters")
+        return operator.mul(left, right)
