@@ -1,6 +1,7 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Each installs what it
 # needs first (uv into .tools/, the locked Python stack into .venv/, Prism into
-# node_modules/, Chromium from Debian for the browser tests) and is quick once installed.
+# node_modules/, Chromium and PostgreSQL from Debian for the tests) and is quick once
+# installed.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -17,7 +18,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 demo: $(VENV)/.synced
 	PREFECT_LOGGING_LEVEL=WARNING $(VENV)/bin/aftersale demo
 
-test: $(VENV)/.synced node_modules/.installed chromium
+test: $(VENV)/.synced node_modules/.installed chromium postgresql
 	$(VENV)/bin/pytest
 
 lint: $(VENV)/.synced
@@ -54,6 +55,15 @@ chromium:
 	  echo "installing chromium (Debian package) for the browser tests"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+
+# The store suite also runs on a throwaway PostgreSQL server the tests start themselves
+# (tests/support/postgres.py); Debian's `postgresql` provides initdb and pg_ctl.
+.PHONY: postgresql
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || { \
+	  echo "installing postgresql (Debian package) for the store tests"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi; }
 
 clean:
 	rm -rf $(VENV) .tools node_modules .prefect var test-artifacts

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -78,7 +78,7 @@ class CycleParts:
     thresholds: DelayThresholds = field(default_factory=DelayThresholds)
     schedule: PollSchedule = field(default_factory=PollSchedule)
     dry_run: bool = False
-    #: due shipments polled, detected and committed together (one order never spans two)
+    #: orders whose due shipments are polled, detected and committed together
     page_size: int = 2_000
 
 
@@ -228,23 +228,25 @@ def intake_pending(parts: CycleParts, now: datetime) -> list[ImportReport]:
     return reports
 
 
-def due_shipments(parts: CycleParts, now: datetime) -> list[ShipmentState]:
-    """The shipments due for a check, grouped so one order's parcels share a page."""
-    return sorted(parts.store.due_shipments(now), key=lambda s: (s.order_id, s.shipment_id))
+def claim_pages(parts: CycleParts, now: datetime) -> Iterator[tuple[list[ShipmentState], bool]]:
+    """The due shipments this worker takes, a page at a time (`parts.page_size` orders, so
+    one order's parcels share a page), each with whether it is the cycle's last.
 
-
-def pages(due: Sequence[ShipmentState], size: int) -> list[list[ShipmentState]]:
-    """Split the due shipments into pages that never split one order across two."""
-    out: list[list[ShipmentState]] = []
-    page: list[ShipmentState] = []
-    for state in due:
-        if len(page) >= size and state.order_id != page[-1].order_id:
-            out.append(page)
-            page = []
-        page.append(state)
-    if page:
-        out.append(page)
-    return out
+    Each page is claimed just before it is worked on: on PostgreSQL other workers take
+    the pages this one has not claimed yet, and skip those it holds (see
+    ShipmentStore.claim_shipments). The next page's orders are looked up first, to know
+    whether this page is the last; no due shipments at all still yield one empty page."""
+    store = parts.store
+    orders = store.due_order_ids(now, limit=parts.page_size)
+    while True:
+        following = (
+            store.due_order_ids(now, limit=parts.page_size, after=orders[-1]) if orders else []
+        )
+        page = store.claim_shipments(orders, now)
+        yield page, not following
+        if not following:
+            return
+        orders = following
 
 
 def poll_page(parts: CycleParts, page: Sequence[ShipmentState]) -> PollStage:
@@ -371,16 +373,13 @@ def run_cycle(
     """The one sequence of a cycle. Plain Python by default (`aftersale run --no-prefect`);
     the Prefect flow passes a `run_stage` that runs each stage as its task.
 
-    The due shipments are worked through in pages (`parts.page_size`): poll, detect, then
+    The due shipments are worked through in pages (`claim_pages`): poll, detect, then
     decide and commit each page before the next, so memory is bounded by a page, not the
     shop, and a crash loses at most the page in flight (which the rerun redoes)."""
     parts.store.start_run(run_id, "cycle", now)
     imports = run_stage("intake", intake_pending, parts, now)
-    due = due_shipments(parts, now)
     polls, detects, decides = [], [], []
-    page_list = pages(due, parts.page_size) or [[]]
-    for number, page in enumerate(page_list, start=1):
-        last = number == len(page_list)
+    for page, last in claim_pages(parts, now):
         poll = run_stage("poll", poll_page, parts, page)
         detected = run_stage("detect", detect_stage, parts, poll, now, last)
         decided = run_stage("decide", decide_stage, parts, detected, now, run_id)

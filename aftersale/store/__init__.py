@@ -24,15 +24,29 @@ def is_url(target: str | Path) -> bool:
     return isinstance(target, str) and _URL.match(target) is not None
 
 
-def open_store(target: str | Path, *, wait_s: float = 60.0, poll_s: float = 0.5) -> Store:
-    """Open (and migrate) the store `target` names. A DuckDB file held by another process
-    is waited for up to `wait_s`; StoreError says what is wrong otherwise."""
+def open_store(
+    target: str | Path,
+    *,
+    wait_s: float = 60.0,
+    poll_s: float = 0.5,
+    lease_s: float | None = None,
+    migrate: bool = True,
+) -> Store:
+    """Open (and, unless told not to, migrate) the store `target` names. A DuckDB file
+    held by another process, or a PostgreSQL server not answering yet, is waited for up
+    to `wait_s`; StoreError says what is wrong otherwise. `lease_s` is how long work a
+    PostgreSQL worker claims stays its own (DuckDB has one writer and no leases)."""
     if isinstance(target, str) and (match := _URL.match(target)):
         scheme = match["scheme"].lower()
-        if scheme.startswith(_POSTGRES_SCHEMES):
-            raise StoreError(
-                f"{_without_password(target)}: the PostgreSQL backend is not installed yet; "
-                "set AFTERSALE_DB to a DuckDB file path (like var/aftersale.duckdb)"
+        if scheme in _POSTGRES_SCHEMES:
+            from aftersale.store.postgres.connection import DEFAULT_LEASE_S
+            from aftersale.store.postgres.store import PostgresStore
+
+            return PostgresStore.open(
+                target,
+                wait_s=wait_s,
+                lease_s=DEFAULT_LEASE_S if lease_s is None else lease_s,
+                migrate=migrate,
             )
         raise StoreError(
             f"{_without_password(target)}: unknown database URL scheme {scheme!r}; "
@@ -40,7 +54,7 @@ def open_store(target: str | Path, *, wait_s: float = 60.0, poll_s: float = 0.5)
         )
     from aftersale.store.duckdb.store import DuckDBStore
 
-    return DuckDBStore.open(target, wait_s=wait_s, poll_s=poll_s)
+    return DuckDBStore.open(target, wait_s=wait_s, poll_s=poll_s, migrate=migrate)
 
 
 def _without_password(url: str) -> str:

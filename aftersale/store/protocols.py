@@ -103,6 +103,17 @@ class ShipmentStore(Protocol):
         """Non-terminal shipments whose next check is due, oldest check first."""
         ...
 
+    def due_order_ids(self, now: datetime, *, limit: int, after: str | None = None) -> list[str]:
+        """The next `limit` orders (by id, after `after`) with a shipment due at `now` that
+        no other worker holds: one page of the cycle's work."""
+        ...
+
+    def claim_shipments(self, order_ids: Sequence[str], now: datetime) -> list[ShipmentState]:
+        """Take the due shipments of these orders for this worker, by (order, shipment).
+        PostgreSQL leases them (skipping those another live worker holds) until their new
+        state is saved, the lease expires or the worker is gone; DuckDB has one writer."""
+        ...
+
     def carrier_candidates(self, shipment_ids: Iterable[str]) -> dict[str, list[str]]:
         """Ranked carriers auto-detection proposed, for shipments that have more than one."""
         ...

@@ -45,6 +45,8 @@ from aftersale.models import (
 from aftersale.settings import Settings
 from aftersale.store import Store, open_store
 from aftersale.store.records import Suppression
+from tests.support.postgres import PostgresCluster
+from tests.support.servers import free_port
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 EMAIL, SMS = ChannelKind.EMAIL, ChannelKind.SMS
@@ -561,15 +563,31 @@ def test_cli_names_a_database_it_cannot_open(
     assert r.stderr.startswith(f"error: {not_a_db}: cannot open the database: ")
 
 
-def test_cli_says_the_postgresql_backend_is_not_there_yet(
+def test_cli_writes_straight_to_postgresql(
+    cli, monkeypatch: pytest.MonkeyPatch, postgres_cluster: PostgresCluster
+) -> None:  # type: ignore[no-untyped-def]
+    """Several processes share a PostgreSQL store: the CLI writes while cycles run."""
+    with postgres_cluster.database() as url:
+        monkeypatch.setenv("AFTERSALE_DB", url)
+        assert cli("add", "+48601234567", "--reason", "stop").exit_code == 0
+        with open_store(url) as store:  # another process's view, at the same time
+            entry = store.get_suppression("+48601234567", ChannelKind.SMS)
+            assert entry is not None and entry.reason == "stop"
+            assert cli("remove", "+48601234567").exit_code == 0
+            assert store.get_suppression("+48601234567", ChannelKind.SMS) is None
+
+
+def test_cli_names_a_postgresql_server_it_cannot_reach(
     cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("AFTERSALE_DB", "postgresql://shop:s3cret@db.internal/aftersale")
+    port = free_port()
+    monkeypatch.setenv("AFTERSALE_DB", f"postgresql://shop:s3cret@127.0.0.1:{port}/aftersale")
+    monkeypatch.setenv("AFTERSALE_STORE_LOCK_WAIT_S", "0")
     r = cli("list")
     assert (r.exit_code, r.stdout) == (1, "")
-    assert r.stderr == (
-        "error: postgresql://shop:***@db.internal/aftersale: the PostgreSQL backend is not "
-        "installed yet; set AFTERSALE_DB to a DuckDB file path (like var/aftersale.duckdb)\n"
+    assert r.stderr.startswith(
+        f"error: postgresql://shop:***@127.0.0.1:{port}/aftersale: cannot connect to "
+        "PostgreSQL: Connection refused"
     )
 
 

@@ -1,4 +1,5 @@
-"""The DuckDB store: migrations on open, idempotent writes, one writer process per file."""
+"""The store on both backends: migrations on open, idempotent writes; DuckDB: one writer
+process per file."""
 
 from __future__ import annotations
 
@@ -42,16 +43,15 @@ def make_order(order_id: str = "NW-1", number: str = "642600027844200000000001")
     )
 
 
-def test_migrations_apply_once_and_record_the_version(tmp_path: Path) -> None:
-    path = tmp_path / "s.duckdb"
-    with open_store(path) as store:
+def test_migrations_apply_once_and_record_the_version(store_target: str) -> None:
+    with open_store(store_target) as store:
         assert store.schema_version() == MIGRATIONS[-1][0]
-    with open_store(path) as store:
+    with open_store(store_target) as store:
         assert store.migrate() == []
 
 
-def test_saving_the_same_orders_twice_changes_nothing(tmp_path: Path) -> None:
-    with open_store(tmp_path / "s.duckdb") as store:
+def test_saving_the_same_orders_twice_changes_nothing(store_target: str) -> None:
+    with open_store(store_target) as store:
         assert store.save_orders([make_order()], source="t", now=NOW) == (1, 0)
         assert store.save_orders([make_order(), make_order()], source="t", now=NOW) == (0, 2)
         assert {t: store.count(t) for t in ("orders", "customers", "items", "shipments")} == {
@@ -64,8 +64,8 @@ def test_saving_the_same_orders_twice_changes_nothing(tmp_path: Path) -> None:
         assert loaded == make_order()
 
 
-def test_events_and_tracking_scans_are_stored_once(tmp_path: Path) -> None:
-    with open_store(tmp_path / "s.duckdb") as store:
+def test_events_and_tracking_scans_are_stored_once(store_target: str) -> None:
+    with open_store(store_target) as store:
         store.save_orders([make_order()], source="t", now=NOW)
         scan = TrackingEvent(NOW, Status.IN_TRANSIT, "taken_by_courier", "taken by courier")
         assert store.save_tracking_events([("642600027844200000000001", scan)] * 2, NOW) == 1
@@ -84,10 +84,10 @@ def test_events_and_tracking_scans_are_stored_once(tmp_path: Path) -> None:
         assert loaded.facts == {"at": NOW.isoformat()}
 
 
-def test_terminal_and_not_yet_due_shipments_are_not_due(tmp_path: Path) -> None:
+def test_terminal_and_not_yet_due_shipments_are_not_due(store_target: str) -> None:
     from dataclasses import replace
 
-    with open_store(tmp_path / "s.duckdb") as store:
+    with open_store(store_target) as store:
         store.save_orders(
             [make_order("A", "1" * 24), make_order("B", "2" * 24), make_order("C", "3" * 24)],
             source="t",

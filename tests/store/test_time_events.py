@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -58,8 +57,8 @@ def order(order_id: str, carrier: str, placed_ago: timedelta, months: int | None
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(tmp_path / "t.duckdb")
+def store(store_target: str) -> Iterator[Store]:
+    s = open_store(store_target)
     for oid, (carrier, delivered_ago, placed_ago, months) in CASES.items():
         s.save_orders([order(oid, carrier, placed_ago, months)], source="t", now=NOW - placed_ago)
         if delivered_ago is not None:

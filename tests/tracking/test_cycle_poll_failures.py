@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from aftersale.cycle import PollBatch, decide_stage, detect_stage, due_shipments, poll_page
+from aftersale.cycle import PollBatch, claim_pages, decide_stage, detect_stage, poll_page
 from aftersale.models import Customer, Item, Order, PollResult, ShipmentRef, ShipmentState
 from aftersale.settings import Settings
 from aftersale.store import open_store
@@ -45,7 +45,8 @@ def test_failed_polls_count_up_back_off_and_reset_on_success(tmp_path: Path) -> 
         checks = []
         now = NOW
         for _ in range(3):
-            stage = detect_stage(parts, poll_page(parts, due_shipments(parts, now)), now, False)
+            ((page, _),) = claim_pages(parts, now)
+            stage = detect_stage(parts, poll_page(parts, page), now, False)
             decide_stage(parts, stage, now, "r")  # commits the page
             assert stage.errors == [f"inpost {'1' * 24}: inpost: HTTP 503"]
             (state,) = store.shipments_of(["O"]).values()

@@ -50,7 +50,9 @@ class Connection:
         self.path = path
 
     @classmethod
-    def open(cls, path: Path | str, *, wait_s: float = 60.0, poll_s: float = 0.5) -> Self:
+    def open(
+        cls, path: Path | str, *, wait_s: float = 60.0, poll_s: float = 0.5, migrate: bool = True
+    ) -> Self:
         """Open (creating it if need be) and migrate the DuckDB file at `path`."""
         path = str(path)
         if path != ":memory:":
@@ -74,7 +76,8 @@ class Connection:
                     )
                 time.sleep(poll_s)
         store = cls(con, path)
-        store.migrate()
+        if migrate:
+            store.migrate()
         return store
 
     def close(self) -> None:
@@ -163,6 +166,11 @@ class Connection:
         return applied
 
     def schema_version(self) -> int:
+        exists = self.one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        )
+        if not exists or not exists[0]:
+            return 0
         row = self.one("SELECT max(version) FROM schema_version")
         return int(row[0]) if row and row[0] is not None else 0
 

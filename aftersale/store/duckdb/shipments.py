@@ -54,6 +54,29 @@ class Shipments(Connection):
             params.append(limit)
         return [shipment_from_row(r) for r in self.rows(sql, params)]
 
+    def due_order_ids(self, now: datetime, *, limit: int, after: str | None = None) -> list[str]:
+        sql = (
+            "SELECT DISTINCT order_id FROM shipments WHERE status NOT IN (SELECT unnest(?)) "
+            "AND (next_check_at IS NULL OR next_check_at <= ?)"
+        )
+        params: list[Any] = [TERMINAL, to_db(now)]
+        if after is not None:
+            sql += " AND order_id > ?"
+            params.append(after)
+        return [r[0] for r in self.rows(f"{sql} ORDER BY 1 LIMIT ?", [*params, limit])]
+
+    def claim_shipments(self, order_ids: Sequence[str], now: datetime) -> list[ShipmentState]:
+        """One writer process: the due shipments are this one's, no lease to take."""
+        if not order_ids:
+            return []
+        rows = self.rows(
+            f"SELECT {SHIPMENT_COLS} FROM shipments WHERE order_id IN (SELECT unnest(?)) "
+            "AND status NOT IN (SELECT unnest(?)) "
+            "AND (next_check_at IS NULL OR next_check_at <= ?) ORDER BY order_id, shipment_id",
+            [list(order_ids), TERMINAL, to_db(now)],
+        )
+        return [shipment_from_row(r) for r in rows]
+
     def carrier_candidates(self, shipment_ids: Iterable[str]) -> dict[str, list[str]]:
         ids = list(set(shipment_ids))
         if not ids:

@@ -1,0 +1,1 @@
+"""The PostgreSQL backend: several worker processes on one database (leases)."""

@@ -1,0 +1,350 @@
+"""The PostgreSQL backend's connections: a psycopg pool, the one runner every statement
+goes through, transactions, bulk inserts, migrations, and the lease owner this store is.
+
+Statements run in autocommit on any pooled connection; `transaction()` pins one pooled
+connection to the calling thread and runs BEGIN … COMMIT on it, so every statement inside
+(and BEGIN and COMMIT themselves) passes through `self.con.execute`. As in the DuckDB
+backend, `self.con` is set in one place, `open`, and a test can swap it for a proxy.
+
+Several worker processes share one database. Each store is one lease owner: its name
+is the `application_name` of all its connections, so a lease is free once it expires or
+once PostgreSQL no longer lists a session of its owner (a killed worker's connections
+close with it, and its leases are taken over at once).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Self
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from aftersale.errors import StoreError
+from aftersale.store.migrations import MIGRATIONS, migration_sql
+from aftersale.store.rows import TABLES, to_db
+
+log = logging.getLogger(__name__)
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+#: pg_advisory_xact_lock key held while migrating: workers starting together migrate once.
+_MIGRATION_LOCK = 0x61667473  # "afts"
+#: How long a claimed shipment or message stays with its worker unless the worker is gone.
+DEFAULT_LEASE_S = 300.0
+
+
+def lease_free(alias: str) -> str:
+    """SQL true when row `alias` may be taken by this store (named parameter `me`): not
+    leased, leased by this store, lease expired, or its owner has no session left."""
+    return (
+        f"({alias}.lease_owner IS NULL OR {alias}.lease_owner = %(me)s "
+        f"OR {alias}.lease_until < now() OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a "
+        f"WHERE a.application_name = {alias}.lease_owner))"
+    )
+
+
+def lease_until() -> str:
+    """SQL for a lease taken now (named parameter `lease_s`)."""
+    return "now() + make_interval(secs => %(lease_s)s)"
+
+
+def without_password(url: str) -> str:
+    return re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", url)
+
+
+class Runner:
+    """Runs statements: on the connection the calling thread's transaction pinned, else
+    on any pooled connection. Every statement of the store goes through `execute`."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+        self._local = threading.local()
+
+    def execute(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        pinned: psycopg.Connection | None = getattr(self._local, "conn", None)
+        if pinned is not None:
+            return _fetch(pinned.execute(sql, params))
+        with self.pool.connection() as conn:
+            return _fetch(conn.execute(sql, params))
+
+    def copy(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """COPY … FROM STDIN with `rows`; returns how many were written."""
+        with self._connection() as conn, conn.cursor() as cur, cur.copy(sql) as copy:
+            written = 0
+            for row in rows:
+                copy.write_row(row)
+                written += 1
+        return written
+
+    def stream(self, sql: str, batch: int) -> Iterator[list[tuple[Any, ...]]]:
+        """A large result in batches, through a server-side cursor."""
+        with self._connection() as conn:
+            conn.execute("BEGIN")
+            try:
+                with conn.cursor(name="aftersale_stream") as cur:
+                    cur.execute(sql)
+                    while rows := cur.fetchmany(batch):
+                        yield rows
+            finally:
+                conn.execute("COMMIT")
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Statements of this thread run on one connection inside the block."""
+        if getattr(self._local, "conn", None) is not None:
+            raise StoreError("transactions do not nest")
+        with self.pool.connection() as conn:
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        pinned: psycopg.Connection | None = getattr(self._local, "conn", None)
+        if pinned is not None:
+            yield pinned
+            return
+        with self.pool.connection() as conn:
+            yield conn
+
+
+def _fetch(cur: psycopg.Cursor[Any]) -> list[tuple[Any, ...]]:
+    return cur.fetchall() if cur.description is not None else []
+
+
+class _Closed:
+    def __getattr__(self, name: str) -> Any:
+        raise StoreError("this store is closed")
+
+
+_CLOSED: Any = _Closed()
+
+
+class Connection:
+    """Holds the pool and the runner; the aggregate mixins (orders.py, messages.py, …) add
+    their statements on top of it."""
+
+    def __init__(self, pool: ConnectionPool, url: str, owner: str, lease_s: float) -> None:
+        self.pool = pool
+        self.con: Any = Runner(pool)
+        self.url = url
+        #: this store's lease owner: the application_name of its sessions
+        self.owner = owner
+        self.lease_s = lease_s
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        wait_s: float = 60.0,
+        lease_s: float = DEFAULT_LEASE_S,
+        max_connections: int = 4,
+        migrate: bool = True,
+    ) -> Self:
+        """Connect to the database at `url` (waiting up to `wait_s` for it) and migrate."""
+        owner = f"aftersale {socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(3)}"
+        _wait_for_server(url, wait_s)
+        pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(1, max_connections),
+            kwargs={"autocommit": True, "application_name": owner},
+            name="aftersale",
+            open=False,
+        )
+        try:
+            pool.open(wait=True, timeout=max(wait_s, 5.0))
+        except PoolTimeout as exc:
+            pool.close()
+            raise StoreError(f"{without_password(url)}: the connection pool did not fill") from exc
+        store = cls(pool, url, owner, lease_s)
+        if migrate:
+            try:
+                store.migrate()
+            except BaseException:
+                store.close()
+                raise
+        return store
+
+    def close(self) -> None:
+        self.pool.close()
+        self.con = _CLOSED
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- statements ----------------------------------------------------------
+
+    def rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        """Run one statement and return all its rows."""
+        try:
+            return self.con.execute(sql, params)
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"{without_password(self.url)}: {exc}") from exc
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        self.rows(sql, params)
+
+    def one(self, sql: str, params: Params = None) -> tuple[Any, ...] | None:
+        found = self.rows(sql, params)
+        return found[0] if found else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.con.pinned():
+            self.execute("BEGIN")
+            try:
+                yield
+            except BaseException:
+                self.execute("ROLLBACK")
+                raise
+            self.execute("COMMIT")
+
+    def lease_params(self, **params: Any) -> dict[str, Any]:
+        """Named parameters for statements that take or honour leases."""
+        return {"me": self.owner, "lease_s": self.lease_s, **params}
+
+    def insert_unnest(
+        self,
+        table: str,
+        types: Mapping[str, str],
+        rows: Sequence[Mapping[str, Any]],
+        tail: str = "",
+    ) -> list[tuple[Any, ...]]:
+        """Insert `rows` in one statement, one array parameter per column (`types`: column
+        -> SQL type). `tail` adds ON CONFLICT / RETURNING. Array-typed columns travel as
+        JSON text (unnest would flatten an array of arrays)."""
+        if not rows:
+            return []
+        cols = list(types)
+        exprs = [
+            f"ARRAY(SELECT jsonb_array_elements_text(u.{c}::jsonb))::{types[c]}"
+            if types[c].endswith("[]")
+            else f"u.{c}"
+            for c in cols
+        ]
+        arrays = [
+            [_json_list(r[c]) for r in rows] if types[c].endswith("[]") else [r[c] for r in rows]
+            for c in cols
+        ]
+        casts = ", ".join(
+            "%s::text[]" if types[c].endswith("[]") else f"%s::{types[c]}[]" for c in cols
+        )
+        return self.rows(
+            f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(exprs)} "
+            f"FROM unnest({casts}) AS u({', '.join(cols)}) {tail}",
+            arrays,
+        )
+
+    def update_unnest(
+        self,
+        table: str,
+        types: Mapping[str, str],
+        rows: Sequence[Mapping[str, Any]],
+        sets: str,
+        *,
+        where: str = "",
+        params: Mapping[str, Any] | None = None,
+        returning: str = "",
+    ) -> list[tuple[Any, ...]]:
+        """UPDATE `table` (as `t`) FROM the rows (one array parameter per column, as `u`),
+        matched on the first column of `types`; `sets` and `where` may use named `params`."""
+        if not rows:
+            return []
+        cols = list(types)
+        key = cols[0]
+        named = {f"_c{i}": [r[c] for r in rows] for i, c in enumerate(cols)}
+        arrays = ", ".join(f"%(_c{i})s::{types[c]}[]" for i, c in enumerate(cols))
+        sql = (
+            f"UPDATE {table} t SET {sets} FROM unnest({arrays}) AS u({', '.join(cols)}) "
+            f"WHERE t.{key} = u.{key}"
+        )
+        if where:
+            sql += f" AND {where}"
+        if returning:
+            sql += f" RETURNING {returning}"
+        return self.rows(sql, {**named, **(params or {})})
+
+    # --- schema --------------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations this database has not seen, each in its own transaction,
+        under an advisory lock: workers starting together apply each once."""
+        applied = []
+        for version, description, sql in MIGRATIONS:
+            with self.transaction():
+                self.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
+                self.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version "
+                    "(version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)"
+                )
+                if self.one("SELECT 1 FROM schema_version WHERE version = %s", [version]):
+                    continue
+                if statements := migration_sql(sql, "postgres"):
+                    self.execute(statements)
+                self.execute(
+                    "INSERT INTO schema_version VALUES (%s, %s, %s)",
+                    [version, description, to_db(datetime.now(UTC))],
+                )
+            applied.append(version)
+        return applied
+
+    def schema_version(self) -> int:
+        exists = self.one("SELECT to_regclass('schema_version') IS NOT NULL")
+        if not exists or not exists[0]:
+            return 0
+        row = self.one("SELECT max(version) FROM schema_version")
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def count(self, table: str) -> int:
+        if table not in TABLES:
+            raise StoreError(f"unknown table {table!r}")
+        row = self.one(f"SELECT count(*) FROM {table}")
+        return int(row[0]) if row else 0
+
+
+def _wait_for_server(url: str, wait_s: float, poll_s: float = 0.25) -> None:
+    """Return once PostgreSQL accepts a connection to `url`; a server not answering (or
+    still starting) is waited for up to `wait_s`, any other refusal fails at once."""
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        try:
+            psycopg.connect(url, connect_timeout=max(1, int(wait_s))).close()
+            return
+        except psycopg.OperationalError as exc:
+            # libpq: 'connection to server at "h", port p failed: FATAL:  database "x" …'
+            reason = " ".join(str(exc).split()).rsplit(" failed: ", 1)[-1]
+            answered = reason.startswith("FATAL:")
+            reason = reason.removeprefix("FATAL:").strip()
+            waited = time.monotonic() - started
+            starting = "starting up" in reason or "shutting down" in reason
+            if (answered and not starting) or waited >= wait_s:
+                raise StoreError(
+                    f"{without_password(url)}: cannot connect to PostgreSQL"
+                    f"{f' (waited {waited:.0f} s)' if attempt else ''}: {reason}"
+                ) from None
+            attempt += 1
+            if attempt == 1 or attempt % 20 == 0:
+                log.warning("PostgreSQL at %s not answering; waiting", without_password(url))
+            time.sleep(poll_s)
+
+
+def _json_list(value: Sequence[str] | None) -> str | None:
+    return None if value is None else json.dumps(list(value))

@@ -1,0 +1,17 @@
+"""The PostgreSQL backend of the store: one class made of one mixin per aggregate over one
+connection pool (connection.py). Open it with `aftersale.store.open_store`."""
+
+from __future__ import annotations
+
+from aftersale.store.postgres.events import Events
+from aftersale.store.postgres.messages import Messages
+from aftersale.store.postgres.orders import Orders
+from aftersale.store.postgres.retention import Retention
+from aftersale.store.postgres.runs import Runs
+from aftersale.store.postgres.shipments import Shipments
+from aftersale.store.postgres.suppressions import Suppressions
+
+
+class PostgresStore(Orders, Shipments, Events, Messages, Suppressions, Runs, Retention):
+    """All of aftersale's state in one PostgreSQL database, shared by several workers
+    (aftersale.store.protocols.Store)."""

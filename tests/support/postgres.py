@@ -1,0 +1,159 @@
+"""A throwaway PostgreSQL cluster for the tests: `initdb` into a temporary folder, `pg_ctl`
+on a free port on 127.0.0.1, stopped and deleted at the end.
+
+PostgreSQL refuses to run as root, so under root the cluster runs as the system user
+`aftersale-pg` (created with useradd when missing). Durability is switched off (fsync,
+synchronous commit): the tests want speed, and the cluster is thrown away anyway. Each
+test gets a migrated database of its own, empty: copied from a migrated template the first
+time, emptied with TRUNCATE and handed out again after (cheaper than a new copy).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+from aftersale.store import open_store
+from aftersale.store.rows import TABLES
+from tests.support.servers import free_port
+
+USER = "aftersale-pg"
+TEMPLATE = "aftersale_template"
+SERVER_SETTINGS = {
+    "listen_addresses": "127.0.0.1",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+}
+
+
+def find_bindir() -> Path | None:
+    """Debian's newest /usr/lib/postgresql/N/bin, else wherever pg_ctl is on PATH."""
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    if versions:
+        return versions[-1].parent
+    found = shutil.which("pg_ctl")
+    return Path(found).resolve().parent if found else None
+
+
+def _unprivileged_user() -> str | None:
+    """The user to run the server as: aftersale-pg under root (created if missing)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
+            check=True,
+        )
+    return USER
+
+
+class PostgresCluster:
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.user = _unprivileged_user()
+        # not pytest's tmp_path: its folders are private to root, the server's user must enter
+        self.root = Path(tempfile.mkdtemp(prefix="aftersale-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self._names = itertools.count(1)
+        self._free: list[str] = []
+        if self.user:
+            shutil.chown(self.root, self.user)
+
+    @property
+    def admin_url(self) -> str:
+        return self.url("postgres")
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run(
+            [str(self.bindir / args[0]), *args[1:]],
+            check=True,
+            user=self.user,
+            cwd=self.root,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def start(self) -> None:
+        self._run(
+            "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+            "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
+        )  # fmt: skip
+        options = " ".join(f"-c {k}={v}" for k, v in SERVER_SETTINGS.items())
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w",
+            "-t", "60", "-o", f"-p {self.port} -k {self.root} {options}", "start",
+        )  # fmt: skip
+        with self.admin() as conn:
+            conn.execute(f"CREATE DATABASE {TEMPLATE}")
+        open_store(self.url(TEMPLATE)).close()  # migrated once; each test's copy starts here
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def log(self) -> str:
+        path = self.root / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    @contextmanager
+    def admin(self) -> Iterator[psycopg.Connection]:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            yield conn
+
+    @contextmanager
+    def database(self) -> Iterator[str]:
+        """An empty, migrated database for one test; yields its URL."""
+        if self._free:
+            name = self._free.pop()
+        else:
+            name = f"t{next(self._names)}"
+            with self.admin() as conn:
+                conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        yield self.url(name)
+        with psycopg.connect(self.url(name), autocommit=True) as conn:
+            conn.execute(f"TRUNCATE {', '.join(TABLES)}")
+        self._free.append(name)
+
+
+@contextmanager
+def running_cluster() -> Iterator[PostgresCluster | None]:
+    """A started cluster, or None when no PostgreSQL binaries are installed."""
+    bindir = find_bindir()
+    if bindir is None:
+        yield None
+        return
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.start()
+    except subprocess.CalledProcessError as exc:
+        log = cluster.log()
+        cluster.stop()
+        raise RuntimeError(
+            f"PostgreSQL did not start: {exc.stderr.decode(errors='replace')}\n{log}"
+        ) from exc
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
