@@ -149,35 +149,27 @@ def sandbox(
 
 @app.command()
 def check() -> None:
-    """Validate the rule set and every template. Exit 1 on any problem (CI / pre-commit)."""
-    from aftersale.decide.replay import run_cases
-    from aftersale.decide.ruleset import check_rules
-    from aftersale.render.check import check_rule_kinds, check_templates
+    """Check the catalogue, the rules and every template with every shape of data the
+    rules can hand it. Every problem at once; exit 1 on any (CI / pre-commit)."""
+    from aftersale.render.check import run_check
     from carriers.registry import DIRECTORY, load_settings
-    from flows.wiring import cycle_thresholds, load_library, load_rules
+    from flows.wiring import cycle_thresholds
 
     settings = load_settings()
-    try:
-        library = load_library(settings)
-    except AftersaleError as exc:
-        _fail(exc)
-    problems = check_rules(settings.rules_dir, carriers=DIRECTORY, template_exists=library.has)
-    if not problems:
-        ruleset = load_rules(settings, library)
-        problems.extend(check_rule_kinds(ruleset, library))
-        # the rules files' own examples: a case that no longer fires (or now fires) is a problem
-        problems.extend(
-            f"{result.source}: case '{result.name}': {failure}"
-            for result in run_cases(ruleset, cycle_thresholds(ruleset))
-            for failure in result.failures
-        )
-    problems.extend(check_templates(library))
+    problems = run_check(
+        rules_dir=settings.rules_dir,
+        templates_dir=settings.templates_dir,
+        catalogue_path=settings.catalogue_path,
+        shop=settings.shop,
+        carriers=DIRECTORY,
+        thresholds=cycle_thresholds,
+    )
     for p in problems:
         typer.echo(p, err=True)  # one problem per line, never wrapped
     if problems:
         err.print(f"[red]{len(problems)} problem(s)[/]")
         raise typer.Exit(1)
-    console.print("rules and templates OK")
+    console.print("catalogue, rules and templates OK")
 
 
 @app.command()

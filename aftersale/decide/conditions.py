@@ -2,8 +2,14 @@
 
 Conditions are data: a field name from `FIELDS`, an operator from `OPERATORS` and a
 value. `compile_condition` turns one into a plain callable once, at load time, so the
-decide hot path never validates anything. The carriers a condition may name come from
-the carrier directory the rules are loaded with (`fields_for`).
+decide hot path never validates anything. Every value a condition compares with is
+checked against what exists: carriers from the carrier directory and categories from
+the product catalogue (`fields_for`), statuses and delay reasons from the models,
+countries, locales, currencies and time zones from CLDR and IANA (`aftersale.locales`).
+
+Time windows are in the recipient's own time zone. A send window is a daytime range
+(`08:00-20:00`, start before end); quiet hours may wrap midnight (`21:00-08:00`). Either
+way no window may let a message out at night (`NIGHT`, 22:00-07:00).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from aftersale import locales
 from aftersale.carriers_meta import Carriers
 from aftersale.models import DelayReason, DomainEvent, EventKind, Item, Order, ShipmentState, Status
 from aftersale.tracking.detect import add_business_days, local_to_utc, zone
@@ -29,6 +36,7 @@ class FieldSpec:
     get: Getter
     needs_shipment: bool = False
     choices: tuple[str, ...] = ()  # the only values it can take, if a fixed set
+    noun: str = "value"  # what one value is called in messages: carrier, category...
 
 
 def _delay_days(event: DomainEvent) -> Any:
@@ -37,41 +45,74 @@ def _delay_days(event: DomainEvent) -> Any:
 
 FIELDS: dict[str, FieldSpec] = {
     "order.total": FieldSpec("number", False, lambda o, s, e, i: o.total),
-    "order.currency": FieldSpec("text", False, lambda o, s, e, i: o.currency),
+    "order.currency": FieldSpec("text", False, lambda o, s, e, i: o.currency, noun="currency"),
     "order.country": FieldSpec(
-        "text", False, lambda o, s, e, i: o.shipping_country or o.customer.country
+        "text", False, lambda o, s, e, i: o.shipping_country or o.customer.country, noun="country"
     ),
     "order.item_count": FieldSpec(
         "number", False, lambda o, s, e, i: sum(x.quantity for x in o.items)
     ),
-    "customer.locale": FieldSpec("text", False, lambda o, s, e, i: o.customer.locale),
-    "customer.country": FieldSpec("text", False, lambda o, s, e, i: o.customer.country),
-    "customer.time_zone": FieldSpec("text", False, lambda o, s, e, i: o.customer.time_zone),
+    "customer.locale": FieldSpec(
+        "text", False, lambda o, s, e, i: o.customer.locale, noun="locale"
+    ),
+    "customer.country": FieldSpec(
+        "text", False, lambda o, s, e, i: o.customer.country, noun="country"
+    ),
+    "customer.time_zone": FieldSpec(
+        "text", False, lambda o, s, e, i: o.customer.time_zone, noun="time zone"
+    ),
     "customer.consent_email": FieldSpec("bool", False, lambda o, s, e, i: o.customer.consent_email),
     "customer.consent_sms": FieldSpec("bool", False, lambda o, s, e, i: o.customer.consent_sms),
     "customer.tags": FieldSpec("text", True, lambda o, s, e, i: o.customer.tags),
-    "items.category": FieldSpec("text", True, lambda o, s, e, i: [x.category for x in i]),
+    "items.category": FieldSpec(
+        "text", True, lambda o, s, e, i: [x.category for x in i], noun="category"
+    ),
     "items.sku": FieldSpec("text", True, lambda o, s, e, i: [x.sku for x in i]),
     "items.price": FieldSpec("number", True, lambda o, s, e, i: [x.price for x in i]),
     "items.warranty_months": FieldSpec(
         "number", True, lambda o, s, e, i: [x.warranty_months for x in i]
     ),
     # its values: the carrier directory's slugs (fields_for)
-    "shipment.carrier": FieldSpec("text", False, lambda o, s, e, i: s.carrier if s else None, True),
+    "shipment.carrier": FieldSpec(
+        "text", False, lambda o, s, e, i: s.carrier if s else None, True, noun="carrier"
+    ),
     "shipment.status": FieldSpec(
-        "text", False, lambda o, s, e, i: str(s.status) if s else None, True, tuple(Status)
+        "text",
+        False,
+        lambda o, s, e, i: str(s.status) if s else None,
+        True,
+        tuple(Status),
+        "status",
     ),
     "shipment.delay_reason": FieldSpec(
-        "text", False, lambda o, s, e, i: e.reason, True, tuple(DelayReason)
+        "text", False, lambda o, s, e, i: e.reason, True, tuple(DelayReason), "delay reason"
     ),
     "shipment.delay_days": FieldSpec("number", False, lambda o, s, e, i: _delay_days(e), True),
 }
 
 
-def fields_for(carriers: Carriers) -> Mapping[str, FieldSpec]:
-    """`FIELDS`, with the carrier slugs `shipment.carrier` may be compared with."""
-    carrier = replace(FIELDS["shipment.carrier"], choices=carriers.slugs)
-    return {**FIELDS, "shipment.carrier": carrier}
+def fields_for(
+    carriers: Carriers, categories: Sequence[str] | None = None
+) -> Mapping[str, FieldSpec]:
+    """`FIELDS`, with the carrier slugs `shipment.carrier` may be compared with, and the
+    catalogue's categories `items.category` may (when the catalogue is known)."""
+    fields = {
+        **FIELDS,
+        "shipment.carrier": replace(FIELDS["shipment.carrier"], choices=carriers.slugs),
+    }
+    if categories is not None:
+        fields["items.category"] = replace(FIELDS["items.category"], choices=tuple(categories))
+    return fields
+
+
+#: Fields whose values come from a world vocabulary: (is it known, what it meant).
+_WORLD: dict[str, tuple[Callable[[str], bool], Callable[[str], str]]] = {
+    "locale": (locales.is_locale, lambda v: locales.suggest_locale(v, ("en", "pl", "de"))),
+    "country": (lambda v: v in locales.countries(), locales.suggest_country),
+    "currency": (lambda v: v in locales.currencies(), lambda v: suggest(v.upper(), [v.upper()])
+                 if v.upper() in locales.currencies() else ""),
+    "time zone": (lambda v: v in locales.time_zones(), lambda v: suggest(v, locales.time_zones())),
+}  # fmt: skip
 
 
 #: Events that concern no shipment: conditions on shipment fields make no sense there.
@@ -124,7 +165,13 @@ def check_condition(field_name: str, spec: FieldSpec, op: str, value: Any) -> st
         if spec.type == "text" and not isinstance(v, str):
             return f"'{field_name}' is text, got {v!r}"
         if spec.choices and v not in spec.choices:
-            return f"unknown value '{v}' for '{field_name}'" + suggest(str(v), spec.choices)
+            hint = suggest(str(v), spec.choices)
+            if field_name == "items.category":
+                hint = f": the catalogue has no such category{hint}"
+            return f"unknown {spec.noun} '{v}' for '{field_name}'{hint}"
+        world = _WORLD.get(spec.noun)
+        if world is not None and isinstance(v, str) and not world[0](v):
+            return f"unknown {spec.noun} '{v}' for '{field_name}'{world[1](v)}"
     return None
 
 
@@ -249,3 +296,49 @@ def parse_window(text: Any) -> Window | None:
 def invert(quiet: Window) -> Window:
     """Quiet hours 21:00-08:00 are the send window 08:00-21:00."""
     return Window(quiet.end, quiet.start)
+
+
+#: The recipient's night, in their own time zone: no window may let a message out in it.
+NIGHT = Window(22 * 60, 7 * 60)
+
+
+def _minutes(window: Window) -> set[int]:
+    if window.start < window.end:
+        return set(range(window.start, window.end))
+    return set(range(window.start, 24 * 60)) | set(range(0, window.end))
+
+
+def _ranges(minutes: set[int]) -> str:
+    """{1320..1379, 360..419} -> "22:00-23:00 and 06:00-07:00" (evening first)."""
+    spans: list[tuple[int, int]] = []
+    for m in sorted(minutes, key=lambda m: (m < 12 * 60, m)):
+        if spans and spans[-1][1] % (24 * 60) == m:
+            spans[-1] = (spans[-1][0], spans[-1][1] + 1)
+        else:
+            spans.append((m, m + 1))
+    return " and ".join(str(Window(a, b % (24 * 60))) for a, b in spans)
+
+
+def window_problem(window: Window, *, quiet: bool) -> str | None:
+    """What is wrong with a send window or quiet hours (see the module's docstring)."""
+    turned = f"'{Window(window.end, window.start)}'"
+    if not quiet and window.start > window.end:
+        return (
+            f"send window '{window}' runs overnight: a send window is a daytime range, start "
+            f"before end (did you mean {turned}?)"
+        )
+    allowed = invert(window) if quiet else window
+    night = _minutes(allowed) & _minutes(NIGHT)
+    if not night:
+        return None
+    if quiet and window.start < window.end:
+        return (
+            f"quiet hours '{window}' are daytime hours: messages would wait through the day "
+            f"and go out at night ({_ranges(night)} in the recipient's time zone); quiet hours "
+            f"run from evening to morning (did you mean {turned}?)"
+        )
+    kind = "quiet hours" if quiet else "send window"
+    return (
+        f"{kind} '{window}' {'let' if quiet else 'lets'} messages out at night "
+        f"({_ranges(night)} in the recipient's time zone): keep sending within {invert(NIGHT)}"
+    )

@@ -30,6 +30,7 @@ from aftersale.decide.conditions import (
     parse_duration,
     parse_window,
     suggest,
+    window_problem,
 )
 from aftersale.decide.schema import (
     Cap,
@@ -179,10 +180,33 @@ def rule_files(rules_dir: Path) -> list[Path]:
 
 
 def load_ruleset(
-    paths: Sequence[Path], *, carriers: Carriers, template_exists: TemplateExists | None = None
+    paths: Sequence[Path],
+    *,
+    carriers: Carriers,
+    template_exists: TemplateExists | None = None,
+    categories: Sequence[str] | None = None,
 ) -> RuleSet:
     """Validate and compile the rules files; raise `RuleSetError` listing every problem.
-    `carriers` is the directory conditions and cases may name carriers from."""
+    `carriers` is the directory conditions and cases may name carriers from; `categories`
+    (the product catalogue's) the categories they may name, when known."""
+    ruleset, problems = read_ruleset(
+        paths, carriers=carriers, template_exists=template_exists, categories=categories
+    )
+    if problems:
+        raise RuleSetError(problems)
+    return ruleset
+
+
+def read_ruleset(
+    paths: Sequence[Path],
+    *,
+    carriers: Carriers,
+    template_exists: TemplateExists | None = None,
+    categories: Sequence[str] | None = None,
+) -> tuple[RuleSet, list[str]]:
+    """(the rules that are fine, every problem in file order): `check` goes on with the
+    rules that compiled. A reference to a rule that is defined but broken is not a second
+    problem, and every reference to one unknown rule id is one problem."""
     problems: list[str] = []
     rules: list[Rule] = []
     caps: list[Cap] = []
@@ -192,8 +216,9 @@ def load_ruleset(
     windows_default: dict[ChannelKind, Any] = {}
     refs: list[tuple[_Where, str, str, str]] = []  # (where, subject, rule id, what refers)
     parsed = []
+    defined: set[str] = set()  # every rule id written, even of rules with problems
     for path in paths:
-        loaded = _FileLoader(path, problems, carriers)
+        loaded = _FileLoader(path, problems, carriers, categories)
         if loaded.data is None:
             continue
         parsed.append(loaded)
@@ -218,43 +243,58 @@ def load_ruleset(
                 continue
             first_seen[rule.id] = rule.source
             rules.append(rule)
+        defined.update(loaded.defined)
         caps.extend(loaded.caps(refs))
         cases.extend(loaded.cases())
-    known = set(first_seen)
-    for where, subject, rule_id, key in refs:
-        if rule_id.split(":")[0] not in known:
-            problems.append(
-                f"{where.at(key)} {subject}: unknown rule '{rule_id}'" + suggest(rule_id, known)
-            )
     for case, where in cases:
         for key in ("should_send", "should_not_send"):
             for ref in getattr(case.model, key):
                 rule_id, _, channel = ref.partition(":")
-                if rule_id not in known:
-                    problems.append(
-                        f"{where.at(key)} case '{case.name}': unknown rule '{rule_id}'"
-                        + suggest(rule_id, known)
-                    )
-                elif channel and channel not in tuple(ChannelKind):
+                refs.append((where, f"case '{case.name}'", rule_id, key))
+                if channel and channel not in tuple(ChannelKind):
                     problems.append(
                         f"{where.at(key)} case '{case.name}': unknown channel '{channel}'"
                         + suggest(channel, tuple(ChannelKind))
                     )
-    if problems:
-        order = {str(p.relative_to(p.parent.parent).as_posix()): i for i, p in enumerate(paths)}
-        raise RuleSetError(sorted(problems, key=lambda text: _sort_key(text, order)))
-    return RuleSet.build(rules, caps, [c for c, _ in cases])
+    problems.extend(_unknown_references(refs, defined))
+    order = {str(p.relative_to(p.parent.parent).as_posix()): i for i, p in enumerate(paths)}
+    problems.sort(key=lambda text: _sort_key(text, order))
+    # a case names rules by id: with a rule missing, the cases would only echo that
+    runnable = [c for c, _ in cases] if not problems else []
+    return RuleSet.build(rules, caps, runnable), problems
+
+
+def _unknown_references(refs: list[tuple[_Where, str, str, str]], defined: set[str]) -> list[str]:
+    """One problem per unknown rule id, at its first reference, naming the others."""
+    by_id: dict[str, list[tuple[str, str]]] = {}
+    for where, subject, rule_id, key in refs:
+        rule_id = rule_id.split(":")[0]
+        if rule_id not in defined:
+            by_id.setdefault(rule_id, []).append((where.at(key), subject))
+    problems = []
+    for rule_id, places in by_id.items():
+        (first, subject), others = places[0], [p for p, _ in places[1:]]
+        also = f"; also named at {', '.join(others)}" if others else ""
+        problems.append(
+            f"{first} {subject}: unknown rule '{rule_id}'{suggest(rule_id, defined)}{also}"
+        )
+    return problems
 
 
 def check_rules(
-    rules_dir: Path, *, carriers: Carriers, template_exists: TemplateExists | None = None
+    rules_dir: Path,
+    *,
+    carriers: Carriers,
+    template_exists: TemplateExists | None = None,
+    categories: Sequence[str] | None = None,
 ) -> list[str]:
-    """Every problem of the rules directory, or [] (for `aftersale check`)."""
-    try:
-        load_ruleset(rule_files(rules_dir), carriers=carriers, template_exists=template_exists)
-    except RuleSetError as exc:
-        return exc.problems
-    return []
+    """Every problem of the rules directory, or []."""
+    return read_ruleset(
+        rule_files(rules_dir),
+        carriers=carriers,
+        template_exists=template_exists,
+        categories=categories,
+    )[1]
 
 
 # --- one file -------------------------------------------------------------------------
@@ -291,10 +331,17 @@ def _position(node: Any, key: Any, as_key: bool) -> tuple[int, int]:
 
 
 class _FileLoader:
-    def __init__(self, path: Path, problems: list[str], carriers: Carriers) -> None:
+    def __init__(
+        self,
+        path: Path,
+        problems: list[str],
+        carriers: Carriers,
+        categories: Sequence[str] | None = None,
+    ) -> None:
         self.path = path
         self.carriers = carriers
-        self.fields: Mapping[str, FieldSpec] = fields_for(carriers)
+        self.fields: Mapping[str, FieldSpec] = fields_for(carriers, categories)
+        self.defined: list[str] = []
         self.display = path.relative_to(path.parent.parent).as_posix()
         self.problems = problems
         self.data: Any = None
@@ -384,11 +431,15 @@ class _FileLoader:
         for key, invert_it in (("quiet_hours", True), ("send_window", False)):
             for channel, text in getattr(model, key).items():
                 window = parse_window(text)
+                where = self.where(raw[key], str(channel))
                 if window is None:
-                    where = self.where(raw[key], str(channel))
                     self.problems.append(
                         f"{where} {subject}: bad time window '{text}' ({WINDOW_HELP})"
                     )
+                    continue
+                wrong = window_problem(window, quiet=invert_it)
+                if wrong:
+                    self.problems.append(f"{where} {subject}: {channel}: {wrong}")
                     continue
                 out[channel] = invert(window) if invert_it else window
         return out
@@ -406,6 +457,8 @@ class _FileLoader:
         for index, raw in enumerate(raw_rules):
             rule_id = raw.get("id") if hasattr(raw, "get") else None
             subject = f"rule '{rule_id}'" if isinstance(rule_id, str) else f"rule #{index + 1}"
+            if isinstance(rule_id, str):
+                self.defined.append(rule_id)
             model = self._validate(RuleModel, raw, subject, ("rules",))
             if model is None:
                 continue

@@ -1,11 +1,14 @@
 """The product catalogue marketers edit (catalogue/products.yaml): setup tips, guides, warranty.
 
 Entries exist per category and per SKU; a SKU entry overrides its category's
-fields one by one. Every problem in the file is reported at once, as file:line.
+fields one by one. Every problem in the file is reported at once, as file:line: the
+fields, and the content as customers would read it (tips are plain text: no markup, no
+template syntax; locales that exist; categories that are defined).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
@@ -18,9 +21,12 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from aftersale.errors import ConfigError
+from aftersale.locales import is_locale, suggest_locale
 
 ENTRY_FIELDS = ("category", "warranty_months", "guide_url", "tips", "extended_warranty")
 OFFER_FIELDS = ("months", "price", "currency", "url")
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*")
+_TEMPLATE_SYNTAX = re.compile(r"\{[{%#].*?(?:[}%#]\}|$)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +105,38 @@ def load_catalogue(path: Path) -> Catalogue:
 
 
 def parse_catalogue(text: str, filename: str) -> Catalogue:
+    """The catalogue, or ConfigError listing every problem (a broken catalogue sends nothing)."""
+    catalogue, problems, _ = read_catalogue(text, filename)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return catalogue
+
+
+def check_catalogue(path: Path) -> tuple[Catalogue, list[str], list[str]]:
+    """For `check`: the entries that are fine (templates are still checked against them),
+    every problem of the file, and every category it defines, even one with problems (so a
+    rule naming it is not a second problem)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return Catalogue(), [f"{path}: cannot read the product catalogue ({exc})"], []
+    return read_catalogue(text, str(path))
+
+
+def read_catalogue(text: str, filename: str) -> tuple[Catalogue, list[str], list[str]]:
+    """(the valid entries, every problem in file order, every category it names)."""
     try:
         doc = YAML(typ="rt").load(text)
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
-        raise ConfigError(f"{where} not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+        return Catalogue(), [f"{where} not valid YAML: {getattr(exc, 'problem', exc)}"], []
     problems: list[str] = []
     if doc is None:
-        return Catalogue()
+        return Catalogue(), [], []
     if not isinstance(doc, CommentedMap):
-        raise ConfigError(f"{filename}:1:1 expected 'categories:' and/or 'products:' sections")
+        expected = f"{filename}:1:1 expected 'categories:' and/or 'products:' sections"
+        return Catalogue(), [expected], []
     sections: dict[str, dict[str, ProductInfo]] = {"categories": {}, "products": {}}
     for key in doc:
         where = _at(filename, doc, key)
@@ -129,9 +156,29 @@ def parse_catalogue(text: str, filename: str) -> Catalogue:
                 if key == "categories":
                     info = replace(info, category=str(name))
                 sections[key][str(name)] = info
-    if problems:
-        raise ConfigError("\n".join(sorted(problems, key=_position)))
-    return Catalogue(categories=sections["categories"], products=sections["products"])
+    problems.extend(_unknown_categories(filename, doc))
+    catalogue = Catalogue(categories=sections["categories"], products=sections["products"])
+    named = doc.get("categories")
+    categories = sorted(str(c) for c in named) if isinstance(named, CommentedMap) else []
+    return catalogue, sorted(problems, key=_position), categories
+
+
+def _unknown_categories(filename: str, doc: CommentedMap) -> list[str]:
+    """A product whose category has no entry would silently get none of its tips."""
+    problems = []
+    products, categories = doc.get("products"), doc.get("categories")
+    if not isinstance(products, CommentedMap) or not isinstance(categories, CommentedMap):
+        return []
+    for sku, body in products.items():
+        category = body.get("category") if isinstance(body, CommentedMap) else None
+        if category is not None and str(category) not in categories:
+            known = sorted(str(c) for c in categories)
+            hint = _did_you_mean(str(category), known) if known else ""
+            problems.append(
+                f"{_at(filename, body, 'category')} product '{sku}': unknown category "
+                f"'{category}': no entry under categories{hint}"
+            )
+    return problems
 
 
 def _position(problem: str) -> tuple[int, int]:
@@ -204,7 +251,27 @@ def _parse_tips(
         )
         return {}
     result: dict[str, tuple[str, ...]] = {}
+    written = [str(k) for k in tips]
     for locale, lines in tips.items():
+        if not is_locale(str(locale)):
+            missing = [c for c in ("en", "pl", "de") if c not in written]
+            problems.append(
+                f"{_at(filename, tips, locale)} {label} '{name}': unknown locale '{locale}'"
+                f"{suggest_locale(str(locale), [*written, 'en', 'pl', 'de'], missing)}: tips "
+                f"are filed under a locale such as en, pl, de or pl-PL"
+            )
+            continue
+        before = len(problems)
+        if isinstance(lines, list):
+            for index, tip in enumerate(lines):
+                if isinstance(tip, str):
+                    problems.extend(
+                        f"{_at(filename, lines, index)} {label} '{name}': tip {index + 1} "
+                        f"({locale}): {wrong}"
+                        for wrong in content_problems(tip)
+                    )
+        if len(problems) > before:
+            continue
         if isinstance(lines, str):
             lines = [lines]
         if (
@@ -219,6 +286,32 @@ def _parse_tips(
             continue
         result[str(locale)] = tuple(t.strip() for t in lines)
     return result
+
+
+def content_problems(text: str) -> list[str]:
+    """What customers would see wrongly in a catalogue text: it is shown as typed."""
+    problems = []
+    syntax = _TEMPLATE_SYNTAX.search(text)
+    if syntax:
+        problems.append(
+            f"'{syntax.group(0)}' would be shown as typed: the catalogue is not a template, "
+            f"so names are not filled in; write the text without {{{{ }}}} or {{% %}}"
+        )
+    tag = _TAG.search(text)
+    if tag:
+        finished = re.match(r"[^<>]*>", text[tag.end() :])
+        fragment = tag.group(0) + (finished.group(0) if finished else "")
+        if not finished:
+            problems.append(
+                f"broken markup '{fragment}': the tag is not finished and would be shown as "
+                f"typed; tips are plain text, write it without tags"
+            )
+        else:
+            problems.append(
+                f"markup '{fragment}' would be shown as typed: tips are plain text (emails "
+                f"escape them), write it without tags"
+            )
+    return problems
 
 
 def _parse_offer(

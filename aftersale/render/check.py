@@ -1,143 +1,83 @@
-"""`aftersale check` for templates: render every template × locale × channel against every
-sample context and report every problem, each as one readable line with file:line.
+"""`aftersale check`: see what every customer will see, before any of them does.
 
-Kinds of problem: Jinja syntax errors, undefined names (with "did you mean"),
-sandbox violations, any other render failure, an SMS longer than the maximum
-segments, a marketing template without its unsubscribe link, a missing locale
-variant, and a template a rule names that does not exist.
+One run looks at everything and reports every problem, each on one line with its
+file:line, whatever fails first: the catalogue (fields, content, locales, categories),
+the rules (fields, vocabularies, time windows, references, their own cases), and every
+template × channel × locale. A template is read for what its source shows (syntax, with
+an unclosed tag at the line that opened it; text outside blocks; date patterns; escaping;
+links) and rendered, within its budget, with every shape of data its rules can hand it
+(`cases.data_cases`): a render that fails, prints None or a raw value, leaves a sentence
+dangling, runs past the SMS length or lacks the opt-out is reported with the situation
+("when the shipment has no pickup point").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from aftersale.decide.ruleset import RuleSet
+from jinja2 import meta
+
+from aftersale.carriers_meta import Carriers
+from aftersale.decide.replay import run_cases
+from aftersale.decide.ruleset import RuleSet, read_ruleset, rule_files
+from aftersale.decide.schema import OnceScope, Rule
 from aftersale.dispatch.channels.base import RenderFormat
 from aftersale.dispatch.channels.kinds import spec_of
 from aftersale.errors import TemplateError
-from aftersale.models import ChannelKind
-from aftersale.render.library import TemplateLibrary, Variant, did_you_mean
-from aftersale.render.samples import sample_contexts
+from aftersale.locales import is_locale, language_name, suggest_locale
+from aftersale.models import ChannelKind, DelayReason, EventKind, RenderedMessage
+from aftersale.render.cases import DataCase, Market, data_cases, market_for
+from aftersale.render.catalogue import Catalogue, check_catalogue
+from aftersale.render.library import TemplateLibrary, Variant
+from aftersale.render.lint import Finding, lint_source
+from aftersale.render.sandbox import RenderBudget
 from aftersale.render.sms import non_gsm7_characters, sms_segments
+from aftersale.settings import Shop
+from aftersale.tracking.detect import DelayThresholds
 
-LANGUAGE_NAMES = {"en": "English", "pl": "Polish", "de": "German"}
+#: Languages without a template of theirs: their customers get the default one.
+FOREIGN_LOCALES = ("ar", "ja", "fr")
+_DANGLING = re.compile(r":\s*$|\s[.,;:!?]|\(\s*\)|:\s*[.,;]")
+_EMPTY_ELEMENT = re.compile(r"<(p|li|td|th|strong|b|em|h[1-6]|a)\b[^>]*>\s*</\1>")
+_HREF = re.compile(r"""href=["'](http://[^"']*)""")
 
 
-def check_templates(
-    library: TemplateLibrary,
+def run_check(
     *,
-    template_names: Iterable[tuple[str, ChannelKind]] | None = None,
+    rules_dir: Path,
+    templates_dir: Path,
+    catalogue_path: Path | None,
+    shop: Shop,
+    carriers: Carriers,
+    thresholds: Callable[[RuleSet], DelayThresholds],
     max_sms_segments: int = 1,
+    budget: RenderBudget | None = None,
 ) -> list[str]:
-    """Every problem found, sorted by file; an empty list means all templates are fine.
-
-    `template_names` limits the check to the (template, channel) pairs the rules use and
-    reports any that have no file; by default every template found is checked.
-    """
-    problems: list[str] = []
-    wanted = sorted(set(template_names)) if template_names is not None else library.templates()
-    locales = library.locales()
-    for template, channel in wanted:
-        found = library.variants.get((template, channel), {})
-        folder = f"{library.root.name}/{channel.value}/{template}"
-        if not found:
-            problems.append(
-                f"{folder}/{library.shop.default_locale}.j2: missing: a rule sends "
-                f"'{template}' by {channel.value}, but there is no such template"
-                + did_you_mean(template, [t for t, c in library.variants if c == channel])
-            )
-            continue
-        if not library.has(template, channel):
-            problems.append(
-                f"{folder}/{library.shop.default_locale}.j2: missing: the shop's default locale "
-                f"'{library.shop.default_locale}' is the fallback for every customer, every "
-                f"template needs it"
-            )
-        for locale in locales:
-            default = locale.lower() == library.shop.default_locale.lower()
-            if locale.lower() not in found and "-" not in locale and not default:
-                language = LANGUAGE_NAMES.get(locale, locale)
-                problems.append(
-                    f"{folder}/{locale}.j2: missing: no {language} ({locale}) variant; "
-                    f"{language}-speaking customers would get the "
-                    f"'{library.shop.default_locale}' version"
-                )
-        marketing = library.is_marketing(template, channel)
-        contexts = sample_contexts(template, library.shop, library.catalogue, library.carriers)
-        for variant in found.values():
-            problems.extend(_check_variant(library, variant, contexts, marketing, max_sms_segments))
-    return sorted(dict.fromkeys(problems), key=_sort_key)
-
-
-def _sort_key(line: str) -> tuple[str, int, str]:
-    where = line.split(": ", 1)[0]
-    path, _, number = where.partition(":")
-    return path, int(number) if number.isdigit() else 0, line
-
-
-def _check_variant(
-    library: TemplateLibrary,
-    variant: Variant,
-    contexts: list[tuple[str, dict[str, Any]]],
-    marketing: bool,
-    max_sms_segments: int,
-) -> list[str]:
-    problems: list[str] = []
-    where = library.display(str(library.root / variant.name))
-    try:
-        library.compile(variant.name)
-    except TemplateError as exc:
-        return [str(exc)]
-    worst: tuple[int, str, str] | None = None
-    failed: dict[str, list[str]] = {}  # one line per distinct error, naming its samples
-    for label, context in contexts:
-        to = spec_of(variant.channel).sample_address
-        try:
-            message = library.render_variant(variant, context, to)
-        except TemplateError as exc:
-            failed.setdefault(str(exc), []).append(label)
-            continue
-        render_format = spec_of(variant.channel).render_format
-        if render_format is RenderFormat.TEXT:
-            info = sms_segments(message.text)
-            if info.segments > max_sms_segments and (worst is None or info.length > worst[0]):
-                detail = (
-                    f"{info.length} characters, GSM-7"
-                    if info.encoding == "GSM-7"
-                    else f"{info.length} characters, UCS-2 because of "
-                    + " ".join(repr(c) for c in non_gsm7_characters(message.text)[:5])
-                )
-                worst = (info.length, label, f"{info.segments} segments ({detail})")
-            if marketing and not _has_opt_out_sms(message.text, context):
-                failed.setdefault(
-                    f"{where}: marketing SMS without a way to opt out: add "
-                    f"'{{{{ links.unsubscribe_short }}}}' or a 'reply STOP' line",
-                    [],
-                ).append(label)
-        elif (
-            render_format is RenderFormat.EMAIL
-            and marketing
-            and f'href="{context["links"]["unsubscribe"]}' not in (message.html or "")
-        ):
-            failed.setdefault(
-                f"{where}: marketing email without an unsubscribe link: add "
-                f'<a href="{{{{ links.unsubscribe }}}}">…</a> (e.g. in {{% block footer %}})',
-                [],
-            ).append(label)
-    for problem, labels in failed.items():
-        more = f" and {len(labels) - 1} more" if len(labels) > 1 else ""
-        problems.append(f"{problem} [sample: {labels[0]}{more}]")
-    if worst is not None:
-        problems.append(
-            f"{where}: SMS too long: {worst[2]}, the maximum is {max_sms_segments} "
-            f"[sample: {worst[1]}]"
-        )
+    """Every problem of the catalogue, the rules and the templates, in that order."""
+    catalogue, problems = Catalogue(), list[str]()
+    categories: list[str] | None = None
+    if catalogue_path is not None and catalogue_path.exists():
+        catalogue, problems, categories = check_catalogue(catalogue_path)
+    library = TemplateLibrary.load(templates_dir, shop, catalogue, carriers, budget)
+    ruleset, rule_problems = read_ruleset(
+        rule_files(rules_dir),
+        carriers=carriers,
+        template_exists=library.has,
+        categories=categories,
+    )
+    problems.extend(rule_problems)
+    problems.extend(check_rule_kinds(ruleset, library))
+    # the rules files' own examples: a case that no longer fires (or now fires) is a problem
+    problems.extend(
+        f"{result.source}: case '{result.name}': {failure}"
+        for result in run_cases(ruleset, thresholds(ruleset))
+        for failure in result.failures
+    )
+    problems.extend(check_templates(library, ruleset, max_sms_segments=max_sms_segments))
     return problems
-
-
-def _has_opt_out_sms(text: str, context: dict[str, Any]) -> bool:
-    return context["links"]["unsubscribe_short"] in text or "STOP" in text
 
 
 def check_rule_kinds(ruleset: RuleSet, library: TemplateLibrary) -> list[str]:
@@ -158,3 +98,370 @@ def check_rule_kinds(ruleset: RuleSet, library: TemplateLibrary) -> list[str]:
                     f"change the template's '{{# kind: marketing #}}' marker"
                 )
     return problems
+
+
+# --- templates ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Found:
+    """One distinct problem: where, what, and the data cases it showed up with."""
+
+    where: str
+    line: int | None
+    message: str
+    labels: list[str] = field(default_factory=list)
+    everywhere: bool = True  # every case of every variant that met it
+
+    def __str__(self) -> str:
+        at = f"{self.where}:{self.line}" if self.line else self.where
+        when = ""
+        if not self.everywhere and self.labels:
+            more = len(dict.fromkeys(self.labels)) - 1
+            when = f" ({self.labels[0]}" + (f", and {more} more cases" if more else "") + ")"
+        return f"{at}: {self.message}{when}"
+
+
+class _Report:
+    def __init__(self) -> None:
+        self.found: dict[tuple[str, int | None, str], _Found] = {}
+
+    def add(
+        self, where: str, line: int | None, message: str, labels: Sequence[str] = (),
+        everywhere: bool = True,
+    ) -> None:  # fmt: skip
+        key = (where, line, message)
+        entry = self.found.setdefault(key, _Found(where, line, message, []))
+        entry.labels.extend(labels)
+        entry.everywhere = entry.everywhere and everywhere
+
+    def lines(self) -> list[str]:
+        ordered = sorted(self.found.values(), key=lambda f: (f.where, f.line or 0, f.message))
+        return [str(f) for f in ordered]
+
+
+def check_templates(
+    library: TemplateLibrary, ruleset: RuleSet | None = None, *, max_sms_segments: int = 1
+) -> list[str]:
+    """Every problem of every template, sorted by file; [] means all are fine. With the
+    rules, each template is rendered with the data its rules' events produce."""
+    report = _Report()
+    rules = ruleset.rules if ruleset is not None else ()
+    _check_shared_parts(library, report)
+    languages = sorted(
+        {
+            v.locale.lower()
+            for found in library.variants.values()
+            for v in found.values()
+            if "-" not in v.locale and is_locale(v.locale)
+        }
+    )
+    for template, channel in library.templates():
+        found = library.variants[(template, channel)]
+        folder = f"{library.root.name}/{channel.value}/{template}"
+        valid = {k: v for k, v in found.items() if is_locale(v.locale)}
+        _check_locales(library, report, folder, found, valid, languages)
+        senders = _senders(rules, template, channel)
+        marketing = library.is_marketing(template, channel)
+        for variant in valid.values():
+            _check_variant(library, report, variant, senders, marketing, max_sms_segments)
+    return report.lines()
+
+
+def _check_locales(
+    library: TemplateLibrary,
+    report: _Report,
+    folder: str,
+    found: dict[str, Variant],
+    valid: dict[str, Variant],
+    languages: list[str],
+) -> None:
+    default = library.shop.default_locale.lower()
+    missing = [lang for lang in languages if lang not in valid and lang != default]
+    for variant in found.values():
+        if variant.locale.lower() not in valid:
+            hint = suggest_locale(variant.locale, languages, missing)
+            named = re.search(r"'([^']+)'", hint)
+            if named and named.group(1) in missing:
+                missing.remove(named.group(1))  # the same mistake: say it once
+            report.add(
+                f"{folder}/{variant.locale}.j2",
+                None,
+                f"unknown locale '{variant.locale}'{hint}: a template file is named after a "
+                f"locale such as en.j2, pl.j2, de.j2 or pl-PL.j2; this one is never used",
+            )
+    if default not in valid and found:
+        report.add(
+            f"{folder}/{library.shop.default_locale}.j2",
+            None,
+            f"missing: the shop's default locale '{library.shop.default_locale}' is the "
+            f"fallback for every customer, every template needs it",
+        )
+    for lang in missing:
+        name = language_name(lang)
+        report.add(
+            f"{folder}/{lang}.j2",
+            None,
+            f"missing: no {name} ({lang}) variant; {name}-speaking customers would get the "
+            f"'{library.shop.default_locale}' version",
+        )
+
+
+def _senders(rules: Iterable[Rule], template: str, channel: ChannelKind) -> list[Rule]:
+    """The rules that send `template` by `channel` (directly or as a fallback); else those
+    that send it by another channel (its events are the ones it would be sent for)."""
+    rules = [r for r in rules if r.template == template]
+    direct = [r for r in rules if channel in r.channels or channel in r.fallback.values()]
+    return direct or rules
+
+
+def _check_shared_parts(library: TemplateLibrary, report: _Report) -> None:
+    for path in sorted(library.root.glob("*/_*.j2")):
+        html = _is_html(path.parent.name)
+        for finding in lint_source(library.env, path.read_text(encoding="utf-8"), html=html):
+            report.add(library.display(str(path)), finding.line, finding.message)
+
+
+def _is_html(folder: str) -> bool:
+    try:
+        return spec_of(folder).render_format is RenderFormat.EMAIL
+    except (KeyError, ValueError):
+        return False
+
+
+def _check_variant(
+    library: TemplateLibrary,
+    report: _Report,
+    variant: Variant,
+    senders: list[Rule],
+    marketing: bool,
+    max_sms_segments: int,
+) -> None:
+    path = library.root / variant.name
+    where = library.display(str(path))
+    source = path.read_text(encoding="utf-8")
+    findings: list[Finding] = lint_source(library.env, source, html=_is_html(variant.channel.value))
+    for finding in findings:
+        report.add(where, finding.line, finding.message)
+    if any(f.message.startswith("syntax error") for f in findings):
+        return
+    try:
+        library.compile(variant.name)
+    except TemplateError as exc:
+        report.add(exc.template, exc.line, exc.message)
+        return
+    words = _words(library, variant.name)
+    cases = _cases_for(library, variant, senders, words)
+    renders = _Renders(library, report, variant, where, marketing, max_sms_segments)
+    for market_label, case in cases:
+        renders.run(market_label, case)
+    renders.finish(static_http=any("is not https" in f.message for f in findings))
+
+
+def _cases_for(
+    library: TemplateLibrary, variant: Variant, senders: list[Rule], words: set[str]
+) -> list[tuple[str, DataCase]]:
+    """(market label, case) for every rule that sends the template and every market."""
+    markets: list[tuple[str, Market]] = [("", market_for(variant.locale))]
+    if variant.locale.lower() == library.shop.default_locale.lower():
+        written = {v.locale.split("-")[0].lower() for v in library.variants.get(
+            (variant.template, variant.channel), {}).values()}  # fmt: skip
+        foreign = next((lang for lang in FOREIGN_LOCALES if lang not in written), None)
+        if foreign:
+            market = market_for(foreign)
+            markets.append((f"for a {language_name(foreign)}-speaking customer", market))
+    out: list[tuple[str, DataCase]] = []
+    rules = senders or [_generic_rule(variant)]
+    for rule in rules:
+        for label, market in markets:
+            cases = data_cases(
+                rule,
+                variant.channel,
+                market,
+                shop=library.shop,
+                catalogue=library.catalogue,
+                carriers=library.carriers,
+                reads=words if senders else (),
+            )
+            out.extend((label, case) for case in cases)
+    return out
+
+
+def _generic_rule(variant: Variant) -> Rule:
+    """A template no rule sends yet: render it once with every record present."""
+    return Rule(
+        id="(no rule)", on=EventKind.DELAYED, status=None, reason=str(DelayReason.EXCEPTION),
+        days=None, template=variant.template, channels=(variant.channel,), fallback={},
+        marketing=variant.marketing, once=OnceScope.SHIPMENT, after=None, before=None,
+        windows={}, priority=0, supersedes=(), collapse=True, conditions=(), source="",
+    )  # fmt: skip
+
+
+class _Renders:
+    """Render one variant with each case and judge the output as a customer would."""
+
+    def __init__(
+        self,
+        library: TemplateLibrary,
+        report: _Report,
+        variant: Variant,
+        where: str,
+        marketing: bool,
+        max_sms_segments: int,
+    ) -> None:
+        self.library, self.report, self.variant, self.where = library, report, variant, where
+        self.marketing, self.max_sms_segments = marketing, max_sms_segments
+        self.failed: dict[tuple[str, int | None, str], list[str]] = {}
+        self.rendered = 0
+        self.full: dict[str, RenderedMessage] = {}
+        self.worst: tuple[int, str, str] | None = None
+        self.http: list[str] = []
+
+    def run(self, market: str, case: DataCase) -> None:
+        label = " ".join(p for p in (market, case.label) if p) or "when every fact is known"
+        self.rendered += 1
+        try:
+            message = self.library.render_variant(
+                self.variant, case.context, case.recipient, strict=True
+            )
+        except TemplateError as exc:
+            self.failed.setdefault((exc.template, exc.line, exc.message), []).append(label)
+            return
+        key = f"{market}|{case.base}"
+        if case.label == case.base:
+            self.full[key] = message
+        elif key in self.full:
+            self._compare(self.full[key], message, label)
+        if self.variant.channel is ChannelKind.SMS:
+            self._sms(message, case, label)
+        else:
+            self._email(message, case, label)
+
+    def _fail(self, line: int | None, message: str, label: str) -> None:
+        self.failed.setdefault((self.where, line, message), []).append(label)
+
+    def _sms(self, message: RenderedMessage, case: DataCase, label: str) -> None:
+        info = sms_segments(message.text)
+        if info.segments > self.max_sms_segments and (
+            self.worst is None or info.length > self.worst[0]
+        ):
+            detail = (
+                f"{info.length} characters, GSM-7"
+                if info.encoding == "GSM-7"
+                else f"{info.length} characters, UCS-2 because of "
+                + " ".join(repr(c) for c in non_gsm7_characters(message.text)[:5])
+            )
+            self.worst = (info.length, label, f"{info.segments} segments ({detail})")
+        links = case.context["links"]
+        if self.marketing and not (
+            links["unsubscribe_short"] in message.text or "STOP" in message.text
+        ):
+            self._fail(
+                None,
+                "marketing SMS without a way to opt out: add '{{ links.unsubscribe_short }}' or "
+                "a 'reply STOP' line",
+                label,
+            )
+
+    def _email(self, message: RenderedMessage, case: DataCase, label: str) -> None:
+        html = message.html or ""
+        if self.marketing and f'href="{case.context["links"]["unsubscribe"]}' not in html:
+            self._fail(
+                None,
+                'marketing email without an unsubscribe link: add <a href="{{ links.unsubscribe '
+                '}}">…</a> (e.g. in {% block footer %})',
+                label,
+            )
+        self.http.extend(_HREF.findall(html))
+
+    def _compare(self, full: RenderedMessage, message: RenderedMessage, label: str) -> None:
+        """Text that only dangles when a fact is missing: a label left without its value."""
+        before = _dangling(full.text)
+        for fragment in _dangling(message.text) - before:
+            line = _source_line(self.library, self.variant.name, fragment)
+            self._fail(
+                line,
+                f"leaves '{_clip(fragment)}' dangling: put the words around the value inside "
+                f"the same {{% if … %}} as the value",
+                label,
+            )
+        if message.html is not None and full.html is not None:
+            empty = _EMPTY_ELEMENT.findall(message.html)
+            if len(empty) > len(_EMPTY_ELEMENT.findall(full.html)):
+                self._fail(
+                    None,
+                    f"leaves an empty <{empty[0]}> element: put it inside the same {{% if … %}} "
+                    f"as the value it shows",
+                    label,
+                )
+
+    def finish(self, *, static_http: bool) -> None:
+        for (where, line, message), labels in self.failed.items():
+            everywhere = len(labels) >= self.rendered
+            self.report.add(where, line, message, labels, everywhere)
+        if self.worst is not None:
+            self.report.add(
+                self.where,
+                None,
+                f"SMS too long: {self.worst[2]}, the maximum is {self.max_sms_segments}",
+                [self.worst[1]],
+                everywhere=False,
+            )
+        if self.http and not static_http:
+            self.report.add(
+                self.where,
+                None,
+                f"link '{_clip(self.http[0])}' is not https: customers' mail programs warn about "
+                f"plain http (check the shop's base_url and help_url)",
+            )
+
+
+def _dangling(text: str) -> set[str]:
+    """The last words before each dangling mark ("Pickup point:"): the words, not the whole
+    line, so a name elsewhere on the line does not make it look new."""
+    out = set()
+    for line in text.splitlines():
+        for match in _DANGLING.finditer(line):
+            before = line[: match.start()].split()[-3:]
+            out.add(" ".join([*before, line[match.start() : match.end()].strip()]))
+    return out
+
+
+def _clip(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
+def _source_line(library: TemplateLibrary, name: str, fragment: str) -> int | None:
+    """The line of the template whose words end `fragment` ("Pickup point:")."""
+    words = re.split(r"\s+", re.sub(r"[^\w\s]+$", "", fragment).strip())
+    tail = " ".join(words[-2:])
+    if not tail:
+        return None
+    source = (library.root / name).read_text(encoding="utf-8")
+    for number, line in enumerate(source.splitlines(), start=1):
+        if tail in line:
+            return number
+    return None
+
+
+def _words(library: TemplateLibrary, name: str) -> set[str]:
+    """The words of a template and of the shared parts it extends or includes."""
+    seen: set[str] = set()
+    words: set[str] = set()
+    pending = [name]
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        path = library.root / current
+        if not path.is_file():
+            continue
+        source = path.read_text(encoding="utf-8")
+        words.update(re.findall(r"\w+", source))
+        try:
+            tree = library.env.parse(source)
+        except Exception:  # noqa: BLE001 - a syntax error is reported on its own
+            continue
+        pending.extend(n for n in meta.find_referenced_templates(tree) if isinstance(n, str))
+    return words

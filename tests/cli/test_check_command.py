@@ -19,7 +19,10 @@ def run_check(monkeypatch: pytest.MonkeyPatch, rules: Path) -> tuple[int, str]:
 
 
 def test_shipped_rules_and_templates_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert run_check(monkeypatch, PROJECT_ROOT / "rules") == (0, "rules and templates OK\n")
+    assert run_check(monkeypatch, PROJECT_ROOT / "rules") == (
+        0,
+        "catalogue, rules and templates OK\n",
+    )
 
 
 def test_a_rule_whose_kind_contradicts_its_template_is_reported(
