@@ -319,12 +319,14 @@ def messages_release(
 def _register_commands() -> None:
     """Commands kept in their own modules: the marketer's workbench and delivery upkeep."""
     from aftersale.cli.delivery import suppress_app, webhooks_app
+    from aftersale.cli.store import store_app
     from aftersale.cli.templates import preview, send_test
 
     app.command("preview")(preview)
     app.command("send-test")(send_test)
     app.add_typer(suppress_app, name="suppress")
     app.add_typer(webhooks_app, name="webhooks")
+    app.add_typer(store_app, name="store")
 
 
 _register_commands()

@@ -13,7 +13,7 @@ from pathlib import Path
 from aftersale.errors import StoreError
 from aftersale.store.protocols import Store
 
-__all__ = ["Store", "is_url", "open_store"]
+__all__ = ["Store", "is_url", "open_store", "without_password"]
 
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -49,7 +49,7 @@ def open_store(
                 migrate=migrate,
             )
         raise StoreError(
-            f"{_without_password(target)}: unknown database URL scheme {scheme!r}; "
+            f"{without_password(target)}: unknown database URL scheme {scheme!r}; "
             "AFTERSALE_DB is a DuckDB file path, :memory:, or a postgresql:// URL"
         )
     from aftersale.store.duckdb.store import DuckDBStore
@@ -57,5 +57,6 @@ def open_store(
     return DuckDBStore.open(target, wait_s=wait_s, poll_s=poll_s, migrate=migrate)
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
+    """A database URL fit for logs and messages: its password replaced by ***."""
     return re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", url)

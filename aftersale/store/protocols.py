@@ -9,7 +9,7 @@ together or not at all; outside one, each method commits on its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -289,6 +289,27 @@ class RetentionStore(Protocol):
         ...
 
 
+class TableStore(Protocol):
+    """Whole tables in bulk, for moving a store from one backend to another
+    (`aftersale store copy`). JSON columns travel as text."""
+
+    def table_columns(self, table: str) -> list[str]:
+        """The columns of one of the store's tables, in their order."""
+        ...
+
+    def read_table(
+        self, table: str, columns: Sequence[str], batch: int = 10_000
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Every row of `table` (these columns), `batch` rows at a time."""
+        ...
+
+    def write_table(
+        self, table: str, columns: Sequence[str], batches: Iterable[list[tuple[Any, ...]]]
+    ) -> int:
+        """Append the rows to `table` (meant for an empty one); returns how many."""
+        ...
+
+
 class Store(
     Transactional,
     OrderStore,
@@ -298,6 +319,7 @@ class Store(
     SuppressionStore,
     RunStore,
     RetentionStore,
+    TableStore,
     Protocol,
 ):
     """Every aggregate behind one handle, plus its lifecycle. One per process."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -142,6 +142,37 @@ class Connection:
             result = self.one(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _batch {conflict}")
         return int(result[0]) if result else 0
 
+    # --- whole tables (aftersale store copy) ---------------------------------
+
+    def table_columns(self, table: str) -> list[str]:
+        _known(table)
+        rows = self.rows(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position",
+            [table],
+        )
+        return [r[0] for r in rows]
+
+    def read_table(
+        self, table: str, columns: Sequence[str], batch: int = 10_000
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        _known(table)
+        cursor = self.con.execute(f"SELECT {', '.join(columns)} FROM {table}")
+        while rows := cursor.fetchmany(batch):
+            yield rows
+
+    def write_table(
+        self, table: str, columns: Sequence[str], batches: Iterable[list[tuple[Any, ...]]]
+    ) -> int:
+        _known(table)
+        written = 0
+        with self.transaction():
+            for rows in batches:
+                written += self.insert_rows(
+                    table, [dict(zip(columns, r, strict=True)) for r in rows]
+                )
+        return written
+
     # --- schema --------------------------------------------------------------
 
     def migrate(self) -> list[int]:
@@ -175,7 +206,12 @@ class Connection:
         return int(row[0]) if row and row[0] is not None else 0
 
     def count(self, table: str) -> int:
-        if table not in TABLES:
-            raise StoreError(f"unknown table {table!r}")
+        _known(table)
         row = self.one(f"SELECT count(*) FROM {table}")
         return int(row[0]) if row else 0
+
+
+def _known(table: str) -> None:
+    """Table names are formatted into SQL: only the store's own pass."""
+    if table not in TABLES:
+        raise StoreError(f"unknown table {table!r}")

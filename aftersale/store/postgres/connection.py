@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import secrets
 import socket
 import threading
@@ -31,6 +30,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from aftersale.errors import StoreError
+from aftersale.store import without_password
 from aftersale.store.migrations import MIGRATIONS, migration_sql
 from aftersale.store.rows import TABLES, to_db
 
@@ -56,10 +56,6 @@ def lease_free(alias: str) -> str:
 def lease_until() -> str:
     """SQL for a lease taken now (named parameter `lease_s`)."""
     return "now() + make_interval(secs => %(lease_s)s)"
-
-
-def without_password(url: str) -> str:
-    return re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", url)
 
 
 class Runner:
@@ -281,6 +277,40 @@ class Connection:
             sql += f" RETURNING {returning}"
         return self.rows(sql, {**named, **(params or {})})
 
+    # --- whole tables (aftersale store copy) ---------------------------------
+
+    def table_columns(self, table: str) -> list[str]:
+        _known(table)
+        rows = self.rows(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
+            [table],
+        )
+        return [r[0] for r in rows]
+
+    def read_table(
+        self, table: str, columns: Sequence[str], batch: int = 10_000
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        _known(table)
+        json_columns = {
+            r[0]
+            for r in self.rows(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                "current_schema() AND table_name = %s AND data_type IN ('json', 'jsonb')",
+                [table],
+            )
+        }
+        select = ", ".join(f"{c}::text" if c in json_columns else c for c in columns)
+        yield from self.con.stream(f"SELECT {select} FROM {table}", batch)
+
+    def write_table(
+        self, table: str, columns: Sequence[str], batches: Iterable[list[tuple[Any, ...]]]
+    ) -> int:
+        _known(table)
+        rows = (row for batch in batches for row in batch)
+        with self.transaction():
+            return int(self.con.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN", rows))
+
     # --- schema --------------------------------------------------------------
 
     def migrate(self) -> list[int]:
@@ -313,8 +343,7 @@ class Connection:
         return int(row[0]) if row and row[0] is not None else 0
 
     def count(self, table: str) -> int:
-        if table not in TABLES:
-            raise StoreError(f"unknown table {table!r}")
+        _known(table)
         row = self.one(f"SELECT count(*) FROM {table}")
         return int(row[0]) if row else 0
 
@@ -344,6 +373,12 @@ def _wait_for_server(url: str, wait_s: float, poll_s: float = 0.25) -> None:
             if attempt == 1 or attempt % 20 == 0:
                 log.warning("PostgreSQL at %s not answering; waiting", without_password(url))
             time.sleep(poll_s)
+
+
+def _known(table: str) -> None:
+    """Table names are formatted into SQL: only the store's own pass."""
+    if table not in TABLES:
+        raise StoreError(f"unknown table {table!r}")
 
 
 def _json_list(value: Sequence[str] | None) -> str | None:
