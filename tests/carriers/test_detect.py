@@ -84,8 +84,3 @@ def test_check_digit_helpers_agree_with_published_samples() -> None:
 def test_every_detected_slug_is_a_known_carrier() -> None:
     samples = ["1Z5R89390357567127", "642600027844200234823732", "01906100441262", "3318810025"]
     assert {slug for n in samples for slug in detect_carriers(n)} == set(CARRIERS)
-
-
-def test_the_registry_keys_are_the_metas_slugs() -> None:
-    assert DIRECTORY.slugs == tuple(CARRIERS)
-    assert all(adapter.meta.slug == slug for slug, adapter in CARRIERS.items())

@@ -10,40 +10,27 @@ change, run with AFTERSALE_REGEN_PAYLOADS=1 and review the diff before committin
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from carriers.base import Carrier
 from carriers.dhl import Dhl
 from carriers.dpd import Dpd
 from carriers.jsonout import tracking_to_json
+from carriers.registry import CARRIERS, DIRECTORY, build_carriers
 from carriers.ups import Ups
 
 PAYLOADS = Path(__file__).parent / "payloads"
 BASE_URL = "https://carrier.invalid"
-
-
-def _inpost(base_url: str) -> Carrier:
-    from carriers.inpost import InPost  # the lead's adapter
-
-    return InPost(base_url)
-
-
-#: slug -> adapter factory; the payload folder of each slug must exist.
-ADAPTERS: dict[str, Callable[[str], Carrier]] = {
-    "ups": lambda url: Ups(url, "client", "secret"),
-    "dhl": lambda url: Dhl(url, "key"),
-    "dpd": Dpd,
-}
-if importlib.util.find_spec("carriers.inpost") is not None:
-    ADAPTERS["inpost"] = _inpost
+#: every registered carrier, with its sandbox credentials; each needs its payload folder
+ADAPTERS = build_carriers(
+    {slug: BASE_URL for slug in CARRIERS},
+    {k: v for meta in DIRECTORY for k, v in meta.sandbox_env.items()},
+)
 
 _STATUS = re.compile(r"\.http(\d{3})$")
 
@@ -68,7 +55,7 @@ def test_payload_normalises_to_expected(slug: str, raw: Path) -> None:
     expected = json.loads(expected_path.read_text(encoding="utf-8"))
     match = _STATUS.search(raw.stem)
     status_code = int(match.group(1)) if match else 200
-    adapter = ADAPTERS[slug](BASE_URL)
+    adapter = ADAPTERS[slug]
 
     tracking = adapter.parse_response(expected["tracking_number"], status_code, raw.read_bytes())
     actual = tracking_to_json(tracking)
@@ -77,6 +64,11 @@ def test_payload_normalises_to_expected(slug: str, raw: Path) -> None:
         expected_path.write_text(json.dumps(actual, indent=2, ensure_ascii=False) + "\n", "utf-8")
     assert actual == expected
     assert tracking.carrier == slug
+
+
+def test_every_registered_carrier_has_recorded_payloads() -> None:
+    tested = {slug for slug in ADAPTERS if any((PAYLOADS / slug).glob("*.expected.json"))}
+    assert tested == set(ADAPTERS), f"no payloads/<slug>/ cases for {set(ADAPTERS) - tested}"
 
 
 def test_every_payload_has_an_expected_file() -> None:
@@ -105,7 +97,7 @@ def test_unmapped_code_is_logged_with_carrier_code_and_number(
     raw = PAYLOADS / slug / f"{case}.json"
     number = json.loads(_expected_path(raw).read_text("utf-8"))["tracking_number"]
     with caplog.at_level(logging.WARNING, logger=f"carriers.{slug}"):
-        ADAPTERS[slug](BASE_URL).parse_response(number, 200, raw.read_bytes())
+        ADAPTERS[slug].parse_response(number, 200, raw.read_bytes())
     records = [r for r in caplog.records if getattr(r, "code", None) == code]
     assert records, caplog.text
     assert records[0].carrier == slug

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from aftersale.models import Status, Tracking
 from carriers.jsonout import tracking_to_json
-from tests.carriers.test_payloads import ADAPTERS, BASE_URL, PAYLOADS
+from tests.carriers.test_payloads import ADAPTERS, PAYLOADS
 
 SLUGS = sorted(ADAPTERS)
 HTTP = st.sampled_from([200, 200, 200, 400, 401, 404, 500])
@@ -103,7 +103,7 @@ def mutated(draw: st.DrawFn, slug: str) -> Any:
 
 
 def _check(slug: str, number: str, status: int, body: bytes) -> None:
-    tracking = ADAPTERS[slug](BASE_URL).parse_response(number, status, body)
+    tracking = ADAPTERS[slug].parse_response(number, status, body)
     assert isinstance(tracking, Tracking)
     assert tracking.carrier == slug
     assert isinstance(tracking.tracking_number, str)  # InPost echoes the carrier's number

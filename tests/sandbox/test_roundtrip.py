@@ -15,10 +15,8 @@ import pytest
 
 from aftersale.models import Status, Tracking
 from carriers.base import Carrier
-from carriers.dhl import Dhl
 from carriers.dpd import Dpd
-from carriers.inpost import InPost
-from carriers.ups import Ups
+from carriers.registry import CARRIERS, DIRECTORY, build_carriers
 from sandbox.app import SandboxClock, SandboxState, build_app
 from sandbox.timelines import LOCAL_ZONE, SCENARIOS, SandboxParcel
 
@@ -33,12 +31,13 @@ NUMBERS = {
 
 
 def adapters() -> dict[str, Carrier]:
-    return {
-        "ups": Ups(BASE, "sandbox-client", "sandbox-secret"),
-        "dhl": Dhl(BASE, "sandbox-key"),
-        "dpd": Dpd(BASE),
-        "inpost": InPost(BASE),
-    }
+    """Every registered carrier, aimed at the sandbox with the credentials in its META."""
+    sandbox_env = {k: v for meta in DIRECTORY for k, v in meta.sandbox_env.items()}
+    return build_carriers({slug: BASE for slug in CARRIERS}, sandbox_env)
+
+
+def test_every_registered_carrier_has_a_sandbox_number() -> None:
+    assert set(NUMBERS) == set(CARRIERS)
 
 
 def _cases() -> Iterator[pytest.param]:
