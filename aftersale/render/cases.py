@@ -28,6 +28,7 @@ from babel.numbers import get_territory_currencies
 
 from aftersale.carriers_meta import Carriers
 from aftersale.decide.schema import Rule
+from aftersale.dispatch.channels.kinds import CHANNELS, spec_of
 from aftersale.locales import language_name
 from aftersale.models import (
     ChannelKind,
@@ -366,10 +367,11 @@ def _recategorise(category: str) -> Callable[[Item], Item]:
 
 
 VARIATIONS = (
-    _Variation("when the customer gave no phone number", frozenset({"phone"}),
-               _customer(phone=None), ChannelKind.SMS),
-    _Variation("when the customer gave no email address", frozenset({"email"}),
-               _customer(email=None), ChannelKind.EMAIL),
+    # a customer without an address on a channel: news goes by the other channels only
+    *(_Variation(f"when the customer gave no {spec.recipient_noun}",
+                 frozenset({spec.recipient_field}),
+                 _customer(**{spec.recipient_field: None}), spec.kind)
+      for spec in CHANNELS.values()),
     _Variation("when the customer's country is not known", frozenset({"country"}),
                _customer(country=None)),
     _Variation("when the order has no promised delivery date",
@@ -534,7 +536,8 @@ def _case(
         now=NOW,
     )
     customer = world.order.customer
-    to = (customer.phone if channel is ChannelKind.SMS else customer.email) or "+48600000000"
+    spec = spec_of(channel)
+    to = spec.recipient(customer) or spec.sample_address
     return DataCase(label, context, to, base)
 
 

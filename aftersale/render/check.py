@@ -332,10 +332,11 @@ class _Renders:
             self.full[key] = message
         elif key in self.full:
             self._compare(self.full[key], message, label)
-        if self.variant.channel is ChannelKind.SMS:
-            self._sms(message, case, label)
-        else:
-            self._email(message, case, label)
+        match spec_of(self.variant.channel).render_format:
+            case RenderFormat.TEXT:
+                self._sms(message, case, label)
+            case RenderFormat.EMAIL:
+                self._email(message, case, label)
 
     def _fail(self, line: int | None, message: str, label: str) -> None:
         self.failed.setdefault((self.where, line, message), []).append(label)
