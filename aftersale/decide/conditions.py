@@ -157,6 +157,7 @@ def check_condition(field_name: str, spec: FieldSpec, op: str, value: Any) -> st
     values = value if op in ("in", "not_in") else [value]
     if op in ("in", "not_in") and not isinstance(value, list):
         return f"operator '{op}' needs a list, e.g. [a, b]"
+    unknown = []
     for v in values:
         if spec.type == "number" and (isinstance(v, bool) or not isinstance(v, int | float)):
             return f"'{field_name}' is a number, got {v!r}"
@@ -165,14 +166,14 @@ def check_condition(field_name: str, spec: FieldSpec, op: str, value: Any) -> st
         if spec.type == "text" and not isinstance(v, str):
             return f"'{field_name}' is text, got {v!r}"
         if spec.choices and v not in spec.choices:
-            hint = suggest(str(v), spec.choices)
-            if field_name == "items.category":
-                hint = f": the catalogue has no such category{hint}"
-            return f"unknown {spec.noun} '{v}' for '{field_name}'{hint}"
+            unknown.append(f"'{v}'{suggest(str(v), spec.choices)}")
         world = _WORLD.get(spec.noun)
         if world is not None and isinstance(v, str) and not world[0](v):
-            return f"unknown {spec.noun} '{v}' for '{field_name}'{world[1](v)}"
-    return None
+            unknown.append(f"'{v}'{world[1](v)}")
+    if not unknown:
+        return None
+    where = ": the catalogue has no such category" if field_name == "items.category" else ""
+    return f"unknown {spec.noun} {', '.join(unknown)} for '{field_name}'{where}"
 
 
 def compile_condition(field_name: str, op: str, value: Any) -> Condition:

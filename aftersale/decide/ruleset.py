@@ -273,8 +273,10 @@ def _unknown_references(refs: list[tuple[_Where, str, str, str]], defined: set[s
             by_id.setdefault(rule_id, []).append((where.at(key), subject))
     problems = []
     for rule_id, places in by_id.items():
-        (first, subject), others = places[0], [p for p, _ in places[1:]]
-        also = f"; also named at {', '.join(others)}" if others else ""
+        (first, subject), others = places[0], list(dict.fromkeys(p for p, _ in places[1:]))
+        others = [p for p in others if p != first]
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        also = f"; also named at {shown}" if others else ""
         problems.append(
             f"{first} {subject}: unknown rule '{rule_id}'{suggest(rule_id, defined)}{also}"
         )

@@ -112,31 +112,33 @@ def parse_catalogue(text: str, filename: str) -> Catalogue:
     return catalogue
 
 
-def check_catalogue(path: Path) -> tuple[Catalogue, list[str], list[str]]:
+def check_catalogue(path: Path) -> tuple[Catalogue, list[str], list[str] | None]:
     """For `check`: the entries that are fine (templates are still checked against them),
     every problem of the file, and every category it defines, even one with problems (so a
-    rule naming it is not a second problem)."""
+    rule naming it is not a second problem); None when the file cannot be read at all."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        return Catalogue(), [f"{path}: cannot read the product catalogue ({exc})"], []
-    return read_catalogue(text, str(path))
+        return Catalogue(), [f"{path}: cannot read the product catalogue ({exc})"], None
+    # shown as marketers know it, beside rules/ and templates/: catalogue/products.yaml
+    return read_catalogue(text, f"{path.parent.name}/{path.name}")
 
 
-def read_catalogue(text: str, filename: str) -> tuple[Catalogue, list[str], list[str]]:
-    """(the valid entries, every problem in file order, every category it names)."""
+def read_catalogue(text: str, filename: str) -> tuple[Catalogue, list[str], list[str] | None]:
+    """(the valid entries, every problem in file order, every category it names, or None
+    when the file is not readable YAML)."""
     try:
         doc = YAML(typ="rt").load(text)
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
-        return Catalogue(), [f"{where} not valid YAML: {getattr(exc, 'problem', exc)}"], []
+        return Catalogue(), [f"{where} not valid YAML: {getattr(exc, 'problem', exc)}"], None
     problems: list[str] = []
     if doc is None:
         return Catalogue(), [], []
     if not isinstance(doc, CommentedMap):
         expected = f"{filename}:1:1 expected 'categories:' and/or 'products:' sections"
-        return Catalogue(), [expected], []
+        return Catalogue(), [expected], None
     sections: dict[str, dict[str, ProductInfo]] = {"categories": {}, "products": {}}
     for key in doc:
         where = _at(filename, doc, key)
@@ -174,8 +176,9 @@ def _unknown_categories(filename: str, doc: CommentedMap) -> list[str]:
         if category is not None and str(category) not in categories:
             known = sorted(str(c) for c in categories)
             hint = _did_you_mean(str(category), known) if known else ""
+            line, col = body.lc.value("category")
             problems.append(
-                f"{_at(filename, body, 'category')} product '{sku}': unknown category "
+                f"{filename}:{line + 1}:{col + 1} product '{sku}': unknown category "
                 f"'{category}': no entry under categories{hint}"
             )
     return problems
@@ -297,11 +300,13 @@ def content_problems(text: str) -> list[str]:
             f"'{syntax.group(0)}' would be shown as typed: the catalogue is not a template, "
             f"so names are not filled in; write the text without {{{{ }}}} or {{% %}}"
         )
-    tag = _TAG.search(text)
-    if tag:
+    tags = []
+    for tag in _TAG.finditer(text):
         finished = re.match(r"[^<>]*>", text[tag.end() :])
-        fragment = tag.group(0) + (finished.group(0) if finished else "")
-        if not finished:
+        tags.append((finished is None, tag.group(0) + (finished.group(0) if finished else "")))
+    if tags:
+        unfinished, fragment = max(tags, key=lambda t: t[0])  # a broken tag first
+        if unfinished:
             problems.append(
                 f"broken markup '{fragment}': the tag is not finished and would be shown as "
                 f"typed; tips are plain text, write it without tags"

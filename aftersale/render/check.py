@@ -118,13 +118,16 @@ class _Found:
         when = ""
         if not self.everywhere and self.labels:
             more = len(dict.fromkeys(self.labels)) - 1
-            when = f" ({self.labels[0]}" + (f", and {more} more cases" if more else "") + ")"
+            others = f", and {more} more case{'s' if more > 1 else ''}" if more else ""
+            when = f" ({self.labels[0]}{others})"
         return f"{at}: {self.message}{when}"
 
 
 class _Report:
-    def __init__(self) -> None:
+    def __init__(self, default_locale: str) -> None:
         self.found: dict[tuple[str, int | None, str], _Found] = {}
+        self.missing: dict[str, list[str]] = {}  # language -> folders without it
+        self.default_locale = default_locale
 
     def add(
         self, where: str, line: int | None, message: str, labels: Sequence[str] = (),
@@ -136,6 +139,26 @@ class _Report:
         entry.everywhere = entry.everywhere and everywhere
 
     def lines(self) -> list[str]:
+        for lang, folders in self.missing.items():
+            name = language_name(lang)
+            if len(folders) <= 3:
+                for folder in folders:
+                    self.add(
+                        f"{folder}/{lang}.j2",
+                        None,
+                        f"missing: no {name} ({lang}) variant; {name}-speaking customers would "
+                        f"get the '{self.default_locale}' version",
+                    )
+                continue
+            root = folders[0].split("/")[0]
+            shown = ", ".join(f.split("/", 1)[1] for f in folders[:3])
+            self.add(
+                root,
+                None,
+                f"missing: no {name} ({lang}) variant of {len(folders)} templates ({shown} and "
+                f"{len(folders) - 3} more); {name}-speaking customers would get the "
+                f"'{self.default_locale}' versions",
+            )
         ordered = sorted(self.found.values(), key=lambda f: (f.where, f.line or 0, f.message))
         return [str(f) for f in ordered]
 
@@ -145,7 +168,7 @@ def check_templates(
 ) -> list[str]:
     """Every problem of every template, sorted by file; [] means all are fine. With the
     rules, each template is rendered with the data its rules' events produce."""
-    report = _Report()
+    report = _Report(library.shop.default_locale)
     rules = ruleset.rules if ruleset is not None else ()
     _check_shared_parts(library, report)
     languages = sorted(
@@ -198,13 +221,7 @@ def _check_locales(
             f"fallback for every customer, every template needs it",
         )
     for lang in missing:
-        name = language_name(lang)
-        report.add(
-            f"{folder}/{lang}.j2",
-            None,
-            f"missing: no {name} ({lang}) variant; {name}-speaking customers would get the "
-            f"'{library.shop.default_locale}' version",
-        )
+        report.missing.setdefault(lang, []).append(folder)
 
 
 def _senders(rules: Iterable[Rule], template: str, channel: ChannelKind) -> list[Rule]:
@@ -423,8 +440,8 @@ def _dangling(text: str) -> set[str]:
     out = set()
     for line in text.splitlines():
         for match in _DANGLING.finditer(line):
-            before = line[: match.start()].split()[-3:]
-            out.add(" ".join([*before, line[match.start() : match.end()].strip()]))
+            before = " ".join(line[: match.start()].split()[-2:])
+            out.add(before + match.group(0).rstrip())
     return out
 
 

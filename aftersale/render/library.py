@@ -338,7 +338,12 @@ def render_error(
     if isinstance(exc, TemplateSyntaxError):
         filename = exc.filename or filename
         line = exc.lineno
-        return TemplateError(library.display(filename), f"syntax error: {exc.message}", line)
+        message = exc.message or ""
+        unknown = re.fullmatch(r"No (filter|test) named '(\w+)'\.?", message)
+        if unknown:
+            names = library.env.filters if unknown.group(1) == "filter" else library.env.tests
+            message += did_you_mean(unknown.group(2), sorted(names))
+        return TemplateError(library.display(filename), f"syntax error: {message}", line)
     where = library.display(filename) if filename else library.display(str(library.root / name))
     if isinstance(exc, SecurityError):
         message = f"not allowed in templates (sandbox): {exc}"
@@ -351,7 +356,11 @@ def render_error(
     elif isinstance(exc, TemplateMisuse):
         message = str(exc)
     elif isinstance(exc, TemplateNotFound):
-        message = f"uses '{exc.name}', which does not exist under {library.root.name}/"
+        files = [p.relative_to(library.root).as_posix() for p in library.root.glob("*/*.j2")]
+        message = (
+            f"uses '{exc.name}', which does not exist under {library.root.name}/"
+            f"{did_you_mean(str(exc.name), files)}"
+        )
     else:
         message = f"{type(exc).__name__}: {exc}"
     return TemplateError(where, message, line or None)

@@ -25,6 +25,7 @@ from jinja2 import StrictUndefined, Undefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import missing
 
+from aftersale.locales import is_locale
 from aftersale.render.context import Fields
 
 MAX_SEQUENCE = 100_000  # "a" * 10**9 would exhaust memory: refuse big repeats and widths
@@ -287,6 +288,13 @@ class StrictFieldsUndefined(StrictUndefined):
                 f"cannot read '{name}' of something that is empty (None) in this message: "
                 f"guard it with {{% if … %}}"
             )
+        if isinstance(obj, Mapping) and obj and all(is_locale(str(k)) for k in obj):
+            return (
+                f"no entry for the language '{name}' here: this shared part has words for "
+                f"{', '.join(map(str, obj))}; add a '{name}' entry"
+            )
+        if isinstance(obj, Mapping):
+            return f"no entry '{name}'{did_you_mean(str(name), [str(k) for k in obj])}"
         return f"{type(obj).__name__} has no attribute '{name}'"
 
 

@@ -1,0 +1,313 @@
+"""`run_check` on copies of the shipped rules, templates and catalogue: the mistakes
+marketers make, each caught at its file:line with the words they will read, all in one
+run; and the edits they make correctly, which must pass."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from aftersale.decide.ruleset import RuleSet
+from aftersale.render.check import run_check
+from aftersale.settings import PROJECT_ROOT, Shop
+from aftersale.tracking.detect import DelayThresholds, default_thresholds
+from carriers.registry import DIRECTORY
+
+
+def _thresholds(ruleset: RuleSet) -> DelayThresholds:
+    return ruleset.due_thresholds(default_thresholds(DIRECTORY))
+
+
+def _check(root: Path) -> list[str]:
+    return run_check(
+        rules_dir=root / "rules",
+        templates_dir=root / "templates",
+        catalogue_path=root / "catalogue" / "products.yaml",
+        shop=Shop(),
+        carriers=DIRECTORY,
+        thresholds=_thresholds,
+    )
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    for folder in ("rules", "templates", "catalogue"):
+        shutil.copytree(PROJECT_ROOT / folder, tmp_path / folder)
+    return tmp_path
+
+
+def _edit(root: Path) -> Callable[[str, str, str], None]:
+    def edit(relative: str, old: str, new: str) -> None:
+        path = root / relative
+        text = path.read_text(encoding="utf-8")
+        assert old in text, f"{relative} no longer contains {old!r}: update the test"
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+    return edit
+
+
+def test_shipped_files_have_no_problems_and_check_is_quick() -> None:
+    started = time.process_time()
+    assert _check(PROJECT_ROOT) == []
+    assert time.process_time() - started < 10
+
+
+def test_template_mistakes(copy: Path) -> None:
+    edit = _edit(copy)
+    # data only some customers have: a guard removed
+    edit(
+        "templates/email/available_for_pickup/en.j2",
+        '{% if shipment.pickup_point %}\n<p class="notice">{{ shipment.pickup_point }}</p>\n'
+        "{% endif %}",
+        '<p class="notice">Pickup point: {{ shipment.pickup_point }}</p>',
+    )
+    edit(
+        "templates/email/arriving_tomorrow/en.j2",
+        "{% if shipment.window_start %}, between <strong>{{ shipment.window_start|time }} and "
+        "{{ shipment.window_end|time }}</strong>{% endif %}",
+        ", between <strong>{{ shipment.window_start|time }} and "
+        "{{ shipment.window_end|time }}</strong>",
+    )
+    edit(
+        "templates/email/thank_you/en.j2",
+        "{% if order.promised_delivery %}\n<p>Expected delivery: <strong>"
+        '{{ order.promised_delivery|date("full") }}</strong>.</p>\n{% endif %}',
+        '<p>Expected delivery: <strong>{{ order.promised_delivery|date("full") }}</strong>.</p>',
+    )
+    edit(
+        "templates/sms/available_for_pickup/en.j2",
+        "Where: {{ links.tracking_short }}",
+        "Pickup point: {{ shipment.pickup_point or '' }}. Where: {{ links.tracking_short }}",
+    )
+    # formats that render nonsense
+    edit(
+        "templates/email/shipped/de.j2",
+        'shipment.estimated_delivery|date("full") }}</strong>',
+        'shipment.estimated_delivery|date("DD.MM.YYYY") }}</strong>',
+    )
+    edit(
+        "templates/email/delivered/en.j2",
+        "{% block html %}\n",
+        "{% block html %}\n<p>Placed at {{ order.placed_at|money }}</p>\n",
+    )
+    edit(
+        "templates/sms/shipped/pl.j2",
+        "{% block text %}\n",
+        "{% block text %}\n{% if shipment.estimated_delivery %}Dostawa "
+        "{{ shipment.estimated_delivery|time }}.{% endif %}\n",
+    )
+    # escaping turned off, a plain http link
+    edit(
+        "templates/email/shipped/en.j2",
+        "{{ customer.first_name }}",
+        "{{ customer.first_name|safe }}",
+    )
+    edit(
+        "templates/email/delivered/pl.j2",
+        "{% block html %}\n",
+        '{% block html %}\n<p><a href="http://northwind.example/pomoc">Pomoc</a></p>\n',
+    )
+    # content that silently disappears
+    edit(
+        "templates/sms/delivered/de.j2",
+        '{% extends "sms/_layout.j2" %}\n',
+        '{% extends "sms/_layout.j2" %}\nVielen Dank!\n',
+    )
+    # a runaway template
+    edit(
+        "templates/email/review_request/de.j2",
+        "{% block html %}\n",
+        "{% block html %}\n{% for a in range(99999) %}{% for b in range(99999) %}."
+        "{% endfor %}{% endfor %}\n",
+    )
+    # an unclosed tag; a locale file misnamed
+    edit(
+        "templates/email/delivery_attempted/pl.j2",
+        "{% block html %}\n",
+        "{% block html %}\n{% if customer.phone %}\n",
+    )
+    (copy / "templates/sms/delayed/de.j2").rename(copy / "templates/sms/delayed/ge.j2")
+    # unknown filter and include, with suggestions
+    edit(
+        "templates/email/out_for_delivery/en.j2",
+        "{% block html %}\n",
+        "{% block html %}\n{{ order.total|moneys }}\n",
+    )
+    edit(
+        "templates/email/out_for_delivery/de.j2",
+        "{% block html %}\n",
+        "{% block html %}\n{% include 'email/_itemz.j2' %}\n",
+    )
+    assert _check(copy) == [
+        "templates/email/arriving_tomorrow/en.j2:6: |time got nothing: the value before it is "
+        "empty here; put it inside {% if … %}…{% endif %} (when the carrier gives no delivery "
+        "time window, and 3 more cases)",
+        "templates/email/available_for_pickup/en.j2:7: prints 'None': this value is empty "
+        "here; put it inside {% if … %}…{% endif %} or give a fallback with `or` (for home "
+        "delivery, with no pickup point, and 3 more cases)",
+        "templates/email/delivered/en.j2:5: |money needs an amount, got a date and time "
+        "(2025-03-09T07:30+00:00)",
+        "templates/email/delivered/pl.j2:5: link 'http://northwind.example/pomoc' is not "
+        "https: customers' mail programs warn about plain http; use "
+        "'https://northwind.example/pomoc'",
+        "templates/email/delivery_attempted/pl.j2:5: syntax error: this {% if %} is never "
+        "closed: add {% endif %} before the {% endblock %} on line 10",
+        "templates/email/out_for_delivery/de.j2:5: uses 'email/_itemz.j2', which does not "
+        "exist under templates/ (did you mean 'email/_items.j2'?)",
+        "templates/email/out_for_delivery/en.j2:5: syntax error: No filter named 'moneys'. "
+        "(did you mean 'money'?)",
+        "templates/email/review_request/de.j2:6: more than 100,000 loop steps and calls (the "
+        "budget per message): a loop or macro repeats too often",
+        "templates/email/shipped/de.j2:7: |date('DD.MM.YYYY'): 'DD' is the day of the year "
+        "(329); 'YYYY' is the week-based year (wrong around New Year); did you mean "
+        "'dd.MM.yyyy'? (Babel patterns: d day, M month, y year, H hour, m minute)",
+        "templates/email/shipped/en.j2:5: |safe on 'customer.first_name', which customers, "
+        "orders or carriers provide: a name like '<script>' would become part of the email; "
+        "remove |safe",
+        "templates/email/thank_you/en.j2:8: |date got nothing: the value before it is empty "
+        "here; put it inside {% if … %}…{% endif %} (when the order has no promised delivery "
+        "date, and 3 more cases)",
+        "templates/sms/available_for_pickup/en.j2: SMS too long: 2 segments (285 characters, "
+        "GSM-7), the maximum is 1 (with long names, product names and addresses)",
+        "templates/sms/available_for_pickup/en.j2:3: leaves 'Pickup point: .' dangling: put "
+        "the words around the value inside the same {% if … %} as the value (for home "
+        "delivery, with no pickup point, and 3 more cases)",
+        "templates/sms/delayed/ge.j2: unknown locale 'ge' (did you mean 'de'?): a template "
+        "file is named after a locale such as en.j2, pl.j2, de.j2 or pl-PL.j2; this one is "
+        "never used",
+        "templates/sms/delivered/de.j2:2: 'Vielen Dank!' is outside every {% block %}: a "
+        "template that extends a layout shows only its blocks, so no customer would see it; "
+        "move it into a block",
+        "templates/sms/shipped/pl.j2:3: |time needs a date and time, got a date (2025-03-13) "
+        "(for a day alone use |date) (when every fact is known, and 3 more cases)",
+    ]  # fmt: skip
+
+
+def test_rule_and_catalogue_mistakes(copy: Path) -> None:
+    edit = _edit(copy)
+    # values nobody checked: a category, a country and a locale that do not exist
+    edit(
+        "rules/aftercare.yaml",
+        "in: [headphones, speakers, laptops, smartwatches,",
+        "in: [headphones, speakers, laptops, smartwatch,",
+    )
+    edit("catalogue/products.yaml", "  speakers:\n", "  speaker:\n")
+    edit(
+        "catalogue/products.yaml",
+        "      de:\n        - Führen Sie das Systemupdate",
+        "      ger:\n        - Führen Sie das Systemupdate",
+    )
+    edit(
+        "rules/delays.yaml",
+        "    before: 2d\n",
+        "    before: 2d\n    when:\n      - {field: customer.country, in: [PL, Germany]}\n"
+        "      - {field: customer.locale, ne: ger}\n",
+    )
+    # marketer content in the catalogue
+    edit(
+        "catalogue/products.yaml",
+        "- Turn on automatic workout detection in the app.",
+        "- Turn on <b>automatic workout detection</b in the app.",
+    )
+    edit(
+        "catalogue/products.yaml",
+        "- Format the memory card in the camera",
+        "- Hi {{ customer.first_name }}, format the memory card in the camera",
+    )
+    edit("catalogue/products.yaml", "    category: headphones\n", "    category: headphone\n")
+    # windows that run the wrong way
+    edit(
+        "rules/shipping.yaml",
+        'send_window: {email: "08:00-20:00"}',
+        'send_window: {email: "20:00-08:00"}',
+    )
+    edit("rules/policy.yaml", 'sms: "21:00-08:00"', 'sms: "08:00-21:00"')
+    # one typo in a rule id: one line, not one per reference to it
+    edit("rules/shipping.yaml", "  - id: shipped\n", "  - id: shiped\n")
+    assert _check(copy) == [
+        "catalogue/products.yaml:63:7 category 'laptops': unknown locale 'ger' (did you mean "
+        "'de'?): tips are filed under a locale such as en, pl, de or pl-PL",
+        "catalogue/products.yaml:78:11 category 'smartwatches': tip 2 (en): broken markup "
+        "'</b': the tag is not finished and would be shown as typed; tips are plain text, "
+        "write it without tags",
+        "catalogue/products.yaml:129:11 category 'camera': tip 1 (en): "
+        "'{{ customer.first_name }}' would be shown as typed: the catalogue is not a "
+        "template, so names are not filled in; write the text without {{ }} or {% %}",
+        "catalogue/products.yaml:143:15 product 'NW-ANC-700': unknown category 'headphone': "
+        "no entry under categories (did you mean 'headphones'?)",
+        "rules/aftercare.yaml:16:13 rule 'setup_tip': unknown category 'speakers' (did you "
+        "mean 'speaker'?), 'smartwatch' (did you mean 'smartwatches'?) for 'items.category': "
+        "the catalogue has no such category",
+        "rules/delays.yaml:15:39 rule 'delayed': unknown country 'Germany' (did you mean "
+        "'DE'?) for 'customer.country'",
+        "rules/delays.yaml:16:38 rule 'delayed': unknown locale 'ger' (did you mean 'de'?) for "
+        "'customer.locale'",
+        "rules/policy.yaml:10:10 defaults: sms: quiet hours '08:00-21:00' are daytime hours: "
+        "messages would wait through the day and go out at night (22:00-07:00 in the "
+        "recipient's time zone); quiet hours run from evening to morning (did you mean "
+        "'21:00-08:00'?)",
+        "rules/shipping.yaml:19:26 rule 'arriving_tomorrow': email: send window '20:00-08:00' "
+        "runs overnight: a send window is a daytime range, start before end (did you mean "
+        "'08:00-20:00'?)",
+        "rules/shipping.yaml:31:17 rule 'out_for_delivery': unknown rule 'shipped' (did you "
+        "mean 'shiped'?); also named at rules/shipping.yaml:52:17, rules/shipping.yaml:61:17, "
+        "rules/delays.yaml:80:18 and 5 more",
+    ]  # fmt: skip
+
+
+def test_correct_edits_pass(copy: Path) -> None:
+    edit, templates = _edit(copy), copy / "templates"
+    # a new message type made by copying `delayed`, sent by a rule on the delayed event
+    for locale in ("en", "pl", "de"):
+        source = (templates / "email" / "delayed" / f"{locale}.j2").read_text(encoding="utf-8")
+        target = templates / "email" / "delay_apology" / f"{locale}.j2"
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(source.replace("{% block subject %}", "{% block subject %}Sorry! "))
+    (copy / "rules" / "apology.yaml").write_text(
+        "rules:\n"
+        "  - id: delay_apology\n"
+        "    on: delayed\n"
+        "    reason: eta_missed\n"
+        "    template: delay_apology\n"
+        "    channels: [email]\n"
+        '    send_window: {email: "09:00-20:00"}\n'
+        # a VIP condition: big orders of tagged customers get the thank-you by SMS as well
+        "  - id: vip_thanks\n"
+        "    on: order_placed\n"
+        "    template: thank_you\n"
+        "    channels: [sms]\n"
+        "    after: 10m\n"
+        '    quiet_hours: {sms: "21:30-08:30"}\n'
+        "    when:\n"
+        "      - {field: customer.tags, in: [vip]}\n"
+        "      - {field: order.total, gte: 1000}\n"
+        "      - {field: customer.country, in: [PL, DE]}\n",
+        encoding="utf-8",
+    )
+    # a Polish-for-Poland variant beside pl.j2, using the shared parts as documented
+    for channel in ("email", "sms"):
+        source = (templates / channel / "shipped" / "pl.j2").read_text(encoding="utf-8")
+        (templates / channel / "shipped" / "pl-PL.j2").write_text(source.replace("!", "."))
+    # the setup tip also by SMS
+    edit(
+        "rules/aftercare.yaml",
+        "    template: setup_tip\n    channels: [email]",
+        "    template: setup_tip\n    channels: [email, sms]",
+    )
+    # a new catalogue category with tips, named by the setup tip rule
+    edit(
+        "catalogue/products.yaml",
+        "\nproducts:\n",
+        "  e-bike:\n    warranty_months: 24\n"
+        "    guide_url: https://northwind.example/guides/e-bike\n"
+        "    tips:\n      en: [Charge the battery fully before the first ride.]\n"
+        "      pl: [Przed pierwsza jazda naladuj akumulator do pelna.]\n"
+        "      de: [Laden Sie den Akku vor der ersten Fahrt vollständig auf.]\n"
+        "\nproducts:\n",
+    )
+    edit("rules/aftercare.yaml", "in: [headphones, speakers,", "in: [e-bike, headphones, speakers,")
+    assert _check(copy) == []
