@@ -209,9 +209,10 @@ class CycleSummary:
 
 def intake_pending(parts: CycleParts, now: datetime) -> list[ImportReport]:
     """Apply provider webhook facts (opt-outs, bounces, delivery states) spooled by the
-    receiver, then import order files dropped in the inbox (each moves to inbox/done/)."""
-    applied = ingest_webhook_spool(parts.store, webhook_spool_dir(parts.settings), now)
-    if applied:
+    receiver (DuckDB; on PostgreSQL it writes them itself), then import order files
+    dropped in the inbox (each moves to inbox/done/)."""
+    spool = webhook_spool_dir(parts.settings)
+    if spool is not None and (applied := ingest_webhook_spool(parts.store, spool, now)):
         log.info("applied %d webhook facts from the spool", applied)
     inbox = parts.settings.inbox_dir
     if not inbox.is_dir():

@@ -3,6 +3,9 @@
 A fresh DuckDB file, the carrier sandbox in-process, the example orders imported, then
 a series of cycles (the real `aftersale-cycle` Prefect flow, no server) while the
 sandbox clock moves the parcels along their timelines. Nothing leaves 127.0.0.1.
+
+With `AFTERSALE_DB=postgresql://…` the same demo runs on that database instead: it must
+be empty or hold only an earlier demo's orders (which are deleted first).
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from aftersale.errors import StoreError
 from aftersale.intake.files import import_file
 from aftersale.models import MessageState
 from aftersale.settings import PROJECT_ROOT
-from aftersale.store import open_store
+from aftersale.store import is_url, open_store, without_password
 from carriers.registry import DIRECTORY
 from sandbox.app import SandboxClock, SandboxState
 from sandbox.server import SandboxServer
@@ -53,8 +57,29 @@ def sandbox_env(url: str) -> dict[str, str]:
     return env
 
 
-def run_demo(workdir: Path, console: Console | None = None) -> dict[str, int]:
-    """Run the demo in `workdir` (wiped first); returns sent messages per template/channel."""
+def empty_for_demo(database: str, orders_file: Path) -> None:
+    """Empty `database` for the demo, refusing one that holds orders not the demo's: the
+    demo never deletes a shop's data."""
+    demo_ids = [
+        json.loads(line)["order_id"]
+        for line in orders_file.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    with open_store(database) as store:
+        held = store.count("orders")
+        if held > len(store.known_order_ids(demo_ids)):
+            raise StoreError(
+                f"{without_password(database)} holds {held} orders, not all the demo's; "
+                "the demo needs an empty database (or one an earlier demo used)"
+            )
+        store.empty_tables()
+
+
+def run_demo(
+    workdir: Path, console: Console | None = None, database: str | None = None
+) -> dict[str, int]:
+    """Run the demo in `workdir` (wiped first), on `database` (a PostgreSQL URL) or a fresh
+    DuckDB file in `workdir`; returns sent messages per template/channel."""
     from flows.cycle import aftersale_cycle  # imports Prefect: keep `aftersale --help` fast
 
     console = console or Console()
@@ -62,13 +87,15 @@ def run_demo(workdir: Path, console: Console | None = None) -> dict[str, int]:
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    db, outbox = workdir / "aftersale.duckdb", workdir / "outbox"
+    db, outbox = database or str(workdir / "aftersale.duckdb"), workdir / "outbox"
+    if database is not None:
+        empty_for_demo(database, examples / "orders.ndjson")
     state = SandboxState(SandboxClock(DEMO_START))
     state.add(load_parcels(examples / "sandbox_parcels.json"))
     with SandboxServer(state) as sandbox:
         os.environ.update(
             {
-                "AFTERSALE_DB": str(db),
+                "AFTERSALE_DB": db,
                 "AFTERSALE_OUTBOX": str(outbox),
                 "AFTERSALE_INBOX": str(workdir / "inbox"),
                 **sandbox_env(sandbox.url),
@@ -124,9 +151,21 @@ def run_demo(workdir: Path, console: Console | None = None) -> dict[str, int]:
         if c.state is MessageState.SENT:
             sent[f"{c.template}/{c.channel.value}"] += c.count
     console.print(summary)
-    console.print(f"[bold]Outbox:[/] {outbox}/email/*.eml and {outbox}/sms.jsonl; database: {db}")
+    console.print(
+        f"[bold]Outbox:[/] {outbox}/email/*.eml and {outbox}/sms.jsonl; "
+        f"database: {without_password(db)}"
+    )
     return dict(sent)
 
 
+def demo_database(env: dict[str, str] | None = None) -> str | None:
+    """The PostgreSQL URL the demo runs on when AFTERSALE_DB names one, else None (DuckDB)."""
+    db = (os.environ if env is None else env).get("AFTERSALE_DB", "")
+    return db if is_url(db) else None
+
+
 if __name__ == "__main__":
-    run_demo(Path(os.environ.get("AFTERSALE_DEMO_DIR", PROJECT_ROOT / "var" / "demo")))
+    run_demo(
+        Path(os.environ.get("AFTERSALE_DEMO_DIR", PROJECT_ROOT / "var" / "demo")),
+        database=demo_database(),
+    )

@@ -121,11 +121,16 @@ def demo(
         Path, typer.Option(help="Where the demo's database and outbox go")
     ] = PROJECT_ROOT / "var" / "demo",
 ) -> None:
-    """The demo: sandbox carriers, example orders, several cycles, messages in the outbox."""
-    from flows.demo import run_demo
+    """The demo: sandbox carriers, example orders, several cycles, messages in the outbox.
+    On the database AFTERSALE_DB names when it is a postgresql:// URL, else a fresh DuckDB
+    file in the workdir."""
+    from flows.demo import demo_database, run_demo
 
-    # The per-cycle table is wide; a pipe (make, CI logs) would otherwise wrap it at 80.
-    run_demo(workdir, Console(width=max(console.width, 150)))
+    try:
+        # The per-cycle table is wide; a pipe (make, CI logs) would otherwise wrap it at 80.
+        run_demo(workdir, Console(width=max(console.width, 150)), database=demo_database())
+    except AftersaleError as exc:
+        _fail(exc)
 
 
 @app.command()

@@ -1,8 +1,9 @@
 """CLI commands for delivery: `aftersale suppress add|remove|list|import` and
 `aftersale webhooks serve` (registered on the main app by aftersale/cli/app.py).
 
-The receiver never opens the database (DuckDB: one process per file): it writes verified
-webhook facts to a spool that each cycle applies first; see aftersale/dispatch/spool.py.
+On DuckDB (one process per file) the receiver never opens the database: it writes
+verified webhook facts to a spool that each cycle applies first (aftersale/dispatch/
+spool.py). On PostgreSQL it writes them to the store straight away.
 """
 
 from __future__ import annotations
@@ -163,8 +164,10 @@ def webhooks_serve(
         ),
     ] = False,
 ) -> None:
-    """Serve the webhook receiver: verified facts are spooled and applied by the next cycle."""
+    """Serve the webhook receiver: verified facts are written to the store (PostgreSQL), or
+    spooled and applied by the next cycle (DuckDB)."""
     import logging
+    from contextlib import ExitStack
 
     import uvicorn
 
@@ -172,23 +175,33 @@ def webhooks_serve(
     from aftersale.dispatch.channels.twilio_inbound import help_text_for
     from aftersale.dispatch.inbound import build_webhook_app
     from aftersale.dispatch.spool import SpoolSink, webhook_spool_dir
+    from aftersale.dispatch.suppressions import StoreWebhookSink
+    from aftersale.store import without_password
     from carriers.registry import load_settings
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)-9s %(name)s: %(message)s")
     settings = load_settings()
     config = _checked(lambda: webhook_config(os.environ))
     spool = webhook_spool_dir(settings)
-    app = _checked(
-        lambda: build_webhook_app(
-            SpoolSink(spool),
-            twilio_auth_token=config.twilio_auth_token,
-            sendgrid_public_key=config.sendgrid_public_key,
-            public_url=config.public_url,
-            help_text=help_text_for(settings.shop) if answer_help else None,
+    with ExitStack() as held:
+        if spool is None:
+            store = held.enter_context(_store())
+            sink: SpoolSink | StoreWebhookSink = StoreWebhookSink(store)
+            where = f"writing to {without_password(settings.db)} as facts arrive"
+        else:
+            sink = SpoolSink(spool)
+            where = f"spooling to {spool}; each cycle applies it (`aftersale run`)"
+        app = _checked(
+            lambda: build_webhook_app(
+                sink,
+                twilio_auth_token=config.twilio_auth_token,
+                sendgrid_public_key=config.sendgrid_public_key,
+                public_url=config.public_url,
+                help_text=help_text_for(settings.shop) if answer_help else None,
+            )
         )
-    )
-    for note in config.notes:
-        typer.echo(note)
-    typer.echo(f"spooling to {spool}; each cycle applies it (`aftersale run`)")
-    typer.echo(f"listening on http://{host}:{port} for {config.public_url}")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+        for note in config.notes:
+            typer.echo(note)
+        typer.echo(where)
+        typer.echo(f"listening on http://{host}:{port} for {config.public_url}")
+        uvicorn.run(app, host=host, port=port, log_level="info")

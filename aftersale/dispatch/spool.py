@@ -12,6 +12,10 @@ process, sequence), each applied in one transaction through `StoreWebhookSink`, 
 deleted. Applying is idempotent, so a crash between apply and delete only re-applies.
 Suppressions therefore take effect at the next cycle, which is the only time anything
 is sent. A file that cannot be read is moved to `rejected/` and named in the log.
+
+On PostgreSQL none of this is needed: several processes share the database, so the
+receiver writes each fact straight to the store and there is no spool (unless
+AFTERSALE_WEBHOOK_SPOOL names one: a shop that moved from DuckDB drains its old spool).
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from aftersale.dispatch.suppressions import StoreWebhookSink
-from aftersale.errors import ConfigError
 from aftersale.models import ChannelKind
 from aftersale.settings import Settings
 from aftersale.store import is_url
@@ -38,20 +41,16 @@ log = logging.getLogger(__name__)
 SPOOL_SUFFIX = ".jsonl"
 
 
-def webhook_spool_dir(settings: Settings, env: Mapping[str, str] | None = None) -> Path:
-    """`AFTERSALE_WEBHOOK_SPOOL`, else `webhooks/` beside the database: the receiver and
-    the cycle agree on it because they agree on `AFTERSALE_DB`. A database URL names no
-    folder: then the spool must be set."""
+def webhook_spool_dir(settings: Settings, env: Mapping[str, str] | None = None) -> Path | None:
+    """`AFTERSALE_WEBHOOK_SPOOL`, else `webhooks/` beside a DuckDB file: the receiver and
+    the cycle agree on it because they agree on `AFTERSALE_DB`. None for a database URL
+    (PostgreSQL): the receiver writes to the store itself."""
     env = os.environ if env is None else env
     override = env.get("AFTERSALE_WEBHOOK_SPOOL", "").strip()
     if override:
         return Path(override)
     if is_url(settings.db):
-        raise ConfigError(
-            "AFTERSALE_WEBHOOK_SPOOL is not set: with a database URL in AFTERSALE_DB the "
-            "webhook spool has no default folder; set it to a folder the receiver and the "
-            "cycles share"
-        )
+        return None
     return Path(settings.db).parent / "webhooks"
 
 

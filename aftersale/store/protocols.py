@@ -309,6 +309,10 @@ class TableStore(Protocol):
         """Append the rows to `table` (meant for an empty one); returns how many."""
         ...
 
+    def empty_tables(self) -> None:
+        """Delete every row of every table, in one transaction (the demo starting over)."""
+        ...
+
 
 class Store(
     Transactional,

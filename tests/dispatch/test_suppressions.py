@@ -29,7 +29,6 @@ from aftersale.dispatch.suppressions import (
     record_delivery,
     remove_suppression,
 )
-from aftersale.errors import ConfigError
 from aftersale.models import (
     ChannelKind,
     Customer,
@@ -376,10 +375,11 @@ def test_spool_dir_sits_beside_the_database_unless_set(tmp_path: Path) -> None:
     )
 
 
-def test_a_database_url_needs_the_spool_set(tmp_path: Path) -> None:
+def test_a_database_url_has_no_spool_unless_one_is_set(tmp_path: Path) -> None:
+    """PostgreSQL: the receiver writes to the store; a set spool (left from DuckDB days)
+    is still drained."""
     settings = Settings(db="postgresql://aftersale@db.internal/aftersale")
-    with pytest.raises(ConfigError, match="AFTERSALE_WEBHOOK_SPOOL is not set"):
-        webhook_spool_dir(settings, {})
+    assert webhook_spool_dir(settings, {}) is None
     assert webhook_spool_dir(settings, {"AFTERSALE_WEBHOOK_SPOOL": str(tmp_path)}) == tmp_path
 
 

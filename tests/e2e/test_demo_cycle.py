@@ -46,15 +46,25 @@ NEVER = {
 }
 
 
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The demo runs on both backends and must tell the same stories with the same counts."""
+    if request.param == "duckdb":
+        yield str(tmp_path_factory.mktemp("db") / "a.duckdb")
+        return
+    with request.getfixturevalue("postgres_cluster").database() as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def demo(tmp_path_factory: pytest.TempPathFactory, database: str) -> dict:
     workdir = tmp_path_factory.mktemp("demo")
     parcels = load_parcels(EXAMPLES / "sandbox_parcels.json")
     state = SandboxState(SandboxClock(DEMO_START))
     state.add(parcels)
     with SandboxServer(state) as sandbox:
         env = {
-            "AFTERSALE_DB": str(workdir / "a.duckdb"),
+            "AFTERSALE_DB": database,
             "AFTERSALE_OUTBOX": str(workdir / "outbox"),
             "AFTERSALE_INBOX": str(workdir / "inbox"),
             **sandbox_env(sandbox.url),
@@ -85,6 +95,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
             ]
             statuses = {s.tracking_number: s.status for s in shipments}
     return {
+        "database": database,
         "workdir": workdir,
         "parcels": parcels,
         "summaries": summaries,
@@ -179,7 +190,7 @@ def test_replaying_the_demo_range_with_the_same_rules_decides_nothing_new(demo: 
             "--to",
             (DEMO_START + timedelta(days=12)).isoformat(),
         ],
-        env={"AFTERSALE_DB": str(demo["workdir"] / "a.duckdb")},
+        env={"AFTERSALE_DB": demo["database"]},
     )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()

@@ -1,6 +1,7 @@
 """`aftersale webhooks serve` as a real process: a signed Twilio STOP and a signed SendGrid
-bounce land in the spool (the database stays free for the cycle), the cycle's ingest turns
-them into suppressions and a delivery state, and the next dispatch holds those messages."""
+bounce become suppressions and a delivery state, and the next dispatch holds those
+messages. On DuckDB they land in the spool (the database stays free for the cycle) and
+the cycle's ingest applies them; on PostgreSQL the receiver writes them at once."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from aftersale.dispatch.spool import ingest_webhook_spool
 from aftersale.dispatch.suppressions import list_suppressions
 from aftersale.models import ChannelKind, Customer, Decision, Item, Order
 from aftersale.settings import Settings
-from aftersale.store import Store, open_store
+from aftersale.store import Store, is_url, open_store
 from aftersale.tracking.detect import detect_order_placed
 from flows.wiring import build_parts
 from tests.support.servers import free_port, wait_for_port
@@ -86,13 +87,16 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def settings(workdir: Path) -> Settings:
-    return Settings(
-        db=str(workdir / "aftersale.duckdb"),
-        outbox_dir=workdir / "outbox",
-        inbox_dir=workdir / "inbox",
-    )
+@pytest.fixture(params=["duckdb", "postgres"])
+def settings(workdir: Path, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    def made(db: str) -> Settings:
+        return Settings(db=db, outbox_dir=workdir / "outbox", inbox_dir=workdir / "inbox")
+
+    if request.param == "duckdb":
+        yield made(str(workdir / "aftersale.duckdb"))
+        return
+    with request.getfixturevalue("postgres_cluster").database() as url:
+        yield made(url)
 
 
 @pytest.fixture
@@ -206,12 +210,14 @@ def test_stop_and_bounce_reach_the_store_and_hold_the_next_dispatch(
     answer = sendgrid_post(receiver, [bounce], sendgrid_key[0])
     assert (answer.status_code, answer.json()) == (200, {"applied": 1, "skipped": 0})
 
-    # The receiver never holds the database: the cycle can open it at once, meanwhile.
     spool = workdir / "webhooks"
-    assert len(list(spool.glob("*.jsonl"))) == 3  # sms stop, email bounce, delivery state
     with open_store(settings.db, wait_s=0) as store:
-        assert list_suppressions(store) == []  # not before the cycle ingests
-        assert ingest_webhook_spool(store, spool, NOW) == 3
+        if is_url(settings.db):  # PostgreSQL: written by the receiver, no spool
+            assert not spool.exists()
+        else:  # DuckDB: the receiver never holds the file; the cycle ingests the spool
+            assert len(list(spool.glob("*.jsonl"))) == 3  # sms stop, bounce, delivery state
+            assert list_suppressions(store) == []
+            assert ingest_webhook_spool(store, spool, NOW) == 3
         assert sorted((s.address, s.channel, s.reason) for s in list_suppressions(store)) == [
             ("+48601234567", SMS, "stop"),
             ("anna.nowak@example.com", EMAIL, "bounce"),

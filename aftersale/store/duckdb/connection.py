@@ -173,6 +173,11 @@ class Connection:
                 )
         return written
 
+    def empty_tables(self) -> None:
+        with self.transaction():
+            for table in TABLES:
+                self.execute(f"DELETE FROM {table}")
+
     # --- schema --------------------------------------------------------------
 
     def migrate(self) -> list[int]:

@@ -311,6 +311,9 @@ class Connection:
         with self.transaction():
             return int(self.con.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN", rows))
 
+    def empty_tables(self) -> None:
+        self.execute(f"TRUNCATE {', '.join(TABLES)}")
+
     # --- schema --------------------------------------------------------------
 
     def migrate(self) -> list[int]:
