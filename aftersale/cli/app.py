@@ -15,7 +15,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from aftersale.errors import AftersaleError
 from aftersale.settings import PROJECT_ROOT
@@ -41,8 +43,14 @@ def _now(value: str | None) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def plain(where: Console, text: str) -> None:
+    """Print `text` as it is: file names, reasons and carrier texts hold user data, and
+    `[bold]` or `[/]` in them is text, never markup."""
+    where.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def _fail(exc: Exception) -> None:
-    err.print(f"[red]error:[/] {exc}")
+    err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
     raise typer.Exit(1)
 
 
@@ -62,16 +70,16 @@ def import_orders(
         with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
             for path in files:
                 report = import_file(store, path, now=now, detect=DIRECTORY)
-                console.print(
-                    f"{path}: {report.loaded} orders loaded, {report.already_known} already known, "
-                    f"{len(report.rejections)} rows rejected"
+                plain(
+                    console,
+                    f"{path}: {report.loaded} orders loaded, {report.already_known} already "
+                    f"known, {len(report.rejections)} rows rejected",
                 )
                 for r in report.rejections:
-                    err.print(
-                        f"{path.parent / r.source}:{r.line}: {r.reason}"
-                        if r.line
-                        else f"{r.source}: {r.reason}"
-                    )
+                    where = f"{path.parent / r.source}:{r.line}" if r.line else str(path)
+                    plain(err, f"{where}: {r.reason}")
+                for n in report.notices:
+                    plain(err, f"{path.parent / n.source}:{n.line}: note: {n.text}")
                 bad += len(report.rejections)
     except AftersaleError as exc:
         _fail(exc)
@@ -104,7 +112,7 @@ def run(
             with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
                 parts, notes = build_parts(settings, store, dry_run=dry_run)
                 for note in notes:
-                    console.print(note)
+                    plain(console, note)
                 summary = run_cycle(parts, clock, f"cycle-{uuid.uuid4().hex[:12]}").as_dict()
         else:
             from flows.cycle import aftersale_cycle
@@ -148,7 +156,7 @@ def sandbox(
 
     state = SandboxState(SandboxClock(_now(start)))
     state.add(load_parcels(parcels))
-    console.print(f"sandbox on http://127.0.0.1:{port} with {len(state.parcels)} parcels")
+    plain(console, f"sandbox on http://127.0.0.1:{port} with {len(state.parcels)} parcels")
     serve_forever(state, port)
 
 
@@ -257,19 +265,28 @@ def track(
         sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
         return
     wide = Console(width=max(console.width, 140))
-    wide.print(f"[bold]{out['carrier']} {out['tracking_number']}[/]: {out['status']}")
+    wide.print(
+        f"[bold]{escape(out['carrier'])} {escape(out['tracking_number'])}[/]: "
+        f"{escape(out['status'])}",
+        highlight=False,
+    )
     table = Table("occurred_at (UTC)", "status", "code", "description", "location")
     for e in out["events"]:
         table.add_row(
-            e["occurred_at"],
-            e["status"] or "(info)",
-            e["code"],
-            e["description"],
-            e["location"] or "",
+            *(
+                Text(value)  # carrier text is shown as is, never read as markup
+                for value in (
+                    e["occurred_at"],
+                    e["status"] or "(info)",
+                    e["code"],
+                    e["description"],
+                    e["location"] or "",
+                )
+            )
         )
     wide.print(table)
     for p in out["problems"]:
-        err.print(f"problem: {p}")
+        plain(err, f"problem: {p}")
 
 
 @messages_app.command("list")
@@ -294,12 +311,17 @@ def messages_list(
     table = Table("message", "rule", "channel", "order", "recipient", "error")
     for m in rows:
         table.add_row(
-            m.message_id,
-            m.rule_id,
-            m.channel,
-            m.order_id,
-            mask_recipient(m.recipient or ""),
-            m.error_text or "",
+            *(
+                Text(value)
+                for value in (
+                    m.message_id,
+                    m.rule_id,
+                    m.channel,
+                    m.order_id,
+                    mask_recipient(m.recipient or ""),
+                    m.error_text or "",
+                )
+            )
         )
     console.print(table)
 

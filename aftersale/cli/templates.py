@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from aftersale.dispatch.channels.base import RenderFormat
 from aftersale.dispatch.channels.kinds import CHANNELS, spec_of
@@ -51,7 +52,7 @@ LocaleOption = Annotated[
 
 
 def _fail(exc: Exception | str) -> None:
-    err.print(f"[red]error:[/] {exc}", highlight=False)
+    err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
     raise typer.Exit(1)
 
 
@@ -153,7 +154,7 @@ def preview(
         except AftersaleError as exc:
             _fail(exc)
         gallery = start_gallery(lambda: _library(settings), port)
-        console.print(f"gallery on {gallery.url} (Ctrl-C to stop)")
+        console.print(f"gallery on {gallery.url} (Ctrl-C to stop)", markup=False)
         try:
             while True:
                 time.sleep(3600)
@@ -170,8 +171,8 @@ def preview(
     except AftersaleError as exc:
         _fail(exc)
     console.print(
-        f"[bold]{template}[/] · {channel.value} · order {sample.order.order_id} "
-        f"({situation}) · to {message.to}",
+        f"[bold]{escape(template)}[/] · {channel.value} · order "
+        f"{escape(sample.order.order_id)} ({escape(situation)}) · to {escape(message.to)}",
         highlight=False,
     )
     if spec_of(channel).render_format is RenderFormat.TEXT:
@@ -187,7 +188,7 @@ def preview(
     console.print(message.text, markup=False, highlight=False)
     if out is not None:
         out.write_text(message.html or "", encoding="utf-8")
-        console.print(f"\nHTML written to {out}", highlight=False)
+        console.print(f"\nHTML written to {out}", markup=False, highlight=False)
 
 
 def _channel_for(address: str) -> ChannelKind | None:
@@ -245,5 +246,6 @@ def send_test(
         )
     console.print(
         f"test {channel.value} '{template}' sent to {to} via {sender.name} ({result.provider_id})",
+        markup=False,
         highlight=False,
     )

@@ -191,4 +191,20 @@ MIGRATIONS: tuple[tuple[int, str, str | Mapping[str, str]], ...] = (
             """,
         },
     ),
+    (
+        3,
+        "customers' data as of an order time, and their history of changes",
+        """
+        ALTER TABLE customers ADD COLUMN updated_at TIMESTAMP;
+        CREATE TABLE customer_changes (
+            customer_id VARCHAR NOT NULL,
+            order_id    VARCHAR NOT NULL,
+            source      VARCHAR NOT NULL,
+            as_of       TIMESTAMP NOT NULL,  -- the order's placed_at
+            applied     BOOLEAN NOT NULL,    -- did this order's data win
+            changes     JSON NOT NULL,       -- {field: [stored, this order's]}
+            recorded_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 )

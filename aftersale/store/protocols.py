@@ -26,6 +26,7 @@ from aftersale.models import (
 from aftersale.store.records import (
     Claim,
     Closure,
+    CustomerChange,
     DueCursor,
     MessageCount,
     MessageResult,
@@ -34,6 +35,7 @@ from aftersale.store.records import (
     PastMessage,
     Rejection,
     RunRecord,
+    StoredCustomer,
     Suppression,
 )
 
@@ -54,8 +56,16 @@ class OrderStore(Protocol):
         source: str,
         now: datetime,
         candidates: Mapping[str, list[str]] | None = None,
+        changes: Sequence[CustomerChange] = (),
     ) -> tuple[int, int]:
-        """Store new orders (idempotent by order id); returns (inserted, already known)."""
+        """Store new orders (idempotent by order id); returns (inserted, already known).
+        Each order's customer is written as given (intake decided which data wins) with
+        the newest `placed_at` among them as its `as_of`, never older than the stored one;
+        `changes` go to the customers' history in the same transaction."""
+        ...
+
+    def load_customers(self, customer_ids: Iterable[str]) -> dict[str, StoredCustomer]:
+        """The stored customers among these ids, each with the `as_of` of its data."""
         ...
 
     def known_order_ids(self, order_ids: Iterable[str]) -> set[str]: ...

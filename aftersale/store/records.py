@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aftersale.models import ChannelKind, MessageState
+from aftersale.models import ChannelKind, Customer, MessageState
 
 #: What a customer's name becomes when retention erases their personal data.
 ERASED = "(erased)"
@@ -150,3 +150,35 @@ class RunRecord:
     clock: datetime
     finished_at: datetime | None = None
     summary: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something an import did that a person should know, though nothing was rejected."""
+
+    source: str
+    line: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCustomer:
+    """A customer as stored, and the time of the order their data came from (`as_of`;
+    None for data stored before that was kept)."""
+
+    customer: Customer
+    as_of: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerChange:
+    """An order whose customer data differed from what was stored: `changes` maps each field
+    to (stored value, this order's value); `applied` says whether the order's data won
+    (it is newer). Kept as the customer's history; erased with the customer."""
+
+    customer_id: str
+    order_id: str
+    source: str
+    as_of: datetime
+    applied: bool
+    changes: Mapping[str, tuple[Any, Any]]

@@ -27,7 +27,13 @@ from aftersale.models import (
     ShipmentState,
     Status,
 )
-from aftersale.store.records import MessageRow, NewMessage, Suppression
+from aftersale.store.records import (
+    CustomerChange,
+    MessageRow,
+    NewMessage,
+    StoredCustomer,
+    Suppression,
+)
 
 #: Terminal statuses, sorted, as SQL parameters.
 TERMINAL = sorted(s.value for s in TERMINAL_STATUSES)
@@ -43,6 +49,7 @@ TABLES = (
     "runs",
     "rejections",
     "suppressions",
+    "customer_changes",
 )
 
 
@@ -252,11 +259,14 @@ class OrderRows:
 def order_rows(
     orders: Sequence[Order], *, source: str, now: datetime, candidates: Mapping[str, list[str]]
 ) -> OrderRows:
-    """Rows for orders not stored yet (one customer row per customer: the last order's)."""
+    """Rows for orders not stored yet: one customer row per customer (intake gave all of a
+    customer's orders the winning data), as of the newest of their orders' `placed_at`."""
     out = OrderRows()
     customers: dict[str, dict[str, Any]] = {}
     for o in orders:
         c = o.customer
+        as_of = to_db(o.placed_at)
+        before = customers.get(c.customer_id, {}).get("updated_at")
         customers[c.customer_id] = {
             "customer_id": c.customer_id,
             "name": c.name,
@@ -268,6 +278,7 @@ def order_rows(
             "consent_sms": c.consent_sms,
             "country": c.country,
             "tags": list(c.tags),
+            "updated_at": before if before is not None and as_of and before > as_of else as_of,
         }
         out.orders.append(
             {
@@ -310,6 +321,44 @@ def order_rows(
             )
     out.customers = list(customers.values())
     return out
+
+
+#: The upsert of a customer row: the data as given, `updated_at` never moving back.
+CUSTOMER_UPSERT = (
+    "ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name, "
+    "email = excluded.email, phone = excluded.phone, locale = excluded.locale, "
+    "time_zone = excluded.time_zone, consent_email = excluded.consent_email, "
+    "consent_sms = excluded.consent_sms, country = excluded.country, "
+    "tags = excluded.tags, updated_at = greatest(coalesce(customers.updated_at, "
+    "excluded.updated_at), excluded.updated_at)"
+)
+CUSTOMER_COLS = (
+    "customer_id, name, email, phone, locale, time_zone, consent_email, consent_sms, "
+    "country, tags, updated_at"
+)
+
+
+def stored_customer_from_row(r: tuple[Any, ...]) -> StoredCustomer:
+    return StoredCustomer(
+        Customer(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], tuple(r[9] or ())),
+        from_db(r[10]) if r[10] is not None else None,
+    )
+
+
+def customer_change_rows(changes: Sequence[CustomerChange], now: datetime) -> list[dict[str, Any]]:
+    """Rows of the customers' history: per order, each differing field as [stored, order's]."""
+    return [
+        {
+            "customer_id": ch.customer_id,
+            "order_id": ch.order_id,
+            "source": ch.source,
+            "as_of": to_db(ch.as_of),
+            "applied": ch.applied,
+            "changes": to_json({k: [a, b] for k, (a, b) in ch.changes.items()}),
+            "recorded_at": to_db(now),
+        }
+        for ch in changes
+    ]
 
 
 #: What `orders_from_rows` expects each order row to hold, in this order.

@@ -52,7 +52,7 @@ def ndjson(*rows: object) -> str:
 
 
 def test_good_row_becomes_an_order_in_utc_with_normalised_fields() -> None:
-    result = parse_ndjson(ndjson(order()), "orders.ndjson", DIRECTORY)
+    result = parse_ndjson(ndjson(order()), "orders.ndjson", DIRECTORY, now=NOW)
     assert result.rejections == []
     (o,) = result.orders
     assert o.placed_at == datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
@@ -72,7 +72,7 @@ def test_good_row_becomes_an_order_in_utc_with_normalised_fields() -> None:
         ("[1, 2]", "orders.ndjson:2: row: expected a JSON object, got list"),
         (
             order(customer={**order()["customer"], "phone": "+48 600"}),
-            "orders.ndjson:2: customer.phone: '+48 600' is not a valid E.164 phone number (like +48601234567)",
+            "orders.ndjson:2: customer.phone: '+48 600' is not a valid phone number (like +48601234567)",
         ),
         (
             order(customer={**order()["customer"], "time_zone": "Europe/Warsw"}),
@@ -113,13 +113,13 @@ def test_bad_row_is_rejected_with_line_and_reason_and_the_rest_loads(
     row: object, expected: str
 ) -> None:
     text = ndjson(order(order_id="NW-0", shipments=[]), row, order(order_id="NW-2", shipments=[]))
-    result = parse_ndjson(text, "orders.ndjson", DIRECTORY)
+    result = parse_ndjson(text, "orders.ndjson", DIRECTORY, now=NOW)
     assert [f"{r.source}:{r.line}: {r.reason}" for r in result.rejections] == [expected]
     assert [o.order_id for o in result.orders] == ["NW-0", "NW-2"]
 
 
 def test_duplicate_order_id_in_one_file_is_rejected() -> None:
-    result = parse_ndjson(ndjson(order(), "", order()), "o.ndjson", DIRECTORY)
+    result = parse_ndjson(ndjson(order(), "", order()), "o.ndjson", DIRECTORY, now=NOW)
     assert [f"{r.line}: {r.reason}" for r in result.rejections] == [
         "3: order_id: 'NW-1' already on line 1"
     ]
@@ -139,7 +139,7 @@ def test_csv_rows_sharing_an_order_id_form_one_order() -> None:
         "NW-7,2026-11-23T08:00:00+01:00,C-7,Jan Nowak,jan@example.pl,+48601234567,pl,Europe/Warsaw,yes,no,PL,"
         "CB-1,Cable,cables,2,39.00,PLN,,inpost,642600027844200000000009,\n"
     )
-    result = parse_csv(text, "orders.csv", DIRECTORY)
+    result = parse_csv(text, "orders.csv", DIRECTORY, now=NOW)
     assert result.rejections == []
     (o,) = result.orders
     assert [i.sku for i in o.items] == ["TV-55", "CB-1"]
@@ -152,7 +152,7 @@ def test_csv_item_error_points_at_its_own_line() -> None:
         "NW-7,2026-11-23T08:00:00+01:00,C-7,Jan,jan@example.pl,,pl,Europe/Warsaw,yes,no,PL,CB-1,Cable,cables,1,abc,PLN,,,,\n"
         "NW-8,2026-11-23T08:00:00+01:00,C-8,Ola,ola@example.pl,,pl,Europe/Warsaw,maybe,no,PL,CB-1,Cable,cables,1,3,PLN,,,,\n"
     )
-    result = parse_csv(text, "orders.csv", DIRECTORY)
+    result = parse_csv(text, "orders.csv", DIRECTORY, now=NOW)
     assert [f"{r.line}: {r.reason}" for r in result.rejections] == [
         "3: items.1.price: Input should be a valid decimal",
         "4: consent_email: 'maybe' is not yes/no",
@@ -160,7 +160,7 @@ def test_csv_item_error_points_at_its_own_line() -> None:
 
 
 def test_csv_with_unknown_column_is_rejected_as_a_whole() -> None:
-    result = parse_csv("order_id,placed_at,customer_name,sku,colour\n", "o.csv", DIRECTORY)
+    result = parse_csv("order_id,placed_at,customer_name,sku,colour\n", "o.csv", DIRECTORY, now=NOW)
     assert [r.reason for r in result.rejections] == ["header: unknown columns ['colour']"]
 
 
@@ -194,7 +194,7 @@ def test_a_tracking_number_belongs_to_one_order(tmp_path: Path) -> None:
 
 def test_example_orders_all_load(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "orders.ndjson"
-    result = parse_ndjson(example.read_text(encoding="utf-8"), example.name, DIRECTORY)
+    result = parse_ndjson(example.read_text(encoding="utf-8"), example.name, DIRECTORY, now=NOW)
     assert result.rejections == []
     assert len(result.orders) == 40
     carriers = {s.carrier for o in result.orders for s in o.shipments}

@@ -9,14 +9,18 @@ from typing import Any
 
 from aftersale.models import EventKind, Order
 from aftersale.store.duckdb.connection import Connection
-from aftersale.store.records import Rejection
+from aftersale.store.records import CustomerChange, Rejection, StoredCustomer
 from aftersale.store.rows import (
+    CUSTOMER_COLS,
+    CUSTOMER_UPSERT,
     ITEM_COLS,
     ORDER_COLS,
     REF_COLS,
     TERMINAL,
+    customer_change_rows,
     order_rows,
     orders_from_rows,
+    stored_customer_from_row,
     to_db,
 )
 
@@ -29,6 +33,7 @@ class Orders(Connection):
         source: str,
         now: datetime,
         candidates: Mapping[str, list[str]] | None = None,
+        changes: Sequence[CustomerChange] = (),
     ) -> tuple[int, int]:
         known = self.known_order_ids([o.order_id for o in orders])
         # Within one batch the last row for an id would silently win in DuckDB 2.0: dedupe.
@@ -39,19 +44,22 @@ class Orders(Connection):
         fresh = list(unique.values())
         rows = order_rows(fresh, source=source, now=now, candidates=candidates or {})
         with self.transaction():
-            self.insert_rows(
-                "customers",
-                rows.customers,
-                "ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name, "
-                "email = excluded.email, phone = excluded.phone, locale = excluded.locale, "
-                "time_zone = excluded.time_zone, consent_email = excluded.consent_email, "
-                "consent_sms = excluded.consent_sms, country = excluded.country, "
-                "tags = excluded.tags",
-            )
+            self.insert_rows("customers", rows.customers, CUSTOMER_UPSERT)
+            self.insert_rows("customer_changes", customer_change_rows(changes, now))
             self.insert_rows("orders", rows.orders, "ON CONFLICT DO NOTHING")
             self.insert_rows("items", rows.items, "ON CONFLICT DO NOTHING")
             self.insert_rows("shipments", rows.shipments, "ON CONFLICT DO NOTHING")
         return len(fresh), len(orders) - len(fresh)
+
+    def load_customers(self, customer_ids: Iterable[str]) -> dict[str, StoredCustomer]:
+        ids = list(set(customer_ids))
+        if not ids:
+            return {}
+        rows = self.rows(
+            f"SELECT {CUSTOMER_COLS} FROM customers WHERE customer_id IN (SELECT unnest(?))",
+            [ids],
+        )
+        return {r[0]: stored_customer_from_row(r) for r in rows}
 
     def known_order_ids(self, order_ids: Iterable[str]) -> set[str]:
         ids = list(set(order_ids))
