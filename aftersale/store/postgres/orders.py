@@ -9,14 +9,18 @@ from typing import Any
 
 from aftersale.models import EventKind, Order
 from aftersale.store.postgres.connection import Connection
-from aftersale.store.records import Rejection
+from aftersale.store.records import CustomerChange, Rejection, StoredCustomer
 from aftersale.store.rows import (
+    CUSTOMER_COLS,
+    CUSTOMER_UPSERT,
     ITEM_COLS,
     ORDER_COLS,
     REF_COLS,
     TERMINAL,
+    customer_change_rows,
     order_rows,
     orders_from_rows,
+    stored_customer_from_row,
     to_db,
 )
 
@@ -31,6 +35,16 @@ CUSTOMER_TYPES = {
     "consent_sms": "boolean",
     "country": "varchar",
     "tags": "varchar[]",
+    "updated_at": "timestamp",
+}
+CHANGE_TYPES = {
+    "customer_id": "varchar",
+    "order_id": "varchar",
+    "source": "varchar",
+    "as_of": "timestamp",
+    "applied": "boolean",
+    "changes": "json",
+    "recorded_at": "timestamp",
 }
 ORDER_TYPES = {
     "order_id": "varchar",
@@ -79,6 +93,7 @@ class Orders(Connection):
         source: str,
         now: datetime,
         candidates: Mapping[str, list[str]] | None = None,
+        changes: Sequence[CustomerChange] = (),
     ) -> tuple[int, int]:
         known = self.known_order_ids([o.order_id for o in orders])
         unique: dict[str, Order] = {}
@@ -90,22 +105,23 @@ class Orders(Connection):
         # Keys in a fixed order: two imports at once lock rows in the same order, no deadlock.
         rows.customers.sort(key=lambda r: r["customer_id"])
         with self.transaction():
-            self.insert_unnest(
-                "customers",
-                CUSTOMER_TYPES,
-                rows.customers,
-                "ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name, "
-                "email = excluded.email, phone = excluded.phone, locale = excluded.locale, "
-                "time_zone = excluded.time_zone, consent_email = excluded.consent_email, "
-                "consent_sms = excluded.consent_sms, country = excluded.country, "
-                "tags = excluded.tags",
-            )
+            self.insert_unnest("customers", CUSTOMER_TYPES, rows.customers, CUSTOMER_UPSERT)
+            self.insert_unnest("customer_changes", CHANGE_TYPES, customer_change_rows(changes, now))
             self.insert_unnest("orders", ORDER_TYPES, rows.orders, "ON CONFLICT DO NOTHING")
             self.insert_unnest("items", ITEM_TYPES, rows.items, "ON CONFLICT DO NOTHING")
             self.insert_unnest(
                 "shipments", SHIPMENT_TYPES, rows.shipments, "ON CONFLICT DO NOTHING"
             )
         return len(fresh), len(orders) - len(fresh)
+
+    def load_customers(self, customer_ids: Iterable[str]) -> dict[str, StoredCustomer]:
+        ids = list(set(customer_ids))
+        if not ids:
+            return {}
+        rows = self.rows(
+            f"SELECT {CUSTOMER_COLS} FROM customers WHERE customer_id = ANY(%s)", [ids]
+        )
+        return {r[0]: stored_customer_from_row(r) for r in rows}
 
     def known_order_ids(self, order_ids: Iterable[str]) -> set[str]:
         ids = list(set(order_ids))

@@ -49,6 +49,10 @@ class Retention(Connection):
             "OR name <> %(erased)s) RETURNING customer_id",
             params,
         )
+        # the history of a customer's changes is their personal data too
+        self.execute(
+            "DELETE FROM customer_changes WHERE customer_id = ANY(%s)", [[r[0] for r in erased]]
+        )
         scrubbed = self.rows(
             "UPDATE messages SET recipient = NULL, subject = NULL, body_text = NULL "
             f"WHERE customer_id NOT IN ({_LIVE}) AND state <> ALL(%(open)s) "
