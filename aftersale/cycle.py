@@ -13,7 +13,7 @@ import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +27,7 @@ from aftersale.dispatch.spool import ingest_webhook_spool, webhook_spool_dir
 from aftersale.intake.files import DetectCarriers, ImportReport, import_file
 from aftersale.models import (
     ChannelKind,
+    Decision,
     DomainEvent,
     EventKind,
     Order,
@@ -34,6 +35,7 @@ from aftersale.models import (
     ShipmentState,
     TrackingEvent,
 )
+from aftersale.ops.health import HealthUpdate, observe_carriers, observe_channels, record_health
 from aftersale.settings import Settings
 from aftersale.store.duckdb.store import Store
 from aftersale.tracking.detect import (
@@ -168,6 +170,12 @@ class CycleSummary:
     detect: DetectStage
     decide: DecideStage
     dispatch: DispatchReport
+    #: carriers' and channels' health after this run (what is down, since when)
+    health: HealthUpdate = field(default_factory=HealthUpdate)
+
+    def held(self) -> list[Decision]:
+        """This run's decisions that wait past its clock (a delay, quiet hours)."""
+        return [d for d in self.decide.outcome.decisions if d.due_at > self.now]
 
     def as_dict(self) -> dict[str, Any]:
         events = self.detect.events
@@ -195,12 +203,15 @@ class CycleSummary:
             "queued": self.decide.queued,
             "cancelled": self.decide.cancelled,
             "skipped": len(self.decide.outcome.skipped),
+            "skipped_by_reason": dict(Counter(s.why.value for s in self.decide.outcome.skipped)),
+            "queued_for_later": len(self.held()),
             "outcomes": dict(Counter(o.outcome for o in self.dispatch.outcomes)),
             "sent": self.dispatch.count("sent"),
             "failed": self.dispatch.count("failed"),
             "deferred": self.dispatch.count("deferred"),
             "suppressed": self.dispatch.count("suppressed"),
             "unknown": self.dispatch.count("unknown"),
+            "degraded": self.health.degraded(self.now),
         }
 
 
@@ -397,6 +408,10 @@ def run_cycle(
         DecideStage.combine(decides),
         dispatched,
     )
+    observed = observe_carriers(summary.poll.results, summary.poll.breakers_open)
+    observed += observe_channels(dispatched.outcomes)
+    repeat = timedelta(minutes=parts.settings.alert_repeat_minutes)
+    summary.health = record_health(parts.store, now, observed, repeat=repeat)
     parts.store.finish_run(run_id, summary.as_dict())
     return summary
 

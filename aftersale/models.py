@@ -237,6 +237,8 @@ class Decision:
     marketing: bool = False
     shipment_id: str | None = None
     item_sku: str | None = None
+    #: why it waits past the moment it was decided (a delay, a send window), if it does
+    held: str | None = None
 
 
 # --- messages ---------------------------------------------------------------

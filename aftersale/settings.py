@@ -46,6 +46,8 @@ class Settings:
     poll_timeout_s: float = 10.0
     store_lock_wait_s: float = 60.0
     shop: Shop = field(default_factory=Shop)
+    #: AFTERSALE_ALERT_REPEAT_MINUTES: how often an ongoing outage is announced again
+    alert_repeat_minutes: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, carriers: Carriers) -> Settings:
@@ -69,4 +71,5 @@ class Settings:
             carrier_urls=urls,
             poll_concurrency=int(env.get("AFTERSALE_POLL_CONCURRENCY", "16")),
             store_lock_wait_s=float(env.get("AFTERSALE_STORE_LOCK_WAIT_S", "60")),
+            alert_repeat_minutes=int(env.get("AFTERSALE_ALERT_REPEAT_MINUTES", "60")),
         )

@@ -1,4 +1,4 @@
-"""What a flow run publishes to the Prefect UI: its final name, artifacts and alert events,
+"""What a flow run publishes to the Prefect UI: its one name, artifacts and alert events,
 plus a logging filter that masks any address or phone number before a log line leaves.
 
 Alerts are Prefect events (`aftersale.*`, resource `aftersale.<thing>.<id>`); the
@@ -8,7 +8,9 @@ automations in `automations/` turn them, and failed or crashed runs, into notifi
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import get_run_logger
@@ -18,7 +20,8 @@ from prefect.events import emit_event
 from prefect.runtime import flow_run
 
 from aftersale.masking import mask_text
-from aftersale.ops.report import Alert
+from aftersale.ops.alerts import Alert
+from aftersale.ops.report import run_label
 
 #: A table artifact holds at most this many rows; the markdown says how many were left out.
 MAX_TABLE_ROWS = 2000
@@ -45,6 +48,38 @@ def install_masking() -> None:
             logger.addFilter(MaskingFilter())
 
 
+#: Each flow run's clock, fixed by whichever asks first (its name, at the start), so the
+#: name and the body agree on the minute; the body takes it out again.
+_CLOCKS: dict[str, datetime] = {}
+
+
+def run_clock(take: bool = False) -> datetime:
+    """The current run's clock: its `now` parameter (replays, the demo), else the moment
+    it was first asked for. The same for the run's name and its body."""
+    run_id = str(flow_run.get_id())
+    clock = _CLOCKS.get(run_id)
+    if clock is None:
+        now = flow_run.get_parameters().get("now")
+        clock = (now if isinstance(now, datetime) else datetime.now(UTC)).astimezone(UTC)
+        _CLOCKS[run_id] = clock
+    if take:
+        _CLOCKS.pop(run_id, None)
+    return clock
+
+
+def run_token() -> str:
+    """Six characters that tell apart runs of the same minute: the end of the flow run's
+    id (its random part)."""
+    run_id = flow_run.get_id()
+    return str(run_id).replace("-", "")[-6:] if run_id else uuid.uuid4().hex[:6]
+
+
+def current_label(kind: str) -> str:
+    """`cycle 2026-11-22 10:15 · 3f9a2c`: the run's name from its start, the store's run
+    id, and the head of its final name."""
+    return run_label(kind, run_clock(), run_token())
+
+
 def rename_run(name: str) -> None:
     """Give the current flow run its readable, final name (`cycle … · 412 polled · 37 sent`)."""
     run_id = flow_run.get_id()
@@ -54,6 +89,11 @@ def rename_run(name: str) -> None:
         client.update_flow_run(run_id, name=name)
 
 
+def publish_markdown(key: str, markdown: str) -> None:
+    """A markdown artifact under a stable key: the UI keeps its history across runs."""
+    create_markdown_artifact(key=key, markdown=markdown, description=markdown_title(markdown))
+
+
 def publish_artifacts(
     key: str,
     markdown: str,
@@ -61,9 +101,7 @@ def publish_artifacts(
 ) -> None:
     """One markdown artifact `<key>-summary` and a table artifact per (suffix, description,
     rows) with rows; keys stay stable so the UI shows each artifact's history across runs."""
-    create_markdown_artifact(
-        key=f"{key}-summary", markdown=markdown, description=markdown_title(markdown)
-    )
+    publish_markdown(f"{key}-summary", markdown)
     for suffix, description, rows in tables:
         if not rows:
             continue
@@ -79,7 +117,10 @@ def markdown_title(markdown: str) -> str:
 
 
 def emit_alerts(alerts: Sequence[Alert]) -> None:
-    """One Prefect event per alert, related to the flow run; each also logged as a warning."""
+    """One Prefect event per alert, related to the flow run; each also logged as a warning.
+
+    The Event Feed's card shows an event's resources but not its payload, so the message
+    also travels as a related resource of role `message`: the card then reads as a sentence."""
     logger = get_run_logger()
     related: list[dict[str, Any]] = []
     run_id = flow_run.get_id()
@@ -91,11 +132,19 @@ def emit_alerts(alerts: Sequence[Alert]) -> None:
                 "prefect.resource.name": flow_run.get_name() or "",
             }
         )
+    run_url = flow_run.get_flow_run_ui_url() if run_id is not None else None
     for alert in alerts:
         logger.warning("ALERT %s: %s", alert.event, alert.message)
         emit_event(
             event=alert.event,
-            resource={"prefect.resource.id": alert.resource_id, "aftersale.message": alert.message},
-            related=related,
-            payload=dict(alert.payload),
+            resource={
+                "prefect.resource.id": alert.resource_id,
+                "prefect.resource.name": alert.resource_id.rpartition(".")[2],
+                "aftersale.message": alert.message,
+            },
+            related=[
+                *related,
+                {"prefect.resource.id": alert.message, "prefect.resource.role": "message"},
+            ],
+            payload={**alert.payload, "message": alert.message, "run_url": run_url or ""},
         )

@@ -5,31 +5,48 @@ off and the arguments are `quote`d (Prefect need not walk 10,000 poll results). 
 fit each stage: intake and poll retry once (both are safe to repeat: imports are keyed
 by order id, a poll only reads), detect and decide write batches in transactions and
 fail loudly, and dispatch never retries (a claimed send is never repeated).
-At the end the run is renamed (`cycle 2026-11-22 10:15 · 412 polled · 37 sent`) and
-publishes its summary and messages as artifacts and its alerts as events.
+
+A run has one name from its start, `cycle 2026-11-22 10:15 · 3f9a2c` (its clock in UTC
+and the end of its flow run id), used as the store's run id and in its artifacts; at
+the end it gains what it did (`… · 412 polled · 37 sent`). It publishes its summary,
+messages and the carriers' health as artifacts and its alerts as events. A run while a
+carrier or channel is down ends in the state *Degraded* (type FAILED: red in the UI) with
+the reasons as its message; `cycle_summary` reads its result all the same.
 Run without a server: `python -m flows.cycle` or `aftersale run`.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
+from prefect.client.schemas.objects import State
+from prefect.states import Failed
 from prefect.utilities.annotations import quote
 
 from aftersale import cycle as core
 from aftersale.errors import RuleSetError
 from aftersale.models import MessageState
-from aftersale.ops.report import build_report, ruleset_alert
+from aftersale.ops.alerts import RUN_DEGRADED, Alert, ruleset_alert
+from aftersale.ops.report import build_report
 from aftersale.store import open_store
 from carriers.registry import load_settings
-from flows.alerts import emit_alerts, install_masking, publish_artifacts, rename_run
+from flows.alerts import (
+    current_label,
+    emit_alerts,
+    install_masking,
+    publish_artifacts,
+    publish_markdown,
+    rename_run,
+    run_clock,
+)
 from flows.wiring import build_parts
+
+#: The name of the not-green final state of a run while something is down.
+DEGRADED = "Degraded"
 
 
 @task(name="intake", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
@@ -102,18 +119,19 @@ def run_as_task(name: str, stage: Callable[..., Any], *args: Any) -> Any:
 
 
 def _run_name() -> str:
-    now = flow_run.get_parameters().get("now")
-    clock = now if isinstance(now, datetime) else flow_run.get_scheduled_start_time()
-    return f"cycle {clock:%Y-%m-%d %H:%M}"
+    return current_label("cycle")
 
 
 @flow(name="aftersale-cycle", flow_run_name=_run_name, log_prints=False)
-def aftersale_cycle(now: datetime | None = None, dry_run: bool = False) -> dict[str, Any]:
-    """One cycle over the store named by AFTERSALE_DB. `now` is for replays and the demo."""
+def aftersale_cycle(now: datetime | None = None, dry_run: bool = False) -> Any:
+    """One cycle over the store named by AFTERSALE_DB. `now` is for replays and the demo.
+    Returns the run's summary, or (something is down) a Degraded state holding it."""
     install_masking()
     logger = get_run_logger()
     settings = load_settings()
-    clock = (now or datetime.now(UTC)).astimezone(UTC)
+    label = current_label("cycle")
+    clock = run_clock(take=True)
+    logger.info("run %s, clock %s UTC", label, f"{clock:%Y-%m-%d %H:%M:%S}")
     with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
         try:
             parts, notes = build_parts(settings, store, dry_run=dry_run)
@@ -122,9 +140,9 @@ def aftersale_cycle(now: datetime | None = None, dry_run: bool = False) -> dict[
             raise
         for note in notes:
             logger.info(note)
-        summary = core.run_cycle(parts, clock, f"cycle-{uuid.uuid4().hex[:12]}", run_as_task)
+        summary = core.run_cycle(parts, clock, label, run_as_task)
         unknown_total = store.count_messages(MessageState.UNKNOWN)
-    report = build_report(summary, unknown_total=unknown_total)
+    report = build_report(summary, label=label, unknown_total=unknown_total)
     rename_run(report.name + (" · dry run" if dry_run else ""))
     publish_artifacts(
         "cycle",
@@ -134,9 +152,27 @@ def aftersale_cycle(now: datetime | None = None, dry_run: bool = False) -> dict[
             ("failed-messages", "failed and unknown messages, with the reason", report.failed),
         ],
     )
+    publish_markdown("carrier-health", report.health)
     emit_alerts(report.alerts)
-    return summary.as_dict()
+    result = summary.as_dict()
+    if not report.degraded:
+        return result
+    reasons = "; ".join(report.degraded)
+    emit_alerts([Alert(RUN_DEGRADED, "aftersale.cycle", f"{report.name} is degraded: {reasons}")])
+    return Failed(name=DEGRADED, message=f"degraded: {reasons}", data=result)
+
+
+def cycle_summary(state: State[Any]) -> dict[str, Any]:
+    """A finished cycle's summary, degraded or not; a failed or crashed run raises."""
+    if state.name == DEGRADED:
+        return state.result(raise_on_failure=False)  # type: ignore[return-value]
+    return state.result()  # type: ignore[return-value]
+
+
+def run_cycle_flow(now: datetime | None = None, dry_run: bool = False) -> dict[str, Any]:
+    """Run the flow here and return its summary (`summary["degraded"]` says why, if so)."""
+    return cycle_summary(aftersale_cycle(now=now, dry_run=dry_run, return_state=True))
 
 
 if __name__ == "__main__":
-    print(aftersale_cycle())
+    print(run_cycle_flow())

@@ -80,7 +80,7 @@ def run_demo(
 ) -> dict[str, int]:
     """Run the demo in `workdir` (wiped first), on `database` (a PostgreSQL URL) or a fresh
     DuckDB file in `workdir`; returns sent messages per template/channel."""
-    from flows.cycle import aftersale_cycle  # imports Prefect: keep `aftersale --help` fast
+    from flows.cycle import run_cycle_flow  # imports Prefect: keep `aftersale --help` fast
 
     console = console or Console()
     examples = PROJECT_ROOT / "examples"
@@ -127,7 +127,7 @@ def run_demo(
         for i, hours in enumerate(CYCLE_HOURS, start=1):
             now = DEMO_START + timedelta(hours=hours)
             state.clock.set(now)
-            s = aftersale_cycle(now=now)
+            s = run_cycle_flow(now=now)
             table.add_row(
                 str(i),
                 f"{now:%a %d %b %H:%M}",

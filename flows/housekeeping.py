@@ -7,20 +7,31 @@ instead of failing on the lock.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
 from pydantic import Field
 
+from aftersale.ops.alerts import unknown_alert
 from aftersale.ops.housekeeping import Retention, run_housekeeping
-from aftersale.ops.report import Alert
 from aftersale.store import open_store
 from carriers.registry import load_settings
-from flows.alerts import emit_alerts, install_masking, publish_artifacts, rename_run
+from flows.alerts import (
+    current_label,
+    emit_alerts,
+    install_masking,
+    publish_artifacts,
+    rename_run,
+    run_clock,
+)
 
 
-@flow(name="aftersale-housekeeping", log_prints=False)
+def _run_name() -> str:
+    return current_label("housekeeping")
+
+
+@flow(name="aftersale-housekeeping", flow_run_name=_run_name, log_prints=False)
 def aftersale_housekeeping(
     tracking_events_days: Annotated[int, Field(ge=1, le=3650)] = 180,
     personal_data_days: Annotated[int, Field(ge=1, le=3650)] = 365,
@@ -32,7 +43,8 @@ def aftersale_housekeeping(
     `stuck_sending_minutes` was left by a crashed run."""
     install_masking()
     logger = get_run_logger()
-    clock = (now or datetime.now(UTC)).astimezone(UTC)
+    label = current_label("housekeeping")
+    clock = run_clock(take=True)
     retention = Retention(
         tracking_events_days=tracking_events_days,
         personal_data_days=personal_data_days,
@@ -44,7 +56,7 @@ def aftersale_housekeeping(
     summary = report.as_dict()
     logger.info("housekeeping: %s", summary)
     rename_run(
-        f"housekeeping {clock:%Y-%m-%d %H:%M} · {len(report.expired)} expired · "
+        f"{label} · {len(report.expired)} expired · "
         f"{len(report.stuck)} stuck · {report.unknown_total} unknown"
     )
     publish_artifacts(
@@ -53,17 +65,7 @@ def aftersale_housekeeping(
         [("stuck-messages", "messages found stuck in sending, now unknown", report.stuck)],
     )
     if report.unknown_total:
-        emit_alerts(
-            [
-                Alert(
-                    "aftersale.messages.unknown",
-                    "aftersale.messages",
-                    f"{report.unknown_total} messages in `unknown` ({len(report.stuck)} found "
-                    "stuck by housekeeping): check the provider, then `aftersale messages release`",
-                    {"unknown": report.unknown_total, "new": len(report.stuck)},
-                )
-            ]
-        )
+        emit_alerts([unknown_alert(report.unknown_total, len(report.stuck), "housekeeping")])
     return summary
 
 

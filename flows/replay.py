@@ -16,14 +16,25 @@ from pydantic import Field
 
 from aftersale.decide.backfill import backfill, check_range
 from aftersale.errors import RuleSetError
-from aftersale.ops.report import ruleset_alert
+from aftersale.ops.alerts import ruleset_alert
 from aftersale.store import open_store
 from carriers.registry import load_settings
-from flows.alerts import emit_alerts, install_masking, publish_artifacts, rename_run
+from flows.alerts import (
+    current_label,
+    emit_alerts,
+    install_masking,
+    publish_artifacts,
+    rename_run,
+    run_clock,
+)
 from flows.wiring import load_library, load_rules
 
 
-@flow(name="aftersale-replay", log_prints=False)
+def _run_name() -> str:
+    return current_label("replay")
+
+
+@flow(name="aftersale-replay", flow_run_name=_run_name, log_prints=False)
 def aftersale_replay(
     start: datetime,
     end: datetime,
@@ -36,7 +47,8 @@ def aftersale_replay(
     install_masking()
     logger = get_run_logger()
     check_range(start, end)
-    clock = (now or datetime.now(UTC)).astimezone(UTC)
+    label = current_label("replay")
+    clock = run_clock(take=True)
     settings = load_settings()
     try:
         ruleset = load_rules(settings, load_library(settings))
@@ -52,12 +64,14 @@ def aftersale_replay(
             clock,
             apply=apply,
             max_late=timedelta(hours=max_late_hours),
-            run_id=f"replay-{clock:%Y%m%dT%H%M%S}",
+            run_id=label,
         )
     summary = report.as_dict()
     logger.info("replay: %s", summary)
     verdict = f"{summary['queued']} queued" if apply else f"{summary['would_queue']} would queue"
-    rename_run(f"replay {start:%Y-%m-%d} → {end:%Y-%m-%d} · {summary['events']} events · {verdict}")
+    rename_run(
+        f"{label} · {start:%Y-%m-%d} → {end:%Y-%m-%d} · {summary['events']} events · {verdict}"
+    )
     publish_artifacts(
         "replay",
         report.markdown(),

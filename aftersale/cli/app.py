@@ -105,6 +105,7 @@ def run(
     try:
         if no_prefect:
             from aftersale.cycle import run_cycle
+            from aftersale.ops.report import run_label
             from aftersale.store import open_store
             from flows.wiring import build_parts
 
@@ -113,14 +114,20 @@ def run(
                 parts, notes = build_parts(settings, store, dry_run=dry_run)
                 for note in notes:
                     plain(console, note)
-                summary = run_cycle(parts, clock, f"cycle-{uuid.uuid4().hex[:12]}").as_dict()
+                label = run_label("cycle", clock, uuid.uuid4().hex[:6])
+                summary = run_cycle(parts, clock, label).as_dict()
         else:
-            from flows.cycle import aftersale_cycle
+            from aftersale.cli.ops import prefect_started
 
-            summary = aftersale_cycle(now=clock, dry_run=dry_run)
+            with prefect_started():
+                from flows.cycle import run_cycle_flow
+
+                summary = run_cycle_flow(now=clock, dry_run=dry_run)
     except AftersaleError as exc:
         _fail(exc)
     console.print_json(json.dumps(summary, default=str))
+    for reason in summary["degraded"]:
+        err.print(f"[yellow]degraded:[/] {reason}", highlight=False)
 
 
 @app.command()
@@ -289,43 +296,6 @@ def track(
         plain(err, f"problem: {p}")
 
 
-@messages_app.command("list")
-def messages_list(
-    state: Annotated[
-        str, typer.Option(help="pending, sending, sent, failed, unknown, …")
-    ] = "unknown",
-) -> None:
-    """List messages in one state (recipients masked)."""
-    from aftersale.masking import mask_recipient
-    from aftersale.models import MessageState
-    from aftersale.store import open_store
-    from carriers.registry import load_settings
-
-    try:
-        wanted = MessageState(state.strip().lower())
-    except ValueError:
-        _fail(ValueError(f"state {state!r} is not one of: {', '.join(MessageState)}"))
-    settings = load_settings()
-    with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
-        rows = store.messages_in_state(wanted)
-    table = Table("message", "rule", "channel", "order", "recipient", "error")
-    for m in rows:
-        table.add_row(
-            *(
-                Text(value)
-                for value in (
-                    m.message_id,
-                    m.rule_id,
-                    m.channel,
-                    m.order_id,
-                    mask_recipient(m.recipient or ""),
-                    m.error_text or "",
-                )
-            )
-        )
-    console.print(table)
-
-
 @messages_app.command("release")
 def messages_release(
     message_ids: Annotated[list[str], typer.Argument(help="ids from `aftersale messages list`")],
@@ -344,7 +314,9 @@ def messages_release(
 
 
 def _register_commands() -> None:
-    """Commands kept in their own modules: the marketer's workbench and delivery upkeep."""
+    """Commands kept in their own modules: the marketer's workbench, delivery upkeep, and
+    the operators' views (alerts, health, messages, report)."""
+    from aftersale.cli import ops
     from aftersale.cli.delivery import suppress_app, webhooks_app
     from aftersale.cli.store import store_app
     from aftersale.cli.templates import preview, send_test
@@ -354,6 +326,11 @@ def _register_commands() -> None:
     app.add_typer(suppress_app, name="suppress")
     app.add_typer(webhooks_app, name="webhooks")
     app.add_typer(store_app, name="store")
+    app.add_typer(ops.alerts_app, name="alerts")
+    app.command("health")(ops.health)
+    app.command("report")(ops.report)
+    messages_app.command("list")(ops.messages_list)
+    messages_app.command("show")(ops.messages_show)
 
 
 _register_commands()

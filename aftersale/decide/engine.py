@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from aftersale.decide.conditions import Condition
 from aftersale.decide.ruleset import RuleSet
@@ -66,6 +67,23 @@ class SendHistory:
     pending: tuple[PendingMessage, ...] = ()
 
 
+class SkipWhy(StrEnum):
+    """Why an event, or one rule for it, sent nothing, in a word the run summary counts by
+    (the `Skip.reason` says it in full)."""
+
+    NO_RULE = "no rule listens"
+    NO_ORDER = "order not stored"
+    CONDITION = "condition false"
+    COLLAPSED = "newer news in the same cycle"
+    SUPERSEDED = "superseded"
+    ONCE_ONLY = "already sent (once only)"
+    NO_ADDRESS = "no address"
+    CONSENT = "no consent"
+    CAP = "frequency cap"
+    TOO_LATE = "too late"
+    FALLBACK = "sent on the fallback channel"
+
+
 @dataclass(frozen=True, slots=True)
 class Skip:
     """An event, or one rule for it, that sends nothing, and why."""
@@ -74,6 +92,7 @@ class Skip:
     rule_id: str | None
     reason: str
     channel: ChannelKind | None = None
+    why: SkipWhy = field(kw_only=True)
 
     def __str__(self) -> str:
         who = f"rule '{self.rule_id}'" if self.rule_id else "no rule"
@@ -149,7 +168,7 @@ def decide(
     for cand in candidates:
         reason = state.superseded(cand) if cand.rule.id in newer_keys else None
         if reason:
-            skipped.append(Skip(cand.event, cand.rule.id, reason))
+            skipped.append(Skip(cand.event, cand.rule.id, reason, why=SkipWhy.SUPERSEDED))
             continue
         for channel in cand.rule.channels:
             decision = state.resolve(cand, channel, skipped)
@@ -171,11 +190,14 @@ def _match(
     for event in events:
         listening = listening_to(event)
         if not listening:
-            skipped.append(Skip(event, None, f"no rule listens to {describe(event)}"))
+            skipped.append(
+                Skip(event, None, f"no rule listens to {describe(event)}", why=SkipWhy.NO_RULE)
+            )
             continue
         order = orders.get(event.order_id)
         if order is None:
-            skipped.append(Skip(event, None, f"order {event.order_id} is not in the store"))
+            missing = f"order {event.order_id} is not in the store"
+            skipped.append(Skip(event, None, missing, why=SkipWhy.NO_ORDER))
             continue
         sid = event.shipment_id
         shipment = shipments.get(sid) if sid else None
@@ -197,6 +219,7 @@ def _match(
                         event,
                         rule.id,
                         f"condition '{failed.text}' is false ({failed.field} = {actual})",
+                        why=SkipWhy.CONDITION,
                     )
                 )
     return out
@@ -234,7 +257,7 @@ def _collapse(candidates: list[_Candidate], skipped: list[Skip]) -> list[_Candid
             kept.append(c)
         else:
             reason = f"collapsed: '{top[2]}' is the newest message for shipment {sid} in this cycle"
-            skipped.append(Skip(c.event, c.rule.id, reason))
+            skipped.append(Skip(c.event, c.rule.id, reason, why=SkipWhy.COLLAPSED))
     return kept
 
 
@@ -302,6 +325,7 @@ class _CycleState:
         used, decided, now = self.used, self.decided, self.now
         head = f"{rule.id}|{cand.subject}|"
         tried: list[str] = []
+        first_why: SkipWhy | None = None  # what stopped the rule's own channel
         current: ChannelKind | None = channel
         while current is not None:
             key = head + current
@@ -309,27 +333,39 @@ class _CycleState:
                 done = f"already sent (key {key})"
                 if tried and current in rule.channels:
                     done = f"the {current} message of this rule covers it"
-                skipped.append(Skip(event, rule.id, "; ".join([*tried, done]), channel))
+                why = first_why or SkipWhy.ONCE_ONLY
+                skipped.append(Skip(event, rule.id, "; ".join([*tried, done]), channel, why=why))
                 return None
-            problem = spec_of(current).contact_problem(customer, rule.marketing)
+            spec = spec_of(current)
+            problem = spec.contact_problem(customer, rule.marketing)
+            why = SkipWhy.CONSENT if spec.recipient(customer) else SkipWhy.NO_ADDRESS
             if problem is None:
                 # when it would go out: after the delay, not before now, inside the window
                 tz = customer.time_zone
                 occurred = event.occurred_at
-                due = occurred if rule.after is None else rule.after.add(occurred, tz)
+                if rule.after is None:
+                    due, held = occurred, []
+                else:
+                    due = rule.after.add(occurred, tz)
+                    held = [f"waits {rule.after} after the event"] if due > now else []
                 if due < now:
                     due = now
                 window = rule.windows.get(current)
                 if window is not None:
-                    due = window.next_open(due, tz)
+                    opens = window.next_open(due, tz)
+                    if opens != due:
+                        held.append(f"quiet hours: {current} goes out {window} {tz}")
+                    due = opens
                 before = rule.before
                 if before is not None and due > before.add(occurred, tz):
+                    why = SkipWhy.TOO_LATE
                     problem = (
                         f"too late: it would go out at {due:%Y-%m-%d %H:%M} UTC, more than "
                         f"{before} after the event "
                         f"({occurred:%Y-%m-%d %H:%M} UTC)"
                     )
                 elif caps := self.caps[rule.id, current]:
+                    why = SkipWhy.CAP
                     problem = self._cap_problem(customer.customer_id, current, due, caps)
                     if problem is None:
                         self.sent.setdefault((customer.customer_id, current), []).append(
@@ -344,6 +380,7 @@ class _CycleState:
                                 rule.id,
                                 "; ".join(tried) + f"; fell back to {current}",
                                 channel,
+                                why=SkipWhy.FALLBACK,
                             )
                         )
                     # positional, in field order (rule_id, template, channel, order_id,
@@ -359,11 +396,13 @@ class _CycleState:
                         rule.marketing,
                         event.shipment_id,
                         event.item_sku,
+                        held="; ".join(held) or None,
                     )
+            first_why = first_why or why
             tried.append(f"{current}: {problem}")
             nxt = rule.fallback.get(current)
             current = nxt if nxt is not None and nxt not in (channel, current) else None
-        skipped.append(Skip(event, rule.id, "; ".join(tried), channel))
+        skipped.append(Skip(event, rule.id, "; ".join(tried), channel, why=first_why or why))
         return None
 
     def _cap_problem(
@@ -413,7 +452,7 @@ def _supersede(
                 if w.shipment_id == sid and d.rule_id in by_id[w.rule_id].supersedes
             )
             reason = f"superseded by '{winner}' in this cycle"
-            skipped.append(Skip(d.event, d.rule_id, reason, d.channel))
+            skipped.append(Skip(d.event, d.rule_id, reason, d.channel, why=SkipWhy.SUPERSEDED))
         else:
             kept.append(d)
     cancel = [

@@ -1,5 +1,6 @@
-"""What a run tells its operator: a readable name, a markdown summary, a table of messages
-and the alerts that need a human. Pure: built from a `CycleSummary`, no Prefect, no I/O.
+"""What a run tells its operator: a readable name, a markdown summary, a table of messages,
+the carriers' and channels' health, and the alerts that need a human. Pure: built from a
+`CycleSummary`, no Prefect, no I/O.
 
 Recipients in the rows are already masked by dispatch; free-text reasons are masked again
 here (a provider may quote an address back), so nothing in an artifact reaches a customer.
@@ -9,34 +10,24 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from aftersale.cycle import CycleSummary
+from aftersale.decide.engine import describe
+from aftersale.dispatch.messages import message_id_for
 from aftersale.dispatch.send import Outcome
 from aftersale.masking import mask_text
 from aftersale.models import EventKind
+from aftersale.ops.alerts import Alert, unknown_alert
+from aftersale.ops.health import FAILING, HealthUpdate, describe_outage, health_rows
 
 #: Order of outcomes in every table: the ones that need attention first.
 OUTCOME_ORDER = ("failed", "unknown", "deferred", "suppressed", "skipped", "would_send", "sent")
-#: Provider answers meaning "the credentials are wrong": SendGrid/Twilio HTTP 401/403,
-#: Twilio's 20003 ("authenticate"). They come back as deferred (the message waits).
-_AUTH_CODES = ("http_401", "http_403", "20003")
-#: Carrier poll errors that mean a circuit breaker stopped the calls (carriers/poll.py).
-_CARRIER_AUTH_WORDS = ("credentials refused", "http 401", "http 403")
 #: At most this many distinct error texts per carrier in the summary.
 MAX_ERRORS_SHOWN = 5
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """Something an operator must act on, emitted as a Prefect event by the flow."""
-
-    event: str  # e.g. "aftersale.carrier.breaker-open"
-    resource_id: str  # e.g. "aftersale.carrier.dhl"
-    message: str
-    payload: Mapping[str, Any] = field(default_factory=dict)
+#: At most this many messages queued for later are listed (the count is always given).
+MAX_HELD_SHOWN = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,33 +37,38 @@ class RunReport:
     messages: list[dict[str, str]]
     failed: list[dict[str, str]]
     alerts: list[Alert]
+    health: str  # the `carrier-health` artifact
+    degraded: list[str]  # why the run is degraded; empty when it is not
+
+
+def run_label(kind: str, clock: datetime, token: str) -> str:
+    """A run's one name, fixed when it starts: `cycle 2026-11-22 10:15 · 3f9a2c` (clock in
+    UTC; the token tells apart runs started in the same minute)."""
+    return f"{kind} {clock:%Y-%m-%d %H:%M} · {token}"
+
+
+def run_name(label: str, polled: int, sent: int) -> str:
+    """What the run did, after its label:
+    `cycle 2026-11-22 10:15 · 3f9a2c · 412 polled · 37 sent`."""
+    return f"{label} · {polled} polled · {sent} sent"
 
 
 def build_report(
-    summary: CycleSummary,
-    *,
-    kind: str = "cycle",
-    unknown_total: int | None = None,
-    open_breakers: Iterable[str] | None = None,
+    summary: CycleSummary, *, label: str, unknown_total: int | None = None
 ) -> RunReport:
     """Everything the run publishes. `unknown_total`: messages in `unknown` in the whole
-    store (not only this run's); `open_breakers`: carrier slugs, or derived from errors."""
-    breakers = sorted(
-        set(open_breakers if open_breakers is not None else summary.poll.breakers_open)
-    )
+    store (not only this run's)."""
     rows = message_rows(summary.dispatch.outcomes)
+    name = run_name(label, len(summary.poll.results), summary.dispatch.count("sent"))
     return RunReport(
-        name=run_name(kind, summary.now, len(summary.poll.results), summary.dispatch.count("sent")),
-        markdown=summary_markdown(summary, kind=kind, open_breakers=breakers),
+        name=name,
+        markdown=summary_markdown(summary, name),
         messages=rows,
         failed=[r for r in rows if r["outcome"] in ("failed", "unknown")],
-        alerts=find_alerts(summary, unknown_total=unknown_total, open_breakers=breakers),
+        alerts=find_alerts(summary, unknown_total=unknown_total),
+        health=health_markdown(summary.health, summary.now),
+        degraded=summary.health.degraded(summary.now),
     )
-
-
-def run_name(kind: str, clock: datetime, polled: int, sent: int) -> str:
-    """`cycle 2026-11-22 10:15 · 412 polled · 37 sent` (clock in UTC)."""
-    return f"{kind} {clock:%Y-%m-%d %H:%M} · {polled} polled · {sent} sent"
 
 
 def message_rows(outcomes: Sequence[Outcome]) -> list[dict[str, str]]:
@@ -100,100 +96,44 @@ def errors_by_carrier(summary: CycleSummary) -> dict[str, Counter[str]]:
     table: dict[str, Counter[str]] = {}
     for r in summary.poll.results:
         if r.error:
-            table.setdefault(r.carrier or "(none)", Counter())[_error_kind(r.error)] += 1
+            table.setdefault(r.carrier or "(none)", Counter())[_error_text(r.error)] += 1
     return dict(sorted(table.items()))
 
 
-def _error_kind(error: str) -> str:
+def _error_text(error: str) -> str:
     """Drop the 'carrier number:' prefix so identical faults group together."""
     head, sep, rest = error.partition(": ")
     return rest if sep and " " in head else error
 
 
-def find_alerts(
-    summary: CycleSummary,
-    *,
-    unknown_total: int | None = None,
-    open_breakers: Sequence[str] = (),
-) -> list[Alert]:
-    alerts = [
-        Alert(
-            "aftersale.carrier.breaker-open",
-            f"aftersale.carrier.{slug}",
-            f"{slug}: circuit breaker open, polling stopped for this carrier",
-            {"carrier": slug},
-        )
-        for slug in open_breakers
-    ]
-    for slug, errors in errors_by_carrier(summary).items():
-        auth = sum(n for e, n in errors.items() if any(w in e.lower() for w in _CARRIER_AUTH_WORDS))
-        if auth:
-            alerts.append(
-                Alert(
-                    "aftersale.carrier.auth-failed",
-                    f"aftersale.carrier.{slug}",
-                    f"{slug}: the carrier refused our credentials ({auth} shipments)",
-                    {"carrier": slug, "shipments": auth},
-                )
-            )
-    refused: dict[str, list[Outcome]] = {}
-    for o in summary.dispatch.outcomes:
-        if o.outcome in ("failed", "deferred") and (o.reason or "").startswith(_AUTH_CODES):
-            refused.setdefault(o.provider or o.channel, []).append(o)
-    for provider, outs in sorted(refused.items()):
-        alerts.append(
-            Alert(
-                "aftersale.provider.auth-failed",
-                f"aftersale.provider.{provider}",
-                f"{provider}: the provider refused our credentials ({len(outs)} messages "
-                f"waiting): {mask_text(outs[0].reason or '')}",
-                {"provider": provider, "messages": len(outs)},
-            )
-        )
+def find_alerts(summary: CycleSummary, *, unknown_total: int | None = None) -> list[Alert]:
+    """The health alerts (down, still down, back) and messages left in `unknown`."""
+    alerts = list(summary.health.alerts)
     new_unknown = summary.dispatch.count("unknown")
     total = max(unknown_total or 0, new_unknown)
     if total:
-        alerts.append(
-            Alert(
-                "aftersale.messages.unknown",
-                "aftersale.messages",
-                f"{total} messages in `unknown` ({new_unknown} new this run): check the "
-                "provider, then `aftersale messages release`",
-                {"unknown": total, "new": new_unknown},
-            )
-        )
+        alerts.append(unknown_alert(total, new_unknown))
     return alerts
-
-
-def ruleset_alert(problems: Sequence[str]) -> Alert:
-    """The rule set does not load: nothing is decided or sent until it is fixed."""
-    shown = "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else "")
-    return Alert(
-        "aftersale.ruleset.invalid",
-        "aftersale.ruleset",
-        f"rule set invalid, {len(problems)} problem(s): {shown}",
-        {"problems": list(problems[:20])},
-    )
 
 
 # --- markdown ----------------------------------------------------------------
 
 
-def summary_markdown(
-    summary: CycleSummary, *, kind: str = "cycle", open_breakers: Sequence[str] = ()
-) -> str:
+def summary_markdown(summary: CycleSummary, name: str) -> str:
     d = summary.as_dict()
-    out = [
-        f"# {run_name(kind, summary.now, d['polled'], d['sent'])}",
-        "",
+    out = [f"# {name}", ""]
+    if d["degraded"]:
+        out += ["**Degraded**:", ""] + [f"- {line}" for line in d["degraded"]] + [""]
+    out += [
         f"Clock {summary.now:%Y-%m-%d %H:%M} UTC. Imported {d['imported']} orders "
         f"({d['rejected_rows']} rows rejected); polled {d['polled']} shipments; "
-        f"{d['events']} new events; {d['queued']} messages queued, {d['cancelled']} cancelled; "
+        f"{d['events']} new events; {d['queued']} messages queued "
+        f"({d['queued_for_later']} for later), {d['cancelled']} cancelled; "
         + _outcome_phrase(summary.dispatch.outcomes)
         + ".",
         "",
     ]
-    out += _carriers_section(summary, open_breakers)
+    out += _carriers_section(summary)
     out += _counter_section("Status changes", "status", d["status_changes"])
     out += _counter_section("Delays", "reason", d["delays_by_reason"])
     events = Counter(
@@ -201,7 +141,23 @@ def summary_markdown(
     )
     out += _counter_section("Other events", "event", dict(events))
     out += _messages_section(summary.dispatch.outcomes)
+    out += _not_sent_section(summary)
+    out += _held_section(summary)
     out += _failed_section(summary.dispatch.outcomes)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def health_markdown(update: HealthUpdate, now: datetime) -> str:
+    """The `carrier-health` artifact: each carrier and channel as the store knows it now."""
+    out = [f"# carrier health {now:%Y-%m-%d %H:%M} UTC", ""]
+    failing = [h for h in update.records if h.state == FAILING]
+    if failing:
+        out += [f"- **{describe_outage(h, now, update.backlog.get(h.name))}**" for h in failing]
+    else:
+        out += ["Every carrier and channel answered in its last run."]
+    rows = health_rows(update, now)
+    if rows:
+        out += ["", *_table(list(rows[0]), (list(r.values()) for r in rows))]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -221,12 +177,17 @@ def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def _carriers_section(summary: CycleSummary, open_breakers: Sequence[str]) -> list[str]:
+def _carriers_section(summary: CycleSummary) -> list[str]:
     by = summary.poll.by_carrier()
     errors = errors_by_carrier(summary)
+    opened = set(summary.poll.breakers_open)
     out = ["## Carriers", ""]
     if not by:
-        return out + ["No shipment was due for a check.", ""]
+        out += ["No shipment was due for a check."]
+        failing = [h.name for h in summary.health.failing if h.component == "carrier"]
+        if failing:
+            out += [f"Still down from earlier runs: {', '.join(failing)} (see carrier-health)."]
+        return out + [""]
     out += _table(
         ("carrier", "polled", "errors", "not found", "with problems", "breaker"),
         (
@@ -236,7 +197,7 @@ def _carriers_section(summary: CycleSummary, open_breakers: Sequence[str]) -> li
                 row.get("errors", 0),
                 row.get("not_found", 0),
                 row.get("with_problems", 0),
-                "**open**" if slug in open_breakers else "closed",
+                "**open**" if slug in opened else "closed",
             )
             for slug, row in by.items()
         ),
@@ -270,6 +231,49 @@ def _messages_section(outcomes: Sequence[Outcome]) -> list[str]:
     return out + _table(
         ("rule", "channel", *present),
         ((r, c, *(cube[(r, c, o)] or "" for o in present)) for r, c in pairs),
+    )
+
+
+def _not_sent_section(summary: CycleSummary) -> list[str]:
+    """Per rule (or, without one, per event), how many sent nothing and why, with one
+    reason in full; dispatch's suppressions are in the table above."""
+    skipped = summary.decide.outcome.skipped
+    out = ["## Why nothing was sent", ""]
+    if not skipped:
+        return out + ["Every event that a rule listens to sent its message.", ""]
+    groups: Counter[tuple[str, str]] = Counter()
+    example: dict[tuple[str, str], str] = {}
+    for s in skipped:
+        key = (s.rule_id or f"(no rule) {describe(s.event)}", s.why.value)
+        groups[key] += 1
+        example.setdefault(key, s.reason)
+    rows = sorted(groups.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))
+    return out + _table(
+        ("rule", "why", "count", "for example"),
+        ((rule, why, n, mask_text(example[(rule, why)])) for (rule, why), n in rows),
+    )
+
+
+def _held_section(summary: CycleSummary) -> list[str]:
+    held = sorted(summary.held(), key=lambda d: (d.due_at, d.rule_id, d.order_id))
+    if not held:
+        return []
+    out = ["## Queued for later", ""]
+    if len(held) > MAX_HELD_SHOWN:
+        out += [f"The first {MAX_HELD_SHOWN} of {len(held)}, soonest first.", ""]
+    return out + _table(
+        ("message", "rule", "channel", "order", "goes out (UTC)", "why later"),
+        (
+            (
+                message_id_for(d.idempotency_key),
+                d.rule_id,
+                d.channel.value,
+                d.order_id,
+                f"{d.due_at:%Y-%m-%d %H:%M}",
+                d.held or "",
+            )
+            for d in held[:MAX_HELD_SHOWN]
+        ),
     )
 
 

@@ -207,4 +207,27 @@ MIGRATIONS: tuple[tuple[int, str, str | Mapping[str, str]], ...] = (
         );
         """,
     ),
+    (
+        4,
+        "health of carriers and channels across runs; when a message was opened, clicked",
+        """
+        CREATE TABLE health (
+            component         VARCHAR NOT NULL,  -- carrier | channel
+            name              VARCHAR NOT NULL,  -- its slug: dhl, email
+            state             VARCHAR NOT NULL,  -- ok | failing
+            since             TIMESTAMP NOT NULL,
+            checked_at        TIMESTAMP NOT NULL,
+            last_ok_at        TIMESTAMP,
+            calls             INTEGER NOT NULL,
+            failures          INTEGER NOT NULL,
+            errors            JSON NOT NULL,
+            last_error        VARCHAR,
+            breaker_opened_at TIMESTAMP,
+            alerted_at        TIMESTAMP,
+            PRIMARY KEY (component, name)
+        );
+        ALTER TABLE messages ADD COLUMN opened_at TIMESTAMP;
+        ALTER TABLE messages ADD COLUMN clicked_at TIMESTAMP;
+        """,
+    ),
 )

@@ -24,13 +24,18 @@ from aftersale.models import (
     TrackingEvent,
 )
 from aftersale.store.records import (
+    CarrierBacklog,
     Claim,
     Closure,
     CustomerChange,
+    DelayNotice,
+    DeliveredShipment,
     DueCursor,
+    HealthRecord,
     MessageCount,
     MessageResult,
     MessageRow,
+    MessageStat,
     NewMessage,
     PastMessage,
     Rejection,
@@ -251,6 +256,23 @@ class MessageStore(Protocol):
         """Record a provider's delivery report; `problem` (when given) becomes the error."""
         ...
 
+    def record_engagement(self, message_id: str, kind: str, at: datetime) -> None:
+        """The recipient opened (`kind` "opened") or clicked ("clicked") the message; the
+        first time of each is kept."""
+        ...
+
+    def find_messages(
+        self,
+        *,
+        order_id: str | None = None,
+        customer_id: str | None = None,
+        since: datetime | None = None,
+        limit: int = 500,
+    ) -> list[MessageRow]:
+        """Messages of an order and/or a customer, and/or changed since `since`, newest
+        first (operators' views)."""
+        ...
+
 
 class SuppressionStore(Protocol):
     """Addresses (normalised) that get no messages, or no marketing, on a channel."""
@@ -281,6 +303,39 @@ class RunStore(Protocol):
 
     def list_runs(self) -> list[RunRecord]:
         """Every run, in start order."""
+        ...
+
+
+class HealthStore(Protocol):
+    """Carriers' and channels' health from run to run (aftersale.ops.health decides it)."""
+
+    def load_health(self) -> list[HealthRecord]:
+        """Every record, by component and name."""
+        ...
+
+    def save_health(self, records: Sequence[HealthRecord]) -> None:
+        """Insert each record, or replace the one of its component and name."""
+        ...
+
+    def carrier_backlog(self) -> list[CarrierBacklog]:
+        """Per carrier, its shipments not settled yet, by carrier."""
+        ...
+
+
+class ReportStore(Protocol):
+    """What the period report (aftersale.ops.trends) reads, for [start, end)."""
+
+    def message_stats(self, start: datetime, end: datetime) -> list[MessageStat]:
+        """Messages counted per day (sent, else last changed), rule, channel, state and
+        delivery state, with how many were opened and clicked."""
+        ...
+
+    def delivered_shipments(self, start: datetime, end: datetime) -> list[DeliveredShipment]:
+        """Parcels delivered in the range, with their promise, destination and first scans."""
+        ...
+
+    def delay_notices(self, start: datetime, end: datetime) -> list[DelayNotice]:
+        """Delay messages sent in the range (for a `delayed` event), with their parcel."""
         ...
 
 
@@ -334,6 +389,8 @@ class Store(
     RunStore,
     RetentionStore,
     TableStore,
+    HealthStore,
+    ReportStore,
     Protocol,
 ):
     """Every aggregate behind one handle, plus its lifecycle. One per process."""

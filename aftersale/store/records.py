@@ -4,8 +4,8 @@ rejected rows, suppressions, runs. Frozen; every backend returns these same type
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from aftersale.models import ChannelKind, Customer, MessageState
@@ -70,6 +70,10 @@ class MessageRow:
     sent_at: datetime | None = None
     delivery_state: str | None = None  # what the provider reported later (webhooks)
     updated_at: datetime | None = None
+    created_at: datetime | None = None  # when it was decided (queued)
+    run_id: str | None = None  # the run that queued it, or last claimed it
+    opened_at: datetime | None = None  # first open the provider reported (SendGrid)
+    clicked_at: datetime | None = None  # first click the provider reported (SendGrid)
 
 
 #: Where a page of due messages ended: (due_at, message_id) of its last message.
@@ -182,3 +186,77 @@ class CustomerChange:
     as_of: datetime
     applied: bool
     changes: Mapping[str, tuple[Any, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRecord:
+    """What the store remembers about a carrier or a channel from run to run, so an
+    outage stays known in runs that did not call it (nothing was due)."""
+
+    component: str  # "carrier" or "channel"
+    name: str  # its slug: "dhl", "email"
+    state: str  # "ok" or "failing"
+    since: datetime  # when the current state began
+    checked_at: datetime  # the last run that called it
+    last_ok_at: datetime | None = None  # the last run in which it mostly answered
+    calls: int = 0  # calls in the last run that called it
+    failures: int = 0  # failed calls since `since` (while failing), in that run (while ok)
+    errors: Mapping[str, int] = field(default_factory=dict)  # error kind -> failed calls
+    last_error: str | None = None
+    breaker_opened_at: datetime | None = None  # a run stopped calling it (circuit open)
+    alerted_at: datetime | None = None  # when an alert about the current outage went out
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierBacklog:
+    """A carrier's shipments still moving: how many, how many wait after failed polls,
+    and when the next of them is checked."""
+
+    carrier: str
+    active: int
+    waiting: int  # with failed polls, waiting for their next check
+    next_check_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStat:
+    """Messages of one day (sent, else last changed), rule, channel and state, with what
+    the provider reported about them later."""
+
+    day: date
+    rule_id: str
+    channel: ChannelKind
+    state: MessageState
+    delivery_state: str | None
+    opened: int
+    clicked: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveredShipment:
+    """A delivered parcel with what was promised and where it went, for on-time rates and
+    transit times."""
+
+    shipment_id: str
+    carrier: str
+    destination: str | None  # the order's shipping country, else the customer's
+    time_zone: str  # the customer's: a delivery is on time by their calendar
+    promised: date | None  # the shop's promise, else the carrier's first estimate
+    handed_over_at: datetime | None  # first scan past label/pending
+    delivered_at: datetime
+    first_location: str | None  # the first scan that names a place
+
+
+@dataclass(frozen=True, slots=True)
+class DelayNotice:
+    """A delay message that went out, and what became of its parcel."""
+
+    message_id: str
+    shipment_id: str
+    carrier: str
+    sent_at: datetime
+    time_zone: str
+    promised: date | None
+    status: str
+    delivered_at: datetime | None

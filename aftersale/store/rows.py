@@ -29,6 +29,7 @@ from aftersale.models import (
 )
 from aftersale.store.records import (
     CustomerChange,
+    HealthRecord,
     MessageRow,
     NewMessage,
     StoredCustomer,
@@ -50,6 +51,7 @@ TABLES = (
     "rejections",
     "suppressions",
     "customer_changes",
+    "health",
 )
 
 
@@ -150,8 +152,11 @@ MESSAGE_COLS = (
     "message_id, idempotency_key, rule_id, template, channel, marketing, order_id, "
     "shipment_id, item_sku, customer_id, event_id, state, due_at, attempts, recipient, "
     "provider_id, error_code, error_text, subject, body_text, provider, sent_at, "
-    "delivery_state, updated_at"
+    "delivery_state, updated_at, created_at, run_id, opened_at, clicked_at"
 )
+
+#: What a provider reports a recipient did -> the column that keeps its first time.
+ENGAGEMENT_COLUMNS = {"opened": "opened_at", "clicked": "clicked_at"}
 
 
 def message_from_row(r: tuple[Any, ...]) -> MessageRow:
@@ -180,6 +185,10 @@ def message_from_row(r: tuple[Any, ...]) -> MessageRow:
         sent_at=from_db(r[21]),
         delivery_state=r[22],
         updated_at=from_db(r[23]),
+        created_at=from_db(r[24]),
+        run_id=r[25],
+        opened_at=from_db(r[26]),
+        clicked_at=from_db(r[27]),
     )
 
 
@@ -407,3 +416,43 @@ def orders_from_rows(
             shipping_country=r[3],
         )
     return orders
+
+
+HEALTH_COLS = (
+    "component, name, state, since, checked_at, last_ok_at, calls, failures, errors, "
+    "last_error, breaker_opened_at, alerted_at"
+)
+
+
+def health_from_row(r: tuple[Any, ...]) -> HealthRecord:
+    return HealthRecord(
+        component=r[0],
+        name=r[1],
+        state=r[2],
+        since=from_db(r[3]),
+        checked_at=from_db(r[4]),
+        last_ok_at=from_db(r[5]),
+        calls=int(r[6]),
+        failures=int(r[7]),
+        errors={str(k): int(v) for k, v in from_json(r[8]).items()},
+        last_error=r[9],
+        breaker_opened_at=from_db(r[10]),
+        alerted_at=from_db(r[11]),
+    )
+
+
+def health_row(h: HealthRecord) -> dict[str, Any]:
+    return {
+        "component": h.component,
+        "name": h.name,
+        "state": h.state,
+        "since": to_db(h.since),
+        "checked_at": to_db(h.checked_at),
+        "last_ok_at": to_db(h.last_ok_at),
+        "calls": h.calls,
+        "failures": h.failures,
+        "errors": to_json(dict(h.errors), sort_keys=True),
+        "last_error": h.last_error,
+        "breaker_opened_at": to_db(h.breaker_opened_at),
+        "alerted_at": to_db(h.alerted_at),
+    }

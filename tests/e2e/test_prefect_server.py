@@ -251,7 +251,8 @@ def test_deploy_run_and_inspect_on_a_real_prefect_server(
             sent = store.count_messages(MessageState.SENT)
         assert sent >= 2
         cycle = runs[cycle_id]
-        assert cycle["name"] == f"cycle 2026-11-23 15:00 · 1 polled · {sent} sent"
+        token = cycle_id.replace("-", "")[-6:]
+        assert cycle["name"] == f"cycle 2026-11-23 15:00 · {token} · 1 polled · {sent} sent"
         found = artifacts_of(api, cycle_id)
         assert {"cycle-summary", "cycle-messages"} <= set(found)
         assert "| inpost | 1 | 0 | 0 | 0 | closed |" in found["cycle-summary"]["data"]
@@ -260,7 +261,10 @@ def test_deploy_run_and_inspect_on_a_real_prefect_server(
         assert sum(1 for r in rows if r["outcome"] == "sent") == sent
         assert EMAIL not in json.dumps(found)
         assert "housekeeping-summary" in artifacts_of(api, house_id)
-        assert runs[house_id]["name"].startswith("housekeeping 2026-11-23 15:00 · 0 expired")
+        house_token = house_id.replace("-", "")[-6:]
+        assert runs[house_id]["name"].startswith(
+            f"housekeeping 2026-11-23 15:00 · {house_token} · 0 expired"
+        )
 
         ARTIFACTS.mkdir(exist_ok=True)
         page = f"http://127.0.0.1:{port}/runs/flow-run/{cycle_id}"

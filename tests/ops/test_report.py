@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aftersale.cycle import CycleSummary, DecideStage, DetectStage, PollStage
-from aftersale.decide.engine import DecideOutcome
+from aftersale.decide.engine import DecideOutcome, Skip, SkipWhy
 from aftersale.dispatch.send import DispatchReport, Outcome
-from aftersale.models import DomainEvent, EventKind, PollResult, ShipmentState, Status, Tracking
-from aftersale.ops.report import build_report, message_rows, ruleset_alert, run_name
+from aftersale.models import (
+    ChannelKind,
+    Decision,
+    DomainEvent,
+    EventKind,
+    PollResult,
+    ShipmentState,
+    Status,
+    Tracking,
+)
+from aftersale.ops.alerts import ruleset_alert
+from aftersale.ops.health import HealthUpdate, observe_carriers, update_health
+from aftersale.ops.report import build_report, message_rows, run_label, run_name
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 
@@ -34,20 +45,27 @@ def summary(
     outcomes: list[Outcome],
     events: list[DomainEvent] = (),  # type: ignore[assignment]
     breakers_open: list[str] = (),  # type: ignore[assignment]
+    decided: DecideOutcome | None = None,
 ) -> CycleSummary:
     polled = [shipment(i, r.carrier) for i, r in enumerate(results)]
-    return CycleSummary(
+    run = CycleSummary(
         NOW,
         [],
         PollStage(polled, results, list(breakers_open)),
         DetectStage(list(events), 0, []),
-        DecideStage(len(outcomes), 0, DecideOutcome([], [], [])),
+        DecideStage(len(outcomes), 0, decided or DecideOutcome([], [], [])),
         DispatchReport(outcomes),
     )
+    run.health = update_health([], observe_carriers(results, breakers_open), NOW)
+    return run
 
 
-def test_run_name_reads_like_the_issue_example() -> None:
-    assert run_name("cycle", NOW, 412, 37) == "cycle 2026-11-22 10:15 · 412 polled · 37 sent"
+LABEL = run_label("cycle", NOW, "3f9a2c")
+
+
+def test_a_run_has_one_name_from_its_start_and_adds_what_it_did() -> None:
+    assert LABEL == "cycle 2026-11-22 10:15 · 3f9a2c"
+    assert run_name(LABEL, 412, 37) == "cycle 2026-11-22 10:15 · 3f9a2c · 412 polled · 37 sent"
 
 
 def test_report_counts_carriers_events_and_messages_by_rule_channel_outcome() -> None:
@@ -73,9 +91,10 @@ def test_report_counts_carriers_events_and_messages_by_rule_channel_outcome() ->
         ),
         outcome("m-4", "deferred", rule="delay", channel="sms", reason="http_429: rate limited"),
     ]
-    report = build_report(summary(results, outcomes, events))
+    report = build_report(summary(results, outcomes, events), label=LABEL)
     md = report.markdown
-    assert report.name == "cycle 2026-11-22 10:15 · 4 polled · 2 sent"
+    assert report.name == "cycle 2026-11-22 10:15 · 3f9a2c · 4 polled · 2 sent"
+    assert md.startswith(f"# {report.name}\n")
     assert "| dhl | 2 | 1 | 0 | 0 | closed |" in md
     assert "| inpost | 2 | 0 | 0 | 0 | closed |" in md
     assert "| dhl | 1 | HTTP 503 |" in md  # carrier errors grouped without the number
@@ -91,7 +110,8 @@ def test_report_counts_carriers_events_and_messages_by_rule_channel_outcome() ->
     )
     assert [r["message"] for r in report.messages] == ["m-3", "m-4", "m-1", "m-2"]
     assert [r["message"] for r in report.failed] == ["m-3"]
-    assert report.alerts == []
+    assert report.alerts == [] and report.degraded == []  # 1 of 2 dhl polls: not most
+    assert "**Degraded**" not in md
 
 
 def test_rows_mask_addresses_a_provider_quoted_back() -> None:
@@ -102,43 +122,64 @@ def test_rows_mask_addresses_a_provider_quoted_back() -> None:
     assert "a***@example.pl" in rows[0]["reason"]
 
 
-def test_alerts_for_breaker_auth_and_unknown() -> None:
+def test_every_non_send_is_counted_per_rule_and_reason_and_held_messages_are_listed() -> None:
+    placed = DomainEvent(EventKind.ORDER_PLACED, "O1", NOW)
+    moving = DomainEvent(EventKind.STATUS_CHANGED, "O1", NOW, "S1", status=Status.IN_TRANSIT)
+    skips = [
+        Skip(moving, None, "no rule listens to status_changed(in_transit)", why=SkipWhy.NO_RULE),
+        Skip(moving, None, "no rule listens to status_changed(in_transit)", why=SkipWhy.NO_RULE),
+        Skip(placed, "thank_you", "sms: no SMS consent", ChannelKind.SMS, why=SkipWhy.CONSENT),
+        Skip(placed, "thank_you", "already sent (key k)", ChannelKind.EMAIL, why=SkipWhy.ONCE_ONLY),
+    ]
+    later = Decision(
+        "review", "review_request", ChannelKind.EMAIL, "O1", "review|O1|email",
+        NOW + timedelta(days=3), placed, held="waits 3d after the event",
+    )  # fmt: skip
+    now = Decision("shipped", "shipped", ChannelKind.EMAIL, "O1", "shipped|O1|email", NOW, placed)
+    run = summary([], [], decided=DecideOutcome([later, now], skips, []))
+    md = build_report(run, label=LABEL).markdown
+    assert "| (no rule) status_changed(in_transit) | no rule listens | 2 |" in md
+    assert "| thank_you | no consent | 1 | sms: no SMS consent |" in md
+    assert "| thank_you | already sent (once only) | 1 | already sent (key k) |" in md
+    assert "## Queued for later" in md
+    assert "| review | email | O1 | 2026-11-25 10:15 | waits 3d after the event |" in md
+    assert "shipped | email | O1 | 2026-11-22 10:15" not in md  # goes out now
+    assert run.as_dict()["skipped_by_reason"] == {
+        "no rule listens": 2,
+        "no consent": 1,
+        "already sent (once only)": 1,
+    }
+    assert run.as_dict()["queued_for_later"] == 1
+
+
+def test_a_carrier_failing_on_most_shipments_degrades_the_run_and_alerts() -> None:
     results = [
-        PollResult("S1", "dhl", None, "dhl T1: circuit breaker open after 5 failures"),
-        PollResult("S2", "ups", None, "ups T2: HTTP 401: credentials refused"),
+        PollResult("S1", "dhl", None, "dhl T1: HTTP 503 (after 3 attempts)"),
+        PollResult("S2", "dhl", None, "dhl: circuit open after repeated failures; not polled"),
+        found(3, "dhl"),
+        PollResult("S4", "ups", None, "ups T4: HTTP 401: credentials refused"),
     ]
-    outcomes = [
-        outcome(
-            "m-1",
-            "deferred",
-            provider="sendgrid",
-            reason="http_401: SendGrid refused the API key: bad",
-        ),
-        outcome("m-2", "unknown", reason="left in sending by a crashed run"),
+    outcomes = [outcome("m-2", "unknown", reason="left in sending by a crashed run")]
+    report = build_report(
+        summary(results, outcomes, breakers_open=["dhl"]), label=LABEL, unknown_total=3
+    )
+    by_event: dict[str, list[str]] = {}
+    for a in report.alerts:
+        by_event.setdefault(a.event, []).append(a.resource_id)
+    assert by_event == {
+        "aftersale.carrier.down": ["aftersale.carrier.dhl", "aftersale.carrier.ups"],
+        "aftersale.messages.unknown": ["aftersale.messages"],
+    }
+    ups = next(a for a in report.alerts if a.resource_id == "aftersale.carrier.ups")
+    assert "refuses our credentials" in ups.message
+    assert [line.split(" since")[0] for line in report.degraded] == [
+        "carrier dhl down",
+        "carrier ups down",
     ]
-    report = build_report(summary(results, outcomes, breakers_open=["dhl"]), unknown_total=3)
-    by_event = {a.event: a for a in report.alerts}
-    assert set(by_event) == {
-        "aftersale.carrier.breaker-open",
-        "aftersale.carrier.auth-failed",
-        "aftersale.provider.auth-failed",
-        "aftersale.messages.unknown",
-    }
-    assert by_event["aftersale.carrier.breaker-open"].resource_id == "aftersale.carrier.dhl"
-    assert by_event["aftersale.carrier.auth-failed"].resource_id == "aftersale.carrier.ups"
-    assert by_event["aftersale.provider.auth-failed"].payload == {
-        "provider": "sendgrid",
-        "messages": 1,
-    }
-    assert by_event["aftersale.messages.unknown"].payload == {"unknown": 3, "new": 1}
-    assert "| dhl | 1 | 1 | 0 | 0 | **open** |" in report.markdown
+    assert "**Degraded**:" in report.markdown
+    assert "| dhl | 3 | 2 | 0 | 0 | **open** |" in report.markdown
+    assert "| carrier | dhl | **failing** |" in report.health
     assert [r["message"] for r in report.failed] == ["m-2"]
-
-
-def test_explicit_open_breakers_win_over_error_text() -> None:
-    report = build_report(summary([found(1, "dpd")], []), open_breakers=["dpd"])
-    assert [a.resource_id for a in report.alerts] == ["aftersale.carrier.dpd"]
-    assert "No message was due." in report.markdown
 
 
 def test_ruleset_alert_lists_the_first_problems() -> None:
@@ -146,3 +187,11 @@ def test_ruleset_alert_lists_the_first_problems() -> None:
     assert alert.event == "aftersale.ruleset.invalid"
     assert alert.message.endswith("rules/a.yaml:3:1 bad (+2 more)")
     assert len(alert.payload["problems"]) == 5
+
+
+def test_an_empty_health_says_everything_answered() -> None:
+    run = summary([], [])
+    run.health = HealthUpdate()
+    report = build_report(run, label=LABEL)
+    assert "Every carrier and channel answered in its last run." in report.health
+    assert "No shipment was due for a check." in report.markdown

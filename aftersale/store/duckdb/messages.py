@@ -25,7 +25,14 @@ from aftersale.store.records import (
     NewMessage,
     PastMessage,
 )
-from aftersale.store.rows import MESSAGE_COLS, from_db, message_from_row, new_message_row, to_db
+from aftersale.store.rows import (
+    ENGAGEMENT_COLUMNS,
+    MESSAGE_COLS,
+    from_db,
+    message_from_row,
+    new_message_row,
+    to_db,
+)
 
 PENDING, SENDING, SENT, UNKNOWN = (
     MessageState.PENDING.value,
@@ -258,3 +265,34 @@ class Messages(Connection):
             "WHERE message_id = ?",
             [state, problem, message_id],
         )
+
+    def record_engagement(self, message_id: str, kind: str, at: datetime) -> None:
+        column = ENGAGEMENT_COLUMNS[kind]  # a fixed name: safe to format into the SQL
+        self.execute(
+            f"UPDATE messages SET {column} = coalesce({column}, ?) WHERE message_id = ?",
+            [to_db(at), message_id],
+        )
+
+    def find_messages(
+        self,
+        *,
+        order_id: str | None = None,
+        customer_id: str | None = None,
+        since: datetime | None = None,
+        limit: int = 500,
+    ) -> list[MessageRow]:
+        where, params = ["TRUE"], []
+        for clause, value in (
+            ("order_id = ?", order_id),
+            ("customer_id = ?", customer_id),
+            ("updated_at >= ?", to_db(since)),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        rows = self.rows(
+            f"SELECT {MESSAGE_COLS} FROM messages WHERE {' AND '.join(where)} "
+            "ORDER BY updated_at DESC, message_id LIMIT ?",
+            [*params, limit],
+        )
+        return [message_from_row(r) for r in rows]

@@ -4,15 +4,19 @@ connection (connection.py). Open it with `aftersale.store.open_store`."""
 from __future__ import annotations
 
 from aftersale.store.duckdb.events import Events
+from aftersale.store.duckdb.health import Health
 from aftersale.store.duckdb.messages import Messages
 from aftersale.store.duckdb.orders import Orders
+from aftersale.store.duckdb.reports import Reports
 from aftersale.store.duckdb.retention import Retention
 from aftersale.store.duckdb.runs import Runs
 from aftersale.store.duckdb.shipments import Shipments
 from aftersale.store.duckdb.suppressions import Suppressions
 
 
-class DuckDBStore(Orders, Shipments, Events, Messages, Suppressions, Runs, Retention):
+class DuckDBStore(
+    Orders, Shipments, Events, Messages, Suppressions, Runs, Retention, Health, Reports
+):
     """All of aftersale's state in one DuckDB file (aftersale.store.protocols.Store)."""
 
 

@@ -4,14 +4,18 @@ connection pool (connection.py). Open it with `aftersale.store.open_store`."""
 from __future__ import annotations
 
 from aftersale.store.postgres.events import Events
+from aftersale.store.postgres.health import Health
 from aftersale.store.postgres.messages import Messages
 from aftersale.store.postgres.orders import Orders
+from aftersale.store.postgres.reports import Reports
 from aftersale.store.postgres.retention import Retention
 from aftersale.store.postgres.runs import Runs
 from aftersale.store.postgres.shipments import Shipments
 from aftersale.store.postgres.suppressions import Suppressions
 
 
-class PostgresStore(Orders, Shipments, Events, Messages, Suppressions, Runs, Retention):
+class PostgresStore(
+    Orders, Shipments, Events, Messages, Suppressions, Runs, Retention, Health, Reports
+):
     """All of aftersale's state in one PostgreSQL database, shared by several workers
     (aftersale.store.protocols.Store)."""

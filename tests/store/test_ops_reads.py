@@ -1,0 +1,151 @@
+"""What operators read, on both backends: health kept across runs, one order's and one
+customer's messages, and the period report's three queries."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from aftersale.dispatch.messages import queue_decisions
+from aftersale.models import (
+    ChannelKind,
+    Customer,
+    Decision,
+    DelayReason,
+    DomainEvent,
+    EventKind,
+    Item,
+    MessageState,
+    Order,
+    ShipmentRef,
+    Status,
+    TrackingEvent,
+)
+from aftersale.store import Store, open_store
+from aftersale.store.records import Claim, HealthRecord, MessageResult, MessageStat
+
+NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+NUMBER = "1Z0000000000000001"
+
+
+def order() -> Order:
+    customer = Customer(
+        "C-1", "Anna", "anna@example.pl", None, "pl", "Europe/Warsaw", True, False, "PL"
+    )
+    item = Item("TV", "TV", "tv", 1, Decimal("10.00"), "PLN", 24)
+    return Order(
+        "NW-1",
+        NOW - DAY,
+        customer,
+        (item,),
+        (ShipmentRef(NUMBER, "ups"),),
+        promised_delivery=date(2026, 11, 25),
+        shipping_country="DE",
+    )
+
+
+def send(store: Store, decision: Decision, at: datetime) -> str:
+    [mid] = queue_decisions(store, [decision], {"NW-1": "C-1"}, run_id="cycle · 1", now=at)
+    claim = Claim(mid, "anna@example.pl", "Subject", "text", None, "outbox")
+    store.claim_messages([claim], run_id="cycle · 2", now=at)
+    store.record_results([MessageResult(mid, MessageState.SENT, "p-1")], at)
+    return mid
+
+
+def test_health_is_saved_replaced_and_read_back(store_target: str) -> None:
+    dhl = HealthRecord(
+        "carrier", "dhl", "failing", NOW, NOW, None, 11, 11, {"HTTP 503": 11}, "dhl 1: HTTP 503"
+    )
+    with open_store(store_target) as store:
+        store.save_health([dhl, replace(dhl, component="channel", name="email")])
+        store.save_health([replace(dhl, failures=20, alerted_at=NOW + DAY)])
+        assert store.load_health() == [
+            replace(dhl, failures=20, alerted_at=NOW + DAY),
+            replace(dhl, component="channel", name="email"),
+        ]
+
+
+def test_the_backlog_counts_what_waits_after_failed_polls(store_target: str) -> None:
+    with open_store(store_target) as store:
+        store.save_orders([order()], source="t", now=NOW)
+        [state] = store.list_shipments()
+        later = NOW + timedelta(minutes=30)
+        store.save_shipment_states([replace(state, next_check_at=later)], {NUMBER: 2})
+        [backlog] = store.carrier_backlog()
+    assert (backlog.carrier, backlog.active, backlog.waiting, backlog.next_check_at) == (
+        "ups",
+        1,
+        1,
+        later,
+    )
+
+
+def test_one_orders_story_and_the_report_queries(store_target: str) -> None:
+    delayed = DomainEvent(
+        EventKind.DELAYED, "NW-1", NOW, NUMBER, reason=DelayReason.ETA_SLIPPED.value
+    )
+    placed = DomainEvent(EventKind.ORDER_PLACED, "NW-1", NOW - DAY)
+    with open_store(store_target) as store:
+        store.save_orders([order()], source="t", now=NOW)
+        store.record_domain_events([delayed, placed], run_id="r", now=NOW)
+        thanks = send(
+            store,
+            Decision("thank_you", "thank_you", ChannelKind.EMAIL, "NW-1", "k1", NOW, placed),
+            NOW,
+        )
+        late = Decision(
+            "late", "delayed", ChannelKind.EMAIL, "NW-1", "k2", NOW, delayed, shipment_id=NUMBER
+        )
+        notice = send(store, late, NOW + DAY)
+        store.set_delivery_state(thanks, "delivered", None)
+        store.record_engagement(thanks, "opened", NOW + timedelta(hours=2))
+        store.record_engagement(thanks, "opened", NOW + timedelta(hours=5))  # first one kept
+        store.record_engagement(thanks, "clicked", NOW + timedelta(hours=3))
+        # handed over in Poznań, delivered a day after the promise (Warsaw time)
+        store.save_tracking_events(
+            [
+                (NUMBER, TrackingEvent(NOW, Status.LABEL_CREATED, "MP", "label", "Poznań, PL")),
+                (NUMBER, TrackingEvent(NOW + DAY, Status.IN_TRANSIT, "I", "out", "Poznań, PL")),
+            ],
+            NOW,
+        )
+        [state] = store.list_shipments()
+        delivered_at = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+        store.save_shipment_states(
+            [replace(state, status=Status.DELIVERED, delivered_at=delivered_at)]
+        )
+
+        story = store.find_messages(order_id="NW-1")
+        assert [m.message_id for m in story] == [notice, thanks]  # newest first
+        assert story[1].opened_at == NOW + timedelta(hours=2)
+        assert story[1].clicked_at == NOW + timedelta(hours=3)
+        assert (story[1].created_at, story[1].run_id) == (NOW, "cycle · 2")
+        assert [m.message_id for m in store.find_messages(customer_id="C-1", since=NOW + DAY)] == [
+            notice
+        ]
+        assert store.find_messages(order_id="NW-2") == []
+
+        start, end = NOW - DAY, NOW + 7 * DAY
+        assert store.message_stats(start, end) == [
+            MessageStat(
+                date(2026, 11, 23), "thank_you", ChannelKind.EMAIL, MessageState.SENT,
+                "delivered", 1, 1, 1,
+            ),
+            MessageStat(
+                date(2026, 11, 24), "late", ChannelKind.EMAIL, MessageState.SENT, None, 0, 0, 1
+            ),
+        ]  # fmt: skip
+        [parcel] = store.delivered_shipments(start, end)
+        assert (parcel.carrier, parcel.destination, parcel.promised) == (
+            "ups",
+            "DE",
+            date(2026, 11, 25),
+        )
+        assert (parcel.handed_over_at, parcel.delivered_at) == (NOW + DAY, delivered_at)
+        assert (parcel.first_location, parcel.time_zone) == ("Poznań, PL", "Europe/Warsaw")
+        assert store.delivered_shipments(end, end + DAY) == []
+        [sent_notice] = store.delay_notices(start, end)
+        assert (sent_notice.message_id, sent_notice.status) == (notice, "delivered")
+        assert sent_notice.sent_at == NOW + DAY
