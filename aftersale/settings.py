@@ -45,6 +45,8 @@ class Settings:
     poll_concurrency: int = 16
     poll_timeout_s: float = 10.0
     store_lock_wait_s: float = 60.0
+    #: AFTERSALE_SHOP_MAPPING: how a shop platform's products map to categories (docs/shops.md)
+    shop_mapping_path: Path | None = None
     shop: Shop = field(default_factory=Shop)
     #: AFTERSALE_ALERT_REPEAT_MINUTES: how often an ongoing outage is announced again
     alert_repeat_minutes: int = 60
@@ -72,4 +74,7 @@ class Settings:
             poll_concurrency=int(env.get("AFTERSALE_POLL_CONCURRENCY", "16")),
             store_lock_wait_s=float(env.get("AFTERSALE_STORE_LOCK_WAIT_S", "60")),
             alert_repeat_minutes=int(env.get("AFTERSALE_ALERT_REPEAT_MINUTES", "60")),
+            shop_mapping_path=Path(env["AFTERSALE_SHOP_MAPPING"])
+            if env.get("AFTERSALE_SHOP_MAPPING")
+            else None,
         )

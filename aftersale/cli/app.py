@@ -57,19 +57,39 @@ def _fail(exc: Exception) -> None:
 @app.command("import")
 def import_orders(
     files: Annotated[list[Path], typer.Argument(help="NDJSON (.ndjson/.jsonl) or CSV order files")],
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="aftersale (NDJSON/CSV), or a shop platform's saved orders: shopify, woocommerce",
+        ),
+    ] = "aftersale",
 ) -> None:
-    """Import order files. Bad rows are reported with their line; the good rows load."""
+    """Import order files. Bad rows are reported with their line (a platform payload's
+    record number); the good rows load. Re-importing changes nothing."""
     from aftersale.intake.files import import_file
+    from aftersale.intake.platform import import_platform_file
+    from aftersale.intake.shops import PLATFORMS
+    from aftersale.intake.shops.base import ShopMapping
     from aftersale.store import open_store
     from carriers.registry import DIRECTORY, load_settings
 
+    if format != "aftersale" and format not in PLATFORMS:
+        err.print(f"--format: use aftersale, {', '.join(PLATFORMS)} (not {format!r})", markup=False)
+        raise typer.Exit(2)
     settings = load_settings()
     now = datetime.now(UTC)
     bad = 0
     try:
+        mapping = ShopMapping.load(settings.shop_mapping_path)
         with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
             for path in files:
-                report = import_file(store, path, now=now, detect=DIRECTORY)
+                if format == "aftersale":
+                    report = import_file(store, path, now=now, detect=DIRECTORY)
+                else:
+                    report = import_platform_file(
+                        store, path, format, now=now, carriers=DIRECTORY, mapping=mapping
+                    )
                 plain(
                     console,
                     f"{path}: {report.loaded} orders loaded, {report.already_known} already "
@@ -318,6 +338,7 @@ def _register_commands() -> None:
     the operators' views (alerts, health, messages, report)."""
     from aftersale.cli import ops
     from aftersale.cli.delivery import suppress_app, webhooks_app
+    from aftersale.cli.orders import orders_app
     from aftersale.cli.store import store_app
     from aftersale.cli.templates import preview, send_test
 
@@ -331,6 +352,7 @@ def _register_commands() -> None:
     app.command("report")(ops.report)
     messages_app.command("list")(ops.messages_list)
     messages_app.command("show")(ops.messages_show)
+    app.add_typer(orders_app, name="orders")
 
 
 _register_commands()

@@ -384,21 +384,36 @@ def import_file(
         raise IntakeError(f"{path}: cannot read: {exc}") from exc
     text, undecodable = decode_lines(data, path.name)
     parsed = parse_orders(path, text, detect, now=now)
-    orders, rejections = _dedupe_tracking(store, parsed, path.name)
-    rejections += undecodable
-    orders, same, changed = _split_known(store, orders, parsed.lines, path.name)
+    return store_parsed(store, parsed, path.name, now=now, carriers=detect, extra=undecodable)
+
+
+def store_parsed(
+    store: OrderStore,
+    parsed: ParseResult,
+    source: str,
+    *,
+    now: datetime,
+    carriers: Carriers,
+    extra: Sequence[Rejection] = (),
+) -> ImportReport:
+    """Store parsed orders the one way every intake does (files, shop platforms): a
+    tracking number belongs to one order, a stored order is never changed by a re-import,
+    customers' changes are reconciled, missing carriers come from the number's format."""
+    orders, rejections = _dedupe_tracking(store, parsed, source)
+    rejections += extra
+    orders, same, changed = _split_known(store, orders, parsed.lines, source)
     rejections += changed
     stored = store.load_customers({o.customer.customer_id for o in orders})
     orders, changes, notices = reconcile_customers(
-        orders, stored, source=path.name, lines=parsed.lines
+        orders, stored, source=source, lines=parsed.lines
     )
-    orders, candidates = _assign_carriers(orders, detect)
+    orders, candidates = assign_carriers(orders, carriers)
     loaded, known = store.save_orders(
-        orders, source=path.name, now=now, candidates=candidates, changes=changes
+        orders, source=source, now=now, candidates=candidates, changes=changes
     )
     rejections.sort(key=lambda r: r.line)
     store.record_rejections(rejections, now)
-    return ImportReport(path.name, loaded, known + same, rejections, notices)
+    return ImportReport(source, loaded, known + same, rejections, notices)
 
 
 def decode_lines(data: bytes, source: str) -> tuple[str, list[Rejection]]:
@@ -484,7 +499,7 @@ def _dedupe_tracking(
     return keep, rejections
 
 
-def _assign_carriers(
+def assign_carriers(
     orders: Sequence[Order], carriers: Carriers
 ) -> tuple[list[Order], dict[str, list[str]]]:
     """Fill empty carriers from the tracking number; remember the other candidates."""

@@ -230,4 +230,20 @@ MIGRATIONS: tuple[tuple[int, str, str | Mapping[str, str]], ...] = (
         ALTER TABLE messages ADD COLUMN clicked_at TIMESTAMP;
         """,
     ),
+    (
+        5,
+        "what a shop platform (Shopify, WooCommerce) last said about an order",
+        """
+        CREATE TABLE platform_orders (
+            order_id          VARCHAR PRIMARY KEY,
+            platform          VARCHAR NOT NULL,
+            platform_order_id VARCHAR NOT NULL,
+            updated_at        TIMESTAMP NOT NULL,
+            cancelled_at      TIMESTAMP,
+            cancel_reason     VARCHAR,
+            refunded          VARCHAR NOT NULL,
+            refund_currency   VARCHAR
+        );
+        """,
+    ),
 )

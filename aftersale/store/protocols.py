@@ -38,6 +38,7 @@ from aftersale.store.records import (
     MessageStat,
     NewMessage,
     PastMessage,
+    PlatformOrderRecord,
     Rejection,
     RunRecord,
     StoredCustomer,
@@ -108,6 +109,26 @@ class OrderStore(Protocol):
         parcel N days ago (`delivered_ago_days`: carrier slug -> N, None for the rest),
         a warranty ending in N days. With `active_shipments`, also every order with a parcel
         still moving (its delay checks run each cycle)."""
+        ...
+
+
+class PlatformOrderStore(Protocol):
+    """What shop platforms (Shopify, WooCommerce) last said about orders."""
+
+    def platform_orders(self, order_ids: Iterable[str]) -> dict[str, PlatformOrderRecord]: ...
+
+    def save_platform_orders(self, records: Sequence[PlatformOrderRecord]) -> None:
+        """Insert or replace each order's record (the caller keeps only newer copies)."""
+        ...
+
+    def add_shipments(
+        self, orders: Sequence[Order], *, now: datetime, candidates: Mapping[str, list[str]]
+    ) -> int:
+        """Add these orders' shipments (to orders already stored); returns how many were new."""
+        ...
+
+    def cancel_pending_of_orders(self, order_ids: Sequence[str], reason: str, now: datetime) -> int:
+        """pending -> cancelled for every message of these orders; returns how many."""
         ...
 
 
@@ -382,6 +403,7 @@ class TableStore(Protocol):
 class Store(
     Transactional,
     OrderStore,
+    PlatformOrderStore,
     ShipmentStore,
     EventStore,
     MessageStore,

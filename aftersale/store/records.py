@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from aftersale.models import ChannelKind, Customer, MessageState
@@ -260,3 +261,16 @@ class DelayNotice:
     promised: date | None
     status: str
     delivered_at: datetime | None
+
+
+class PlatformOrderRecord:
+    """What a shop platform last said about an order (aftersale/intake/shops/)."""
+
+    order_id: str
+    platform: str
+    platform_order_id: str
+    updated_at: datetime  # the platform's clock: an older copy never overwrites this
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
+    refunded: Decimal = Decimal(0)  # the total refunded so far
+    refund_currency: str | None = None

@@ -8,6 +8,7 @@ from aftersale.store.duckdb.health import Health
 from aftersale.store.duckdb.messages import Messages
 from aftersale.store.duckdb.orders import Orders
 from aftersale.store.duckdb.reports import Reports
+from aftersale.store.duckdb.platform_orders import PlatformOrders
 from aftersale.store.duckdb.retention import Retention
 from aftersale.store.duckdb.runs import Runs
 from aftersale.store.duckdb.shipments import Shipments
@@ -15,7 +16,16 @@ from aftersale.store.duckdb.suppressions import Suppressions
 
 
 class DuckDBStore(
-    Orders, Shipments, Events, Messages, Suppressions, Runs, Retention, Health, Reports
+    Orders,
+    PlatformOrders,
+    Shipments,
+    Events,
+    Messages,
+    Suppressions,
+    Runs,
+    Retention,
+    Health,
+    Reports,
 ):
     """All of aftersale's state in one DuckDB file (aftersale.store.protocols.Store)."""
 

@@ -8,6 +8,7 @@ from aftersale.store.postgres.health import Health
 from aftersale.store.postgres.messages import Messages
 from aftersale.store.postgres.orders import Orders
 from aftersale.store.postgres.reports import Reports
+from aftersale.store.postgres.platform_orders import PlatformOrders
 from aftersale.store.postgres.retention import Retention
 from aftersale.store.postgres.runs import Runs
 from aftersale.store.postgres.shipments import Shipments
@@ -15,7 +16,16 @@ from aftersale.store.postgres.suppressions import Suppressions
 
 
 class PostgresStore(
-    Orders, Shipments, Events, Messages, Suppressions, Runs, Retention, Health, Reports
+    Orders,
+    PlatformOrders,
+    Shipments,
+    Events,
+    Messages,
+    Suppressions,
+    Runs,
+    Retention,
+    Health,
+    Reports,
 ):
     """All of aftersale's state in one PostgreSQL database, shared by several workers
     (aftersale.store.protocols.Store)."""

@@ -1,0 +1,196 @@
+"""Shopify: webhooks and saved payloads of the Admin REST `Order` resource.
+
+Docs: https://shopify.dev/docs/api/admin-rest/latest/resources/order (order JSON,
+`fulfillments[]`, `refunds[]`), https://shopify.dev/docs/apps/build/webhooks (delivery).
+Webhooks: `X-Shopify-Hmac-Sha256` is base64(HMAC-SHA256(app secret, raw body)); the
+secret is `SHOPIFY_WEBHOOK_SECRET`. `X-Shopify-Topic` names the event (orders/create,
+orders/updated, orders/cancelled, fulfillments/create|update, refunds/create, returns/*);
+`X-Shopify-Webhook-Id` is the same on every retry of one delivery. Delivery is at least
+once and out of order: an order older (`updated_at`) than the stored one changes nothing.
+
+Where each field comes from: order_id <- `name` ("#1001"), placed_at <- `created_at`,
+customer <- `customer` (id, first/last name, email, phone, `email_marketing_consent.state`
+and `sms_marketing_consent.state` == "subscribed", tags) with the order's `email`/`phone`
+and the shipping address as fallbacks, locale <- `customer_locale`, country <-
+`shipping_address.country_code`, items <- `line_items` (sku, name/title, quantity, price;
+category from `product_type` or the customer's shop mapping by tag/SKU prefix), currency
+<- `currency`, shipments <- every tracking number of every `fulfillments[]` entry that is
+not cancelled/failed (several = a split shipment; `tracking_company` -> carrier slug, else
+detected from the number), cancellation <- `cancelled_at`/`cancel_reason`, refunds <-
+`refunds[].transactions[]` of kind refund and status success.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from aftersale.carriers_meta import Carriers
+from aftersale.intake.shops.base import (
+    Mapped,
+    Platform,
+    PlatformFacts,
+    RecordError,
+    Refund,
+    ShopMapping,
+    carrier_slug,
+    money,
+    obj,
+    text,
+    timestamp,
+)
+
+_DEAD_FULFILMENTS = {"cancelled", "failure", "error"}
+
+
+def records(payload: Any) -> list[Any]:
+    """A webhook body (one order), a list of orders, or a REST answer {"orders": […]}."""
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict) and isinstance(payload.get("orders"), list):
+        return list(payload["orders"])
+    if isinstance(payload, dict) and isinstance(payload.get("order"), dict):
+        return [payload["order"]]
+    return [payload]
+
+
+def map_order(raw: dict[str, Any], mapping: ShopMapping, carriers: Carriers) -> Mapped:
+    if not isinstance(raw, dict):
+        raise RecordError(f"order: expected a JSON object, got {type(raw).__name__}")
+    if "line_items" not in raw or "name" not in raw:
+        kind = "a fulfilment" if "tracking_number" in raw else "not an order"
+        raise RecordError(f"order: {kind} (no `name` or `line_items`): send orders/* topics")
+    platform_id = text(raw.get("id"), "id", required=True)
+    customer = obj(raw.get("customer"))
+    address = obj(raw.get("shipping_address"))
+    country = text(address.get("country_code"), "shipping_address.country_code")
+    first = text(customer.get("first_name"), "customer.first_name") or text(
+        address.get("first_name"), "shipping_address.first_name"
+    )
+    last = text(customer.get("last_name"), "customer.last_name") or text(
+        address.get("last_name"), "shipping_address.last_name"
+    )
+    name = " ".join(p for p in (first, last) if p) or text(address.get("name"), "name")
+    customer_id = text(customer.get("id"), "customer.id")
+    email = text(raw.get("email"), "email") or text(customer.get("email"), "customer.email")
+    phone = (
+        text(customer.get("phone"), "customer.phone")
+        or text(raw.get("phone"), "phone")
+        or text(address.get("phone"), "shipping_address.phone")
+    )
+    tags = [t.strip() for t in str(customer.get("tags") or "").split(",") if t.strip()]
+    currency = text(raw.get("currency"), "currency", required=True)
+    items = []
+    line_items = raw.get("line_items")
+    if not isinstance(line_items, list) or not line_items:
+        raise RecordError("line_items: an order needs at least one line item")
+    for index, line in enumerate(line_items):
+        where = f"line_items.{index}"
+        if not isinstance(line, dict):
+            raise RecordError(f"{where}: expected an object")
+        sku = text(line.get("sku"), f"{where}.sku") or f"shopify-{line.get('variant_id') or index}"
+        category = mapping.category(
+            text(line.get("product_type"), f"{where}.product_type"),
+            [str(t) for t in line.get("tags") or [] if isinstance(t, str)],
+            sku,
+        )
+        item: dict[str, Any] = {
+            "sku": sku,
+            "name": text(line.get("name") or line.get("title"), f"{where}.name", required=True),
+            "category": category,
+            "quantity": line.get("quantity", 1),
+            "price": money(line.get("price"), f"{where}.price"),
+            "currency": currency,
+        }
+        if category in mapping.warranty_months:
+            item["warranty_months"] = mapping.warranty_months[category]
+        items.append(item)
+    shipments = []
+    for index, fulfilment in enumerate(raw.get("fulfillments") or []):
+        if not isinstance(fulfilment, dict):
+            raise RecordError(f"fulfillments.{index}: expected an object")
+        if str(fulfilment.get("status") or "").lower() in _DEAD_FULFILMENTS:
+            continue
+        carrier = carrier_slug(fulfilment.get("tracking_company"), carriers)
+        numbers = fulfilment.get("tracking_numbers") or [fulfilment.get("tracking_number")]
+        for number in numbers:
+            if number:
+                shipments.append({"carrier": carrier or "", "tracking_number": str(number)})
+    consent = {
+        "email": _subscribed(customer.get("email_marketing_consent")),
+        "sms": _subscribed(customer.get("sms_marketing_consent")),
+    }
+    row: dict[str, Any] = {
+        "order_id": text(raw.get("name"), "name", required=True),
+        "placed_at": raw.get("created_at"),
+        "customer": {
+            "id": f"shopify:{customer_id}" if customer_id else None,
+            "name": name,
+            "email": email,
+            "phone": phone,
+            "locale": text(raw.get("customer_locale"), "customer_locale")
+            or mapping.locale(country),
+            "time_zone": mapping.time_zone(country),
+            "consent": consent,
+            "country": country,
+            "tags": tags,
+        },
+        "items": items,
+        "shipments": shipments,
+        "shipping_country": country,
+    }
+    row["customer"] = {k: v for k, v in dict(row["customer"]).items() if v is not None}
+    facts = PlatformFacts(
+        platform="shopify",
+        platform_order_id=str(platform_id),
+        updated_at=timestamp(raw.get("updated_at") or raw.get("created_at"), "updated_at"),
+        cancelled_at=timestamp(raw["cancelled_at"], "cancelled_at")
+        if raw.get("cancelled_at")
+        else None,
+        cancel_reason=text(raw.get("cancel_reason"), "cancel_reason"),
+        refunds=tuple(_refunds(raw.get("refunds") or [], currency or "")),
+    )
+    return Mapped(row, facts)
+
+
+def _subscribed(consent: Any) -> bool:
+    return isinstance(consent, dict) and consent.get("state") == "subscribed"
+
+
+def _refunds(refunds: list[Any], currency: str) -> list[Refund]:
+    out = []
+    for index, refund in enumerate(refunds):
+        if not isinstance(refund, dict):
+            raise RecordError(f"refunds.{index}: expected an object")
+        amount = Decimal(0)
+        for t_index, tx in enumerate(refund.get("transactions") or []):
+            if (
+                isinstance(tx, dict)
+                and tx.get("kind") == "refund"
+                and tx.get("status") == "success"
+            ):
+                amount += Decimal(
+                    money(tx.get("amount"), f"refunds.{index}.transactions.{t_index}.amount")
+                )
+                currency = tx.get("currency") or currency
+        if amount:
+            out.append(
+                Refund(
+                    text(refund.get("id"), f"refunds.{index}.id", required=True) or "",
+                    amount,
+                    currency,
+                    timestamp(refund.get("created_at"), f"refunds.{index}.created_at"),
+                )
+            )
+    return out
+
+
+PLATFORM = Platform(
+    name="shopify",
+    signature_header="X-Shopify-Hmac-Sha256",
+    topic_header="X-Shopify-Topic",
+    delivery_header="X-Shopify-Webhook-Id",
+    secret_env="SHOPIFY_WEBHOOK_SECRET",
+    map_order=map_order,
+    records=records,
+)

@@ -1,0 +1,81 @@
+"""Shop platform facts per order, and the updates a newer platform copy brings (DuckDB)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from aftersale.models import MessageState, Order
+from aftersale.store.duckdb.connection import Connection
+from aftersale.store.records import PlatformOrderRecord
+from aftersale.store.rows import from_db, order_rows, to_db
+
+_COLS = (
+    "order_id, platform, platform_order_id, updated_at, cancelled_at, cancel_reason, "
+    "refunded, refund_currency"
+)
+
+
+class PlatformOrders(Connection):
+    def platform_orders(self, order_ids: Iterable[str]) -> dict[str, PlatformOrderRecord]:
+        ids = list(set(order_ids))
+        if not ids:
+            return {}
+        rows = self.rows(
+            f"SELECT {_COLS} FROM platform_orders WHERE order_id IN (SELECT unnest(?))", [ids]
+        )
+        return {r[0]: _record(r) for r in rows}
+
+    def save_platform_orders(self, records: Sequence[PlatformOrderRecord]) -> None:
+        rows = [
+            {
+                "order_id": r.order_id,
+                "platform": r.platform,
+                "platform_order_id": r.platform_order_id,
+                "updated_at": to_db(r.updated_at),
+                "cancelled_at": to_db(r.cancelled_at),
+                "cancel_reason": r.cancel_reason,
+                "refunded": str(r.refunded),
+                "refund_currency": r.refund_currency,
+            }
+            for r in records
+        ]
+        sets = ", ".join(f"{c} = excluded.{c}" for c in _COLS.split(", ") if c != "order_id")
+        self.insert_rows("platform_orders", rows, f"ON CONFLICT (order_id) DO UPDATE SET {sets}")
+
+    def add_shipments(
+        self, orders: Sequence[Order], *, now: datetime, candidates: Mapping[str, list[str]]
+    ) -> int:
+        rows = order_rows(orders, source="", now=now, candidates=candidates).shipments
+        return self.insert_rows("shipments", rows, "ON CONFLICT DO NOTHING")
+
+    def cancel_pending_of_orders(self, order_ids: Sequence[str], reason: str, now: datetime) -> int:
+        if not order_ids:
+            return 0
+        rows = self.rows(
+            "UPDATE messages SET state = ?, error_text = ?, updated_at = ? "
+            "WHERE order_id IN (SELECT unnest(?)) AND state = ? RETURNING message_id",
+            [
+                MessageState.CANCELLED.value,
+                reason,
+                to_db(now),
+                list(order_ids),
+                MessageState.PENDING.value,
+            ],
+        )
+        return len(rows)
+
+
+def _record(r: tuple[Any, ...]) -> PlatformOrderRecord:
+    return PlatformOrderRecord(
+        order_id=r[0],
+        platform=r[1],
+        platform_order_id=r[2],
+        updated_at=from_db(r[3]),
+        cancelled_at=from_db(r[4]),
+        cancel_reason=r[5],
+        refunded=Decimal(r[6]),
+        refund_currency=r[7],
+    )
