@@ -263,6 +263,7 @@ class DelayNotice:
     delivered_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
 class PlatformOrderRecord:
     """What a shop platform last said about an order (aftersale/intake/shops/)."""
 

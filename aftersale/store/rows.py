@@ -52,6 +52,7 @@ TABLES = (
     "suppressions",
     "customer_changes",
     "health",
+    "platform_orders",
 )
 
 

@@ -7,8 +7,8 @@ from aftersale.store.duckdb.events import Events
 from aftersale.store.duckdb.health import Health
 from aftersale.store.duckdb.messages import Messages
 from aftersale.store.duckdb.orders import Orders
-from aftersale.store.duckdb.reports import Reports
 from aftersale.store.duckdb.platform_orders import PlatformOrders
+from aftersale.store.duckdb.reports import Reports
 from aftersale.store.duckdb.retention import Retention
 from aftersale.store.duckdb.runs import Runs
 from aftersale.store.duckdb.shipments import Shipments

@@ -7,8 +7,8 @@ from aftersale.store.postgres.events import Events
 from aftersale.store.postgres.health import Health
 from aftersale.store.postgres.messages import Messages
 from aftersale.store.postgres.orders import Orders
-from aftersale.store.postgres.reports import Reports
 from aftersale.store.postgres.platform_orders import PlatformOrders
+from aftersale.store.postgres.reports import Reports
 from aftersale.store.postgres.retention import Retention
 from aftersale.store.postgres.runs import Runs
 from aftersale.store.postgres.shipments import Shipments
