@@ -15,12 +15,26 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
+from babel.core import get_global
+
 _DROP = re.compile(r"[\s\-]+")
 
 
 def normalise_tracking_number(raw: str) -> str:
     """Upper-case, without spaces and dashes: the form stored and sent to every carrier."""
     return _DROP.sub("", raw).upper()
+
+
+def language_and_region(locale: str) -> tuple[str, str]:
+    """("en", "GB") for en-GB or en_GB; a bare language gets its usual country (CLDR's
+    likely subtags: en -> US, de -> DE, pl -> PL)."""
+    parts = [p for p in locale.replace("_", "-").split("-") if p]
+    lang = parts[0].lower() if parts else "en"
+    region = next((p.upper() for p in parts[1:] if len(p) == 2 and p.isalpha()), "")
+    if not region:
+        likely = str(get_global("likely_subtags").get(lang, "")).split("_")
+        region = likely[-1] if len(likely) > 1 and len(likely[-1]) == 2 else "US"
+    return lang, region
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +58,12 @@ class NumberPattern:
 class CarrierMeta:
     """Who a carrier is, for everything but the HTTP calls (its adapter does those).
 
-    `tracking_pages` maps a language (`pl`, `de`) to the public tracking page for customers
-    who speak it, and `*` to the page for everyone else; `{number}` is the tracking number,
-    `{lang}` the customer's language code. `sandbox_env` is what a client needs to talk to
-    the local sandbox (environment variable -> the test value the sandbox accepts).
+    `tracking_pages` maps a locale (`en-US`) or a language (`pl`, `de`) to the public
+    tracking page for customers who speak it, and `*` to the page for everyone else;
+    `{number}` is the tracking number, `{lang}` the customer's language code and `{region}`
+    their country (from the locale, else the language's usual one: en -> US, pl -> PL).
+    `sandbox_env` is what a client needs to talk to the local sandbox (environment
+    variable -> the test value the sandbox accepts).
     `delay_thresholds` overrides `DelayThresholds` fields for this carrier's parcels.
     """
 
@@ -65,9 +81,13 @@ class CarrierMeta:
 
     def tracking_page(self, number: str, locale: str) -> str:
         """The public tracking page for `number`, in the customer's language if offered."""
-        lang = (locale.split("-")[0].split("_")[0] or "en").lower()
-        page = self.tracking_pages.get(lang) or self.tracking_pages["*"]
-        return page.format(number=quote(number, safe=""), lang=lang)
+        lang, region = language_and_region(locale)
+        page = (
+            self.tracking_pages.get(f"{lang}-{region}")
+            or self.tracking_pages.get(lang)
+            or self.tracking_pages["*"]
+        )
+        return page.format(number=quote(number, safe=""), lang=lang, region=region)
 
     def recognises(self, normalised_number: str) -> bool:
         return any(p.matches(normalised_number) for p in self.number_patterns)

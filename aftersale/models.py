@@ -99,10 +99,12 @@ class Item:
 
 @dataclass(frozen=True, slots=True)
 class ShipmentRef:
-    """A parcel as the shop knows it: carrier slug (None = detect later) and number."""
+    """A parcel as the shop knows it: carrier slug (None = detect later) and number, and
+    the SKUs it carries when the order ships in several parcels (empty: not said)."""
 
     tracking_number: str
     carrier: str | None
+    items: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,32 @@ from aftersale.carriers_meta import Carriers
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Texts a market may give per language (`{"en": "...", "de": "..."}`): opening hours,
+#: legal footer. A customer reads their language, else the shop's default, else any.
+Texts = Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """One market's face to its customers (shop.yaml, `markets:`): who to call, in which
+    currency its orders and offers are, and the legal footer its law asks for."""
+
+    code: str  # e.g. "GB": how shop.yaml names it, and what templates see as shop.market
+    countries: tuple[str, ...]  # ISO 3166-1 alpha-2 codes served by this market
+    currency: str  # ISO 4217: its orders' currency; catalogue offers need a price in it
+    phone: str
+    email: str
+    help_url: str
+    hours: Texts = field(default_factory=dict)  # opening hours of the phone line
+    legal: Texts = field(default_factory=dict)  # company, address, registration numbers
+
+
 @dataclass(frozen=True, slots=True)
 class Shop:
-    """The shop as customers see it: in every message's header, footer and contact block."""
+    """The shop as customers see it: in every message's header, footer and contact block.
+
+    The top-level contact fields are the fallback for a customer whose country no market
+    serves; `market_for` picks the market (shop.yaml documents the order of lookup)."""
 
     name: str = "Northwind Electronics"
     email: str = "help@northwind.example"
@@ -29,6 +52,33 @@ class Shop:
     from_email: str = "orders@northwind.example"
     from_name: str = "Northwind Electronics"
     reply_to: str = "help@northwind.example"
+    hours: Texts = field(default_factory=dict)
+    legal: Texts = field(default_factory=dict)
+    markets: tuple[Market, ...] = ()
+    #: the mailbox named in marketing email's List-Unsubscribe header (mailto:), whose
+    #: messages the shop acts on; None: unsubscribe@ the from_email's domain
+    unsubscribe_email: str | None = None
+
+    def market_for(self, *countries: str | None) -> Market:
+        """The market of the first of `countries` (shipping country, then the customer's)
+        that a market serves; else the shop's own contact block as market "*"."""
+        for country in countries:
+            if not country:
+                continue
+            code = country.upper()
+            for market in self.markets:
+                if code in market.countries:
+                    return market
+        return Market(
+            code="*",
+            countries=(),
+            currency="",
+            phone=self.phone,
+            email=self.email,
+            help_url=self.help_url,
+            hours=self.hours,
+            legal=self.legal,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +90,7 @@ class Settings:
     rules_dir: Path = PROJECT_ROOT / "rules"
     templates_dir: Path = PROJECT_ROOT / "templates"
     catalogue_path: Path = PROJECT_ROOT / "catalogue" / "products.yaml"
+    shop_path: Path = PROJECT_ROOT / "shop.yaml"  # the shop's name, markets and contacts
     #: slug -> tracking API base URL: each carrier's META default, or AFTERSALE_<SLUG>_URL
     carrier_urls: Mapping[str, str] = field(default_factory=dict)
     poll_concurrency: int = 16
@@ -61,6 +112,9 @@ class Settings:
             override = env.get(f"AFTERSALE_{slug.upper()}_URL")
             if override:
                 urls[slug] = override
+        from aftersale.markets import load_shop  # parses YAML: only when settings are built
+
+        shop_path = Path(env.get("AFTERSALE_SHOP", PROJECT_ROOT / "shop.yaml"))
         return cls(
             db=env.get("AFTERSALE_DB", "aftersale.duckdb"),
             outbox_dir=Path(env.get("AFTERSALE_OUTBOX", "outbox")),
@@ -77,4 +131,6 @@ class Settings:
             shop_mapping_path=Path(env["AFTERSALE_SHOP_MAPPING"])
             if env.get("AFTERSALE_SHOP_MAPPING")
             else None,
+            shop_path=shop_path,
+            shop=load_shop(shop_path),
         )

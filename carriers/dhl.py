@@ -62,6 +62,8 @@ META = CarrierMeta(
     tracking_pages={
         "pl": _PAGE.format(site="pl-pl"),
         "de": _PAGE.format(site="de-de"),
+        "de-AT": _PAGE.format(site="at-de"),
+        "en-US": _PAGE.format(site="us-en"),
         "*": _PAGE.format(site="gb-en"),
     },
     # formats: CARRIERS.md section 6 (jkeen/tracking_number_data)

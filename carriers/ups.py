@@ -67,11 +67,8 @@ META = CarrierMeta(
     slug="ups",
     name="UPS",
     api_url="https://onlinetools.ups.com",
-    tracking_pages={
-        "pl": "https://www.ups.com/track?loc=pl_PL&tracknum={number}",
-        "de": "https://www.ups.com/track?loc=de_DE&tracknum={number}",
-        "*": "https://www.ups.com/track?loc={lang}_GB&tracknum={number}",
-    },
+    # UPS localises by loc=<language>_<country>: en_US, en_GB, de_AT, pl_PL ...
+    tracking_pages={"*": "https://www.ups.com/track?loc={lang}_{region}&tracknum={number}"},
     # formats: CARRIERS.md section 6 (jkeen/tracking_number_data)
     number_patterns=(NumberPattern(r"^1Z[0-9A-Z]{16}$", check_digit_ok),),
     sandbox_env={"UPS_CLIENT_ID": "sandbox-client", "UPS_CLIENT_SECRET": "sandbox-secret"},

@@ -195,7 +195,10 @@ def check() -> None:
     from carriers.registry import DIRECTORY, load_settings
     from flows.wiring import cycle_thresholds
 
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except AftersaleError as exc:
+        _fail(exc)
     problems = run_check(
         rules_dir=settings.rules_dir,
         templates_dir=settings.templates_dir,
@@ -359,4 +362,10 @@ _register_commands()
 
 
 def main() -> None:  # pragma: no cover - console script entry
-    app()
+    """The `aftersale` command: a setting that cannot be read (shop.yaml, the environment)
+    is one line naming the file and the problem, never a traceback."""
+    try:
+        app()
+    except AftersaleError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise SystemExit(1) from None

@@ -66,6 +66,7 @@ class ContextBuilder(Protocol):
         order: Order,
         *,
         shipment: ShipmentState | None,
+        shipments: list[ShipmentState],
         events: list[TrackingEvent],
         event: DomainEvent | None,
         item_sku: str | None,
@@ -144,6 +145,7 @@ class _Facts:
     scans: Mapping[str, list[TrackingEvent]]
     events: Mapping[str, DomainEvent]
     suppressions: Mapping[tuple[str, str], str]
+    parcels: Mapping[str, list[ShipmentState]] = field(default_factory=dict)  # by order id
 
     @classmethod
     def load(cls, store: Store, due: list[MessageRow]) -> _Facts:
@@ -155,9 +157,13 @@ class _Facts:
             if m.order_id in orders
             and (to := recipient_of(orders[m.order_id], ChannelKind(m.channel)))
         ]
+        parcels: dict[str, list[ShipmentState]] = {}
+        for state in shipments.values():
+            parcels.setdefault(state.order_id, []).append(state)
         return cls(
             orders=orders,
             shipments=shipments,
+            parcels=parcels,
             scans=store.tracking_events_of(m.shipment_id for m in due if m.shipment_id),
             events=store.load_domain_events(m.event_id for m in due),
             suppressions=suppressions_for(store, addresses),
@@ -214,6 +220,7 @@ class _Batch:
             context = build_context(
                 order,
                 shipment=shipment,
+                shipments=self.facts.parcels.get(order.order_id, []),
                 events=self.facts.scans.get(shipment.shipment_id, []) if shipment else [],
                 event=self.facts.events.get(message.event_id),
                 item_sku=message.item_sku,

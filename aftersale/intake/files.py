@@ -24,7 +24,7 @@ from aftersale.carriers_meta import Carriers
 from aftersale.errors import IntakeError
 from aftersale.intake.customers import reconcile_customers, stored_order_differences
 from aftersale.intake.rows import validate_row
-from aftersale.models import Order, ShipmentRef
+from aftersale.models import Order
 from aftersale.store.protocols import OrderStore
 from aftersale.store.records import Notice, Rejection
 
@@ -300,13 +300,18 @@ def _csv_order(
         }
     except ValueError as exc:
         return None, [Rejection(source, first_line, str(exc))]
-    shipments: dict[str, dict[str, str]] = {}
+    shipments: dict[str, dict[str, Any]] = {}
     for _, r in rows:
         if r.get("tracking_number", "").strip():
             shipments.setdefault(
                 r["tracking_number"].strip(),
                 {"carrier": r.get("carrier", ""), "tracking_number": r["tracking_number"]},
             )
+    # a split shipment: each item row names its own parcel, so each parcel knows its items
+    if len(shipments) > 1 and all(r.get("tracking_number", "").strip() for _, r in rows):
+        for _, r in rows:
+            parcel = shipments[r["tracking_number"].strip()]
+            parcel.setdefault("items", []).append(r.get("sku", ""))
     data = {
         "order_id": order_id,
         "placed_at": first["placed_at"],
@@ -511,7 +516,7 @@ def assign_carriers(
             if ref.carrier is None:
                 ranked = carriers.detect(ref.tracking_number)
                 candidates[ref.tracking_number] = ranked
-                ref = ShipmentRef(ref.tracking_number, ranked[0] if ranked else None)
+                ref = replace(ref, carrier=ranked[0] if ranked else None)
             refs.append(ref)
         out.append(replace(order, shipments=tuple(refs)))
     return out, candidates

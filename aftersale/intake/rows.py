@@ -162,6 +162,7 @@ class ItemRow(_Row):
 class ShipmentRow(_Row):
     carrier: str | None = None
     tracking_number: Annotated[str, Field(min_length=5, max_length=40)]
+    items: tuple[Annotated[str, Field(min_length=1)], ...] = ()  # SKUs in this parcel
 
     @field_validator("carrier")
     @classmethod
@@ -205,6 +206,21 @@ class OrderRow(_Row):
         if moment > now + MAX_PLACED_AHEAD:
             raise ValueError(f"{v!r} is in the future")
         return moment
+
+    @field_validator("shipments")
+    @classmethod
+    def _parcel_items_are_order_items(
+        cls, v: tuple[ShipmentRow, ...], info: ValidationInfo
+    ) -> tuple[ShipmentRow, ...]:
+        skus = {i.sku for i in info.data.get("items", ())}
+        for n, shipment in enumerate(v):
+            strangers = [sku for sku in shipment.items if sku not in skus]
+            if strangers and skus:
+                raise ValueError(
+                    f"parcel {n + 1} ({shipment.tracking_number}) lists {strangers[0]!r}, "
+                    f"which is not an item of this order"
+                )
+        return v
 
     @field_validator("promised_delivery", mode="before")
     @classmethod
@@ -301,7 +317,9 @@ def to_order(row: OrderRow) -> Order:
             Item(i.sku, i.name, i.category, i.quantity, i.price, i.currency, i.warranty_months)
             for i in row.items
         ),
-        shipments=tuple(ShipmentRef(s.tracking_number, s.carrier) for s in row.shipments),
+        shipments=tuple(
+            ShipmentRef(s.tracking_number, s.carrier, s.items) for s in row.shipments
+        ),
         promised_delivery=row.promised_delivery,
         shipping_country=row.shipping_country or c.country,
     )

@@ -24,17 +24,22 @@ from aftersale.errors import ConfigError
 from aftersale.locales import is_locale, suggest_locale
 
 ENTRY_FIELDS = ("category", "warranty_months", "guide_url", "tips", "extended_warranty")
-OFFER_FIELDS = ("months", "price", "currency", "url")
+OFFER_FIELDS = ("months", "prices", "url")
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*")
 _TEMPLATE_SYNTAX = re.compile(r"\{[{%#].*?(?:[}%#]\}|$)")
 
 
 @dataclass(frozen=True, slots=True)
 class ExtendedWarranty:
+    """An offer to extend cover, priced per currency: a customer is offered it in their
+    order's currency, or not at all (never in another market's money)."""
+
     months: int
-    price: Decimal
-    currency: str
+    prices: Mapping[str, Decimal]  # ISO 4217 code -> price
     url: str
+
+    def price_in(self, currency: str | None) -> Decimal | None:
+        return self.prices.get(currency.upper()) if currency else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,24 +349,12 @@ def _parse_offer(
             f"{where} {label} '{name}': extended_warranty is missing {', '.join(missing)}"
         )
         return None
-    try:
-        price = Decimal(str(offer["price"]))
-    except InvalidOperation:
-        problems.append(
-            f"{_at(filename, offer, 'price')} {label} '{name}': price must be a number, "
-            f"got {offer['price']!r}"
-        )
-        return None
-    months, currency, url = offer["months"], str(offer["currency"]), offer["url"]
+    prices = _parse_prices(filename, offer, name, label, problems)
+    months, url = offer["months"], offer["url"]
     if not isinstance(months, int) or isinstance(months, bool) or months <= 0:
         problems.append(
             f"{_at(filename, offer, 'months')} {label} '{name}': months must be a positive "
             f"whole number, got {months!r}"
-        )
-    if len(currency) != 3 or not currency.isupper():
-        problems.append(
-            f"{_at(filename, offer, 'currency')} {label} '{name}': currency must be an ISO 4217 "
-            f"code such as PLN or EUR, got {currency!r}"
         )
     if not (isinstance(url, str) and url.startswith("https://")):
         problems.append(
@@ -369,4 +362,38 @@ def _parse_offer(
         )
     if len(problems) > before:
         return None
-    return ExtendedWarranty(months=months, price=price, currency=currency, url=url)
+    return ExtendedWarranty(months=months, prices=prices, url=url)
+
+
+def _parse_prices(
+    filename: str, offer: CommentedMap, name: str, label: str, problems: list[str]
+) -> dict[str, Decimal]:
+    """`prices: {PLN: 299.00, EUR: 69.00}`: one price per currency the shop sells in."""
+    raw = offer["prices"]
+    if not isinstance(raw, CommentedMap) or not raw:
+        problems.append(
+            f"{_at(filename, offer, 'prices')} {label} '{name}': prices must map a currency "
+            f"to a price, e.g. {{PLN: 299.00, EUR: 69.00}}"
+        )
+        return {}
+    prices: dict[str, Decimal] = {}
+    for currency, value in raw.items():
+        where = _at(filename, raw, currency)
+        if not (isinstance(currency, str) and len(currency) == 3 and currency.isupper()):
+            problems.append(
+                f"{where} {label} '{name}': currency must be an ISO 4217 code such as PLN or "
+                f"EUR, got {currency!r}"
+            )
+            continue
+        try:
+            price = Decimal(str(value))
+        except InvalidOperation:
+            price = Decimal("NaN")
+        if isinstance(value, bool) or not price.is_finite() or price < 0:
+            problems.append(
+                f"{where} {label} '{name}': price in {currency} must be a number of 0 or "
+                f"more, got {value!r}"
+            )
+            continue
+        prices[currency] = price
+    return prices

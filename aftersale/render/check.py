@@ -77,6 +77,7 @@ def run_check(
         for failure in result.failures
     )
     problems.extend(check_templates(library, ruleset, max_sms_segments=max_sms_segments))
+    problems.extend(check_offer_prices(library, catalogue_path))
     return problems
 
 
@@ -483,3 +484,24 @@ def _words(library: TemplateLibrary, name: str) -> set[str]:
             continue
         pending.extend(n for n in meta.find_referenced_templates(tree) if isinstance(n, str))
     return words
+
+
+def check_offer_prices(library: TemplateLibrary, catalogue_path: Path | None) -> list[str]:
+    """Every extended warranty needs a price in every market's currency (shop.yaml):
+    without one, that market's customers are not offered it at all."""
+    currencies = sorted({m.currency for m in library.shop.markets if m.currency})
+    entries = [("category", n, i) for n, i in library.catalogue.categories.items()] + [
+        ("product", n, i) for n, i in library.catalogue.products.items()
+    ]
+    problems = []
+    for label, name, info in entries:
+        offer = info.extended_warranty
+        missing = [c for c in currencies if offer is not None and c not in offer.prices]
+        if missing:
+            markets = [m.code for m in library.shop.markets if m.currency in missing]
+            problems.append(
+                f"{catalogue_path}: {label} '{name}': extended_warranty has no price in "
+                f"{', '.join(missing)}, the currency of market {', '.join(markets)} "
+                f"(shop.yaml): add it under prices, or those customers are not offered it"
+            )
+    return problems

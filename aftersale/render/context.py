@@ -5,15 +5,17 @@ templates/README.md documents every name for marketers; keep the two in step.
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aftersale.carriers_meta import Carriers
+from aftersale.markets import pick_text
 from aftersale.models import DomainEvent, Order, ShipmentState, TrackingEvent
 from aftersale.render.catalogue import Catalogue, ProductInfo, locale_chain
 from aftersale.settings import Shop
+from aftersale.tracking.warranty import warranty_ends, warranty_from
 
 
 class Fields(dict[str, Any]):
@@ -25,12 +27,6 @@ class Fields(dict[str, Any]):
     def __init__(self, record: str, /, **values: Any) -> None:
         super().__init__(values)
         self._path = record
-
-
-def add_months(start: date, months: int) -> date:
-    month_index = start.month - 1 + months
-    year, month = start.year + month_index // 12, month_index % 12 + 1
-    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -55,6 +51,7 @@ def build_context(
     *,
     carriers: Carriers,
     shipment: ShipmentState | None = None,
+    shipments: Sequence[ShipmentState] = (),
     events: Sequence[TrackingEvent] = (),
     event: DomainEvent | None = None,
     item_sku: str | None = None,
@@ -66,11 +63,15 @@ def build_context(
     Top-level names: `order`, `customer`, `items`, `shipment` (None before a parcel
     exists), `tracking_events` (newest first), `delay` (None unless the event is a
     delay), `item` and `product` (None unless the message is about one item: setup
-    tip, review, warranty), `shop`, `links`. The renderer adds `locale`, the language
-    of the template variant in use. Field by field: templates/README.md.
+    tip, review, warranty), `shop` (the contact block of the customer's market), `links`.
+    The renderer adds `locale`, the language of the template variant in use. `shipments`
+    are all the order's parcels (warranty dates run from each item's own delivery).
+    Field by field: templates/README.md.
     """
     base = shop.base_url.rstrip("/")
     customer = order.customer
+    market = shop.market_for(order.shipping_country, customer.country)
+    languages = locale_chain(customer.locale, shop.default_locale)
     sku = item_sku or (event.item_sku if event else None)
     facts = event.facts if event else {}
 
@@ -110,7 +111,7 @@ def build_context(
     links = Fields(
         "links",
         order=f"{base}/account/orders/{order.order_id}",
-        help=shop.help_url,
+        help=market.help_url,
         tracking=(
             carriers.tracking_page(shipment.carrier, shipment.tracking_number, customer.locale)
             if shipment is not None
@@ -147,12 +148,10 @@ def build_context(
     if chosen is not None:
         info = catalogue.lookup(chosen.sku, chosen.category) if catalogue else None
         months = chosen.warranty_months or (info.warranty_months if info else None)
-        start = (
-            shipment.delivered_at.date()
-            if shipment is not None and shipment.delivered_at
-            else order.placed_at.date()
-        )
-        ends = add_months(start, months) if months else None
+        parcels = shipments or ([shipment] if shipment is not None else [])
+        start = warranty_from(order, chosen.sku, parcels)
+        ends = warranty_ends(start, months, customer.time_zone) if months and start else None
+        today = now.astimezone(ZoneInfo(customer.time_zone)).date()
         item = Fields(
             "item",
             sku=chosen.sku,
@@ -163,14 +162,13 @@ def build_context(
             currency=chosen.currency,
             warranty_months=months,
             warranty_ends=ends,
-            warranty_days_left=(ends - now.date()).days if ends else None,
+            warranty_days_left=(ends - today).days if ends else None,
         )
         if info is not None:
             offer = info.extended_warranty
-            tips_locale = next(
-                (c for c in locale_chain(customer.locale, shop.default_locale) if c in info.tips),
-                None,
-            )
+            # offered in the order's own currency, or not at all
+            offer_price = offer.price_in(order.currency) if offer else None
+            tips_locale = next((c for c in languages if c in info.tips), None)
             product = Fields(
                 "product",
                 category=info.category or chosen.category,
@@ -181,16 +179,16 @@ def build_context(
                     Fields(
                         "product.extended_warranty",
                         months=offer.months,
-                        price=offer.price,
-                        currency=offer.currency,
+                        price=offer_price,
+                        currency=order.currency,
                         url=offer.url,
                     )
-                    if offer
+                    if offer and offer_price is not None
                     else None
                 ),
             )
             links["guide"] = info.guide_url
-            links["extend_warranty"] = offer.url if offer else None
+            links["extend_warranty"] = offer.url if offer and offer_price is not None else None
 
     delay = None
     if event is not None and event.reason:
@@ -250,9 +248,12 @@ def build_context(
         "shop": Fields(
             "shop",
             name=shop.name,
-            email=shop.email,
-            phone=shop.phone,
-            help_url=shop.help_url,
+            email=market.email,
+            phone=market.phone,
+            help_url=market.help_url,
+            hours=pick_text(market.hours, languages),
+            legal=pick_text(market.legal, languages),
+            market=market.code,
             base_url=base,
             short_url=_short(base),
         ),

@@ -9,6 +9,7 @@ Filters read the variant's locale (`locale`) and the recipient's time zone
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime, format_time
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, get_currency_symbol
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
@@ -60,6 +61,13 @@ def _locale(ctx: Context) -> Locale:
     return _format_locale(str(ctx.get("locale") or "en"), str(customer.get("locale") or ""))
 
 
+def _locale_tag(ctx: Context) -> str:
+    """The customer's locale when the message is in their language (en-US for an "en"
+    message to an American), else the message's language: for carriers' pages."""
+    locale = _locale(ctx)
+    return f"{locale.language}-{locale.territory}" if locale.territory else locale.language
+
+
 def _local(ctx: Context, value: datetime) -> datetime:
     customer = ctx.get("customer") or {}
     tz = customer.get("time_zone") or "UTC"
@@ -78,12 +86,46 @@ def money_filter(ctx: Context, amount: Any, currency: str | None = None) -> str:
 # memoising keeps Babel's pattern work out of the per-message cost.
 @lru_cache(maxsize=8192)
 def _money(amount: Decimal, currency: str, locale: Locale) -> str:
-    return format_currency(amount, currency, locale=locale)
+    text = format_currency(amount, currency, locale=locale)
+    # CLDR's currency spacing, which Babel leaves out: a symbol that ends (or starts) with
+    # a letter gets a no-break space before (after) the digits: "PLN 899.00", not "PLN899.00"
+    symbol = get_currency_symbol(currency, locale)
+    at = text.find(symbol)
+    if symbol and at >= 0:
+        end = at + len(symbol)
+        if symbol[-1].isalpha() and end < len(text) and text[end].isdigit():
+            text = text[:end] + "\u00a0" + text[end:]
+        if symbol[0].isalpha() and at > 0 and text[at - 1].isdigit():
+            text = text[:at] + "\u00a0" + text[at:]
+    return text
+
+
+#: The date formats templates may name: Babel's four, and two without the year (for dates
+#: this year: "Friday, 27 November", "27 Nov"), each as the customer's locale writes it.
+DATE_FORMATS = ("short", "medium", "long", "full", "day", "day_short")
+_WITHOUT_YEAR = {"day": "full", "day_short": "medium"}
+_YEAR = re.compile(r"[\s,]*y+[\s]*")
+
+
+@lru_cache(maxsize=256)
+def date_pattern(format: str, locale: Locale) -> str:
+    """The locale's pattern for a named format; "day"/"day_short" are its full/medium
+    pattern without the year (en-US "EEEE, MMMM d", en-GB "EEEE d MMMM", de "dd.MM.")."""
+    if format not in DATE_FORMATS:
+        raise ValueError(
+            f"date format {format!r} is not one of {', '.join(DATE_FORMATS)}: dates look the "
+            f"same in every message, as the customer's locale writes them"
+        )
+    base = _WITHOUT_YEAR.get(format)
+    if base is None:
+        return str(locale.date_formats[format].pattern)
+    pattern = str(locale.date_formats[base].pattern)
+    return _YEAR.sub(" ", pattern).strip(" ,") if "y" in pattern else pattern
 
 
 @lru_cache(maxsize=8192)
 def _date(value: date, format: str, locale: Locale) -> str:
-    return format_date(value, format=format, locale=locale)
+    return format_date(value, format=date_pattern(format, locale), locale=locale)
 
 
 @pass_context
@@ -93,8 +135,9 @@ def number_filter(ctx: Context, value: Any) -> str:
 
 @pass_context
 def date_filter(ctx: Context, value: date | datetime, format: str = "long") -> str:
-    """`{{ shipment.estimated_delivery|date }}`; formats: short, medium, long, full, or a
-    Babel pattern such as "EEEE, d MMMM". Datetimes are shown in the recipient's time zone."""
+    """`{{ shipment.estimated_delivery|date }}`; formats: short, medium, long, full, day
+    (full without the year), day_short (medium without the year). Datetimes are shown on
+    the recipient's calendar (their time zone)."""
     if isinstance(value, datetime):
         value = _local(ctx, value).date()
     return _date(value, format, _locale(ctx))
@@ -164,7 +207,7 @@ def tracking_url_filter(carriers: Carriers) -> Callable[[Context, Mapping[str, A
         """`{{ shipment|tracking_url }}`: the carrier's tracking page with UTM parameters, or
         the order page when the carrier is not known yet."""
         page = carriers.tracking_page(
-            shipment.get("carrier"), str(shipment.get("tracking_number")), str(ctx.get("locale"))
+            shipment.get("carrier"), str(shipment.get("tracking_number")), _locale_tag(ctx)
         )
         if page is None:
             page = str((ctx.get("links") or {}).get("order"))

@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from babel.dates import PATTERN_CHARS, tokenize_pattern
 from jinja2 import Environment, TemplateSyntaxError, nodes
 
+from aftersale.render.filters import DATE_FORMATS
+
 #: Names whose values come from customers, orders or carriers: never marked safe.
 UNTRUSTED_ROOTS = frozenset({"customer", "order", "items", "item", "shipment", "tracking_events"})
 #: Tags that need an end tag (`set` only in its block form, `{% set x %}…{% endset %}`).
 PAIRED_TAGS = frozenset(
     {"for", "if", "block", "macro", "call", "filter", "with", "autoescape", "trans", "set"}
 )
-NAMED_FORMATS = frozenset({"short", "medium", "long", "full"})
+NAMED_FORMATS = frozenset({"short", "medium", "long", "full", *DATE_FORMATS})
 DATE_FILTERS = {"date": "date", "weekday": "date", "time": "time", "datetime": "datetime"}
 #: Babel pattern letters that are valid but rarely what a marketer means, and the fix.
 _MISREAD = {
@@ -140,6 +142,14 @@ def _date_patterns(tree: nodes.Template) -> Iterator[Finding]:
         if kind is None or not flt.args or not isinstance(flt.args[0], nodes.Const):
             continue
         pattern = flt.args[0].value
+        if flt.name == "date" and isinstance(pattern, str) and pattern not in DATE_FORMATS:
+            # a date is written one way per locale: by name, never a pattern of one's own
+            yield Finding(
+                flt.lineno,
+                f"|date({pattern!r}): use a named format ({', '.join(DATE_FORMATS)}); the "
+                f"customer's locale decides how the date is written",
+            )
+            continue
         if isinstance(pattern, str) and pattern not in NAMED_FORMATS:
             problem = pattern_problem(pattern, kind)
             if problem:

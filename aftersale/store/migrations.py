@@ -246,4 +246,9 @@ MIGRATIONS: tuple[tuple[int, str, str | Mapping[str, str]], ...] = (
         );
         """,
     ),
+    (
+        6,
+        "shipments: the items each parcel carries (split shipments)",
+        "ALTER TABLE shipments ADD COLUMN items VARCHAR[];",
+    ),
 )

@@ -323,6 +323,7 @@ def order_rows(
                     "carrier": ref.carrier,
                     "carrier_candidates": candidates.get(ref.tracking_number, []),
                     "tracking_number": ref.tracking_number,
+                    "items": list(ref.items) or None,
                     "status": Status.PENDING.value,
                     "created_at": to_db(now),
                     "next_check_at": to_db(now),
@@ -378,7 +379,7 @@ ORDER_COLS = (
     "c.consent_sms, c.country, c.tags"
 )
 ITEM_COLS = "order_id, sku, name, category, quantity, price, currency, warranty_months"
-REF_COLS = "order_id, tracking_number, carrier"
+REF_COLS = "order_id, tracking_number, carrier, items"
 
 
 def orders_from_rows(
@@ -392,7 +393,7 @@ def orders_from_rows(
         items.setdefault(r[0], []).append(Item(r[1], r[2], r[3], r[4], Decimal(r[5]), r[6], r[7]))
     refs: dict[str, list[ShipmentRef]] = {}
     for r in ref_rows:
-        refs.setdefault(r[0], []).append(ShipmentRef(r[1], r[2]))
+        refs.setdefault(r[0], []).append(ShipmentRef(r[1], r[2], tuple(r[3] or ())))
     orders = {}
     for r in order_rows:
         customer = Customer(

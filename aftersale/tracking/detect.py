@@ -20,7 +20,6 @@ Choices worth knowing:
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -41,6 +40,7 @@ from aftersale.models import (
     Tracking,
     TrackingEvent,
 )
+from aftersale.tracking.warranty import add_months, warranty_ends, warranty_from
 
 #: The forward journey; statuses not listed (exception, unknown, returned...) have no rank.
 JOURNEY_RANK: Mapping[Status, int] = MappingProxyType(
@@ -500,22 +500,6 @@ def _due_for_shipment(
             out.append(_delayed(oid, sid, DelayReason.PICKUP_WAITING, at, facts))
 
 
-def add_months(day: date, months: int) -> date:
-    month0 = day.month - 1 + months
-    year, month = day.year + month0 // 12, month0 % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def warranty_start(order: Order, shipments: Sequence[ShipmentState]) -> datetime:
-    """Warranty runs from delivery (the last delivered parcel), else from the purchase."""
-    start = None
-    for s in shipments:
-        delivered = s.delivered_at
-        if delivered is not None and (start is None or delivered > start):
-            start = delivered
-    return order.placed_at if start is None else start
-
-
 def _warranty_events(
     order: Order,
     shipments: Sequence[ShipmentState],
@@ -529,17 +513,22 @@ def _warranty_events(
             shortest = months
     if not shortest or not thresholds.warranty_ending_days:
         return []
-    start = warranty_start(order, shipments)
-    # a month is at least 28 days: skip the calendar arithmetic while the end is far off
-    earliest = start + timedelta(days=28 * shortest - thresholds.warranty_lead_days)
-    if now < earliest:
+    # a month is at least 28 days: skip the calendar arithmetic while every end is far off
+    first_start = order.placed_at
+    if now < first_start + timedelta(days=28 * shortest - thresholds.warranty_lead_days):
         return []
     out: list[DomainEvent] = []
     seen: set[str] = set()
+    tz = order.customer.time_zone
     for item in order.items:
         if not item.warranty_months or item.sku in seen:
             continue
         seen.add(item.sku)
+        start = warranty_from(order, item.sku, shipments)
+        if start is None:
+            continue  # its parcel is on the way, or went back: no cover to remind of
+        # the reminder's time is the start plus whole months (an instant, the same every
+        # cycle); the end date the customer reads is on their own calendar
         ends = datetime.combine(add_months(start.date(), item.warranty_months), start.timetz())
         if now >= ends:
             continue
@@ -548,7 +537,7 @@ def _warranty_events(
             if at <= now:
                 facts = {
                     "days": days,
-                    "warranty_ends": ends.date().isoformat(),
+                    "warranty_ends": warranty_ends(start, item.warranty_months, tz).isoformat(),
                     "warranty_months": item.warranty_months,
                     "warranty_from": start.date().isoformat(),
                 }

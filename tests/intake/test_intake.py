@@ -199,3 +199,48 @@ def test_example_orders_all_load(tmp_path: Path) -> None:
     assert len(result.orders) == 40
     carriers = {s.carrier for o in result.orders for s in o.shipments}
     assert carriers == {"ups", "dhl", "inpost", "dpd", None}
+
+
+def test_a_split_shipment_says_which_items_each_parcel_carries(tmp_path: Path) -> None:
+    cable = {"sku": "CB-1", "name": "Cable", "category": "cables", "price": "39", "currency": "PLN"}
+    row = order(
+        items=[order()["items"][0], cable],
+        shipments=[
+            {
+                "carrier": "inpost",
+                "tracking_number": "642600027844200000000001",
+                "items": ["TV-55"],
+            },
+            {"carrier": "inpost", "tracking_number": "642600027844200000000002", "items": ["CB-1"]},
+        ],
+    )
+    stranger = order(
+        order_id="NW-2",
+        shipments=[{"tracking_number": "642600027844200000000003", "items": ["TV-65"]}],
+    )
+    result = parse_ndjson(ndjson(row, stranger), "orders.ndjson", DIRECTORY)
+    assert [s.items for s in result.orders[0].shipments] == [("TV-55",), ("CB-1",)]
+    assert [f"{r.line}: {r.reason}" for r in result.rejections] == [
+        "2: shipments: parcel 1 (642600027844200000000003) lists 'TV-65', which is not an "
+        "item of this order"
+    ]
+    path = tmp_path / "orders.ndjson"
+    path.write_text(ndjson(row))
+    with open_store(tmp_path / "a.duckdb") as store:
+        import_file(store, path, now=NOW, detect=DIRECTORY)
+        stored = store.load_order("NW-1")
+        assert stored is not None and [s.items for s in stored.shipments] == [("TV-55",), ("CB-1",)]
+
+
+def test_csv_rows_naming_their_own_parcel_make_a_split_shipment() -> None:
+    text = CSV_HEADER + (
+        "NW-7,2026-11-23T08:00:00+01:00,C-7,Jan,jan@example.pl,,pl,Europe/Warsaw,yes,no,PL,"
+        "TV-55,TV,tv,1,2799.00,PLN,24,inpost,642600027844200000000009,\n"
+        "NW-7,2026-11-23T08:00:00+01:00,C-7,Jan,jan@example.pl,,pl,Europe/Warsaw,yes,no,PL,"
+        "CB-1,Cable,cables,2,39.00,PLN,,inpost,642600027844200000000010,\n"
+    )
+    (o,) = parse_csv(text, "orders.csv", DIRECTORY).orders
+    assert [(s.tracking_number[-2:], s.items) for s in o.shipments] == [
+        ("09", ("TV-55",)),
+        ("10", ("CB-1",)),
+    ]

@@ -138,7 +138,11 @@ def test_money_dates_and_times_follow_locale_and_time_zone(library: TemplateLibr
     assert "Gesamt: 978,80\xa0PLN" in thanks.text and "Donnerstag, 13. März 2025" in thanks.text
     english = {**context, "customer": {**context["customer"], "locale": "en-GB"}}
     thanks = library.render("thank_you", ChannelKind.EMAIL, english, "a@b")
-    assert "Total: PLN978.80" in thanks.text and "Thursday, 13 March 2025" in thanks.text
+    # CLDR's currency spacing: a currency code is never glued to the digits
+    assert "Total: PLN\xa0978.80" in thanks.text and "Thursday, 13 March 2025" in thanks.text
+    american = {**context, "customer": {**context["customer"], "locale": "en-US"}}
+    thanks = library.render("thank_you", ChannelKind.EMAIL, american, "a@b")
+    assert "Thursday, March 13, 2025" in thanks.text and "of March 9, 2025" in thanks.text
 
 
 def test_shipped_links_to_the_carrier_page_with_utm(library: TemplateLibrary) -> None:
@@ -161,11 +165,16 @@ def test_shipped_links_to_the_carrier_page_with_utm(library: TemplateLibrary) ->
     [
         ("inpost", "pl", "https://inpost.pl/sledzenie-przesylek?number=N1"),
         ("ups", "de-DE", "https://www.ups.com/track?loc=de_DE&tracknum=N1"),
-        ("dhl", "en", "https://www.dhl.com/gb-en/home/tracking/tracking-parcel.html"
-                      "?submit=1&tracking-id=N1"),
+        ("dhl", "en-GB", "https://www.dhl.com/gb-en/home/tracking/tracking-parcel.html"
+                         "?submit=1&tracking-id=N1"),
         ("dpd", "pl", "https://tracking.dpd.de/status/pl_PL/parcel/N1"),
         ("dpd", "fr", "https://tracking.dpd.de/status/en_GB/parcel/N1"),
-        ("ups", "fr-FR", "https://www.ups.com/track?loc=fr_GB&tracknum=N1"),
+        ("ups", "fr-FR", "https://www.ups.com/track?loc=fr_FR&tracknum=N1"),
+        ("ups", "en-US", "https://www.ups.com/track?loc=en_US&tracknum=N1"),
+        ("ups", "en_GB", "https://www.ups.com/track?loc=en_GB&tracknum=N1"),
+        ("ups", "en", "https://www.ups.com/track?loc=en_US&tracknum=N1"),
+        ("dhl", "en-US", "https://www.dhl.com/us-en/home/tracking/tracking-parcel.html"
+                         "?submit=1&tracking-id=N1"),
         ("dhl", "pl-PL", "https://www.dhl.com/pl-pl/home/tracking/tracking-parcel.html"
                          "?submit=1&tracking-id=N1"),
         ("pigeon", "en", None),
@@ -315,8 +324,7 @@ def test_catalogue_errors_name_file_and_line() -> None:
         "      en: [Charge it]\n"
         "    extended_warranty:\n"
         "      months: 12\n"
-        "      price: 49\n"
-        "      currency: pln\n"
+        "      prices: {pln: 49}\n"
         "      url: https://x.example\n"
         "products:\n"
         "  NW-1:\n"
@@ -332,13 +340,13 @@ def test_catalogue_errors_name_file_and_line() -> None:
         "number of months, got 'two'",
         "catalogue/products.yaml:4:5 category 'headphones': unknown field 'tipps' (did you mean "
         "'tips'?)",
-        "catalogue/products.yaml:9:7 category 'headphones': currency must be an ISO 4217 code "
+        "catalogue/products.yaml:8:16 category 'headphones': currency must be an ISO 4217 code "
         "such as PLN or EUR, got 'pln'",
-        "catalogue/products.yaml:13:5 product 'NW-1': guide_url must be an https:// link, got "
+        "catalogue/products.yaml:12:5 product 'NW-1': guide_url must be an https:// link, got "
         "'ftp://x'",
-        "catalogue/products.yaml:15:7 product 'NW-1': tips for 'en' must be a list of non-empty "
+        "catalogue/products.yaml:14:7 product 'NW-1': tips for 'en' must be a list of non-empty "
         "texts",
-        "catalogue/products.yaml:16:1 unknown section 'colours' (expected one of: categories, "
+        "catalogue/products.yaml:15:1 unknown section 'colours' (expected one of: categories, "
         "products)",
     ]
 

@@ -72,6 +72,7 @@ SHIPMENT_TYPES = {
     "carrier": "varchar",
     "carrier_candidates": "varchar[]",
     "tracking_number": "varchar",
+    "items": "varchar[]",
     "status": "varchar",
     "created_at": "timestamp",
     "next_check_at": "timestamp",
