@@ -317,9 +317,7 @@ def to_order(row: OrderRow) -> Order:
             Item(i.sku, i.name, i.category, i.quantity, i.price, i.currency, i.warranty_months)
             for i in row.items
         ),
-        shipments=tuple(
-            ShipmentRef(s.tracking_number, s.carrier, s.items) for s in row.shipments
-        ),
+        shipments=tuple(ShipmentRef(s.tracking_number, s.carrier, s.items) for s in row.shipments),
         promised_delivery=row.promised_delivery,
         shipping_country=row.shipping_country or c.country,
     )

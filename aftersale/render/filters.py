@@ -100,6 +100,10 @@ def _money(amount: Decimal, currency: str, locale: Locale) -> str:
     return text
 
 
+class DateFormatError(ValueError):
+    """A template named a date format that is not one of DATE_FORMATS."""
+
+
 #: The date formats templates may name: Babel's four, and two without the year (for dates
 #: this year: "Friday, 27 November", "27 Nov"), each as the customer's locale writes it.
 DATE_FORMATS = ("short", "medium", "long", "full", "day", "day_short")
@@ -107,15 +111,24 @@ _WITHOUT_YEAR = {"day": "full", "day_short": "medium"}
 _YEAR = re.compile(r"[\s,]*y+[\s]*")
 
 
+def date_format_problem(format: str) -> str | None:
+    """Why `|date(format)` is refused (a pattern of one's own), or None for a named format:
+    the same words from `check` (before sending) and from rendering."""
+    if format in DATE_FORMATS:
+        return None
+    return (
+        f"|date({format!r}): use a named format ({', '.join(DATE_FORMATS)}); the customer's "
+        f"locale decides how the date is written"
+    )
+
+
 @lru_cache(maxsize=256)
 def date_pattern(format: str, locale: Locale) -> str:
     """The locale's pattern for a named format; "day"/"day_short" are its full/medium
     pattern without the year (en-US "EEEE, MMMM d", en-GB "EEEE d MMMM", de "dd.MM.")."""
-    if format not in DATE_FORMATS:
-        raise ValueError(
-            f"date format {format!r} is not one of {', '.join(DATE_FORMATS)}: dates look the "
-            f"same in every message, as the customer's locale writes them"
-        )
+    problem = date_format_problem(format)
+    if problem:
+        raise DateFormatError(problem)
     base = _WITHOUT_YEAR.get(format)
     if base is None:
         return str(locale.date_formats[format].pattern)

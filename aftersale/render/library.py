@@ -36,7 +36,7 @@ from aftersale.models import ChannelKind, RenderedMessage
 from aftersale.render.catalogue import Catalogue, load_catalogue, locale_chain
 from aftersale.render.context import build_context
 from aftersale.render.css import inline_css_source
-from aftersale.render.filters import build_filters
+from aftersale.render.filters import DateFormatError, build_filters
 from aftersale.render.html_text import html_to_text
 from aftersale.render.sandbox import (
     BudgetExceeded,
@@ -353,7 +353,7 @@ def render_error(
         if top:
             known = sorted({*values, *library.env.globals})
             message += did_you_mean(top.group(1), known) or f" (known names: {', '.join(known)})"
-    elif isinstance(exc, TemplateMisuse):
+    elif isinstance(exc, TemplateMisuse | DateFormatError):
         message = str(exc)
     elif isinstance(exc, TemplateNotFound):
         files = [p.relative_to(library.root).as_posix() for p in library.root.glob("*/*.j2")]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from babel.dates import PATTERN_CHARS, tokenize_pattern
 from jinja2 import Environment, TemplateSyntaxError, nodes
 
-from aftersale.render.filters import DATE_FORMATS
+from aftersale.render.filters import DATE_FORMATS, date_format_problem
 
 #: Names whose values come from customers, orders or carriers: never marked safe.
 UNTRUSTED_ROOTS = frozenset({"customer", "order", "items", "item", "shipment", "tracking_events"})
@@ -142,13 +142,10 @@ def _date_patterns(tree: nodes.Template) -> Iterator[Finding]:
         if kind is None or not flt.args or not isinstance(flt.args[0], nodes.Const):
             continue
         pattern = flt.args[0].value
-        if flt.name == "date" and isinstance(pattern, str) and pattern not in DATE_FORMATS:
+        problem = date_format_problem(pattern) if flt.name == "date" else None
+        if isinstance(pattern, str) and problem:
             # a date is written one way per locale: by name, never a pattern of one's own
-            yield Finding(
-                flt.lineno,
-                f"|date({pattern!r}): use a named format ({', '.join(DATE_FORMATS)}); the "
-                f"customer's locale decides how the date is written",
-            )
+            yield Finding(flt.lineno, problem)
             continue
         if isinstance(pattern, str) and pattern not in NAMED_FORMATS:
             problem = pattern_problem(pattern, kind)

@@ -218,7 +218,7 @@ def test_a_split_shipment_says_which_items_each_parcel_carries(tmp_path: Path) -
         order_id="NW-2",
         shipments=[{"tracking_number": "642600027844200000000003", "items": ["TV-65"]}],
     )
-    result = parse_ndjson(ndjson(row, stranger), "orders.ndjson", DIRECTORY)
+    result = parse_ndjson(ndjson(row, stranger), "orders.ndjson", DIRECTORY, now=NOW)
     assert [s.items for s in result.orders[0].shipments] == [("TV-55",), ("CB-1",)]
     assert [f"{r.line}: {r.reason}" for r in result.rejections] == [
         "2: shipments: parcel 1 (642600027844200000000003) lists 'TV-65', which is not an "
@@ -239,7 +239,7 @@ def test_csv_rows_naming_their_own_parcel_make_a_split_shipment() -> None:
         "NW-7,2026-11-23T08:00:00+01:00,C-7,Jan,jan@example.pl,,pl,Europe/Warsaw,yes,no,PL,"
         "CB-1,Cable,cables,2,39.00,PLN,,inpost,642600027844200000000010,\n"
     )
-    (o,) = parse_csv(text, "orders.csv", DIRECTORY).orders
+    (o,) = parse_csv(text, "orders.csv", DIRECTORY, now=NOW).orders
     assert [(s.tracking_number[-2:], s.items) for s in o.shipments] == [
         ("09", ("TV-55",)),
         ("10", ("CB-1",)),

@@ -124,5 +124,7 @@ def test_a_date_pattern_of_ones_own_is_refused(tmp_path: Path) -> None:
     (root / "sms" / "note").mkdir(parents=True)
     (root / "sms" / "note" / "en.j2").write_text("On {{ order.placed_at|date('d MMM') }}")
     custom = TemplateLibrary.load(root, SHOP, None, DIRECTORY)
-    with pytest.raises(TemplateError, match="date format 'd MMM' is not one of short, medium"):
+    with pytest.raises(
+        TemplateError, match=r"\|date\(.d MMM.\): use a named format \(short, medium"
+    ):
         custom.render("note", ChannelKind.SMS, _customer_in("GB", "en-GB", "GBP"), "+44")
