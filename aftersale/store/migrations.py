@@ -251,4 +251,15 @@ MIGRATIONS: tuple[tuple[int, str, str | Mapping[str, str]], ...] = (
         "shipments: the items each parcel carries (split shipments)",
         "ALTER TABLE shipments ADD COLUMN items VARCHAR[];",
     ),
+    (
+        7,
+        "how far each pull from a shop platform's API got (the reconcile checkpoints)",
+        """
+        CREATE TABLE sync_state (
+            source     VARCHAR PRIMARY KEY,  -- what is pulled: shopify-admin:<shop>
+            checkpoint TIMESTAMP NOT NULL,   -- the newest platform updated_at applied
+            updated_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 )

@@ -132,6 +132,20 @@ class PlatformOrderStore(Protocol):
         ...
 
 
+class SyncStateStore(Protocol):
+    """Where each pull from a shop platform's API got to, so the next pulls only what
+    changed since (aftersale.intake.reconcile)."""
+
+    def sync_checkpoint(self, source: str) -> datetime | None:
+        """The checkpoint saved for `source` (`shopify-admin:<shop>`), None before the first."""
+        ...
+
+    def save_sync_checkpoint(self, source: str, checkpoint: datetime, now: datetime) -> None:
+        """Record `checkpoint` for `source`; it never moves back (two runs overlapping keep
+        the later one)."""
+        ...
+
+
 class ShipmentStore(Protocol):
     """Shipments' tracking state, their scans, poll failures and carrier candidates."""
 
@@ -404,6 +418,7 @@ class Store(
     Transactional,
     OrderStore,
     PlatformOrderStore,
+    SyncStateStore,
     ShipmentStore,
     EventStore,
     MessageStore,

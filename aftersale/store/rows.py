@@ -53,6 +53,7 @@ TABLES = (
     "customer_changes",
     "health",
     "platform_orders",
+    "sync_state",
 )
 
 

@@ -13,11 +13,13 @@ from aftersale.store.duckdb.retention import Retention
 from aftersale.store.duckdb.runs import Runs
 from aftersale.store.duckdb.shipments import Shipments
 from aftersale.store.duckdb.suppressions import Suppressions
+from aftersale.store.duckdb.sync_state import SyncState
 
 
 class DuckDBStore(
     Orders,
     PlatformOrders,
+    SyncState,
     Shipments,
     Events,
     Messages,

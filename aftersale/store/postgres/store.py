@@ -13,11 +13,13 @@ from aftersale.store.postgres.retention import Retention
 from aftersale.store.postgres.runs import Runs
 from aftersale.store.postgres.shipments import Shipments
 from aftersale.store.postgres.suppressions import Suppressions
+from aftersale.store.postgres.sync_state import SyncState
 
 
 class PostgresStore(
     Orders,
     PlatformOrders,
+    SyncState,
     Shipments,
     Events,
     Messages,
