@@ -25,6 +25,8 @@ from aftersale.dispatch.channels.base import Channel
 from aftersale.dispatch.send import ContextBuilder, DispatchReport, Renderer, dispatch_due
 from aftersale.dispatch.spool import ingest_webhook_spool, webhook_spool_dir
 from aftersale.intake.files import DetectCarriers, ImportReport, import_file
+from aftersale.intake.shop_webhooks import ingest_shop_spool
+from aftersale.intake.shops.base import ShopMapping
 from aftersale.models import (
     ChannelKind,
     Decision,
@@ -77,6 +79,8 @@ class CycleParts:
     build_context: ContextBuilder
     channels: Mapping[ChannelKind, Channel]
     detect_carrier: DetectCarriers | None = None
+    #: how shop platforms' products map to aftersale's (AFTERSALE_SHOP_MAPPING)
+    shop_mapping: ShopMapping = field(default_factory=ShopMapping)
     thresholds: DelayThresholds = field(default_factory=DelayThresholds)
     schedule: PollSchedule = field(default_factory=PollSchedule)
     dry_run: bool = False
@@ -225,10 +229,15 @@ def intake_pending(parts: CycleParts, now: datetime) -> list[ImportReport]:
     spool = webhook_spool_dir(parts.settings)
     if spool is not None and (applied := ingest_webhook_spool(parts.store, spool, now)):
         log.info("applied %d webhook facts from the spool", applied)
+    reports = []
+    if spool is not None and parts.detect_carrier is not None:
+        # shop platforms' orders delivered by webhook since the last cycle (DuckDB)
+        reports += ingest_shop_spool(
+            parts.store, spool, now=now, carriers=parts.detect_carrier, mapping=parts.shop_mapping
+        )
     inbox = parts.settings.inbox_dir
     if not inbox.is_dir():
-        return []
-    reports = []
+        return reports
     for path in order_files(inbox):
         report = import_file(parts.store, path, now=now, detect=parts.detect_carrier)
         for rejection in report.rejections:

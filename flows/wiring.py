@@ -15,6 +15,7 @@ from functools import partial
 from aftersale.cycle import CycleParts, PollBatch
 from aftersale.decide.ruleset import RuleSet, load_ruleset, rule_files
 from aftersale.dispatch.channels.config import build_channels
+from aftersale.intake.shops.base import ShopMapping
 from aftersale.models import ShipmentState
 from aftersale.render.library import TemplateLibrary, build_context
 from aftersale.settings import Settings
@@ -87,6 +88,7 @@ def build_parts(
         build_context=partial(_context, library, settings),
         channels=setup.channels,
         detect_carrier=DIRECTORY,
+        shop_mapping=ShopMapping.load(settings.shop_mapping_path),
         thresholds=cycle_thresholds(ruleset),
         schedule=PollSchedule.from_env(env),
         dry_run=dry_run,

@@ -176,20 +176,29 @@ def webhooks_serve(
     from aftersale.dispatch.inbound import build_webhook_app
     from aftersale.dispatch.spool import SpoolSink, webhook_spool_dir
     from aftersale.dispatch.suppressions import StoreWebhookSink
+    from aftersale.intake.shop_webhooks import (
+        SpoolShopSink,
+        StoreShopSink,
+        shop_routes,
+    )
+    from aftersale.intake.shops.base import ShopMapping
     from aftersale.store import without_password
-    from carriers.registry import load_settings
+    from carriers.registry import DIRECTORY, load_settings
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)-9s %(name)s: %(message)s")
     settings = load_settings()
     config = _checked(lambda: webhook_config(os.environ))
     spool = webhook_spool_dir(settings)
+    mapping = _checked(lambda: ShopMapping.load(settings.shop_mapping_path))
     with ExitStack() as held:
         if spool is None:
             store = held.enter_context(_store())
             sink: SpoolSink | StoreWebhookSink = StoreWebhookSink(store)
+            shop_sink: SpoolShopSink | StoreShopSink = StoreShopSink(store, DIRECTORY, mapping)
             where = f"writing to {without_password(settings.db)} as facts arrive"
         else:
             sink = SpoolSink(spool)
+            shop_sink = SpoolShopSink(spool)
             where = f"spooling to {spool}; each cycle applies it (`aftersale run`)"
         app = _checked(
             lambda: build_webhook_app(
@@ -198,6 +207,9 @@ def webhooks_serve(
                 sendgrid_public_key=config.sendgrid_public_key,
                 public_url=config.public_url,
                 help_text=help_text_for(settings.shop) if answer_help else None,
+                extra_routes=lambda call_sink: shop_routes(
+                    config.shop_secrets, shop_sink, call_sink
+                ),
             )
         )
         for note in config.notes:

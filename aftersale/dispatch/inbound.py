@@ -67,6 +67,7 @@ def build_webhook_app(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     help_text: str | None = None,
     tolerance_s: float = sendgrid_events.DEFAULT_TOLERANCE_S,
+    extra_routes: Callable[[Callable[[Callable[[], None]], Any]], list[Route]] | None = None,
 ) -> Starlette:
     """The webhook receiver. A provider whose secret is None gets 404 on its routes:
     nothing unsigned is ever accepted. `public_url` is the address the providers call
@@ -155,6 +156,8 @@ def build_webhook_app(
             Route("/twilio/status", twilio_status, methods=["POST"]),
             Route("/sendgrid/events", email_events, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            # other receivers on the same server (shop platforms), sharing the sink lock
+            *(extra_routes(call_sink) if extra_routes else []),
         ],
         exception_handlers={WebhookRejected: rejected},
     )

@@ -100,17 +100,26 @@ class SpoolSink:
             self._last_ns = max(time.time_ns(), self._last_ns + 1)
             self._seq += 1
             name = f"{self._last_ns:020d}-{os.getpid()}-{self._seq:08d}{SPOOL_SUFFIX}"
-        tmp = self._tmp / name
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, (json.dumps(fact, ensure_ascii=False) + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        final = self.spool_dir / name
-        os.replace(tmp, final)
-        _fsync_dir(self.spool_dir)
-        return final
+        return write_atomically(self.spool_dir, name, json.dumps(fact, ensure_ascii=False) + "\n")
+
+
+def write_atomically(folder: Path, name: str, text: str) -> Path:
+    """Write `folder/name` so a reader never sees half of it: into `folder/tmp/`, fsynced,
+    then renamed into place (mode 0600: webhook bodies hold personal data)."""
+    (folder / "tmp").mkdir(parents=True, exist_ok=True)
+    tmp = folder / "tmp" / name
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        data = memoryview(text.encode())
+        while data:
+            data = data[os.write(fd, data) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    final = folder / name
+    os.replace(tmp, final)
+    _fsync_dir(folder)
+    return final
 
 
 def _fsync_dir(path: Path) -> None:

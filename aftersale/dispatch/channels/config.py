@@ -36,6 +36,7 @@ from aftersale.dispatch.channels.outbox import OutboxChannel
 from aftersale.dispatch.channels.sendgrid import SendGridChannel
 from aftersale.dispatch.channels.twilio import TwilioChannel
 from aftersale.errors import ConfigError
+from aftersale.intake.shops import PLATFORMS
 from aftersale.models import ChannelKind
 from aftersale.settings import Shop
 
@@ -118,6 +119,8 @@ class WebhookConfig:
     twilio_auth_token: str | None = field(repr=False)
     sendgrid_public_key: str | None = field(repr=False)
     notes: tuple[str, ...] = ()
+    #: shop platform -> webhook secret (SHOPIFY_WEBHOOK_SECRET, WOOCOMMERCE_WEBHOOK_SECRET)
+    shop_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 def webhook_config(
@@ -134,16 +137,29 @@ def webhook_config(
     _check_url("AFTERSALE_WEBHOOK_PUBLIC_URL", public_url)
     token, token_origin = source.secret("TWILIO_AUTH_TOKEN")
     key, key_origin = source.secret("SENDGRID_WEBHOOK_PUBLIC_KEY")
-    if token is None and key is None:
+    shops = {
+        platform: secret
+        for platform, name in SHOP_SECRETS.items()
+        if (secret := source.secret(name)[0])
+    }
+    if token is None and key is None and not shops:
         raise ConfigError(
-            "webhooks: neither TWILIO_AUTH_TOKEN nor SENDGRID_WEBHOOK_PUBLIC_KEY is set, "
-            "so no request could be verified"
+            "webhooks: none of TWILIO_AUTH_TOKEN, SENDGRID_WEBHOOK_PUBLIC_KEY, "
+            f"{', '.join(SHOP_SECRETS.values())} is set, so no request could be verified"
         )
     notes = (
         f"twilio webhooks: {'on (auth token from ' + token_origin + ')' if token else 'off'}",
         f"sendgrid webhooks: {'on (key from ' + key_origin + ')' if key else 'off'}",
+        *(
+            f"{name} webhooks: " + (f"on (POST /webhooks/{name})" if name in shops else "off")
+            for name in SHOP_SECRETS
+        ),
     )
-    return WebhookConfig(public_url, token, key, notes)
+    return WebhookConfig(public_url, token, key, notes, shops)
+
+
+#: shop platform -> the environment variable (or Secret block) holding its webhook secret
+SHOP_SECRETS = {name: platform.secret_env for name, platform in PLATFORMS.items()}
 
 
 class _Source:

@@ -207,6 +207,8 @@ def test_webhook_config_reads_secrets_without_showing_them():
     assert config.notes == (
         "twilio webhooks: on (auth token from environment)",
         "sendgrid webhooks: on (key from Secret block 'sendgrid-webhook-public-key')",
+        "shopify webhooks: off",
+        "woocommerce webhooks: off",
     )
     assert TOKEN not in repr(config)
 
@@ -217,7 +219,8 @@ def test_webhook_config_reads_secrets_without_showing_them():
         ({"TWILIO_AUTH_TOKEN": TOKEN}, "AFTERSALE_WEBHOOK_PUBLIC_URL is not set"),
         (
             {"AFTERSALE_WEBHOOK_PUBLIC_URL": "https://hooks.northwind.example"},
-            "neither TWILIO_AUTH_TOKEN nor SENDGRID_WEBHOOK_PUBLIC_KEY is set",
+            "none of TWILIO_AUTH_TOKEN, SENDGRID_WEBHOOK_PUBLIC_KEY, SHOPIFY_WEBHOOK_SECRET, "
+            "WOOCOMMERCE_WEBHOOK_SECRET is set",
         ),
     ],
 )

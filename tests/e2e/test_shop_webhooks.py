@@ -1,0 +1,183 @@
+"""Shop platforms' webhooks against the real receiver (`aftersale webhooks serve` on
+127.0.0.1, DuckDB so bodies are spooled): signed orders are kept and stored by the next
+cycle's intake; unsigned, oversized and unknown-topic requests store nothing; a replayed
+or older delivery changes nothing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aftersale.intake.shop_webhooks import ingest_shop_spool
+from aftersale.intake.shops.base import ShopMapping
+from aftersale.store import open_store
+from carriers.registry import DIRECTORY
+from tests.support.servers import free_port, wait_for_port
+
+SECRET = "shpss_test_secret"
+WOO_SECRET = "woo-secret"
+PAYLOADS = Path(__file__).parents[1] / "intake" / "shops" / "payloads"
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    workdir = tmp_path_factory.mktemp("shops")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AFTERSALE_", "TWILIO_"))}
+    env.update(
+        {
+            "AFTERSALE_DB": str(workdir / "a.duckdb"),
+            "AFTERSALE_WEBHOOK_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "SHOPIFY_WEBHOOK_SECRET": SECRET,
+            "WOOCOMMERCE_WEBHOOK_SECRET": WOO_SECRET,
+        }
+    )
+    log = (workdir / "receiver.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from aftersale.cli.delivery import webhooks_app; webhooks_app()",
+            "serve",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, timeout_s=30, is_alive=lambda: proc.poll() is None)
+        yield f"http://127.0.0.1:{port}", workdir
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def post(url: str, payload: dict, topic: str, delivery: str, **headers: str) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    return httpx.post(
+        f"{url}/webhooks/shopify",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Shopify-Topic": topic,
+            "X-Shopify-Webhook-Id": delivery,
+            "X-Shopify-Hmac-Sha256": sign(body),
+            **headers,
+        },
+    )
+
+
+def order(**changes) -> dict:
+    data = json.loads((PAYLOADS / "shopify_order_split.json").read_text(encoding="utf-8"))
+    data.update(changes)
+    return data
+
+
+def ingest(workdir: Path) -> list:
+    with open_store(str(workdir / "a.duckdb")) as store:
+        reports = ingest_shop_spool(
+            store, workdir / "webhooks", now=NOW, carriers=DIRECTORY, mapping=ShopMapping()
+        )
+        stored = store.load_order("#1047")
+        versions = store.platform_orders(["#1047"])
+    return [reports, stored, versions]
+
+
+def test_signed_orders_are_stored_once_and_nothing_else_gets_in(receiver) -> None:
+    url, workdir = receiver
+    first = order(fulfillments=[], refunds=[], updated_at="2026-11-23T10:00:00+00:00")
+    assert post(url, first, "orders/create", "d-1").status_code == 200
+    assert post(url, first, "orders/create", "d-1").status_code == 200  # a retry
+
+    # refused, nothing spooled: unsigned, signed with another secret, unknown topic, too big
+    body = json.dumps(order()).encode()
+    unsigned = httpx.post(
+        f"{url}/webhooks/shopify", content=body, headers={"X-Shopify-Topic": "orders/updated"}
+    )
+    assert unsigned.status_code == 401
+    assert (
+        post(
+            url, order(), "orders/updated", "d-x", **{"X-Shopify-Hmac-Sha256": sign(body, "no")}
+        ).status_code
+        == 401
+    )
+    unknown = post(url, order(), "products/update", "d-2")
+    assert (unknown.status_code, unknown.text) == (
+        400,
+        "shopify: topic 'products/update' is not one aftersale takes",
+    )
+    huge = httpx.post(
+        f"{url}/webhooks/shopify",
+        content=b"x" * (3 * 1024 * 1024),
+        headers={"X-Shopify-Topic": "orders/updated", "X-Shopify-Hmac-Sha256": "x"},
+    )
+    assert huge.status_code == 413
+    assert post(url, {"id": 1}, "fulfillments/create", "d-3").json() == {
+        "ok": True,
+        "stored": False,
+        "topic": "fulfillments/create",
+    }
+    assert httpx.post(f"{url}/webhooks/magento", content=b"{}").status_code == 404
+
+    reports, stored, _ = ingest(workdir)
+    assert [r.loaded for r in reports] == [1, 0]
+    assert stored is not None and stored.shipments == ()
+
+    # the later fulfilments arrive with orders/updated; an older copy, delivered late, loses
+    assert post(url, order(), "orders/updated", "d-4").status_code == 200
+    stale = order(updated_at="2026-11-23T11:00:00+00:00", cancelled_at="2026-11-23T11:00:00+00:00")
+    assert post(url, stale, "orders/cancelled", "d-5").status_code == 200
+    reports, stored, versions = ingest(workdir)
+    assert [s.tracking_number for s in stored.shipments] == [
+        "1Z999AA10123456784",
+        "JJD000390007777777",
+    ]
+    assert versions["#1047"].cancelled_at is None
+    assert not list((workdir / "webhooks" / "shops").glob("*.json"))
+
+
+def test_woocommerce_pings_and_orders(receiver) -> None:
+    url, workdir = receiver
+    ping = b"webhook_id=12"
+    answer = httpx.post(
+        f"{url}/webhooks/woocommerce",
+        content=ping,
+        headers={"X-WC-Webhook-Signature": sign(ping, WOO_SECRET)},
+    )
+    assert answer.json() == {"ok": True, "ping": True}
+    body = (PAYLOADS / "woocommerce_order.json").read_bytes()
+    stored = httpx.post(
+        f"{url}/webhooks/woocommerce",
+        content=body,
+        headers={
+            "X-WC-Webhook-Topic": "order.created",
+            "X-WC-Webhook-Delivery-ID": "w-1",
+            "X-WC-Webhook-Signature": sign(body, WOO_SECRET),
+        },
+    )
+    assert stored.status_code == 200, stored.text
+    with open_store(str(workdir / "a.duckdb")) as store:
+        [report] = ingest_shop_spool(
+            store, workdir / "webhooks", now=NOW, carriers=DIRECTORY, mapping=ShopMapping()
+        )
+        assert report.loaded == 1
+        assert store.load_order("727") is not None
