@@ -98,6 +98,11 @@ class Settings:
     store_lock_wait_s: float = 60.0
     #: AFTERSALE_SHOP_MAPPING: how a shop platform's products map to categories (docs/shops.md)
     shop_mapping_path: Path | None = None
+    #: orders whose due shipments one cycle page polls and commits together
+    page_size: int = 2_000
+    #: PostgreSQL: how long shipments and messages a worker claimed stay its own if it
+    #: hangs (a worker that dies loses them at once)
+    lease_s: float = 300.0
     shop: Shop = field(default_factory=Shop)
     #: AFTERSALE_ALERT_REPEAT_MINUTES: how often an ongoing outage is announced again
     alert_repeat_minutes: int = 60
@@ -133,4 +138,6 @@ class Settings:
             else None,
             shop_path=shop_path,
             shop=load_shop(shop_path),
+            page_size=int(env.get("AFTERSALE_PAGE_SIZE", "2000")),
+            lease_s=float(env.get("AFTERSALE_LEASE_S", "300")),
         )

@@ -132,7 +132,9 @@ def aftersale_cycle(now: datetime | None = None, dry_run: bool = False) -> Any:
     label = current_label("cycle")
     clock = run_clock(take=True)
     logger.info("run %s, clock %s UTC", label, f"{clock:%Y-%m-%d %H:%M:%S}")
-    with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
+    with open_store(
+        settings.db, wait_s=settings.store_lock_wait_s, lease_s=settings.lease_s
+    ) as store:
         try:
             parts, notes = build_parts(settings, store, dry_run=dry_run)
         except RuleSetError as exc:

@@ -92,6 +92,7 @@ def build_parts(
         thresholds=cycle_thresholds(ruleset),
         schedule=PollSchedule.from_env(env),
         dry_run=dry_run,
+        page_size=settings.page_size,
     )
     return parts, list(setup.notes)
 

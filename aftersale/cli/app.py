@@ -130,7 +130,9 @@ def run(
             from flows.wiring import build_parts
 
             settings = load_settings()
-            with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
+            with open_store(
+                settings.db, wait_s=settings.store_lock_wait_s, lease_s=settings.lease_s
+            ) as store:
                 parts, notes = build_parts(settings, store, dry_run=dry_run)
                 for note in notes:
                     plain(console, note)

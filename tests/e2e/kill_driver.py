@@ -2,10 +2,12 @@
 cycle in a forked child whose store connection SIGKILLs the child right after its N-th
 statement. Reads one JSON request per line on stdin, answers one JSON line on stdout:
 
-    {"workdir": DIR, "now": ISO, "kill_after": N | null}
+    {"workdir": DIR, "db": PATH | URL, "now": ISO, "kill_after": N | null}
     -> {"killed": bool, "statements": how many the cycle issued (when it finished)}
 
-The parent never touches DuckDB, so each child starts with a clean library state.
+The parent never opens the store, so each child starts with a clean library state. On
+PostgreSQL the parent waits, after a kill, until the server has seen the child's sessions
+close: until then the child's leases still count as held by a live worker.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import json
 import os
 import signal
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from aftersale.cycle import run_cycle
-from aftersale.store import open_store
+from aftersale.store import is_url, open_store
 from carriers.registry import load_settings
 from flows.wiring import build_parts
 
@@ -53,7 +56,7 @@ def run_child(request: dict[str, Any], report: Path) -> None:
     workdir = Path(request["workdir"])
     env = {
         **os.environ,
-        "AFTERSALE_DB": str(workdir / "aftersale.duckdb"),
+        "AFTERSALE_DB": request["db"],
         "AFTERSALE_OUTBOX": str(workdir / "outbox"),
         "AFTERSALE_INBOX": str(workdir / "inbox"),
     }
@@ -67,6 +70,21 @@ def run_child(request: dict[str, Any], report: Path) -> None:
     report.write_text(
         json.dumps({"statements": proxy.count, "sent": summary.dispatch.count("sent")})
     )
+
+
+def wait_for_sessions_to_close(url: str, pid: int, timeout_s: float = 10.0) -> None:
+    """Until PostgreSQL lists no session of the process `pid` (its lease owner name)."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(url, autocommit=True) as conn:
+        while conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s",
+            [f"aftersale %:{pid}:%"],
+        ).fetchone() != (0,):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sessions of killed process {pid} still open")
+            time.sleep(0.01)
 
 
 def main() -> None:
@@ -84,6 +102,8 @@ def main() -> None:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
         killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        if killed and is_url(request["db"]):
+            wait_for_sessions_to_close(request["db"], pid)
         answer: dict[str, Any] = {"killed": killed, "exit": os.waitstatus_to_exitcode(status)}
         if report.exists():
             answer.update(json.loads(report.read_text()))

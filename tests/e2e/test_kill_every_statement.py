@@ -1,7 +1,10 @@
 """Nothing lost, nothing doubled: a demo cycle is killed (SIGKILL) right after each of its
 store statements in turn, then run again; every trial must end with exactly the messages
 an uninterrupted cycle queues, none sent twice, and at most one dispatch batch in doubt
-(`unknown`: claimed, outcome not recorded; reported, never resent blindly)."""
+(`unknown`: claimed, outcome not recorded; reported, never resent blindly).
+
+On both backends: DuckDB (the trial's file copied) and PostgreSQL (the trial's database
+copied from a template), where the rerun must also take over the killed run's leases."""
 
 from __future__ import annotations
 
@@ -24,11 +27,14 @@ from carriers.registry import DIRECTORY
 from flows.demo import CYCLE_HOURS, DEMO_START, load_parcels, sandbox_env
 from sandbox.app import SandboxClock, SandboxState
 from sandbox.server import SandboxServer
+from tests.support.postgres import TEMPLATE, PostgresCluster
 
 EXAMPLES = PROJECT_ROOT / "examples"
 DRIVER = Path(__file__).with_name("kill_driver.py")
-#: demo cycles that decide and send (1-based, as `make demo` numbers them)
-TARGETS = (4, 7)
+#: demo cycles that decide and send (1-based, as `make demo` numbers them); PostgreSQL
+#: (same code above the store, its own SQL below) is killed through the second one only,
+#: to keep the suite's time
+TARGETS = {"duckdb": (4, 7), "postgres": (7,)}
 
 
 class Driver:
@@ -42,9 +48,16 @@ class Driver:
             cwd=PROJECT_ROOT,
         )
 
-    def run(self, workdir: Path, now: datetime, kill_after: int | None = None) -> dict[str, Any]:
+    def run(
+        self, workdir: Path, db: str, now: datetime, kill_after: int | None = None
+    ) -> dict[str, Any]:
         assert self.proc.stdin and self.proc.stdout
-        request = {"workdir": str(workdir), "now": now.isoformat(), "kill_after": kill_after}
+        request = {
+            "workdir": str(workdir),
+            "db": db,
+            "now": now.isoformat(),
+            "kill_after": kill_after,
+        }
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         return json.loads(self.proc.stdout.readline())
@@ -57,9 +70,46 @@ class Driver:
         self.proc.stdout.close()
 
 
-def messages(workdir: Path) -> dict[str, tuple[str, str, str]]:
+class Trials:
+    """Where each trial's store lives and how one is copied: DuckDB's file sits in the
+    trial's folder; on PostgreSQL each folder has a database of its own."""
+
+    def __init__(self, cluster: PostgresCluster | None) -> None:
+        self.cluster = cluster
+
+    def db(self, workdir: Path) -> str:
+        if self.cluster is None:
+            return str(workdir / "aftersale.duckdb")
+        return self.cluster.url(self._name(workdir))
+
+    def create(self, workdir: Path) -> None:
+        (workdir / "inbox").mkdir(parents=True)
+        if self.cluster is not None:
+            self._sql(f"CREATE DATABASE {self._name(workdir)} TEMPLATE {TEMPLATE}")
+
+    def copy(self, source: Path, target: Path) -> None:
+        shutil.copytree(source, target)
+        if self.cluster is not None:
+            self._sql(f"CREATE DATABASE {self._name(target)} TEMPLATE {self._name(source)}")
+
+    def remove(self, workdir: Path) -> None:
+        shutil.rmtree(workdir)
+        if self.cluster is not None:
+            self._sql(f"DROP DATABASE {self._name(workdir)} WITH (FORCE)")
+
+    @staticmethod
+    def _name(workdir: Path) -> str:
+        return "kill_" + workdir.name.replace("-", "_")
+
+    def _sql(self, statement: str) -> None:
+        assert self.cluster is not None
+        with self.cluster.admin() as conn:
+            conn.execute(statement)
+
+
+def messages(db: str) -> dict[str, tuple[str, str, str]]:
     """idempotency key -> (message id, channel, state)"""
-    with open_store(workdir / "aftersale.duckdb") as store:
+    with open_store(db) as store:
         rows = store.list_messages()
     return {m.idempotency_key: (m.message_id, m.channel, m.state) for m in rows}
 
@@ -94,36 +144,48 @@ def demo_env(tmp_path_factory: pytest.TempPathFactory):
             driver.close()
 
 
-def test_a_cycle_killed_after_any_statement_loses_and_doubles_nothing(demo_env) -> None:
+@pytest.fixture(params=["duckdb", "postgres"])
+def trials(request: pytest.FixtureRequest) -> Trials:
+    if request.param == "duckdb":
+        return Trials(None)
+    return Trials(request.getfixturevalue("postgres_cluster"))
+
+
+def test_a_cycle_killed_after_any_statement_loses_and_doubles_nothing(
+    demo_env, trials: Trials
+) -> None:
     root, clock, driver = demo_env
+    backend = "postgres" if trials.cluster else "duckdb"
+    targets = TARGETS[backend]
+    root = root / backend
     reference = root / "reference"
-    (reference / "inbox").mkdir(parents=True)
-    with open_store(reference / "aftersale.duckdb") as store:
+    trials.create(reference)
+    with open_store(trials.db(reference)) as store:
         import_file(store, EXAMPLES / "orders.ndjson", now=DEMO_START, detect=DIRECTORY)
 
     checked = 0
-    for number, hours in enumerate(CYCLE_HOURS[: max(TARGETS)], start=1):
+    for number, hours in enumerate(CYCLE_HOURS[: max(targets)], start=1):
         now = DEMO_START + timedelta(hours=hours)
         clock.set(now)
-        if number not in TARGETS:
-            assert driver.run(reference, now)["exit"] == 0
+        if number not in targets:
+            assert driver.run(reference, trials.db(reference), now)["exit"] == 0
             continue
         before = root / f"before-{number}"
-        shutil.copytree(reference, before)
-        done = driver.run(reference, now)
+        trials.copy(reference, before)
+        done = driver.run(reference, trials.db(reference), now)
         assert done["exit"] == 0, done
-        expected = messages(reference)
+        expected = messages(trials.db(reference))
         new_sends = sends(reference) - sends(before)
         assert new_sends, f"cycle {number} sends nothing: pick another target"
 
         for kill_after in range(1, done["statements"] + 1):
             trial = root / f"cycle-{number}-kill-{kill_after}"
-            shutil.copytree(before, trial)
-            killed = driver.run(trial, now, kill_after)
+            trials.copy(before, trial)
+            killed = driver.run(trial, trials.db(trial), now, kill_after)
             assert killed["killed"], (kill_after, killed)
-            rerun = driver.run(trial, now)
+            rerun = driver.run(trial, trials.db(trial), now)
             assert rerun["exit"] == 0, (kill_after, rerun)
-            got = messages(trial)
+            got = messages(trials.db(trial))
             where = f"cycle {number} killed after statement {kill_after}"
             assert set(got) == set(expected), f"{where}: messages lost or added"
             in_doubt = {k for k, (_, _, st) in got.items() if st == "unknown"}
@@ -139,6 +201,6 @@ def test_a_cycle_killed_after_any_statement_loses_and_doubles_nothing(demo_env) 
             for key, (message_id, _, state) in got.items():
                 if state == "sent":
                     assert counts[message_id] == 1, f"{where}: {key} sent but not in the outbox"
-            shutil.rmtree(trial)
+            trials.remove(trial)
             checked += 1
-    assert checked >= 20 * len(TARGETS)  # every cycle, a real number of statements each
+    assert checked >= 20 * len(targets)  # every cycle, a real number of statements each
