@@ -291,7 +291,16 @@ def detect_stage(
     writes nothing: `decide_stage` commits these together with the messages they cause."""
     store = parts.store
     previous = {s.shipment_id: s for s in poll.polled}
-    due_orders = store.orders_with_time_based_events(now) if with_due_dates else []
+    # only orders with a date-based event due now (or a parcel still moving), chosen in SQL
+    due_orders = (
+        store.orders_due_for_time_events(
+            now,
+            delivered_ago_days=parts.thresholds.delivered_ago_by_carrier(),
+            warranty_ending_days=parts.thresholds.warranty_ending_days,
+        )
+        if with_due_dates
+        else []
+    )
     placed_orders = store.orders_without_event(EventKind.ORDER_PLACED) if with_due_dates else []
     orders = store.load_orders(
         {s.order_id for s in poll.polled} | set(due_orders) | set(placed_orders)

@@ -92,11 +92,6 @@ class OrderStore(Protocol):
 
     def orders_without_event(self, kind: EventKind) -> list[str]: ...
 
-    def orders_with_time_based_events(self, now: datetime, recent_days: int = 60) -> list[str]:
-        """Orders that may still have time-based events (a parcel moving or recently
-        delivered, an item under warranty); settled orders are skipped."""
-        ...
-
     def orders_due_for_time_events(
         self,
         now: datetime,

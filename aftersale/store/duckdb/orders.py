@@ -128,20 +128,6 @@ class Orders(Connection):
         )
         return [r[0] for r in rows]
 
-    def orders_with_time_based_events(self, now: datetime, recent_days: int = 60) -> list[str]:
-        rows = self.rows(
-            "SELECT DISTINCT o.order_id FROM orders o "
-            "LEFT JOIN shipments s USING (order_id) "
-            "WHERE s.shipment_id IS NULL "
-            "OR s.status NOT IN (SELECT unnest(?)) "
-            "OR s.delivered_at >= ? - to_days(?) "
-            "OR EXISTS (SELECT 1 FROM items i "
-            "WHERE i.order_id = o.order_id AND i.warranty_months > 0) "
-            "ORDER BY o.order_id",
-            [TERMINAL, to_db(now), recent_days],
-        )
-        return [r[0] for r in rows]
-
     def orders_due_for_time_events(
         self,
         now: datetime,
