@@ -18,6 +18,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.client.orchestration import get_client
 from prefect.events import emit_event
 from prefect.runtime import flow_run
+from prefect.settings import PREFECT_UI_URL
 
 from aftersale.masking import mask_text
 from aftersale.ops.alerts import Alert
@@ -132,7 +133,8 @@ def emit_alerts(alerts: Sequence[Alert]) -> None:
                 "prefect.resource.name": flow_run.get_name() or "",
             }
         )
-    run_url = flow_run.get_flow_run_ui_url() if run_id is not None else None
+    base = PREFECT_UI_URL.value()  # the UI's own address: what the failed-run links use
+    run_url = f"{base.rstrip('/')}/runs/flow-run/{run_id}" if base and run_id else None
     for alert in alerts:
         logger.warning("ALERT %s: %s", alert.event, alert.message)
         emit_event(

@@ -94,6 +94,7 @@ def alerts_test(
 ) -> None:
     """Send a test alert through the automations on the Prefect server (PREFECT_API_URL)
     and report whether its notification was delivered."""
+    import httpx
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL
 
@@ -133,8 +134,8 @@ def alerts_test(
             client.request("POST", "/events", json=[event])
             typer.echo(f"sent {ALERTS_TEST} ({event_id}) to {api}; waiting for the automation")
             outcome = _wait_for_action(client, event_id, timeout)
-    except (OSError, ValueError) as exc:  # httpx errors are OSErrors; a bad URL a ValueError
-        _fail(f"{api}: {exc}")
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach the Prefect server at {api}: {exc}")
     if outcome is None:
         _fail(
             f"no automation acted on the test alert within {timeout:g} s: is the server's "

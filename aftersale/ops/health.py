@@ -316,14 +316,14 @@ def describe_outage(
 ) -> str:
     """`carrier dhl down since 2026-11-22 10:15 UTC (45 min): 33 failed polls so far,
     HTTP 503 ×33; last called in this run; 11 shipments wait, next check 2026-11-22 11:00 UTC`."""
-    what = "polls" if h.component == CARRIER else "sends"
     last_run = "this run" if h.checked_at == now else f"the run at {_clock(h.checked_at)}"
     text = (
         f"{h.component} {h.name} {verb} since {_clock(h.since)} ({_span(now - h.since)}): "
-        f"{h.failures} failed {what} so far, {_kinds(h.errors)}; last called in {last_run}"
+        f"{_failed(h)} so far, {_kinds(h.errors)}; last called in {last_run}"
     )
     if backlog is not None and backlog.waiting:
-        text += f"; {backlog.waiting} shipments wait"
+        waits = "1 shipment waits" if backlog.waiting == 1 else f"{backlog.waiting} shipments wait"
+        text += f"; {waits}"
         if backlog.next_check_at is not None:
             text += f", next check {_clock(backlog.next_check_at)}"
     return text
@@ -367,13 +367,12 @@ def _down(h: HealthRecord, now: datetime, backlog: CarrierBacklog | None) -> Ale
 
 
 def _recovered(before: HealthRecord, now: datetime) -> Alert:
-    what = "polls" if before.component == CARRIER else "sends"
     return Alert(
         RECOVERED_EVENTS[before.component],
         f"aftersale.{before.component}.{before.name}",
         f"{before.component} {before.name} is back at {_clock(now)} after "
         f"{_span(now - before.since)} down (since {_clock(before.since)}; "
-        f"{before.failures} failed {what}): the outage is over",
+        f"{_failed(before)}): the outage is over",
         {
             before.component: before.name,
             "state": "recovered",
@@ -381,6 +380,11 @@ def _recovered(before: HealthRecord, now: datetime) -> Alert:
             "down_for_s": int((now - before.since).total_seconds()),
         },
     )
+
+
+def _failed(h: HealthRecord) -> str:
+    what = "poll" if h.component == CARRIER else "send"
+    return f"{h.failures} failed {what}{'' if h.failures == 1 else 's'}"
 
 
 def _kinds(errors: Mapping[str, int]) -> str:

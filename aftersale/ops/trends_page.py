@@ -77,16 +77,23 @@ def render_html(trends: Trends, generated: datetime) -> str:
 
 
 def render_markdown(trends: Trends) -> str:
-    """The daily `report` artifact: the key figures and the tables (the charts are in
-    `aftersale report --out`)."""
+    """The daily `report` artifact: the key figures, the charts (images in data URIs, which
+    the Prefect UI shows inline) and the tables."""
     out = [f"# report {_range(trends)}", ""]
     out += [f"- {label}: **{value}**" for label, value in _figures(trends)]
     out += ["", "## Messages by rule, channel and outcome", ""]
+    out += [_md_chart(charts.messages_per_day(trends), "messages per day"), ""]
     out += _md_table(*_rule_channel_table(trends))
-    out += ["## What providers reported", ""] + _md_table(*_provider_table(trends))
+    out += ["## What providers reported", ""]
+    out += [_md_chart(charts.provider_reports(trends), "provider reports per day"), ""]
+    out += _md_table(*_provider_table(trends))
     out += ["## On time and transit times by carrier and lane", ""]
+    out += [_md_chart(charts.on_time_by_lane(trends), "on-time delivery by lane"), ""]
+    out += [_md_chart(charts.transit_times(trends), "transit times by lane"), ""]
     out += _md_table(*_lane_table(trends))
-    out += ["## Delay messages", ""] + _md_table(*_delay_table(trends))
+    out += ["## Delay messages", ""]
+    out += [_md_chart(charts.delay_outcomes(trends), "what followed a delay message"), ""]
+    out += _md_table(*_delay_table(trends))
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -198,6 +205,10 @@ def _figures_html(trends: Trends) -> str:
 
 def _chart(svg: str, alt: str) -> str:
     return f'<img class="chart" alt="{escape(alt)}" src="{charts.data_uri(svg)}">'
+
+
+def _md_chart(svg: str, alt: str) -> str:
+    return f"![{alt}]({charts.data_uri(svg)})"
 
 
 def _html_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

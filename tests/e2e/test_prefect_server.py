@@ -1,10 +1,14 @@
 """The operators' path on a real Prefect server, as docs/operations.md tells it:
-`prefect server start`, the process work pool, `prefect deploy --all` from prefect.yaml,
-the automations, a worker; then a cycle and housekeeping started together against the
-carrier sandbox, a forced failure that notifies, and the UI's run page in Chromium.
+`prefect server start` (with PREFECT_API_URL and PREFECT_UI_URL set), the process work
+pool, `prefect deploy --all` from prefect.yaml, the automations with a webhook catcher on
+127.0.0.1 (`--allow-private-urls`), `aftersale alerts test`, a worker; then a cycle and
+housekeeping started together against the carrier sandbox, a forced failure that
+notifies, a carrier outage that alerts within its first cycle, repeats an hour later,
+keeps the runs Degraded (red) even when nothing of it is due, and ends with a
+"recovered" alert; the run list and the run page in Chromium (test-artifacts/*.png).
 
-Everything it starts listens on 127.0.0.1 on free ports and is stopped at the end
-(worker before server, SIGINT first). Slow (about a minute), and still run in CI.
+One server for the module. Everything listens on 127.0.0.1 on free ports and is stopped
+at the end (worker before server, SIGINT first). Slow (a few minutes), still run in CI.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,11 +32,22 @@ from typing import Any
 import httpx
 import pytest
 
+from aftersale.intake.files import import_file
 from aftersale.models import MessageState
 from aftersale.settings import PROJECT_ROOT
 from aftersale.store import open_store
+from carriers.registry import DIRECTORY
+from sandbox.faults import Fault
 from sandbox.server import SandboxServer
-from tests.flows.scenario import EMAIL, START, aftersale_env, prepare, sandbox_state
+from sandbox.timelines import SandboxParcel
+from tests.flows.scenario import (
+    EMAIL,
+    START,
+    aftersale_env,
+    order_line,
+    prepare,
+    sandbox_state,
+)
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.slow
@@ -41,30 +57,6 @@ BIN = Path(sys.executable).parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-
-class Hooks(ThreadingHTTPServer):
-    """Receives the automations' webhook notifications."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hooks.received.append(json.loads(body or b"{}"))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
 
 
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -133,7 +125,7 @@ def run_deployment(api: str, name: str, parameters: dict[str, Any]) -> str:
 
 
 def wait_runs(
-    api: str, run_ids: list[str], worker_log: Path, timeout_s: float = 90
+    api: str, run_ids: list[str], worker_log: Path, timeout_s: float = 180
 ) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -160,8 +152,9 @@ def chromium(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
     flags = [
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1000",
-        "--virtual-time-budget=20000",
+        "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1300",
+        # draw only once the page has settled: the run list fades in after its queries
+        "--run-all-compositor-stages-before-draw", "--virtual-time-budget=40000",
     ]  # fmt: skip
     # HOME too: Chromium writes crash reports and dconf under it despite --user-data-dir
     env = {**os.environ, "HOME": str(home)}
@@ -170,49 +163,116 @@ def chromium(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def hooks() -> Iterator[Hooks]:
-    server = Hooks()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+DHL_NUMBER = "3318810099"
 
 
-def test_deploy_run_and_inspect_on_a_real_prefect_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hooks: Hooks
-) -> None:
+class Hooks(ThreadingHTTPServer):
+    """Receives the automations' webhook notifications."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        hooks = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                hooks.received.append(json.loads(body or b"{}"))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+    def wait_for(
+        self, found: Callable[[dict[str, Any]], bool], timeout_s: float = 60
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for hook in list(self.received):
+                if found(hook):
+                    return hook
+            time.sleep(0.3)
+        subjects = [h.get("subject", "") for h in self.received]
+        raise AssertionError(f"no such notification in {timeout_s} s; got {subjects}")
+
+
+@dataclass
+class Stack:
+    """A Prefect server with the deployments, automations and a worker, the sandbox, a
+    webhook catcher and the store the worker's runs use."""
+
+    port: int
+    env: dict[str, str]
+    worker_env: dict[str, str]
+    logs: Path
+    home: Path
+    hooks: Hooks
+    state: Any  # the sandbox's SandboxState
+    db: Path
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def run(self, deployment: str, parameters: dict[str, Any]) -> dict[str, Any]:
+        [run] = self.run_together([(deployment, parameters)])
+        return run
+
+    def run_together(self, runs: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        ids = [run_deployment(self.api, name, params) for name, params in runs]
+        done = wait_runs(self.api, ids, self.logs / "worker.log")
+        return [done[i] for i in ids]
+
+    def worker_log(self) -> str:
+        return (self.logs / "worker.log").read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AFTERSALE_"))}
     env = {
         **base_env,
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        "PREFECT_API_URL": api,
+        "PREFECT_HOME": str(tmp / "prefect-home"),
+        # set before the server starts: the UI's API address and the links in notifications
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_UI_URL": f"http://127.0.0.1:{port}",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "INFO",
         "PREFECT_CLI_WRAP_LINES": "false",
         "PWD": str(PROJECT_ROOT),  # prefect.yaml's pull step: `{{ $PWD }}` at deploy time
     }
-    logs = tmp_path / "logs"
+    logs, home = tmp / "logs", tmp / "chromium-home"
     logs.mkdir()
+    home.mkdir()
     server = start(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         env,
         logs / "server.log",
     )
-    worker: subprocess.Popen[bytes] | None = None
+    hooks = Hooks()
+    threading.Thread(target=hooks.serve_forever, daemon=True).start()
     state = sandbox_state()
+    state.add([SandboxParcel("dhl", DHL_NUMBER, "normal", START)])
     sandbox = SandboxServer(state).start()
+    worker: subprocess.Popen[bytes] | None = None
     try:
-        db = prepare(tmp_path, sandbox.url, monkeypatch)  # while the server starts
-        state.clock.set(LATER)
-        broken_rules = tmp_path / "broken-rules"
-        broken_rules.mkdir()
-        (broken_rules / "bad.yaml").write_text("rules:\n  - id: oops\n    on: nonsense\n")
-        wait_healthy(api, server, logs / "server.log")
-
+        with pytest.MonkeyPatch.context() as mp:
+            db = prepare(tmp, sandbox.url, mp)  # while the server starts
+        worker_env = {
+            **env,
+            **aftersale_env(tmp, sandbox.url),
+            "AFTERSALE_DHL_URL": sandbox.url,
+            **DIRECTORY.get("dhl").sandbox_env,
+        }
+        wait_healthy(env["PREFECT_API_URL"], server, logs / "server.log")
         cli(["work-pool", "create", "aftersale", "--type", "process"], env)
         deployed = cli(["--no-prompt", "deploy", "--all"], env)
         assert "every-15-minutes" in deployed and "on-demand" in deployed
@@ -223,71 +283,139 @@ def test_deploy_run_and_inspect_on_a_real_prefect_server(
         )  # fmt: skip
         assert applied.returncode == 0, applied.stderr[-3000:]
         assert applied.stdout.count("automation '") == 3
-
-        worker_env = {**env, **aftersale_env(tmp_path, sandbox.url)}
         worker = start(
             [str(BIN / "prefect"), "worker", "start", "--pool", "aftersale", "--limit", "4"],
             worker_env,
             logs / "worker.log",
         )
-        # a cycle and housekeeping at once (they take turns on the DuckDB file), plus a
-        # replay with a bad range: a forced failure that must notify
-        cycle_id = run_deployment(
-            api, "aftersale-cycle/every-15-minutes", {"now": LATER.isoformat()}
-        )
-        house_id = run_deployment(api, "aftersale-housekeeping/daily", {"now": LATER.isoformat()})
-        bad_id = run_deployment(
-            api,
-            "aftersale-replay/on-demand",
-            {"start": LATER.isoformat(), "end": START.isoformat()},
-        )
-        runs = wait_runs(api, [cycle_id, house_id, bad_id], logs / "worker.log")
-        worker_log = (logs / "worker.log").read_text(errors="replace")
-        assert runs[cycle_id]["state"]["type"] == "COMPLETED", worker_log[-4000:]
-        assert runs[house_id]["state"]["type"] == "COMPLETED", worker_log[-4000:]
-        assert runs[bad_id]["state"]["type"] == "FAILED"
-
-        with open_store(db) as store:
-            sent = store.count_messages(MessageState.SENT)
-        assert sent >= 2
-        cycle = runs[cycle_id]
-        token = cycle_id.replace("-", "")[-6:]
-        assert cycle["name"] == f"cycle 2026-11-23 15:00 · {token} · 1 polled · {sent} sent"
-        found = artifacts_of(api, cycle_id)
-        assert {"cycle-summary", "cycle-messages"} <= set(found)
-        assert "| inpost | 1 | 0 | 0 | 0 | closed |" in found["cycle-summary"]["data"]
-        table = found["cycle-messages"]["data"]
-        rows = json.loads(table) if isinstance(table, str) else table
-        assert sum(1 for r in rows if r["outcome"] == "sent") == sent
-        assert EMAIL not in json.dumps(found)
-        assert "housekeeping-summary" in artifacts_of(api, house_id)
-        house_token = house_id.replace("-", "")[-6:]
-        assert runs[house_id]["name"].startswith(
-            f"housekeeping 2026-11-23 15:00 · {house_token} · 0 expired"
-        )
-
-        ARTIFACTS.mkdir(exist_ok=True)
-        page = f"http://127.0.0.1:{port}/runs/flow-run/{cycle_id}"
-        home = tmp_path / "chromium-home"
-        home.mkdir()
-        shot = ARTIFACTS / "prefect-cycle-run.png"
-        shot.unlink(missing_ok=True)
-        dom = chromium(["--dump-dom", page], home)
-        chromium([f"--screenshot={shot}", page], home)
-        assert cycle["name"] in dom.stdout, dom.stdout[-2000:]
-        assert shot.stat().st_size > 10_000
-
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(
-            "Failed" in h.get("subject", "") for h in hooks.received
-        ):
-            time.sleep(0.3)
-        subjects = [h.get("subject", "") for h in hooks.received]
-        assert any(
-            s.startswith("aftersale: run ") and s.endswith(" is Failed") for s in subjects
-        ), subjects
+        yield Stack(port, env, worker_env, logs, home, hooks, state, db)
     finally:
         if worker is not None:
+            started = time.monotonic()
             stop(worker)
+            print(f"worker stopped {time.monotonic() - started:.1f} s after SIGINT")
         stop(server)
         sandbox.stop()
+        hooks.shutdown()
+        hooks.server_close()
+
+
+def screenshot(stack: Stack, path: str, name: str) -> str:
+    """The page at `path` as Chromium renders it: saved to test-artifacts/NAME; its DOM."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / name
+    shot.unlink(missing_ok=True)
+    page = f"http://127.0.0.1:{stack.port}{path}"
+    chromium([f"--screenshot={shot}", page], stack.home)
+    assert shot.stat().st_size > 10_000
+    return chromium(["--dump-dom", page], stack.home).stdout
+
+
+def test_alerts_test_reports_the_notification_delivered(stack: Stack) -> None:
+    done = subprocess.run(
+        [str(BIN / "aftersale"), "alerts", "test", "--timeout", "60"],
+        cwd=PROJECT_ROOT, env=stack.env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "delivered: 'aftersale · needs a human' sent the notification" in done.stdout
+    hook = stack.hooks.wait_for(lambda h: "test alert" in h.get("subject", ""), 10)
+    assert "if you read this, aftersale's alerts reach you" in hook["body"]
+
+
+def test_deploy_run_and_inspect_on_a_real_prefect_server(stack: Stack) -> None:
+    # a cycle and housekeeping at once (they take turns on the DuckDB file), plus a
+    # replay with a bad range: a forced failure that must notify
+    stack.state.clock.set(LATER)
+    cycle, house, bad = stack.run_together(
+        [
+            ("aftersale-cycle/every-15-minutes", {"now": LATER.isoformat()}),
+            ("aftersale-housekeeping/daily", {"now": LATER.isoformat()}),
+            (
+                "aftersale-replay/on-demand",
+                {"start": LATER.isoformat(), "end": START.isoformat()},
+            ),
+        ]
+    )
+    assert cycle["state"]["type"] == "COMPLETED", stack.worker_log()
+    assert house["state"]["type"] == "COMPLETED", stack.worker_log()
+    assert bad["state"]["type"] == "FAILED"
+
+    with open_store(stack.db) as store:
+        sent = store.count_messages(MessageState.SENT)
+    assert sent >= 2
+    token = cycle["id"].replace("-", "")[-6:]
+    assert cycle["name"] == f"cycle 2026-11-23 15:00 · {token} · 1 polled · {sent} sent"
+    found = artifacts_of(stack.api, cycle["id"])
+    assert {"cycle-summary", "cycle-messages", "carrier-health"} <= set(found)
+    assert "| inpost | 1 | 0 | 0 | 0 | closed |" in found["cycle-summary"]["data"]
+    table = found["cycle-messages"]["data"]
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert sum(1 for r in rows if r["outcome"] == "sent") == sent
+    assert EMAIL not in json.dumps(found)
+    assert {"housekeeping-summary", "report"} <= set(artifacts_of(stack.api, house["id"]))
+    house_token = house["id"].replace("-", "")[-6:]
+    assert house["name"].startswith(f"housekeeping 2026-11-23 15:00 · {house_token} · 0 expired")
+
+    dom = screenshot(stack, f"/runs/flow-run/{cycle['id']}", "prefect-cycle-run.png")
+    assert cycle["name"] in dom, dom[-2000:]
+    failed = stack.hooks.wait_for(lambda h: h.get("subject", "").endswith(" is Failed"), 30)
+    assert failed["subject"].startswith("aftersale: run ")
+    assert f"Open it: http://127.0.0.1:{stack.port}/runs/flow-run/{bad['id']}" in failed["body"]
+
+
+def test_a_carrier_outage_alerts_within_a_cycle_repeats_and_ends(stack: Stack) -> None:
+    """DHL answers 500 from 16:00: the first cycle alerts and ends Degraded; at 16:10
+    nothing of DHL's is due and the run is still Degraded, silently; at 17:00 the alert
+    repeats; at 17:30 DHL answers again: "recovered", and the run is green."""
+    with open_store(stack.db) as store:  # a DHL parcel of a second order, due now
+        orders = stack.db.parent / "dhl-order.ndjson"
+        orders.write_text(order_line("NW-78", DHL_NUMBER).replace('"inpost"', '"dhl"'))
+        assert import_file(store, orders, now=START, detect=DIRECTORY).loaded == 1
+    down_at = LATER + timedelta(hours=1)
+    stack.state.clock.set(down_at)
+    stack.state.set_fault("dhl", Fault(kind="server_error", status=503))
+
+    def cycle(at: timedelta) -> dict[str, Any]:
+        return stack.run("aftersale-cycle/every-15-minutes", {"now": (down_at + at).isoformat()})
+
+    def down(h: dict[str, Any]) -> bool:
+        return "carrier dhl down since 2026-11-23 16:00 UTC" in h.get("subject", "")
+
+    first = cycle(timedelta(0))
+    assert (first["state"]["type"], first["state"]["name"]) == ("FAILED", "Degraded")
+    assert first["state"]["message"].startswith(
+        "degraded: carrier dhl down since 2026-11-23 16:00 UTC (0 min): 1 failed poll so far, "
+        "HTTP 503 ×1; last called in this run; 1 shipment waits"
+    )
+    alert = stack.hooks.wait_for(down, 30)  # delivered within the outage's first cycle
+    assert f"Run: http://127.0.0.1:{stack.port}/runs/flow-run/{first['id']}" in alert["body"]
+    assert "Event: aftersale.carrier.down on aftersale.carrier.dhl" in alert["body"]
+
+    idle = cycle(timedelta(minutes=10))  # DHL's parcel waits until 16:15: nothing polled
+    assert idle["name"].endswith(" · 0 polled · 0 sent")
+    assert (idle["state"]["name"], idle["state"]["type"]) == ("Degraded", "FAILED")
+    assert "last called in the run at 2026-11-23 16:00 UTC" in idle["state"]["message"]
+    health = artifacts_of(stack.api, idle["id"])["carrier-health"]["data"]
+    assert "| carrier | dhl | **failing** | 2026-11-23 16:00 UTC | 10 min |" in health
+
+    repeat = cycle(timedelta(hours=1))
+    assert repeat["state"]["name"] == "Degraded"
+    still = stack.hooks.wait_for(
+        lambda h: "carrier dhl still down since 2026-11-23 16:00 UTC (1 h)" in h.get("subject", ""),
+        30,
+    )
+    assert f"/runs/flow-run/{repeat['id']}" in still["body"]
+
+    stack.state.clear_faults("dhl")
+    back = cycle(timedelta(hours=1, minutes=30))
+    assert back["state"]["type"] == "COMPLETED", back["state"]
+    over = stack.hooks.wait_for(lambda h: "carrier dhl is back" in h.get("subject", ""), 30)
+    assert "after 1 h 30 min down (since 2026-11-23 16:00 UTC" in over["subject"]
+    subjects = [h.get("subject", "") for h in stack.hooks.received]
+    assert sum(1 for s in subjects if "dhl" in s and "down since" in s) == 2  # not every run
+    assert not any(s.endswith(" is Degraded") for s in subjects)  # not "run failed" too
+
+    dom = screenshot(stack, "/runs", "prefect-runs-degraded.png")
+    assert "Degraded" in dom and first["name"] in dom
+    feed = screenshot(stack, "/events?events=aftersale.*", "prefect-event-feed.png")
+    assert "carrier dhl is back at 2026-11-23 17:30 UTC" in feed

@@ -8,8 +8,10 @@ import logging
 import re
 from uuid import uuid4
 
+import pytest
 import yaml
 
+from aftersale.ops.alerts import NOTIFIED
 from aftersale.settings import PROJECT_ROOT
 from flows.alerts import MaskingFilter
 from flows.automations import AUTOMATIONS_FILE, load_automations
@@ -54,6 +56,53 @@ def test_every_automation_validates_with_the_block_filled_in() -> None:
     notify = [a for m in models for a in m.actions if getattr(a, "block_document_id", None)]
     assert notify and all(a.block_document_id == block for a in notify)
     assert models[0].trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
+    assert models[1].trigger.expect == set(NOTIFIED)  # every alert a run emits notifies
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--webhook-url", ""], "--webhook-url is empty (is AFTERSALE_ALERT_WEBHOOK_URL set?)"),
+        (["--webhook-url", "ftp://example.com/x"], "is not an http(s) URL"),
+        (
+            ["--webhook-url", "http://127.0.0.1:9000/hook"],
+            "Prefect refuses to notify private and loopback addresses",
+        ),
+        (["--block", "no-slash"], "give it as block-type-slug/block-name"),
+        (
+            ["--block", "custom-webhook/x"],
+            "cannot reach the Prefect server at http://127.0.0.1:9/api",
+        ),
+    ],
+)
+def test_the_automations_command_refuses_what_would_never_notify(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.automations import main
+
+    monkeypatch.delenv("AFTERSALE_ALERT_WEBHOOK_URL", raising=False)
+    with (
+        temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}),
+        pytest.raises(SystemExit) as exit_,
+    ):
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and says in err, err
+    if "private" in says:
+        assert "--allow-private-urls" in err
+
+
+def test_the_automations_command_needs_a_server(capsys: pytest.CaptureFixture[str]) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.automations import main
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}), pytest.raises(SystemExit):
+        main(["--webhook-url", "https://hooks.example.com/x"])
+    assert "PREFECT_API_URL is not set" in capsys.readouterr().err
 
 
 def test_log_lines_leave_with_addresses_and_numbers_masked() -> None:

@@ -119,7 +119,7 @@ def test_housekeeping_reports_a_stuck_message_and_emits_the_unknown_alert(
     state_ = aftersale_housekeeping(now=LATER + timedelta(hours=2), return_state=True)
     result = state_.result()
     assert result["stuck_to_unknown"] >= 1 and result["unknown_total"] == result["stuck_to_unknown"]
-    assert {"housekeeping-summary", "housekeeping-stuck-messages"} <= artifact_keys(
+    assert {"housekeeping-summary", "housekeeping-stuck-messages", "report"} <= artifact_keys(
         state_.state_details.flow_run_id
     )
     alerts = events_named("aftersale.messages.unknown")
