@@ -77,12 +77,22 @@ def time_zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+@cache
+def _country_names() -> dict[str, str]:
+    """Country names in a few languages marketers write (Poland, Polska, Polen) -> code."""
+    names: dict[str, str] = {}
+    for language in ("fr", "es", "de", "pl", "en"):
+        territories = Locale(language).territories
+        names.update((str(territories[c]).lower(), c) for c in countries() if c in territories)
+    return names
+
+
 def suggest_country(value: str) -> str:
     """` (did you mean 'PL'?)` for pl, Poland, Polska..."""
     known = countries()
     if value.upper() in known:
         return f" (did you mean '{value.upper()}'?)"
-    by_name = {name.lower(): code for code, name in known.items()}
+    by_name = _country_names()
     code = by_name.get(value.lower())
     if code is None:
         close = get_close_matches(value.lower(), sorted(by_name), n=1, cutoff=0.7)

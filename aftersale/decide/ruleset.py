@@ -645,9 +645,34 @@ class _FileLoader:
                     )
                 )
                 continue
+            if self._case_values(raw, subject):
+                continue
             source = self.where(raw).rsplit(":", 1)[0]
             out.append((Case(model.name, source, model), _Where(self.display, raw)))
         return out
+
+    def _case_values(self, raw: Any, subject: str) -> bool:
+        """A case's customer and items are checked like conditions' values: a case with a
+        misspelt locale or category would test something no customer has."""
+        written: list[tuple[Any, str, str]] = []  # (node, key, field)
+        customer = raw.get("customer")
+        if hasattr(customer, "get"):
+            written.extend(
+                (customer, key, f"customer.{key}")
+                for key in ("locale", "country", "time_zone")
+                if isinstance(customer.get(key), str)
+            )
+        order = raw.get("order")
+        items = order.get("items") if hasattr(order, "get") else None
+        for item in items if isinstance(items, list) else ():
+            if hasattr(item, "get") and isinstance(item.get("category"), str):
+                written.append((item, "category", "items.category"))
+        before = len(self.problems)
+        for node, key, field_name in written:
+            wrong = check_condition(field_name, self.fields[field_name], "eq", node[key])
+            if wrong:
+                self.problems.append(f"{self.where(node, key)} {subject}: {wrong}")
+        return len(self.problems) > before
 
 
 def _sort_key(problem: str, order: Mapping[str, int]) -> tuple[int, int, int]:

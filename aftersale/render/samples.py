@@ -1,4 +1,5 @@
-"""Sample orders for `check`, `preview` and the gallery: typical and deliberately awkward.
+"""Sample orders for `preview` and the gallery: typical and deliberately awkward (`check`
+derives its data from the rules instead: `cases.py`).
 
 Awkward on purpose: no phone, a free item, twenty items, a right-to-left name, a
 very long pickup address, long names and product names, an unknown carrier.
@@ -359,8 +360,10 @@ def sample_situations(template: str, sample: Sample) -> list[tuple[str, dict[str
                 {**base, "shipment": delivered, "event": event(EventKind.DELIVERED_AGO)},
             )
         ]
-    # A type only marketers know about: give it everything a message could use.
-    return [("generic", {**base, "item_sku": order.items[0].sku})]
+    # A type only marketers know about: give it everything a message could use, a delay too
+    # (a new type is often a copy of `delayed`).
+    generic = event(EventKind.DELAYED, reason=DelayReason.ETA_SLIPPED)
+    return [("generic", {**base, "event": generic, "item_sku": order.items[0].sku})]
 
 
 def sample_contexts(

@@ -208,6 +208,13 @@ def test_rule_and_catalogue_mistakes(copy: Path) -> None:
         "    before: 2d\n    when:\n      - {field: customer.country, in: [PL, Germany]}\n"
         "      - {field: customer.locale, ne: ger}\n",
     )
+    # a rules file's case written for customers and products that do not exist
+    edit(
+        "rules/aftercare.yaml",
+        "  - name: no setup tips for a cable\n",
+        "  - name: no setup tips for a cable\n    customer: {country: Polska}\n",
+    )
+    edit("rules/aftercare.yaml", "category: accessories", "category: accessory")
     # marketer content in the catalogue
     edit(
         "catalogue/products.yaml",
@@ -243,6 +250,11 @@ def test_rule_and_catalogue_mistakes(copy: Path) -> None:
         "rules/aftercare.yaml:16:13 rule 'setup_tip': unknown category 'speakers' (did you "
         "mean 'speaker'?), 'smartwatch' (did you mean 'smartwatches'?) for 'items.category': "
         "the catalogue has no such category",
+        "rules/aftercare.yaml:48:25 case 'no setup tips for a cable': unknown country 'Polska' "
+        "(did you mean 'PL'?) for 'customer.country'",
+        "rules/aftercare.yaml:51:59 case 'no setup tips for a cable': unknown category "
+        "'accessory' (did you mean 'accessories'?) for 'items.category': the catalogue has no "
+        "such category",
         "rules/delays.yaml:15:39 rule 'delayed': unknown country 'Germany' (did you mean "
         "'DE'?) for 'customer.country'",
         "rules/delays.yaml:16:38 rule 'delayed': unknown locale 'ger' (did you mean 'de'?) for "

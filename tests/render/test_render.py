@@ -388,3 +388,36 @@ def test_pickup_facts_from_the_store_are_json() -> None:
     )
     assert context["shipment"]["pickup_code"] == "482913"
     assert context["shipment"]["pickup_deadline"] == datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
+
+
+def test_a_new_type_copied_from_delayed_previews_with_a_delay(tmp_path: Path) -> None:
+    """The gallery shows a type no shipped rule knows with every record, a delay included."""
+    import shutil
+
+    from aftersale.render.gallery import build_gallery
+
+    shutil.copytree(PROJECT_ROOT / "templates", tmp_path / "templates")
+    shutil.copytree(tmp_path / "templates/email/delayed", tmp_path / "templates/email/sorry")
+    library = TemplateLibrary.load(tmp_path / "templates", Shop(), CATALOGUE, DIRECTORY)
+    _, entries = build_gallery(library)
+    sorry = [e for e in entries if e.template == "sorry"]
+    assert len(sorry) == 3 and all(e.ok for e in sorry)
+
+
+def test_region_variant_uses_the_shared_parts(tmp_path: Path) -> None:
+    """pl-PL.j2 beside pl.j2, as templates/README.md describes: the layout's words for `pl`
+    serve it, and dates follow the customer's region."""
+    import shutil
+
+    shutil.copytree(PROJECT_ROOT / "templates", tmp_path / "templates")
+    for channel in ("email", "sms"):
+        folder = tmp_path / "templates" / channel / "shipped"
+        shutil.copy(folder / "pl.j2", folder / "pl-PL.j2")
+    library = TemplateLibrary.load(tmp_path / "templates", Shop(), CATALOGUE, DIRECTORY)
+    context = sample_contexts("shipped", Shop(), library.catalogue, DIRECTORY)[0][1]
+    assert context["customer"]["locale"] == "pl-PL"
+    email = library.render("shipped", ChannelKind.EMAIL, context, "a@b")
+    assert '<html lang="pl">' in (email.html or "") and "Masz pytania?" in email.text
+    assert library.render("shipped", ChannelKind.SMS, context, "+48").text.endswith(
+        "Pomoc: +48 22 100 20 30"
+    )
