@@ -104,6 +104,7 @@ _SECTION_MODELS: dict[str, type[BaseModel]] = {
     "scans": ScanModel,
     "": FileModel,
 }
+_RULE_ID = re.compile(r"^\s*-\s*id:\s*['\"]?([\w.-]+)", re.MULTILINE)
 DURATION_HELP = "use a whole number and m, h, d or bd: 10m, 2h, 3d, 2bd"
 WINDOW_HELP = "use HH:MM-HH:MM, e.g. 21:00-08:00"
 
@@ -219,6 +220,7 @@ def read_ruleset(
     defined: set[str] = set()  # every rule id written, even of rules with problems
     for path in paths:
         loaded = _FileLoader(path, problems, carriers, categories)
+        defined.update(loaded.defined)  # a file that is not YAML still names its rules
         if loaded.data is None:
             continue
         parsed.append(loaded)
@@ -365,6 +367,8 @@ class _FileLoader:
             mark = exc.problem_mark or exc.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             self.problems.append(f"{self.display}:{line}:{col} file: invalid YAML: {exc.problem}")
+            # the rules it defines are still known by id: references to them are no problem
+            self.defined = _RULE_ID.findall(text)
             return
         dupes = _duplicate_keys(root)
         for line, col, subject, key in dupes:

@@ -324,3 +324,17 @@ def test_correct_edits_pass(copy: Path) -> None:
     )
     edit("rules/aftercare.yaml", "in: [headphones, speakers,", "in: [e-bike, headphones, speakers,")
     assert _check(copy) == []
+
+
+def test_every_file_is_checked_whatever_fails_first(copy: Path) -> None:
+    """A catalogue or rules file that is not even YAML stops nothing else, and the rules
+    it defines are not reported again by every file that names them."""
+    edit = _edit(copy)
+    edit("catalogue/products.yaml", "  speakers:\n", "  speakers\n")
+    edit("rules/delays.yaml", "channels: [email, sms]", "channels: [email, sms")
+    edit("templates/sms/shipped/en.j2", "{{ order.number }}", "{{ order.numbr }}")
+    assert _check(copy) == [
+        "catalogue/products.yaml:39:20 not valid YAML: could not find expected ':'",
+        "rules/delays.yaml:9:13 file: invalid YAML: expected ',' or ']', but got ':'",
+        "templates/sms/shipped/en.j2:3: 'order' has no field 'numbr' (did you mean 'number'?)",
+    ]
