@@ -405,12 +405,13 @@ class _Renders:
                 label,
             )
         if message.html is not None and full.html is not None:
-            empty = _EMPTY_ELEMENT.findall(message.html)
+            empty = list(_EMPTY_ELEMENT.finditer(message.html))
             if len(empty) > len(_EMPTY_ELEMENT.findall(full.html)):
+                tag = empty[0].group(1)
                 self._fail(
-                    None,
-                    f"leaves an empty <{empty[0]}> element: put it inside the same {{% if … %}} "
-                    f"as the value it shows",
+                    _element_line(self.library, self.variant.name, empty[0].group(0)),
+                    f"leaves an empty <{tag}> element: put it inside the same {{% if … %}} as "
+                    f"the value it shows",
                     label,
                 )
 
@@ -461,6 +462,19 @@ def _source_line(library: TemplateLibrary, name: str, fragment: str) -> int | No
         if tail in line:
             return number
     return None
+
+
+def _element_line(library: TemplateLibrary, name: str, element: str) -> int | None:
+    """The line of the template with an element that holds only a value, like the empty one
+    rendered (`<p class="notice">{{ … }}</p>`), its class first."""
+    tag = element[1:].split(None, 1)[0].split(">")[0]
+    css = re.search(r'class="([^"]*)"', element)
+    holds_value = re.compile(rf"<{tag}\b[^>]*>\s*\{{\{{.*?\}}\}}\s*</{tag}>")
+    source = (library.root / name).read_text(encoding="utf-8").splitlines()
+    lines = [n for n, line in enumerate(source, start=1) if holds_value.search(line)]
+    if css:
+        lines = [n for n in lines if css.group(0) in source[n - 1]] or lines
+    return lines[0] if lines else None
 
 
 def _words(library: TemplateLibrary, name: str) -> set[str]:

@@ -83,6 +83,18 @@ def test_template_mistakes(copy: Path) -> None:
         "Where: {{ links.tracking_short }}",
         "Pickup point: {{ shipment.pickup_point or '' }}. Where: {{ links.tracking_short }}",
     )
+    edit(
+        "templates/email/available_for_pickup/de.j2",
+        '{% if shipment.pickup_point %}\n<p class="notice">{{ shipment.pickup_point }}</p>\n'
+        "{% endif %}",
+        '<p class="notice">{{ shipment.pickup_point or "" }}</p>',
+    )
+    edit(
+        "templates/email/arriving_tomorrow/de.j2",
+        "{% block text %}\n",
+        "{% block text %}\nZeitfenster: {{ shipment.window_start|time if "
+        "shipment.window_start else '' }}\n",
+    )
     # formats that render nonsense
     edit(
         "templates/email/shipped/de.j2",
@@ -143,9 +155,15 @@ def test_template_mistakes(copy: Path) -> None:
         "{% block html %}\n{% include 'email/_itemz.j2' %}\n",
     )
     assert _check(copy) == [
+        "templates/email/arriving_tomorrow/de.j2:11: leaves 'Zeitfenster:' dangling: put the "
+        "words around the value inside the same {% if … %} as the value (when the carrier "
+        "gives no delivery time window, and 1 more case)",
         "templates/email/arriving_tomorrow/en.j2:6: |time got nothing: the value before it is "
         "empty here; put it inside {% if … %}…{% endif %} (when the carrier gives no delivery "
         "time window, and 3 more cases)",
+        "templates/email/available_for_pickup/de.j2:7: leaves an empty <p> element: put it "
+        "inside the same {% if … %} as the value it shows (for home delivery, with no pickup "
+        "point, and 1 more case)",
         "templates/email/available_for_pickup/en.j2:7: prints 'None': this value is empty "
         "here; put it inside {% if … %}…{% endif %} or give a fallback with `or` (for home "
         "delivery, with no pickup point, and 3 more cases)",
