@@ -113,11 +113,12 @@ class _Found:
     message: str
     labels: list[str] = field(default_factory=list)
     everywhere: bool = True  # every case of every variant that met it
+    static: bool = False  # seen in the source: true whatever the data
 
     def __str__(self) -> str:
         at = f"{self.where}:{self.line}" if self.line else self.where
         when = ""
-        if not self.everywhere and self.labels:
+        if not self.everywhere and not self.static and self.labels:
             more = len(dict.fromkeys(self.labels)) - 1
             others = f", and {more} more case{'s' if more > 1 else ''}" if more else ""
             when = f" ({self.labels[0]}{others})"
@@ -138,6 +139,7 @@ class _Report:
         entry = self.found.setdefault(key, _Found(where, line, message, []))
         entry.labels.extend(labels)
         entry.everywhere = entry.everywhere and everywhere
+        entry.static = entry.static or not labels
 
     def lines(self) -> list[str]:
         for lang, folders in self.missing.items():

@@ -50,6 +50,21 @@ def _edit(root: Path) -> Callable[[str, str, str], None]:
     return edit
 
 
+def _line_of(root: Path) -> Callable[..., int]:
+    """The line of a copied file holding `needle` (the whole line with `exact`), so the
+    expected messages follow the shipped files as they change."""
+
+    def line_of(relative: str, needle: str, *, exact: bool = False, after: int = 0) -> int:
+        lines = (root / relative).read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, start=1):
+            found = line.strip() == needle if exact else needle in line
+            if number > after and found:
+                return number
+        raise AssertionError(f"{relative} has no line with {needle!r}")
+
+    return line_of
+
+
 def test_shipped_files_have_no_problems_and_check_is_quick() -> None:
     started = time.process_time()
     assert _check(PROJECT_ROOT) == []
@@ -154,54 +169,87 @@ def test_template_mistakes(copy: Path) -> None:
         "{% block html %}\n",
         "{% block html %}\n{% include 'email/_itemz.j2' %}\n",
     )
+    line_of = _line_of(copy)
+    window_de = line_of("templates/email/arriving_tomorrow/de.j2", "Zeitfenster:")
+    window_en = line_of(
+        "templates/email/arriving_tomorrow/en.j2", ", between <strong>{{ shipment.window_start"
+    )
+    empty_p = line_of(
+        "templates/email/available_for_pickup/de.j2",
+        '<p class="notice">{{ shipment.pickup_point or',
+    )
+    pickup = line_of(
+        "templates/email/available_for_pickup/en.j2", "Pickup point: {{ shipment.pickup_point }}"
+    )
+    money = line_of("templates/email/delivered/en.j2", "Placed at")
+    http = line_of("templates/email/delivered/pl.j2", "http://northwind")
+    opened = line_of("templates/email/delivery_attempted/pl.j2", "{% if customer.phone %}")
+    endblock = line_of("templates/email/delivery_attempted/pl.j2", "{% endblock %}", after=opened)
+    include = line_of("templates/email/out_for_delivery/de.j2", "_itemz")
+    moneys = line_of("templates/email/out_for_delivery/en.j2", "moneys")
+    runaway = line_of("templates/email/review_request/de.j2", "range(99999)")
+    pattern = line_of("templates/email/shipped/de.j2", "DD.MM.YYYY")
+    safe = line_of("templates/email/shipped/en.j2", "customer.first_name|safe")
+    promised = line_of("templates/email/thank_you/en.j2", "Expected delivery: <strong>")
+    dangling = line_of("templates/sms/available_for_pickup/en.j2", "Pickup point:")
+    outside = line_of("templates/sms/delivered/de.j2", "Vielen Dank!")
+    as_time = line_of("templates/sms/shipped/pl.j2", "Dostawa")
     assert _check(copy) == [
-        "templates/email/arriving_tomorrow/de.j2:11: leaves 'Zeitfenster:' dangling: put the "
+        f"templates/email/arriving_tomorrow/de.j2:{window_de}: leaves 'Zeitfenster:' dangling: "
+        "put the "
         "words around the value inside the same {% if … %} as the value (when the carrier "
         "gives no delivery time window, and 1 more case)",
-        "templates/email/arriving_tomorrow/en.j2:6: |time got nothing: the value before it is "
+        f"templates/email/arriving_tomorrow/en.j2:{window_en}: |time got nothing: the value "
+        "before it is "
         "empty here; put it inside {% if … %}…{% endif %} (when the carrier gives no delivery "
         "time window, and 3 more cases)",
-        "templates/email/available_for_pickup/de.j2:7: leaves an empty <p> element: put it "
+        f"templates/email/available_for_pickup/de.j2:{empty_p}: leaves an empty <p> element: put "
+        "it "
         "inside the same {% if … %} as the value it shows (for home delivery, with no pickup "
         "point, and 1 more case)",
-        "templates/email/available_for_pickup/en.j2:7: prints 'None': this value is empty "
+        f"templates/email/available_for_pickup/en.j2:{pickup}: prints 'None': this value is empty "
         "here; put it inside {% if … %}…{% endif %} or give a fallback with `or` (for home "
         "delivery, with no pickup point, and 3 more cases)",
-        "templates/email/delivered/en.j2:5: |money needs an amount, got a date and time "
+        f"templates/email/delivered/en.j2:{money}: |money needs an amount, got a date and time "
         "(2025-03-09T07:30+00:00)",
-        "templates/email/delivered/pl.j2:5: link 'http://northwind.example/pomoc' is not "
+        f"templates/email/delivered/pl.j2:{http}: link 'http://northwind.example/pomoc' is not "
         "https: customers' mail programs warn about plain http; use "
         "'https://northwind.example/pomoc'",
-        "templates/email/delivery_attempted/pl.j2:5: syntax error: this {% if %} is never "
-        "closed: add {% endif %} before the {% endblock %} on line 10",
-        "templates/email/out_for_delivery/de.j2:5: uses 'email/_itemz.j2', which does not "
+        f"templates/email/delivery_attempted/pl.j2:{opened}:" " syntax error: this {% if %} is "
+        "never "
+        "closed: add {% endif %} before the {% endblock %} on line " f"{endblock}",
+        f"templates/email/out_for_delivery/de.j2:{include}: uses 'email/_itemz.j2', which does not "
         "exist under templates/ (did you mean 'email/_items.j2'?)",
-        "templates/email/out_for_delivery/en.j2:5: syntax error: No filter named 'moneys'. "
+        f"templates/email/out_for_delivery/en.j2:{moneys}: syntax error: No filter named 'moneys'. "
         "(did you mean 'money'?)",
-        "templates/email/review_request/de.j2:6: more than 100,000 loop steps and calls (the "
+        f"templates/email/review_request/de.j2:{runaway}: more than 100,000 loop steps and calls "
+        "(the "
         "budget per message): a loop or macro repeats too often",
         # a date has one format per locale: a pattern of one's own is refused by name
-        "templates/email/shipped/de.j2:7: |date('DD.MM.YYYY'): use a named format (short, "
+        f"templates/email/shipped/de.j2:{pattern}: |date('DD.MM.YYYY'): use a named format (short, "
         "medium, long, full, day, day_short); the customer's locale decides how the date is "
-        "written (when every fact is known, and 6 more cases)",
-        "templates/email/shipped/en.j2:5: |safe on 'customer.first_name', which customers, "
+        "written",
+        f"templates/email/shipped/en.j2:{safe}: |safe on 'customer.first_name', which customers, "
         "orders or carriers provide: a name like '<script>' would become part of the email; "
         "remove |safe",
-        "templates/email/thank_you/en.j2:8: |date got nothing: the value before it is empty "
+        f"templates/email/thank_you/en.j2:{promised}: |date got nothing: the value before it is "
+        "empty "
         "here; put it inside {% if … %}…{% endif %} (when the order has no promised delivery "
         "date, and 3 more cases)",
         "templates/sms/available_for_pickup/en.j2: SMS too long: 2 segments (285 characters, "
         "GSM-7), the maximum is 1 (with long names, product names and addresses)",
-        "templates/sms/available_for_pickup/en.j2:3: leaves 'Pickup point: .' dangling: put "
+        f"templates/sms/available_for_pickup/en.j2:{dangling}: leaves 'Pickup point: .' dangling: "
+        "put "
         "the words around the value inside the same {% if … %} as the value (for home "
         "delivery, with no pickup point, and 3 more cases)",
         "templates/sms/delayed/ge.j2: unknown locale 'ge' (did you mean 'de'?): a template "
         "file is named after a locale such as en.j2, pl.j2, de.j2 or pl-PL.j2; this one is "
         "never used",
-        "templates/sms/delivered/de.j2:2: 'Vielen Dank!' is outside every {% block %}: a "
+        f"templates/sms/delivered/de.j2:{outside}:" " 'Vielen Dank!' is outside every "
+        "{% block %}: a "
         "template that extends a layout shows only its blocks, so no customer would see it; "
         "move it into a block",
-        "templates/sms/shipped/pl.j2:3: |time needs a date and time, got a date (2025-03-13) "
+        f"templates/sms/shipped/pl.j2:{as_time}: |time needs a date and time, got a date (2025-03-13) "
         "(for a day alone use |date) (when every fact is known, and 3 more cases)",
     ]  # fmt: skip
 
@@ -254,39 +302,59 @@ def test_rule_and_catalogue_mistakes(copy: Path) -> None:
     edit("rules/policy.yaml", 'sms: "21:00-08:00"', 'sms: "08:00-21:00"')
     # one typo in a rule id: one line, not one per reference to it
     edit("rules/shipping.yaml", "  - id: shipped\n", "  - id: shiped\n")
+    line_of = _line_of(copy)
+    shipping = (copy / "rules/shipping.yaml").read_text(encoding="utf-8").splitlines()
+    refs = [n for n, text in enumerate(shipping, 1) if "supersedes: [shipped" in text]
+    case_ref = line_of("rules/delays.yaml", "shipped:sms")
+    ger = line_of("catalogue/products.yaml", "ger:")
+    markup = line_of("catalogue/products.yaml", "</b in the app")
+    syntax = line_of("catalogue/products.yaml", "Hi {{ customer.first_name }}")
+    headphone = line_of("catalogue/products.yaml", "category: headphone", exact=True)
+    smartwatch = line_of("rules/aftercare.yaml", "smartwatch,")
+    polska = line_of("rules/aftercare.yaml", "customer: {country: Polska}")
+    accessory = line_of("rules/aftercare.yaml", "category: accessory,")
+    germany = line_of("rules/delays.yaml", "Germany")
+    ger_locale = line_of("rules/delays.yaml", "ne: ger")
+    quiet = line_of("rules/policy.yaml", 'sms: "08:00-21:00"')
+    overnight = line_of("rules/shipping.yaml", '"20:00-08:00"')
     assert _check(copy) == [
-        "catalogue/products.yaml:65:7 category 'laptops': unknown locale 'ger' (did you mean "
+        f"catalogue/products.yaml:{ger}:7 category 'laptops': unknown locale 'ger' (did you mean "
         "'de'?): tips are filed under a locale such as en, pl, de or pl-PL",
-        "catalogue/products.yaml:79:11 category 'smartwatches': tip 2 (en): broken markup "
+        f"catalogue/products.yaml:{markup}:11 category 'smartwatches': tip 2 (en): broken markup "
         "'</b': the tag is not finished and would be shown as typed; tips are plain text, "
         "write it without tags",
-        "catalogue/products.yaml:129:11 category 'camera': tip 1 (en): "
+        f"catalogue/products.yaml:{syntax}:11 category 'camera': tip 1 (en): "
         "'{{ customer.first_name }}' would be shown as typed: the catalogue is not a "
         "template, so names are not filled in; write the text without {{ }} or {% %}",
-        "catalogue/products.yaml:143:15 product 'NW-ANC-700': unknown category 'headphone': "
+        f"catalogue/products.yaml:{headphone}:15 product 'NW-ANC-700': unknown category "
+        "'headphone': "
         "no entry under categories (did you mean 'headphones'?)",
-        "rules/aftercare.yaml:16:13 rule 'setup_tip': unknown category 'speakers' (did you "
+        f"rules/aftercare.yaml:{smartwatch}:13 rule 'setup_tip': unknown category 'speakers' (did "
+        "you "
         "mean 'speaker'?), 'smartwatch' (did you mean 'smartwatches'?) for 'items.category': "
         "the catalogue has no such category",
-        "rules/aftercare.yaml:48:25 case 'no setup tips for a cable': unknown country 'Polska' "
+        f"rules/aftercare.yaml:{polska}:25 case 'no setup tips for a cable': unknown country "
+        "'Polska' "
         "(did you mean 'PL'?) for 'customer.country'",
-        "rules/aftercare.yaml:51:59 case 'no setup tips for a cable': unknown category "
+        f"rules/aftercare.yaml:{accessory}:59 case 'no setup tips for a cable': unknown category "
         "'accessory' (did you mean 'accessories'?) for 'items.category': the catalogue has no "
         "such category",
-        "rules/delays.yaml:15:39 rule 'delayed': unknown country 'Germany' (did you mean "
+        f"rules/delays.yaml:{germany}:39 rule 'delayed': unknown country 'Germany' (did you mean "
         "'DE'?) for 'customer.country'",
-        "rules/delays.yaml:16:38 rule 'delayed': unknown locale 'ger' (did you mean 'de'?) for "
+        f"rules/delays.yaml:{ger_locale}:38 rule 'delayed': unknown locale 'ger' (did you mean "
+        "'de'?) for "
         "'customer.locale'",
-        "rules/policy.yaml:10:10 defaults: sms: quiet hours '08:00-21:00' are daytime hours: "
+        f"rules/policy.yaml:{quiet}:10 defaults: sms: quiet hours '08:00-21:00' are daytime hours: "
         "messages would wait through the day and go out at night (22:00-07:00 in the "
         "recipient's time zone); quiet hours run from evening to morning (did you mean "
         "'21:00-08:00'?)",
-        "rules/shipping.yaml:19:26 rule 'arriving_tomorrow': email: send window '20:00-08:00' "
+        f"rules/shipping.yaml:{overnight}:26 rule 'arriving_tomorrow': email: send window "
+        "'20:00-08:00' "
         "runs overnight: a send window is a daytime range, start before end (did you mean "
         "'08:00-20:00'?)",
-        "rules/shipping.yaml:31:17 rule 'out_for_delivery': unknown rule 'shipped' (did you "
-        "mean 'shiped'?); also named at rules/shipping.yaml:52:17, rules/shipping.yaml:61:17, "
-        "rules/delays.yaml:80:18 and 5 more",
+        f"rules/shipping.yaml:{refs[0]}:17 rule 'out_for_delivery': unknown rule 'shipped' "
+        f"(did you mean 'shiped'?); also named at rules/shipping.yaml:{refs[1]}:17, "
+        f"rules/shipping.yaml:{refs[2]}:17, rules/delays.yaml:{case_ref}:18 and 5 more",
     ]  # fmt: skip
 
 
@@ -351,8 +419,14 @@ def test_every_file_is_checked_whatever_fails_first(copy: Path) -> None:
     edit("catalogue/products.yaml", "  speakers:\n", "  speakers\n")
     edit("rules/delays.yaml", "channels: [email, sms]", "channels: [email, sms")
     edit("templates/sms/shipped/en.j2", "{{ order.number }}", "{{ order.numbr }}")
+    line_of = _line_of(copy)
+    # YAML notices a missing ':' or ']' on the line after the mistake
+    speakers = line_of("catalogue/products.yaml", "speakers", exact=True) + 1
+    channels = line_of("rules/delays.yaml", "channels: [email, sms") + 1
+    numbr = line_of("templates/sms/shipped/en.j2", "order.numbr")
     assert _check(copy) == [
-        "catalogue/products.yaml:39:20 not valid YAML: could not find expected ':'",
-        "rules/delays.yaml:9:13 file: invalid YAML: expected ',' or ']', but got ':'",
-        "templates/sms/shipped/en.j2:3: 'order' has no field 'numbr' (did you mean 'number'?)",
+        f"catalogue/products.yaml:{speakers}:20 not valid YAML: could not find expected ':'",
+        f"rules/delays.yaml:{channels}:13 file: invalid YAML: expected ',' or ']', but got ':'",
+        f"templates/sms/shipped/en.j2:{numbr}: 'order' has no field 'numbr' (did you mean "
+        "'number'?)",
     ]
