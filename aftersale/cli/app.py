@@ -195,7 +195,6 @@ def check() -> None:
     rules can hand it. Every problem at once; exit 1 on any (CI / pre-commit)."""
     from aftersale.render.check import run_check
     from carriers.registry import DIRECTORY, load_settings
-    from flows.wiring import cycle_thresholds
 
     try:
         settings = load_settings()
@@ -207,7 +206,6 @@ def check() -> None:
         catalogue_path=settings.catalogue_path,
         shop=settings.shop,
         carriers=DIRECTORY,
-        thresholds=cycle_thresholds,
     )
     for p in problems:
         typer.echo(p, err=True)  # one problem per line, never wrapped

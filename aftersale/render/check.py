@@ -14,7 +14,7 @@ dangling, runs past the SMS length or lacks the opt-out is reported with the sit
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from aftersale.render.lint import Finding, lint_source
 from aftersale.render.sandbox import RenderBudget
 from aftersale.render.sms import non_gsm7_characters, sms_segments
 from aftersale.settings import Shop
-from aftersale.tracking.detect import DelayThresholds
+from aftersale.tracking.detect import default_thresholds
 
 #: Languages without a template of theirs: their customers get the default one.
 FOREIGN_LOCALES = ("ar", "ja", "fr")
@@ -52,7 +52,6 @@ def run_check(
     catalogue_path: Path | None,
     shop: Shop,
     carriers: Carriers,
-    thresholds: Callable[[RuleSet], DelayThresholds],
     max_sms_segments: int = 1,
     budget: RenderBudget | None = None,
 ) -> list[str]:
@@ -70,10 +69,12 @@ def run_check(
     )
     problems.extend(rule_problems)
     problems.extend(check_rule_kinds(ruleset, library))
-    # the rules files' own examples: a case that no longer fires (or now fires) is a problem
+    # the rules files' own examples: a case that no longer fires (or now fires) is a problem;
+    # detection runs with the cycle's thresholds (the carriers', asking for the rules' days)
+    thresholds = ruleset.due_thresholds(default_thresholds(carriers))
     problems.extend(
         f"{result.source}: case '{result.name}': {failure}"
-        for result in run_cases(ruleset, thresholds(ruleset))
+        for result in run_cases(ruleset, thresholds)
         for failure in result.failures
     )
     problems.extend(check_templates(library, ruleset, max_sms_segments=max_sms_segments))

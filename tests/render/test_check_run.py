@@ -11,15 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from aftersale.decide.ruleset import RuleSet
 from aftersale.render.check import run_check
 from aftersale.settings import PROJECT_ROOT, Shop
-from aftersale.tracking.detect import DelayThresholds, default_thresholds
 from carriers.registry import DIRECTORY
-
-
-def _thresholds(ruleset: RuleSet) -> DelayThresholds:
-    return ruleset.due_thresholds(default_thresholds(DIRECTORY))
 
 
 def _check(root: Path) -> list[str]:
@@ -29,7 +23,6 @@ def _check(root: Path) -> list[str]:
         catalogue_path=root / "catalogue" / "products.yaml",
         shop=Shop(),
         carriers=DIRECTORY,
-        thresholds=_thresholds,
     )
 
 
