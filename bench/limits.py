@@ -1,13 +1,18 @@
 """Benchmark: what each way of limiting costs, to choose between Prefect's global
 concurrency / rate limits and aftersale's own mechanisms (docs/operations.md, "Limits").
 
-    .venv/bin/python bench/limits.py [--rounds N]
+    .venv/bin/python bench/limits.py [--rounds N] [--db postgresql://…]
 
 Measured against a temporary Prefect API server (SQLite), as a flow sees it:
 - store lock: a Prefect GCL `aftersale-store` (limit 1) acquire+release, versus
   `open_store` on a free file and the delay before it gets a file another process frees;
-- per-carrier budget: one Prefect `rate_limit` call per request, versus the in-process
-  token bucket of carriers/poll.py.
+- per-carrier budget in one process: one Prefect `rate_limit` call per request, versus the
+  in-process token bucket of carriers/poll.py;
+- per-carrier budget shared by several workers: Prefect's `rate_limit` acquired per batch
+  (`occupy=N`) versus the token bucket in PostgreSQL (`take_requests`, a chunk of N per
+  statement, as carriers/poll.py's SharedBucket takes it), each call and per request;
+  also with 4 processes taking at once. PostgreSQL is the `--db` server, else a
+  throwaway cluster like the tests' (tests/support/postgres.py).
 """
 
 from __future__ import annotations
@@ -92,6 +97,17 @@ def bench_prefect(rounds: int) -> None:
         print(f"Prefect rate_limit, one call per request {ms(rate)}")
         per = statistics.median(rate)
         print(f"  -> 10,000 requests: {per * 10_000:.0f} s of limiter calls (serial)")
+        for occupy in CHUNKS:
+            calls = []
+            for _ in range(rounds * 2):
+                started = time.perf_counter()
+                rate_limit("carrier-inpost", occupy=occupy, strict=True)
+                calls.append(time.perf_counter() - started)
+            per_request = statistics.median(calls) / occupy
+            print(
+                f"Prefect rate_limit occupy={occupy:<3}           {ms(calls)}   "
+                f"per request {per_request * 1000:7.3f} ms"
+            )
 
 
 def bench_bucket(rounds: int) -> None:
@@ -107,13 +123,90 @@ def bench_bucket(rounds: int) -> None:
     print(f"  -> 10,000 requests: {per * 10_000 * 1000:.1f} ms")
 
 
+#: requests taken per limiter call (Prefect's occupy=N, the shared bucket's chunk)
+CHUNKS = (1, 5, 20)
+TAKER = """
+import sys, time
+from datetime import date
+from aftersale.store import open_store
+url, rounds, chunk = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open_store(url) as store:
+    limits = store.shared_limits()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    started = time.perf_counter()
+    for _ in range(rounds):
+        limits.take_requests("ups", chunk, rate_per_s=1e9, capacity=1e9, per_day=None,
+                             today=date.today())
+    print(time.perf_counter() - started, flush=True)
+"""
+
+
+def bench_shared_bucket(rounds: int, url: str) -> None:
+    from datetime import date
+
+    from aftersale.store import open_store
+
+    with open_store(url) as store:
+        limits = store.shared_limits()
+        assert limits is not None
+        for chunk in CHUNKS:
+            calls = []
+            for _ in range(rounds * 5):
+                started = time.perf_counter()
+                limits.take_requests(
+                    "inpost", chunk, rate_per_s=1e9, capacity=1e9, per_day=None, today=date.today()
+                )
+                calls.append(time.perf_counter() - started)
+            per_request = statistics.median(calls) / chunk
+            print(
+                f"PostgreSQL bucket, chunk {chunk:<3}             {ms(calls)}   "
+                f"per request {per_request * 1000:7.3f} ms"
+            )
+    # four workers taking from one carrier's bucket at once: the row lock serialises them
+    takers = [
+        subprocess.Popen(
+            [sys.executable, "-c", TAKER, url, str(rounds * 5), "20"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        for _ in range(4)
+    ]
+    for t in takers:
+        assert t.stdout is not None and t.stdout.readline().strip() == "ready"
+    for t in takers:
+        assert t.stdin is not None
+        t.stdin.write("go\n")
+        t.stdin.flush()
+    spent = [float(t.communicate()[0]) for t in takers]
+    calls = 4 * rounds * 5
+    print(
+        f"PostgreSQL bucket, 4 processes at once, chunk 20: {calls / max(spent):,.0f} takes/s "
+        f"= {20 * calls / max(spent):,.0f} requests/s of limiter capacity on one carrier"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--db", help="a PostgreSQL URL (default: a throwaway cluster)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         bench_store(args.rounds, Path(folder))
     bench_bucket(args.rounds)
+    if args.db:
+        bench_shared_bucket(args.rounds, args.db)
+    else:
+        from tests.support.postgres import running_cluster
+
+        with running_cluster() as cluster:
+            if cluster is None:
+                print("PostgreSQL bucket: skipped (no PostgreSQL installed; pass --db)")
+            else:
+                with cluster.database() as url:
+                    bench_shared_bucket(args.rounds, url)
     bench_prefect(args.rounds)
 
 

@@ -16,7 +16,10 @@ consecutive failed requests a carrier's circuit opens for `cooldown_s`: its rema
 shipments are not called this run, and the log says so once per carrier.
 
 `PollGuards` holds the buckets, budgets and breakers; keep one per process to make the
-daily budget and breaker cooldown span runs (a fresh one per batch otherwise).
+daily budget and breaker cooldown span runs (a fresh one per batch otherwise). When
+several workers poll at once (PostgreSQL), give it the store's `SharedLimits`: each
+carrier's per-second and per-day limits then hold for all workers together
+(`SharedBucket`: requests are taken from the store's budget in chunks of ~0.1 s).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import httpx
 
 from aftersale.errors import CarrierAuthError, CarrierUnavailable
 from aftersale.models import PollResult, ShipmentState
+from aftersale.store.protocols import SharedLimits
 from carriers.base import Carrier
 
 log = logging.getLogger(__name__)
@@ -113,14 +117,84 @@ class TokenBucket:
             return 0.0
         return (1 - self.tokens) / self.rate
 
-    async def acquire(self, sleep: Sleep) -> None:
+    async def acquire(self, sleep: Sleep) -> bool:
+        """Wait for a token; always True (a process's own bucket has no day budget)."""
         while (wait := self.wait_time()) > 0:
             await sleep(wait)
+        return True
 
     def pause(self, seconds: float) -> None:
         """The carrier said "retry after": nobody calls it before then."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
         self.tokens = 0.0
+
+
+#: Seconds of a carrier's rate a worker takes from the shared budget at a time (and the
+#: most the shared bucket saves up): fewer store round trips, bursts stay small.
+SHARED_CHUNK_S = 0.1
+#: Requests taken at a time when a carrier has a day budget but no rate.
+SHARED_DAY_CHUNK = 10
+
+
+class SharedBucket:
+    """A carrier's limits held for every worker together: requests are taken from the
+    store's shared budget (`SharedLimits`) a chunk at a time and spent one per request.
+    `acquire` is False once the carrier's day budget is used up, by anyone."""
+
+    def __init__(
+        self,
+        budget: SharedLimits,
+        slug: str,
+        limits: CarrierLimits,
+        clock: Callable[[], float],
+        today: Callable[[], date],
+    ) -> None:
+        self.budget, self.slug = budget, slug
+        self.rate, self.per_day = limits.rate_per_s, limits.rate_per_day
+        self.chunk = max(1, int(self.rate * SHARED_CHUNK_S)) if self.rate else SHARED_DAY_CHUNK
+        self.tokens = 0
+        self._clock, self._today = clock, today
+        self._paused_until = 0.0
+        self._spent_on: date | None = None
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def acquire(self, sleep: Sleep) -> bool:
+        async with self._refill_lock():  # one store round trip at a time per process
+            while True:
+                if (pause := self._paused_until - self._clock()) > 0:
+                    await sleep(pause)
+                    continue
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return True
+                today = self._today()
+                if self._spent_on == today:
+                    return False
+                grant = await asyncio.to_thread(
+                    self.budget.take_requests,
+                    self.slug,
+                    self.chunk,
+                    rate_per_s=self.rate,
+                    capacity=float(self.chunk),
+                    per_day=self.per_day,
+                    today=today,
+                )
+                self.tokens += grant.granted
+                if grant.day_spent:
+                    self._spent_on = today
+                elif not grant.granted:
+                    await sleep(max(grant.wait_s, 0.001))
+
+    def pause(self, seconds: float) -> None:
+        """The carrier said "retry after": this worker does not call it before then."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def _refill_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()  # each batch runs in its own event loop
+        if self._lock is None or self._loop is not loop:
+            self._lock, self._loop = asyncio.Lock(), loop
+        return self._lock
 
 
 class DailyQuota:
@@ -177,12 +251,14 @@ class PollGuards:
         *,
         clock: Callable[[], float] = time.monotonic,
         today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+        shared: SharedLimits | None = None,
     ) -> None:
         self.limits = dict(limits or {})
         self.breaker_policy = breaker
         self.clock = clock
         self._today = today
-        self.buckets: dict[str, TokenBucket | None] = {}
+        self.shared = shared
+        self.buckets: dict[str, TokenBucket | SharedBucket | None] = {}
         self.quotas: dict[str, DailyQuota | None] = {}
         self.breakers: dict[str, Breaker] = {}
 
@@ -191,15 +267,21 @@ class PollGuards:
             self.limits[slug] = default_limits(carrier, concurrency)
         return self.limits[slug]
 
-    def bucket(self, slug: str, limits: CarrierLimits) -> TokenBucket | None:
+    def bucket(self, slug: str, limits: CarrierLimits) -> TokenBucket | SharedBucket | None:
         if slug not in self.buckets:
             rate = limits.rate_per_s
-            self.buckets[slug] = TokenBucket(rate, rate, self.clock) if rate else None
+            if self.shared is not None and (rate or limits.rate_per_day):
+                self.buckets[slug] = SharedBucket(
+                    self.shared, slug, limits, self.clock, self._today
+                )
+            else:
+                self.buckets[slug] = TokenBucket(rate, rate, self.clock) if rate else None
         return self.buckets[slug]
 
     def quota(self, slug: str, limits: CarrierLimits) -> DailyQuota | None:
+        """This process's day budget (None with shared limits: the shared bucket has it)."""
         if slug not in self.quotas:
-            budget = limits.rate_per_day
+            budget = limits.rate_per_day if self.shared is None else None
             self.quotas[slug] = DailyQuota(budget, self._today) if budget else None
         return self.quotas[slug]
 
@@ -327,8 +409,15 @@ class _Batch:
             if breaker.is_open:  # do not even queue for a slot
                 return self._not_called(sid, slug, error)
             async with self.gate(slug, limits):
-                if bucket is not None:
-                    await bucket.acquire(self.sleep)
+                if bucket is not None and not await bucket.acquire(self.sleep):
+                    self.quota_exhausted[slug] += 1
+                    return PollResult(
+                        sid,
+                        slug,
+                        None,
+                        f"{slug}: daily budget of {limits.rate_per_day} requests (shared by "
+                        "every worker) used up; not polled",
+                    )
                 if breaker.is_open:  # checked after waiting: it may have opened meanwhile
                     return self._not_called(sid, slug, error)
                 if quota is not None and not quota.take():

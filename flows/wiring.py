@@ -65,7 +65,10 @@ def build_parts(
     )
     setup = build_channels(env, settings.shop, settings.outbox_dir, dry_run=dry_run)
     # One set of guards per process: the daily budgets and breaker cooldowns span cycles.
-    guards = PollGuards(limits_from_env(adapters, env, settings.poll_concurrency))
+    # On PostgreSQL the carriers' limits are shared by every worker polling at once.
+    guards = PollGuards(
+        limits_from_env(adapters, env, settings.poll_concurrency), shared=store.shared_limits()
+    )
 
     def poll(due: Sequence[ShipmentState], candidates: Mapping[str, list[str]]) -> PollBatch:
         report = run_poll_report(

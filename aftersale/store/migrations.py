@@ -262,4 +262,20 @@ MIGRATIONS: tuple[tuple[int, str, str | Mapping[str, str]], ...] = (
         );
         """,
     ),
+    (
+        8,
+        "PostgreSQL: carriers' request budgets shared by every worker (token buckets)",
+        {
+            # DuckDB has one process, whose own token buckets hold the limits.
+            "postgres": """
+            CREATE TABLE rate_buckets (
+                carrier    VARCHAR PRIMARY KEY,
+                tokens     DOUBLE PRECISION NOT NULL,  -- saved up, at most the capacity
+                updated_at TIMESTAMPTZ NOT NULL,       -- server clock of the last take
+                day        DATE NOT NULL,              -- UTC day day_used counts
+                day_used   INTEGER NOT NULL
+            );
+            """,
+        },
+    ),
 )

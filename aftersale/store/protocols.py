@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from aftersale.models import (
@@ -31,6 +31,7 @@ from aftersale.store.records import (
     DelayNotice,
     DeliveredShipment,
     DueCursor,
+    Grant,
     HealthRecord,
     MessageCount,
     MessageResult,
@@ -409,6 +410,25 @@ class TableStore(Protocol):
         ...
 
 
+class SharedLimits(Protocol):
+    """Carrier request budgets that several workers draw from together."""
+
+    def take_requests(
+        self,
+        carrier: str,
+        want: int,
+        *,
+        rate_per_s: float | None,
+        capacity: float,
+        per_day: int | None,
+        today: date,
+    ) -> Grant:
+        """Take up to `want` requests from the carrier's budget: a token bucket refilling
+        at `rate_per_s` (None: no limit) holding at most `capacity`, and at most `per_day`
+        requests per UTC day (`today`)."""
+        ...
+
+
 class Store(
     Transactional,
     OrderStore,
@@ -428,6 +448,11 @@ class Store(
     """Every aggregate behind one handle, plus its lifecycle. One per process."""
 
     def close(self) -> None: ...
+
+    def shared_limits(self) -> SharedLimits | None:
+        """The carrier budgets shared by every worker on this store (PostgreSQL), or None
+        where one process holds the store and its own limits suffice (DuckDB)."""
+        ...
 
     def __enter__(self) -> Store: ...
 

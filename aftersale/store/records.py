@@ -275,3 +275,13 @@ class PlatformOrderRecord:
     cancel_reason: str | None = None
     refunded: Decimal = Decimal(0)  # the total refunded so far
     refund_currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Requests a worker may make now from a carrier budget all workers share: `granted`
+    of those asked; else wait `wait_s` before asking again, or none today (`day_spent`)."""
+
+    granted: int
+    wait_s: float = 0.0
+    day_spent: bool = False

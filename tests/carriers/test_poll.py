@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from aftersale.models import PollResult, ShipmentState, Status
+from aftersale.store.records import Grant
 from carriers.base import Carrier
 from carriers.dhl import Dhl
 from carriers.dpd import Dpd
@@ -392,3 +393,63 @@ def test_registry_builds_all_four_and_limits_follow_the_environment() -> None:
     assert limits["inpost"] == CarrierLimits(concurrency=4, rate_per_s=5.0, rate_per_day=None)
     assert build_carriers(urls, {})["dhl"].build_request("1").headers.get("DHL-API-Key") is None
     assert limits_from_env(adapters, {}, 8)["dhl"] == CarrierLimits(8, 1.0, 250)
+
+
+class SharedBudget:
+    """The store's SharedLimits, in memory: a day budget per carrier, no rate."""
+
+    def __init__(self) -> None:
+        self.used: Counter[tuple[str, date]] = Counter()
+        self.asked: list[tuple[str, int, float | None, float]] = []
+
+    def take_requests(
+        self,
+        carrier: str,
+        want: int,
+        *,
+        rate_per_s: float | None,
+        capacity: float,
+        per_day: int | None,
+        today: date,
+    ) -> Grant:
+        self.asked.append((carrier, want, rate_per_s, capacity))
+        left = want if per_day is None else per_day - self.used[(carrier, today)]
+        granted = max(0, min(want, left))
+        self.used[(carrier, today)] += granted
+        return Grant(granted, day_spent=not granted and per_day is not None)
+
+
+def test_workers_sharing_a_budget_never_exceed_it_together() -> None:
+    """Two workers (two sets of guards) draw DHL's day budget from one shared store; each
+    takes a chunk at a time and spends it one request each."""
+    budget, time = SharedBudget(), FakeTime()
+    limits = {"dhl": CarrierLimits(concurrency=2, rate_per_day=12)}
+    workers = [PollGuards(dict(limits), clock=time.clock, shared=budget) for _ in range(2)]
+    calls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return httpx.Response(200, content=DHL_BODY)
+
+    batch = [shipment(i, "dhl", "3318810014") for i in range(8)]
+    first = run(batch, answer, time=time, guards=workers[0])
+    second = run(batch, answer, time=time, guards=workers[1])
+    # the first took a chunk of 10 and spent 8 (2 kept for its next batch); the second got
+    # the 2 left of the day's 12: together never more than the budget
+    assert len(calls) == 10
+    assert [r.error is None for r in second.results] == [True] * 2 + [False] * 6
+    assert second.results[-1].error == (
+        "dhl: daily budget of 12 requests (shared by every worker) used up; not polled"
+    )
+    assert first.quota_exhausted == {} and second.quota_exhausted == {"dhl": 6}
+    # taken in chunks of 10 (no rate: a day budget only), not one store call per request
+    assert budget.asked[:2] == [("dhl", 10, None, 10.0), ("dhl", 10, None, 10.0)]
+
+
+def test_a_shared_rate_is_taken_a_tenth_of_a_second_at_a_time() -> None:
+    budget, time = SharedBudget(), FakeTime()
+    guards = PollGuards(
+        {"inpost": CarrierLimits(concurrency=4, rate_per_s=50.0)}, clock=time.clock, shared=budget
+    )
+    run([shipment(i) for i in range(12)], ok, time=time, guards=guards)
+    assert [a[1:] for a in budget.asked] == [(5, 50.0, 5.0)] * 3  # 12 requests, 3 chunks

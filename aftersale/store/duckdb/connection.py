@@ -80,6 +80,10 @@ class Connection:
             store.migrate()
         return store
 
+    def shared_limits(self) -> None:
+        """One process holds the file: its own token buckets are the carriers' limits."""
+        return None
+
     def close(self) -> None:
         self.con.close()
         # Drop the handle too: something (a Prefect task's parameters, a traceback) may keep
