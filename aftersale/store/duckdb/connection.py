@@ -48,6 +48,7 @@ class Connection:
     def __init__(self, con: duckdb.DuckDBPyConnection, path: str) -> None:
         self.con = con
         self.path = path
+        self._depth = 0  # open transaction() blocks: only the outermost one commits
 
     @classmethod
     def open(
@@ -128,13 +129,25 @@ class Connection:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """One transaction; a block inside another joins it (the outer one commits)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
         self.execute("BEGIN TRANSACTION")
+        self._depth = 1
         try:
             yield
         except BaseException:
             self.execute("ROLLBACK")
             raise
-        self.execute("COMMIT")
+        else:
+            self.execute("COMMIT")
+        finally:
+            self._depth = 0
 
     def insert_rows(self, table: str, rows: list[dict[str, Any]], conflict: str = "") -> int:
         """Bulk insert through Arrow; returns how many rows were actually inserted."""

@@ -1,8 +1,14 @@
 """The messages table (DuckDB): queue, claim, record results, close, recover.
 
 Exactly-once rests on two facts: the idempotency key is UNIQUE (a decision made twice
-queues one message), and a claim is one conditional UPDATE from `pending` to `sending`
-(two runs cannot both claim). Batches travel as Arrow tables joined on message_id.
+queues one message), and a claim moves only messages still `pending` to `sending`, in one
+transaction (two runs cannot both claim: DuckDB aborts the second writer of a row).
+
+Cost stays flat per message however large the table grows: every batch statement finds
+its rows by message id (or idempotency key) alone, so DuckDB looks them up in the key's
+index. A filter on any other column (`AND state = 'pending'`) makes it scan the whole
+table instead, so the expected state is checked on the few rows found (`_in_state`), and
+the UPDATE then names exactly those. Batches travel as Arrow tables joined on message_id.
 """
 
 from __future__ import annotations
@@ -93,12 +99,14 @@ class Messages(Connection):
     ) -> int:
         if not idempotency_keys:
             return 0
-        rows = self.rows(
-            "UPDATE messages SET state = ?, error_text = ?, updated_at = ? "
-            "WHERE idempotency_key IN (SELECT unnest(?)) AND state = ? RETURNING message_id",
-            [MessageState.CANCELLED.value, reason, to_db(now), list(idempotency_keys), PENDING],
-        )
-        return len(rows)
+        with self.transaction():
+            pending = self._in_state("idempotency_key", idempotency_keys, PENDING)
+            self._set_by_id(
+                pending,
+                "state = ?, error_text = ?, updated_at = ?",
+                [MessageState.CANCELLED.value, reason, to_db(now)],
+            )
+        return len(pending)
 
     def due_messages(
         self, now: datetime, *, limit: int, after: DueCursor | None = None
@@ -114,8 +122,9 @@ class Messages(Connection):
     def claim_messages(self, claims: Sequence[Claim], *, run_id: str, now: datetime) -> set[str]:
         if not claims:
             return set()
-        batch = pa.Table.from_pylist(
-            [
+        with self.transaction():
+            pending = set(self._in_state("message_id", [c.message_id for c in claims], PENDING))
+            rows = [
                 {
                     "message_id": c.message_id,
                     "recipient": c.recipient,
@@ -125,25 +134,24 @@ class Messages(Connection):
                     "provider": c.provider,
                 }
                 for c in claims
-            ],
-            schema=_CLAIM_SCHEMA,
-        )
-        with self.arrow("_batch", batch):
-            claimed = self.rows(
-                "UPDATE messages SET state = ?, recipient = b.recipient, subject = b.subject, "
+                if c.message_id in pending
+            ]
+            self._update_from(
+                rows,
+                _CLAIM_SCHEMA,
+                "state = ?, recipient = b.recipient, subject = b.subject, "
                 "body_text = b.body_text, sms_segments = b.sms_segments, provider = b.provider, "
-                "attempts = attempts + 1, run_id = ?, updated_at = ? FROM _batch b "
-                "WHERE messages.message_id = b.message_id AND messages.state = ? "
-                "RETURNING messages.message_id",
-                [SENDING, run_id, to_db(now), PENDING],
+                "attempts = attempts + 1, run_id = ?, updated_at = ?",
+                [SENDING, run_id, to_db(now)],
             )
-        return {r[0] for r in claimed}
+        return pending
 
     def record_results(self, results: Sequence[MessageResult], now: datetime) -> None:
         if not results:
             return
-        batch = pa.Table.from_pylist(
-            [
+        with self.transaction():
+            sending = set(self._in_state("message_id", [r.message_id for r in results], SENDING))
+            rows = [
                 {
                     "message_id": r.message_id,
                     "state": r.state.value,
@@ -154,34 +162,32 @@ class Messages(Connection):
                     "due_at": to_db(r.retry_at),
                 }
                 for r in results
-            ],
-            schema=_RESULT_SCHEMA,
-        )
-        with self.arrow("_batch", batch):
-            self.execute(
-                "UPDATE messages SET state = b.state, provider_id = b.provider_id, "
-                "error_code = b.error_code, error_text = b.error_text, "
-                "sent_at = coalesce(b.sent_at, messages.sent_at), "
-                "due_at = coalesce(b.due_at, messages.due_at), updated_at = ? FROM _batch b "
-                "WHERE messages.message_id = b.message_id AND messages.state = ?",
-                [to_db(now), SENDING],
+                if r.message_id in sending
+            ]
+            self._update_from(
+                rows,
+                _RESULT_SCHEMA,
+                "state = b.state, provider_id = b.provider_id, error_code = b.error_code, "
+                "error_text = b.error_text, sent_at = coalesce(b.sent_at, messages.sent_at), "
+                "due_at = coalesce(b.due_at, messages.due_at), updated_at = ?",
+                [to_db(now)],
             )
 
     def close_messages(self, closures: Sequence[Closure], now: datetime) -> None:
         if not closures:
             return
-        batch = pa.Table.from_pylist(
-            [
+        with self.transaction():
+            pending = set(self._in_state("message_id", [c.message_id for c in closures], PENDING))
+            rows = [
                 {"message_id": c.message_id, "state": c.state.value, "reason": c.reason}
                 for c in closures
-            ],
-            schema=_CLOSE_SCHEMA,
-        )
-        with self.arrow("_batch", batch):
-            self.execute(
-                "UPDATE messages SET state = b.state, error_text = b.reason, updated_at = ? "
-                "FROM _batch b WHERE messages.message_id = b.message_id AND messages.state = ?",
-                [to_db(now), PENDING],
+                if c.message_id in pending
+            ]
+            self._update_from(
+                rows,
+                _CLOSE_SCHEMA,
+                "state = b.state, error_text = b.reason, updated_at = ?",
+                [to_db(now)],
             )
 
     def mark_stuck_unknown(
@@ -196,18 +202,50 @@ class Messages(Connection):
         return sorted((message_from_row(r) for r in rows), key=lambda m: m.message_id)
 
     def release_unknown(self, message_ids: Sequence[str], *, resend: bool, now: datetime) -> int:
+        if not message_ids:
+            return 0
+        with self.transaction():
+            unknown = self._in_state("message_id", message_ids, UNKNOWN)
+            self._set_by_id(
+                unknown,
+                "state = ?, error_text = ?, updated_at = ?",
+                [
+                    PENDING if resend else SENT,
+                    "released by an operator" if resend else "confirmed sent by an operator",
+                    to_db(now),
+                ],
+            )
+        return len(unknown)
+
+    def _in_state(self, key: str, values: Sequence[str], state: str) -> list[str]:
+        """The ids of the messages whose `key` (message_id or idempotency_key) is one of
+        `values` and whose state is `state`. Selected by the key alone, so DuckDB uses its
+        index (see the module docstring); the state is checked on the rows found."""
         rows = self.rows(
-            "UPDATE messages SET state = ?, error_text = ?, updated_at = ? "
-            "WHERE message_id IN (SELECT unnest(?)) AND state = ? RETURNING message_id",
-            [
-                PENDING if resend else SENT,
-                "released by an operator" if resend else "confirmed sent by an operator",
-                to_db(now),
-                list(message_ids),
-                UNKNOWN,
-            ],
+            f"SELECT message_id, state FROM messages WHERE {key} IN (SELECT unnest(?))",
+            [list(values)],
         )
-        return len(rows)
+        return [message_id for message_id, current in rows if current == state]
+
+    def _set_by_id(self, message_ids: Sequence[str], assignments: str, params: list[Any]) -> None:
+        """The same assignments for each of these messages."""
+        if message_ids:
+            self.execute(
+                f"UPDATE messages SET {assignments} WHERE message_id IN (SELECT unnest(?))",
+                [*params, list(message_ids)],
+            )
+
+    def _update_from(
+        self, rows: list[dict[str, Any]], schema: pa.Schema, assignments: str, params: list[Any]
+    ) -> None:
+        """Assignments that may read each message's own values as `b.<column>` of `rows`."""
+        if rows:
+            with self.arrow("_batch", pa.Table.from_pylist(rows, schema=schema)):
+                self.execute(
+                    f"UPDATE messages SET {assignments} FROM _batch b "
+                    "WHERE messages.message_id = b.message_id",
+                    params,
+                )
 
     def load_message(self, message_id: str) -> MessageRow | None:
         row = self.one(f"SELECT {MESSAGE_COLS} FROM messages WHERE message_id = ?", [message_id])
