@@ -268,6 +268,9 @@ class RenderedMessage:
     text: str
     html: str | None = None  # email only
     sms_segments: int | None = None  # sms only
+    #: marketing email: where a mail program unsubscribes the recipient (https, mailto),
+    #: for the List-Unsubscribe header (RFC 2369) and its one-click POST (RFC 8058)
+    list_unsubscribe: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from functools import partial
 from aftersale.cycle import CycleParts, PollBatch
 from aftersale.decide.ruleset import RuleSet, load_ruleset, rule_files
 from aftersale.dispatch.channels.config import build_channels
+from aftersale.dispatch.unsubscribe import unsubscribe_links
 from aftersale.intake.shops.base import ShopMapping
 from aftersale.models import ShipmentState
 from aftersale.render.library import TemplateLibrary, build_context
@@ -88,7 +89,7 @@ def build_parts(
         poll=poll,
         ruleset=ruleset,
         renderer=library,
-        build_context=partial(_context, library, settings),
+        build_context=partial(_context, library, settings, unsubscribe_links(settings, env)),
         channels=setup.channels,
         detect_carrier=DIRECTORY,
         shop_mapping=ShopMapping.load(settings.shop_mapping_path),
@@ -100,7 +101,12 @@ def build_parts(
     return parts, list(setup.notes)
 
 
-def _context(library: TemplateLibrary, settings: Settings, order, **kwargs):  # type: ignore[no-untyped-def]
+def _context(library: TemplateLibrary, settings: Settings, unsubscribe, order, **kwargs):  # type: ignore[no-untyped-def]
     return build_context(
-        order, settings.shop, carriers=library.carriers, catalogue=library.catalogue, **kwargs
+        order,
+        settings.shop,
+        carriers=library.carriers,
+        catalogue=library.catalogue,
+        unsubscribe=unsubscribe,
+        **kwargs,
     )

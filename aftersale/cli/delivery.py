@@ -176,6 +176,7 @@ def webhooks_serve(
     from aftersale.dispatch.inbound import build_webhook_app
     from aftersale.dispatch.spool import SpoolSink, webhook_spool_dir
     from aftersale.dispatch.suppressions import StoreWebhookSink
+    from aftersale.dispatch.unsubscribe import unsubscribe_links
     from aftersale.intake.shop_webhooks import (
         SpoolShopSink,
         StoreShopSink,
@@ -210,6 +211,8 @@ def webhooks_serve(
                 extra_routes=lambda call_sink: shop_routes(
                     config.shop_secrets, shop_sink, call_sink
                 ),
+                unsubscribe=unsubscribe_links(settings, os.environ),
+                shop=settings.shop,
             )
         )
         for note in config.notes:

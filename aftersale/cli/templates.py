@@ -225,7 +225,10 @@ def send_test(
         setup = build_channels(os.environ, settings.shop, settings.outbox_dir)
     except AftersaleError as exc:
         _fail(exc)
-    rendered = replace(rendered, to=to)
+    # a test is marked where every inbox shows it: the subject (and the X-Aftersale-Test
+    # header, SendGrid's "test" category)
+    subject = f"[TEST] {rendered.subject}" if rendered.subject is not None else None
+    rendered = replace(rendered, to=to, subject=subject)
     message_id = f"test-{uuid.uuid4().hex[:12]}"
     outgoing = OutgoingMessage(
         message_id=message_id,

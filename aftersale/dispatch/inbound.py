@@ -8,6 +8,9 @@ them, skips replays and hands the facts to the sink one at a time:
     POST /twilio/status    status callbacks (?msg=<our message id>) -> record_delivery
     POST /sendgrid/events  event batches -> suppress (bounce, spam report, unsubscribe) and
                            record_delivery (delivered, deferred, bounced, blocked, dropped)
+    GET  /unsubscribe?t=   a marketing message's unsubscribe link: a page asking to confirm
+    POST /unsubscribe?t=   the confirmation, or a mail program's one-click unsubscribe
+                           (RFC 8058) -> suppress(address, channel, "unsubscribe")
     GET  /healthz
 
 Delivery states passed to the sink: email "delivered", "deferred", "bounced", "blocked",
@@ -26,13 +29,16 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from aftersale.dispatch.channels import sendgrid_events, twilio_inbound
 from aftersale.dispatch.channels.base import WebhookSink
+from aftersale.dispatch.unsubscribe import BadToken, UnsubscribeLinks, unsubscribe_page
 from aftersale.errors import WebhookRejected
 from aftersale.masking import mask_recipient
+from aftersale.models import SuppressionReason
+from aftersale.settings import Shop
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +74,13 @@ def build_webhook_app(
     help_text: str | None = None,
     tolerance_s: float = sendgrid_events.DEFAULT_TOLERANCE_S,
     extra_routes: Callable[[Callable[[Callable[[], None]], Any]], list[Route]] | None = None,
+    unsubscribe: UnsubscribeLinks | None = None,
+    shop: Shop | None = None,
 ) -> Starlette:
     """The webhook receiver. A provider whose secret is None gets 404 on its routes:
     nothing unsigned is ever accepted. `public_url` is the address the providers call
-    (scheme, host, optional path prefix) and is what Twilio's signature covers."""
+    (scheme, host, optional path prefix) and is what Twilio's signature covers.
+    `unsubscribe` (the key that signed the links) turns the unsubscribe page on."""
     sg_key = sendgrid_events.load_public_key(sendgrid_public_key) if sendgrid_public_key else None
     base = public_url.rstrip("/")
     seen = _Seen()
@@ -140,6 +149,35 @@ def build_webhook_app(
         seen.add(f"sg:{e.event_id}" if e.event_id else None for e in fresh)
         return JSONResponse({"applied": len(fresh), "skipped": len(problems)})
 
+    async def opt_out(request: Request) -> Response:
+        if unsubscribe is None:
+            raise WebhookRejected("unsubscribe", "unsubscribe links are not served here", 404)
+        token = request.query_params.get("t", "")
+        name, contact = (shop or Shop()).name, (shop or Shop()).email
+        try:
+            wanted = unsubscribe.read(token, now())
+        except BadToken as exc:
+            outcome = "expired" if exc.expired else "bad"
+            log.warning("unsubscribe: refused a link: %s", exc)
+            page = unsubscribe_page(outcome, locale="en", shop_name=name, contact=contact)
+            return HTMLResponse(page, status_code=410 if exc.expired else 400)
+        if request.method == "GET":  # a person (or a mail scanner) opened the link: ask
+            page = unsubscribe_page(
+                "ask", locale=wanted.locale, shop_name=name, contact=contact,
+                opt_out=wanted, token=token,
+            )  # fmt: skip
+            return HTMLResponse(page)
+        # the confirmation, or RFC 8058's one-click POST (body List-Unsubscribe=One-Click)
+        at = now()
+        await call_sink(
+            lambda: sink.suppress(wanted.address, wanted.channel, SuppressionReason.UNSUBSCRIBE, at)
+        )
+        log.info("unsubscribe: %s on %s", mask_recipient(wanted.address), wanted.channel)
+        page = unsubscribe_page(
+            "done", locale=wanted.locale, shop_name=name, contact=contact, opt_out=wanted
+        )
+        return HTMLResponse(page)
+
     async def healthz(request: Request) -> Response:
         return JSONResponse(
             {"twilio": twilio_auth_token is not None, "sendgrid": sg_key is not None}
@@ -155,6 +193,7 @@ def build_webhook_app(
             Route("/twilio/inbound", inbound_sms, methods=["POST"]),
             Route("/twilio/status", twilio_status, methods=["POST"]),
             Route("/sendgrid/events", email_events, methods=["POST"]),
+            Route("/unsubscribe", opt_out, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             # other receivers on the same server (shop platforms), sharing the sink lock
             *(extra_routes(call_sink) if extra_routes else []),

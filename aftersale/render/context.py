@@ -7,15 +7,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from aftersale.carriers_meta import Carriers
+from aftersale.dispatch.channels.base import RenderFormat
+from aftersale.dispatch.channels.kinds import CHANNELS
 from aftersale.markets import pick_text
-from aftersale.models import DomainEvent, Order, ShipmentState, TrackingEvent
+from aftersale.models import (
+    Customer,
+    DomainEvent,
+    Order,
+    ShipmentState,
+    TrackingEvent,
+)
 from aftersale.render.catalogue import Catalogue, ProductInfo, locale_chain
 from aftersale.settings import Shop
 from aftersale.tracking.warranty import warranty_ends, warranty_from
+
+if TYPE_CHECKING:
+    from aftersale.dispatch.unsubscribe import UnsubscribeLinks
 
 
 class Fields(dict[str, Any]):
@@ -56,6 +67,7 @@ def build_context(
     event: DomainEvent | None = None,
     item_sku: str | None = None,
     catalogue: Catalogue | None = None,
+    unsubscribe: UnsubscribeLinks | None = None,
     now: datetime,
 ) -> dict[str, Any]:
     """Everything a template may use, and nothing else.
@@ -66,6 +78,7 @@ def build_context(
     tip, review, warranty), `shop` (the contact block of the customer's market), `links`.
     The renderer adds `locale`, the language of the template variant in use. `shipments`
     are all the order's parcels (warranty dates run from each item's own delivery).
+    `unsubscribe` signs the opt-out links (without it, previews link the plain page).
     Field by field: templates/README.md.
     """
     base = shop.base_url.rstrip("/")
@@ -125,8 +138,7 @@ def build_context(
         ),
         review=f"{base}/review/{order.order_id}" + (f"/{sku}" if sku else ""),
         review_short=f"{_short(base)}/r/{order.order_id}",
-        unsubscribe=f"{base}/unsubscribe/{customer.customer_id}",
-        unsubscribe_short=f"{_short(base)}/u/{customer.customer_id}",
+        **_unsubscribe_links(unsubscribe, customer, f"{base}/unsubscribe", now),
         guide=None,
         extend_warranty=None,
     )
@@ -259,6 +271,27 @@ def build_context(
         ),
         "links": links,
     }
+
+
+def _unsubscribe_links(
+    signer: UnsubscribeLinks | None, customer: Customer, page: str, now: datetime
+) -> dict[str, str | None]:
+    """The opt-out links, signed and expiring, for each channel's own address: email's link
+    and mailto: (List-Unsubscribe's targets), SMS's link without https://. Without a
+    signer (previews) they point at the plain page."""
+    links: dict[str, str | None] = {"unsubscribe_mailto": None}
+    for spec in CHANNELS.values():
+        address = spec.recipient(customer)
+        url, token = page, None
+        if signer is not None and address:
+            token = signer.token(address, spec.kind, customer.locale, now)
+            url = f"{signer.page_url}?t={token}"
+        if spec.render_format is RenderFormat.EMAIL:
+            links["unsubscribe"] = url
+            links["unsubscribe_mailto"] = signer.mailto(token) if signer and token else None
+        else:
+            links["unsubscribe_short"] = _short(url)
+    return links
 
 
 def _has_tips(info: ProductInfo | None) -> bool:

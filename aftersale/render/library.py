@@ -12,7 +12,7 @@ from __future__ import annotations
 import html as htmllib
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -243,9 +243,11 @@ class TemplateLibrary:
         try:
             with metered(self.budget, strict=strict):
                 try:
-                    return render(variant.channel, compiled, values, to)
+                    message = render(variant.channel, compiled, values, to)
                 except Exception:  # noqa: BLE001 - let Jinja rewrite the traceback to lines
                     compiled.environment.handle_exception()
+            marketing = self.is_marketing(variant.template, variant.channel)
+            return _with_unsubscribe(message, marketing, context)
         except TemplateError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -303,6 +305,18 @@ def _format_of(name: str | None) -> RenderFormat | None:
     """The render format of a template by its folder (email/..., sms/...); None outside."""
     folder = (name or "").split("/", 1)[0]
     return spec_of(folder).render_format if folder in CHANNELS else None
+
+
+def _with_unsubscribe(
+    message: RenderedMessage, marketing: bool, context: Mapping[str, Any]
+) -> RenderedMessage:
+    """A marketing email names where a mail program unsubscribes its reader (the signed
+    link, and the mailto: when the shop has that mailbox): List-Unsubscribe's targets."""
+    links = context.get("links") or {}
+    if not marketing or message.subject is None or not links.get("unsubscribe"):
+        return message
+    targets = tuple(t for t in (links["unsubscribe"], links.get("unsubscribe_mailto")) if t)
+    return replace(message, list_unsubscribe=targets)
 
 
 def _tidy(text: str) -> str:

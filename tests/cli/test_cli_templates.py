@@ -3,7 +3,9 @@ aftersale/cli/app.py registers them."""
 
 from __future__ import annotations
 
+import email
 import json
+from email import policy
 from pathlib import Path
 
 import pytest
@@ -67,7 +69,10 @@ def test_send_test_goes_to_the_outbox_marked_as_test(app: typer.Typer, tmp_path:
     result = CliRunner().invoke(app, ["send-test", "setup_tip", "--to", "me@example.com"], env=env)
     assert result.exit_code == 0, result.output
     (eml,) = (tmp_path / "outbox" / "email").glob("*.eml")
-    assert "X-Aftersale-Test: yes" in eml.read_text()
+    sent = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert sent["X-Aftersale-Test"] == "yes"
+    assert sent["Subject"].startswith("[TEST] ")  # marked where every inbox shows it
+    assert sent["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"  # setup tips: marketing
     result = CliRunner().invoke(app, ["send-test", "shipped", "--to", "601000200"], env=env)
     assert result.exit_code == 1
     assert "neither an email address nor a phone number" in result.output

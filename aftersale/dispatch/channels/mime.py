@@ -122,6 +122,32 @@ def parse_sender(sender: str) -> str:
     return fold("From", mailbox_tokens(address.display_name, address.addr_spec))
 
 
+#: RFC 8058: the body a mail program POSTs to the https target to unsubscribe in one click.
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+def list_unsubscribe(targets: Sequence[str]) -> str:
+    """`<https://…>, <mailto:…>`: the List-Unsubscribe value (RFC 2369), unfolded. A target
+    with a space, a control or an angle bracket would break the header: AddressError."""
+    for target in targets:
+        if _CONTROLS.search(target) or any(c in target for c in " <>"):
+            raise AddressError(f"unsubscribe target {target[:60]!r} has a space or control")
+    return ", ".join(f"<{t}>" for t in targets)
+
+
+def list_unsubscribe_headers(targets: Sequence[str]) -> list[tuple[str, str]]:
+    """The List-Unsubscribe header (folded between targets) and, when one target is https,
+    List-Unsubscribe-Post for one-click (Gmail and Yahoo ask bulk senders for both)."""
+    if not targets:
+        return []
+    tokens = [f"<{t}>," for t in targets[:-1]] + [f"<{targets[-1]}>"]
+    list_unsubscribe(targets)  # checked: nothing can break out of the header
+    headers = [("List-Unsubscribe", fold("List-Unsubscribe", tokens))]
+    if any(t.startswith("https://") for t in targets):
+        headers.append(("List-Unsubscribe-Post", ONE_CLICK))
+    return headers
+
+
 def body_part(text: str, content_type: str, boundary: str) -> bytes:
     """The part's own headers, a blank line and the encoded body (ending with LF)."""
     if "\r" in text:

@@ -78,6 +78,8 @@ class OutboxChannel:
             ("X-Aftersale-Rule", mime.header_text("X-Aftersale-Rule", message.rule_id)),
             ("X-Aftersale-Template", mime.header_text("X-Aftersale-Template", message.template)),
         ]
+        if message.marketing:
+            headers.extend(mime.list_unsubscribe_headers(content.list_unsubscribe))
         if message.test:
             headers.append(("X-Aftersale-Test", "yes"))
         data = mime.compose(headers, content.text, content.html)

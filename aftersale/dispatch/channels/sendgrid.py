@@ -32,6 +32,7 @@ from sendgrid.helpers.mail import (
     CustomArg,
     From,
     GroupId,
+    Header,
     Mail,
     MailSettings,
     ReplyTo,
@@ -39,6 +40,7 @@ from sendgrid.helpers.mail import (
     To,
 )
 
+from aftersale.dispatch.channels.mime import list_unsubscribe_headers
 from aftersale.masking import mask_recipient, mask_text
 from aftersale.models import ChannelKind, OutgoingMessage, SendResult
 from aftersale.settings import Shop
@@ -186,6 +188,13 @@ def build_mail(
         CustomArg("message_id", message.message_id, p=0),
         CustomArg("idempotency_key", message.idempotency_key, p=0),
     ]
+    if message.marketing and content.list_unsubscribe:
+        # our signed link and mailbox, so one click reaches our own opt-out list
+        # (Gmail and Yahoo require List-Unsubscribe and its one-click POST of bulk senders)
+        mail.header = [
+            Header(name, " ".join(value.split()))
+            for name, value in list_unsubscribe_headers(content.list_unsubscribe)
+        ]
     if message.marketing and unsubscribe_group_id is not None:
         mail.asm = Asm(GroupId(unsubscribe_group_id))
     if sandbox_mode:

@@ -28,7 +28,19 @@ def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
         yield url, log
 
 
-def message(*, marketing: bool = False, html: str | None = "<p>Hi</p>", test: bool = False):
+UNSUBSCRIBE = (
+    "https://hooks.northwind.example/unsubscribe?t=ZXxhbm5h.c2ln",
+    "mailto:unsubscribe@northwind.example?subject=unsubscribe%20ZXxhbm5h.c2ln",
+)
+
+
+def message(
+    *,
+    marketing: bool = False,
+    html: str | None = "<p>Hi</p>",
+    test: bool = False,
+    list_unsubscribe: tuple[str, ...] = (),
+):
     return OutgoingMessage(
         message_id="m-0001",
         idempotency_key="rule:o-1:s-1:email",
@@ -43,6 +55,7 @@ def message(*, marketing: bool = False, html: str | None = "<p>Hi</p>", test: bo
             subject="Your parcel is running late",
             text="Hi Anna, your parcel is late. Zażółć gęślą jaźń.",
             html=html,
+            list_unsubscribe=list_unsubscribe,
         ),
     )
 
@@ -54,8 +67,9 @@ def message(*, marketing: bool = False, html: str | None = "<p>Hi</p>", test: bo
         ({}, {"html": None}),
         ({"unsubscribe_group_id": 12345}, {"marketing": True}),
         ({"sandbox_mode": True, "unsubscribe_group_id": 7}, {"marketing": True, "test": True}),
+        ({}, {"marketing": True, "list_unsubscribe": UNSUBSCRIBE}),
     ],
-    ids=["transactional", "text-only", "marketing-asm", "sandbox"],
+    ids=["transactional", "text-only", "marketing-asm", "sandbox", "list-unsubscribe"],
 )
 def test_requests_validate_against_the_spec(prism, channel_kw, message_kw):
     url, log = prism
@@ -90,3 +104,12 @@ def test_prism_rejects_what_the_spec_forbids(prism):
     with pytest.raises(HTTPError) as err:
         client.client.mail.send.post(request_body=body)
     assert err.value.status_code == 400
+
+
+def test_marketing_email_carries_one_click_unsubscribe_and_transactional_does_not():
+    body = build_mail(message(marketing=True, list_unsubscribe=UNSUBSCRIBE), Shop())
+    assert body["headers"] == {
+        "List-Unsubscribe": f"<{UNSUBSCRIBE[0]}>, <{UNSUBSCRIBE[1]}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    assert "headers" not in build_mail(message(list_unsubscribe=UNSUBSCRIBE), Shop())
