@@ -40,6 +40,7 @@ from aftersale.models import (
 from aftersale.ops.health import HealthUpdate, observe_carriers, observe_channels, record_health
 from aftersale.settings import Settings
 from aftersale.store.duckdb.store import Store
+from aftersale.tracking.answers import drop_future_scans
 from aftersale.tracking.detect import (
     DelayThresholds,
     advance_state,
@@ -309,21 +310,19 @@ def detect_stage(
     states: list[ShipmentState] = []
     scans: list[tuple[str, TrackingEvent]] = []
     errors: list[str] = []
-    failed_before = store.poll_failures(r.shipment_id for r in poll.results if r.tracking is None)
+    # every polled shipment: an answer may turn out unusable only here (future scans)
+    failed_before = store.poll_failures(r.shipment_id for r in poll.results)
     failures: dict[str, int] = {}
     for result in poll.results:
         prev = previous[result.shipment_id]
-        if result.tracking is None:
-            errors.append(f"{result.carrier} {prev.tracking_number}: {result.error}")
+        # scans dated in the future are the carrier's error: dropped, never believed
+        tracking = drop_future_scans(result.tracking, now) if result.tracking else None
+        if tracking is None or tracking.unusable:
+            error = result.error or f"{result.carrier}: {tracking.unusable if tracking else ''}"
+            errors.append(f"{result.carrier} {prev.tracking_number}: {error}")
             failures[prev.shipment_id] = failed_before.get(prev.shipment_id, 0) + 1
             states.append(
-                apply_failure(
-                    prev,
-                    result.error or "poll failed",
-                    failures[prev.shipment_id],
-                    now,
-                    parts.schedule,
-                )
+                apply_failure(prev, error, failures[prev.shipment_id], now, parts.schedule)
             )
             continue
         if result.shipment_id in poll.corrections:
@@ -331,11 +330,9 @@ def detect_stage(
             prev = replace(prev, carrier=poll.corrections[result.shipment_id])
             log.info("shipment %s: carrier corrected to %s", prev.shipment_id, prev.carrier)
         order = orders[prev.order_id]
-        events.extend(detect_changes(prev, result.tracking, order, now, parts.thresholds))
-        states.append(
-            schedule_after_poll(advance_state(prev, result.tracking, now), now, parts.schedule)
-        )
-        scans.extend((prev.shipment_id, e) for e in result.tracking.events)
+        events.extend(detect_changes(prev, tracking, order, now, parts.thresholds))
+        states.append(schedule_after_poll(advance_state(prev, tracking, now), now, parts.schedule))
+        scans.extend((prev.shipment_id, e) for e in tracking.events)
     # decide needs every parcel of these orders as it stands after this page's polls
     shipments = {**store.shipments_of(orders), **{s.shipment_id: s for s in states}}
     if with_due_dates:

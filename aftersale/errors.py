@@ -6,6 +6,8 @@ AftersaleError
 ├── IntakeError                   a whole input file could not be read
 ├── CarrierError                  carrier, tracking_number
 │   ├── CarrierUnavailable        timeout, 5xx, 429: transient, retried
+│   │   └── CarrierAnswerError    an answer not to believe (malformed, unmapped, another
+│   │                             parcel): retried the same way
 │   └── CarrierAuthError          credentials refused: not retried
 ├── ConfigError                   a setting is missing or malformed
 ├── RuleSetError                  every problem of every rules file, at once
@@ -60,6 +62,19 @@ class CarrierUnavailable(CarrierError):
     ) -> None:
         super().__init__(carrier, tracking_number, message)
         self.retry_after_s = retry_after_s
+
+
+class CarrierAnswerError(CarrierUnavailable):
+    """The carrier answered, but not usably: a malformed body, a current status we have not
+    mapped, an answer about another parcel. A failed poll, retried like an outage, so a
+    short-lived status (out for delivery) is not skipped until the next regular poll;
+    a 4xx refusal (`retryable` False) is not asked again within the run."""
+
+    def __init__(
+        self, carrier: str, tracking_number: str | None, message: str, retryable: bool = True
+    ) -> None:
+        super().__init__(carrier, tracking_number, message)
+        self.retryable = retryable
 
 
 class CarrierAuthError(CarrierError):

@@ -156,6 +156,9 @@ class Tracking:
     pickup_point: str | None = None  # locker / parcel shop name and address
     found: bool = True  # False: the carrier does not know this number (yet)
     problems: tuple[str, ...] = ()  # what could not be understood
+    #: Why this answer cannot be believed (malformed, an unmapped current status, about
+    #: another parcel): the poll counts as failed and is retried like an outage.
+    unusable: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +292,9 @@ class OutgoingMessage:
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """What a channel says about one send. `transient` errors may be retried later."""
+    """What a channel says about one send. `transient` errors may be retried later;
+    `in_doubt` ones (a timeout after the request left) may have reached the provider and
+    are never simply sent again: the message becomes `unknown`."""
 
     ok: bool
     provider_id: str | None = None
@@ -297,3 +302,4 @@ class SendResult:
     error_text: str | None = None
     transient: bool = False
     opted_out: bool = False  # the recipient opted out of the channel: suppress the address
+    in_doubt: bool = False

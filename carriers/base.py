@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
 
 from aftersale.carriers_meta import CarrierMeta
-from aftersale.errors import CarrierAuthError, CarrierUnavailable
+from aftersale.errors import CarrierAnswerError, CarrierAuthError, CarrierUnavailable
 from aftersale.models import Status, Tracking, TrackingEvent
 
 
@@ -26,6 +27,9 @@ class Carrier:
     meta: ClassVar[CarrierMeta]
     #: Requests per second the carrier tolerates (None: no documented limit).
     default_rate_per_s: float | None = None
+    #: The carrier's own codes for "we do not know" (its tables map them to `unknown`):
+    #: an answer with one of these is data; any other `unknown` status is unmapped.
+    own_unknown_codes: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
@@ -42,14 +46,32 @@ class Carrier:
     def build_request(self, tracking_number: str) -> httpx.Request:
         raise NotImplementedError
 
-    def parse_response(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
-        """Turn any answer into a `Tracking`; never raises on odd bodies (problems are data)."""
+    def parse(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
+        """The carrier's own parsing (pure); `parse_response` adds the shared checks."""
         raise NotImplementedError
+
+    def parse_response(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
+        """Turn any answer into a `Tracking`; never raises on odd bodies (problems are data).
+        An answer that cannot be believed comes back with `unusable` set."""
+        return with_unmapped_status(
+            self.parse(tracking_number, status_code, body), self.own_unknown_codes
+        )
 
     async def fetch(self, client: httpx.AsyncClient, tracking_number: str) -> Tracking:
         response = await self.send(client, self.build_request(tracking_number), tracking_number)
         raise_for_outage(self.slug, tracking_number, response)
-        return self.parse_response(tracking_number, response.status_code, response.content)
+        tracking = self.parse_response(tracking_number, response.status_code, response.content)
+        return self.believed(tracking, response.status_code)
+
+    def believed(self, tracking: Tracking, status_code: int) -> Tracking:
+        """`tracking`, or CarrierAnswerError when it is unusable: retried like an outage
+        after a 2xx (a cut or garbled body may be a passing fault), not after a 4xx (the
+        carrier's considered refusal)."""
+        if tracking.unusable:
+            raise CarrierAnswerError(
+                self.slug, tracking.tracking_number, tracking.unusable, status_code < 400
+            )
+        return tracking
 
     async def send(
         self, client: httpx.AsyncClient, request: httpx.Request, tracking_number: str | None
@@ -89,10 +111,48 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def failed(carrier: str, tracking_number: str, problem: str) -> Tracking:
-    """An answer we could not understand: status unknown, the problem recorded."""
+    """An answer we could not understand: status unknown, the problem recorded, unusable."""
     return Tracking(
-        carrier=carrier, tracking_number=tracking_number, status=Status.UNKNOWN, problems=(problem,)
+        carrier=carrier,
+        tracking_number=tracking_number,
+        status=Status.UNKNOWN,
+        problems=(problem,),
+        unusable=problem,
     )
+
+
+def same_parcel(asked: str, answered: str) -> bool:
+    """Do two tracking numbers name one parcel (spaces, dashes and case aside)?"""
+
+    def plain(n: str) -> str:
+        return "".join(c for c in n if c.isalnum()).upper()
+
+    return plain(asked) == plain(answered)
+
+
+def other_parcel(carrier: str, asked: str, answered: Any) -> Tracking | None:
+    """An unusable tracking when the answer names another parcel than the one asked (a
+    proxy, cache or carrier mix-up); None when it names ours or none."""
+    if not isinstance(answered, str) or not answered.strip() or same_parcel(asked, answered):
+        return None
+    return failed(carrier, asked, f"the answer is about {answered.strip()[:40]}, not {asked}")
+
+
+def with_unmapped_status(tracking: Tracking, own_unknown: frozenset[str]) -> Tracking:
+    """A found parcel whose current status is `unknown` without the carrier saying so (an
+    unmapped code, or no status at all) is unusable: never a guess, never a silent
+    `unknown` that waits hours for the next poll."""
+    if not tracking.found or tracking.unusable or tracking.status is not Status.UNKNOWN:
+        return tracking
+    code = tracking.code or ""
+    if code in own_unknown or code.split("/")[0] in own_unknown:
+        return tracking
+    why = (
+        f"the current status {code!r} is not mapped"
+        if code.strip("?")
+        else "the answer gives no current status"
+    )
+    return replace(tracking, unusable=why)
 
 
 def not_json(carrier: str, status_code: int, body: bytes) -> str:

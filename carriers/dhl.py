@@ -35,6 +35,8 @@ from carriers.base import (
     failed,
     not_found,
     not_json,
+    other_parcel,
+    same_parcel,
     sorted_unique,
     warn_unmapped,
 )
@@ -85,6 +87,25 @@ STATUS_CODES: dict[str, Status | None] = {
     "delivered": _S.DELIVERED,  # handed over
     "failure": _S.EXCEPTION,  # problem; refined by the detail codes below
     "unknown": _S.UNKNOWN,  # DHL itself does not know
+}
+
+#: What a detail code may refine each coarse `statusCode` into: a detail that contradicts
+#: DHL's own coarse code (a "pick-up" scan on a `pre-transit` shipment) loses to it.
+#: `unknown` (and a missing coarse code) may be refined into anything.
+WITHIN_COARSE: dict[str, frozenset[Status]] = {
+    "pre-transit": frozenset({_S.LABEL_CREATED}),
+    "transit": frozenset(
+        {
+            _S.IN_TRANSIT,
+            _S.OUT_FOR_DELIVERY,
+            _S.AVAILABLE_FOR_PICKUP,
+            _S.DELIVERY_ATTEMPTED,
+            _S.EXCEPTION,
+            _S.RETURNED_TO_SENDER,
+        }
+    ),
+    "delivered": frozenset({_S.DELIVERED, _S.AVAILABLE_FOR_PICKUP}),
+    "failure": frozenset({_S.EXCEPTION, _S.DELIVERY_ATTEMPTED, _S.RETURNED_TO_SENDER}),
 }
 
 #: Per-service detail codes (DHL's list, karrio `mydhl/vendors/status_1.csv`). A match wins
@@ -199,6 +220,7 @@ class Dhl(Carrier):
     """DHL Unified tracking; the API key is optional so a local sandbox works without one."""
 
     meta = META
+    own_unknown_codes = frozenset(c for c, s in STATUS_CODES.items() if s is Status.UNKNOWN)
     default_rate_per_s = 1.0
     #: Starter plan quota (calls per day); the poller may enforce it.
     default_rate_per_day: int | None = 250
@@ -222,7 +244,7 @@ class Dhl(Carrier):
             headers=headers,
         )
 
-    def parse_response(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
+    def parse(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
         return parse_shipments(tracking_number, status_code, body)
 
 
@@ -248,16 +270,30 @@ def parse_shipments(tracking_number: str, status_code: int, body: bytes) -> Trac
         return not_found("dhl", tracking_number, "DHL: answer holds no shipment")
     problems: list[str] = []
     shipment = _pick_shipment(tracking_number, shipments, problems)
+    if shipment is None:
+        return other_parcel("dhl", tracking_number, shipments[0].get("id")) or failed(
+            "dhl", tracking_number, "DHL: the answer is about another parcel"
+        )
     return _parse_shipment(tracking_number, shipment, problems)
+
+
+def _numbers(s: dict[str, Any]) -> list[str]:
+    """The numbers a shipment answers to: its id and, for Express, its pieces' ids."""
+    pieces = as_list(as_dict(s.get("details")).get("pieceIds"))
+    return [n for n in (s.get("id"), *pieces) if isinstance(n, str) and n.strip()]
 
 
 def _pick_shipment(
     tracking_number: str, shipments: list[dict[str, Any]], problems: list[str]
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
+    """The shipment about the number asked; None when every one names another number."""
+    ours = [s for s in shipments if any(same_parcel(tracking_number, n) for n in _numbers(s))]
+    unnamed = [s for s in shipments if not _numbers(s)]
+    if not ours and not unnamed:
+        return None
     if len(shipments) == 1:
         return shipments[0]
-    wanted = tracking_number.replace(" ", "").upper()
-    chosen = next((s for s in shipments if str(s.get("id")).upper() == wanted), shipments[0])
+    chosen = (ours or unnamed)[0]
     services = ", ".join(str(s.get("service")) for s in shipments)
     problems.append(
         f"DHL: {len(shipments)} shipments answer this number ({services}); "
@@ -344,7 +380,13 @@ def _map_event(
     detail = _detail(service, ev)
     if detail is not None:
         detail_code, detail_status = detail
-        return detail_status, f"{coarse}/{detail_code}" if coarse else detail_code
+        allowed = WITHIN_COARSE.get(coarse)
+        if detail_status is None or allowed is None or detail_status in allowed:
+            return detail_status, f"{coarse}/{detail_code}" if coarse else detail_code
+        problems.append(
+            f"DHL: detail code {detail_code!r} ({detail_status}) contradicts statusCode "
+            f"{coarse!r}; the statusCode is used"
+        )
     mapped = STATUS_CODES.get(coarse, _MISSING)
     if mapped is _MISSING:
         if coarse:

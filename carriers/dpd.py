@@ -37,6 +37,8 @@ from carriers.base import (
     failed,
     not_found,
     not_json,
+    other_parcel,
+    same_parcel,
     sorted_unique,
     warn_unmapped,
 )
@@ -129,6 +131,9 @@ class Dpd(Carrier):
 
     meta = META
     default_rate_per_s = 1.0  # our courtesy, not a published limit
+    own_unknown_codes = frozenset(
+        c for table in (SCAN_CODES, MILESTONES) for c, s in table.items() if s is Status.UNKNOWN
+    )
 
     def __init__(self, base_url: str, locale: str = "en_DE") -> None:
         super().__init__(base_url)
@@ -142,7 +147,7 @@ class Dpd(Carrier):
             headers={"Accept": "application/json"},
         )
 
-    def parse_response(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
+    def parse(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
         return parse_lifecycle(tracking_number, status_code, body)
 
 
@@ -175,6 +180,11 @@ def parse_lifecycle(tracking_number: str, status_code: int, body: bytes) -> Trac
     data = as_dict(as_dict(as_dict(doc).get("parcellifecycleResponse")).get("parcelLifeCycleData"))
     if not data:
         return not_found("dpd", tracking_number, "DPD: no lifecycle data for this parcel")
+    answered = as_dict(data.get("shipmentInfo")).get("parcelLabelNumber")
+    if isinstance(answered, str) and not same_parcel(parcel_number(tracking_number), answered):
+        return other_parcel("dpd", tracking_number, answered) or failed(
+            "dpd", tracking_number, "DPD: the answer is about another parcel"
+        )
     problems: list[str] = []
     events = sorted_unique(_scan_events(tracking_number, data, problems))
     milestone = _current_milestone(data)

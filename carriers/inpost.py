@@ -28,6 +28,7 @@ from carriers.base import (
     current_status,
     failed,
     not_found,
+    other_parcel,
     sorted_unique,
     warn_unmapped,
 )
@@ -133,11 +134,11 @@ def parse_time(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            return None  # InPost always sends an offset; a naive time is malformed
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # not ISO 8601, or beyond datetime's years
         return None
-    if parsed.tzinfo is None:
-        return None  # InPost always sends an offset; a naive time is malformed
-    return parsed.astimezone(UTC)
 
 
 def _pickup_point(body: dict[str, Any]) -> str | None:
@@ -162,6 +163,7 @@ def _pickup_point(body: dict[str, Any]) -> str | None:
 class InPost(Carrier):
     meta = META
     default_rate_per_s = 5.0
+    own_unknown_codes = frozenset(c for c, s in STATUS_MAP.items() if s is Status.UNKNOWN)
 
     def __init__(self, base_url: str, token: str | None = None) -> None:
         super().__init__(base_url)
@@ -179,10 +181,10 @@ class InPost(Carrier):
             "GET", f"{self.base_url}/v1/tracking/{tracking_number}", headers=headers
         )
 
-    def parse_response(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
+    def parse(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
         try:
             data = json.loads(body) if body else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON, nested too deep, 4,300+ digit numbers
             data = None
         if status_code == 404:
             return not_found(self.slug, tracking_number, "InPost does not know this number (404)")
@@ -192,7 +194,10 @@ class InPost(Carrier):
             )
         if status_code != 200:
             detail = data.get("description") or data.get("message") or data.get("error")
-            return failed("inpost", tracking_number, f"HTTP {status_code}: {detail}")
+            return failed("inpost", tracking_number, f"HTTP {status_code}: {str(detail)[:200]}")
+        other = other_parcel("inpost", tracking_number, data.get("tracking_number"))
+        if other is not None:
+            return other
         problems: list[str] = []
         raw_events = data.get("tracking_details")
         if not isinstance(raw_events, list):

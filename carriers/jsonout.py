@@ -16,9 +16,10 @@ def format_utc(moment: datetime | None) -> str | None:
 
 
 def tracking_to_json(t: Tracking) -> dict[str, Any]:
-    """Every field of `t` as JSON-ready values (str, None, lists, bool)."""
+    """Every field of `t` as JSON-ready values (str, None, lists, bool); `unusable` only
+    when set (why the answer is not believed)."""
     window = t.estimated_window
-    return {
+    out = {
         "tracking_number": t.tracking_number,
         "carrier": t.carrier,
         "found": t.found,
@@ -41,3 +42,6 @@ def tracking_to_json(t: Tracking) -> dict[str, Any]:
         ],
         "problems": list(t.problems),
     }
+    if t.unusable is not None:
+        out["unusable"] = t.unusable
+    return out

@@ -10,7 +10,9 @@ of `rate_per_s` (burst one second's worth); an optional daily budget (`rate_per_
 DHL's starter plan: 250) after which the rest waits for the next run. Timeouts,
 connection failures, 5xx and 429 are retried with exponential backoff and jitter
 (`RetryPolicy`); a 429's Retry-After is honoured and pauses the whole carrier. Other
-4xx are data (the adapters turn them into problems) and never retried; UPS refreshes
+4xx are never retried (404 is "not found", others fail the poll); an answer that cannot be
+believed (malformed, an unmapped current status, about another parcel) is retried like
+an outage (`CarrierAnswerError`); UPS refreshes
 its token once on 401 inside its own `fetch`. After `BreakerPolicy.threshold`
 consecutive failed requests a carrier's circuit opens for `cooldown_s`: its remaining
 shipments are not called this run, and the log says so once per carrier.
@@ -38,7 +40,7 @@ from typing import Any
 
 import httpx
 
-from aftersale.errors import CarrierAuthError, CarrierUnavailable
+from aftersale.errors import CarrierAnswerError, CarrierAuthError, CarrierUnavailable
 from aftersale.models import PollResult, ShipmentState
 from aftersale.store.protocols import SharedLimits
 from carriers.base import Carrier
@@ -434,6 +436,11 @@ class _Batch:
                 except CarrierAuthError as exc:
                     self._failed(slug, breaker)
                     return PollResult(sid, slug, None, str(exc))
+                except CarrierAnswerError as exc:
+                    if not exc.retryable:  # a 4xx refusal: asking again now changes nothing
+                        return PollResult(sid, slug, None, str(exc))
+                    self._failed(slug, breaker)
+                    error = exc
                 except (CarrierUnavailable, httpx.RequestError) as exc:
                     self._failed(slug, breaker)
                     error = (

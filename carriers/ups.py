@@ -40,7 +40,9 @@ from carriers.base import (
     failed,
     not_found,
     not_json,
+    other_parcel,
     raise_for_outage,
+    same_parcel,
     sorted_unique,
     warn_unmapped,
 )
@@ -265,6 +267,9 @@ class Ups(Carrier):
     """UPS Track API with an OAuth2 client-credentials token cached per instance."""
 
     meta = META
+    own_unknown_codes = frozenset(
+        c for table in (STATUS_CODES, ACTIVITY_TYPES) for c, s in table.items() if s is _S.UNKNOWN
+    )
 
     def __init__(
         self,
@@ -345,7 +350,7 @@ class Ups(Carrier):
             headers=headers,
         )
 
-    def parse_response(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
+    def parse(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
         return parse_track_response(tracking_number, status_code, body)
 
     # --- I/O ---------------------------------------------------------------
@@ -366,7 +371,8 @@ class Ups(Carrier):
                 self.slug, tracking_number, "HTTP 401: no UPS client id/secret configured"
             )
         raise_for_outage(self.slug, tracking_number, response)
-        return self.parse_response(tracking_number, response.status_code, response.content)
+        tracking = self.parse_response(tracking_number, response.status_code, response.content)
+        return self.believed(tracking, response.status_code)
 
     async def access_token(self, client: httpx.AsyncClient, tracking_number: str) -> str | None:
         """A valid bearer token (fetched at most once at a time), or None without credentials."""
@@ -423,15 +429,23 @@ def parse_track_response(tracking_number: str, status_code: int, body: bytes) ->
     packages = [p for p in as_list(shipment.get("package")) if isinstance(p, dict)]
     if not packages:
         return not_found("ups", tracking_number, "UPS: answer holds no package")
-    return _parse_package(tracking_number, _pick_package(tracking_number, packages), warnings)
+    package = _pick_package(tracking_number, packages)
+    if package is None:
+        return other_parcel("ups", tracking_number, packages[0].get("trackingNumber")) or failed(
+            "ups", tracking_number, "UPS: the answer is about another parcel"
+        )
+    return _parse_package(tracking_number, package, warnings)
 
 
-def _pick_package(tracking_number: str, packages: list[dict[str, Any]]) -> dict[str, Any]:
-    wanted = tracking_number.replace(" ", "").upper()
-    for package in packages:
-        if package.get("trackingNumber") == wanted:
+def _pick_package(tracking_number: str, packages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The package with the number asked; one without a number if none names it; None when
+    every package names another number."""
+    named = [p for p in packages if isinstance(p.get("trackingNumber"), str)]
+    for package in named:
+        if same_parcel(tracking_number, package["trackingNumber"]):
             return package
-    return packages[0]
+    unnamed = [p for p in packages if p not in named]
+    return unnamed[0] if unnamed else None
 
 
 def _parse_package(

@@ -74,10 +74,13 @@ def cancel_pending(store: MessageStore, keys: Sequence[str], reason: str, now: d
 def message_result(
     message_id: str, result: SendResult, now: datetime, *, retry_in: timedelta
 ) -> MessageResult:
-    """What a channel's answer makes of a claimed message: sent, failed, or (a transient
-    failure) pending again, due after `retry_in`."""
+    """What a channel's answer makes of a claimed message: sent, failed, `unknown` (the
+    provider may have it: never resent blindly), or (a transient failure that surely did
+    not reach the provider) pending again, due after `retry_in`."""
     if result.ok:
         state, retry_at = MessageState.SENT, None
+    elif result.in_doubt:
+        state, retry_at = MessageState.UNKNOWN, None
     elif result.transient:
         state, retry_at = MessageState.PENDING, now + retry_in
     else:

@@ -8,8 +8,13 @@ record the batch's answers (one statement). A crash inside a batch leaves its cl
 in `sending`, which the next cycle reports as `unknown` and never resends: the batch
 size bounds how many a human may have to check. Single-row updates cost DuckDB
 3-5 ms each, which is why claims and results are written per batch, not per message.
-A dispatch never retries a claimed send inside the run: transient failures go back
-to `pending` with a later due time, so the next cycle tries again.
+A dispatch never retries a claimed send inside the run: transient failures that surely
+never reached the provider go back to `pending` with a later due time, so the next cycle
+tries again; a send whose outcome is unknown (a timeout after the request left) becomes
+`unknown`, never `pending`. Before sending, each cycle asks the providers that can tell
+(Twilio's message list) about the `unknown` messages they were given (`reconcile_unknown`):
+those the provider has become `sent`, those it surely has not go out again; the rest
+wait for a person (`aftersale messages release`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from aftersale.dispatch import messages as msgs
-from aftersale.dispatch.channels.base import Channel
+from aftersale.dispatch.channels.base import Channel, InDoubt
 from aftersale.dispatch.channels.kinds import spec_of
 from aftersale.dispatch.suppressions import add_suppression, suppressions_for
 from aftersale.errors import TemplateError
@@ -39,7 +44,7 @@ from aftersale.models import (
     TrackingEvent,
 )
 from aftersale.store.protocols import Store
-from aftersale.store.records import Claim, Closure, DueCursor, MessageRow
+from aftersale.store.records import Claim, Closure, DueCursor, MessageResult, MessageRow
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +127,8 @@ def dispatch_due(
         report.outcomes.append(
             _outcome(stuck, "unknown", masked, reason="left in sending by a crashed run")
         )
+    if not dry_run:
+        report.outcomes.extend(reconcile_unknown(store, channels, now))
     # Page by (due_at, message_id): a message left pending (dry run, claimed elsewhere)
     # is passed, not read again, so the loop ends.
     after: DueCursor | None = None
@@ -134,6 +141,74 @@ def dispatch_due(
                 batch.prepare(message, renderer, build_context, channels)
             report.outcomes.extend(batch.finish(dry_run))
     return report
+
+
+#: A send in doubt is asked about only after this long: a request Twilio is still working
+#: on must not read as "never arrived".
+RECONCILE_AFTER = timedelta(minutes=2)
+
+
+def reconcile_unknown(
+    store: Store, channels: Mapping[ChannelKind, Channel], now: datetime
+) -> list[Outcome]:
+    """Settle `unknown` messages with the channels that can ask their provider: `sent`
+    (with the provider's id) when it has them, `pending` (due now) when it surely has not."""
+    outcomes: list[Outcome] = []
+    waiting = store.messages_in_state(MessageState.UNKNOWN)
+    for channel in channels.values():
+        reconcile = getattr(channel, "reconcile", None)
+        if reconcile is None:
+            continue
+        asked = {
+            m.message_id: m
+            for m in waiting
+            if m.provider == channel.name
+            and m.recipient
+            and m.body_text is not None
+            and (m.updated_at is None or m.updated_at <= now - RECONCILE_AFTER)
+        }
+        if not asked:
+            continue
+        answers: dict[str, str | None] = reconcile(
+            [
+                InDoubt(m.message_id, m.recipient or "", m.body_text or "", m.updated_at or now)
+                for m in asked.values()
+            ]
+        )
+        results = [
+            MessageResult(mid, MessageState.SENT, provider_id=sid, error_text=_FOUND)
+            if sid
+            else MessageResult(mid, MessageState.PENDING, error_text=_NOT_FOUND, retry_at=now)
+            for mid, sid in answers.items()
+            if mid in asked
+        ]
+        settled = store.settle_unknown(results, now)
+        for r in results:
+            if r.message_id in settled:
+                m = asked[r.message_id]
+                kind = "reconciled_sent" if r.state is MessageState.SENT else "reconciled_resend"
+                outcomes.append(
+                    _outcome(
+                        m,
+                        kind,
+                        mask_recipient(m.recipient or ""),
+                        provider=channel.name,
+                        provider_id=r.provider_id,
+                        reason=r.error_text,
+                    )
+                )
+        log.info(
+            "%s: %d message(s) in doubt settled (%d found, %d sent again)",
+            channel.name,
+            len(settled),
+            sum(1 for r in results if r.state is MessageState.SENT and r.message_id in settled),
+            sum(1 for r in results if r.state is MessageState.PENDING and r.message_id in settled),
+        )
+    return outcomes
+
+
+_FOUND = "in doubt after a timeout; the provider has it: recorded as sent"
+_NOT_FOUND = "in doubt after a timeout; the provider never received it: sending again"
 
 
 @dataclass
@@ -314,7 +389,10 @@ def _result_outcome(ready: _Ready, result: SendResult, state: MessageState) -> O
         if result.error_code
         else (result.error_text or "")
     )
-    outcome = "deferred" if result.transient else "failed"
+    if state is MessageState.UNKNOWN:
+        outcome = "unknown"
+    else:
+        outcome = "deferred" if result.transient else "failed"
     log.warning(
         "%s %s rule=%s via %s: %s", outcome, message.message_id, message.rule_id, name, reason
     )

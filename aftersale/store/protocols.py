@@ -259,6 +259,11 @@ class MessageStore(Protocol):
         between claim and result, so nobody knows whether they went out."""
         ...
 
+    def settle_unknown(self, results: Sequence[MessageResult], now: datetime) -> set[str]:
+        """What a provider said about messages in doubt: `unknown -> sent` (with its id)
+        or `unknown -> pending` (due at `retry_at`); returns the ids settled."""
+        ...
+
     def release_unknown(self, message_ids: Sequence[str], *, resend: bool, now: datetime) -> int:
         """After a human check: `unknown -> pending` (resend) or `unknown -> sent`."""
         ...

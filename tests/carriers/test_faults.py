@@ -158,33 +158,27 @@ def test_persistent_500_opens_the_breaker_and_spares_the_others(
     assert "carrier dpd: circuit open after 2 failures, skipping 1 shipments" in caplog.text
 
 
-def test_malformed_json_is_recorded_not_retried(
+def test_a_malformed_answer_is_retried_like_an_outage(
     server: SandboxServer, state: SandboxState, backend: str
 ) -> None:
     state.set_fault("inpost", Fault(kind="malformed", times=1))
     report = poll(server, http_backend=backend)
 
-    inpost = [r for r in report.results if r.carrier == "inpost"]
-    broken = [r for r in inpost if r.tracking is not None and r.tracking.problems]
-    assert len(broken) == 1 and broken[0].error is None
-    assert broken[0].tracking is not None and broken[0].tracking.status is Status.UNKNOWN
-    assert "not a JSON object" in broken[0].tracking.problems[0]
-    assert state.requests["inpost"] == 3  # not retried: it is data about that parcel
-    assert_all_in_transit(report, {"ups", "dhl", "dpd"})
+    assert state.requests["inpost"] == 4  # the cut answer, then a good one on the retry
+    assert report.retries == {"inpost": 1}
+    assert_all_in_transit(report, {"ups", "dhl", "dpd", "inpost"})
 
 
 @pytest.mark.parametrize("carrier", sorted(NUMBERS))
-def test_unknown_status_code_becomes_unknown_with_a_problem(
+def test_an_unmapped_current_status_is_retried_like_an_outage(
     server: SandboxServer, state: SandboxState, carrier: str
 ) -> None:
     state.set_fault(carrier, Fault(kind="unknown_status", times=1))
     report = poll(server)
 
-    odd = [r for r in report.results if r.tracking is not None and r.tracking.problems]
-    assert len(odd) == 1 and odd[0].carrier == carrier
-    assert odd[0].tracking is not None and odd[0].tracking.status is Status.UNKNOWN
-    others = {c for c in NUMBERS if c != carrier}
-    assert_all_in_transit(report, others)
+    assert report.retries == {carrier: 1}
+    assert all(r.tracking is not None and not r.tracking.unusable for r in report.results)
+    assert_all_in_transit(report, set(NUMBERS))
 
 
 def test_revoked_ups_token_is_refreshed_once(server: SandboxServer, state: SandboxState) -> None:

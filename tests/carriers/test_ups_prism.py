@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from aftersale.errors import CarrierAnswerError
 from aftersale.models import Status, Tracking
 from tests.support.prism import SPECS, prism_server
 
@@ -45,7 +46,7 @@ class RouteToPrism(httpx.AsyncBaseTransport):
         )
         response = await self.inner.handle_async_request(request)
         await response.aread()
-        self.seen.append((path, response.status_code, response.text[:500]))
+        self.seen.append((path, response.status_code, response.text))
         return response
 
     async def aclose(self) -> None:
@@ -76,19 +77,26 @@ def test_token_and_tracking_requests_validate_against_the_ups_specs(
             return await ups.fetch(client, NUMBER)
 
     try:
-        result = asyncio.run(go())
+        asyncio.run(go())
+    except CarrierAnswerError as exc:
+        # Prism answers with the spec's examples, whose package number is "string": an
+        # answer about another parcel than the one asked is refused (a failed poll).
+        assert str(exc) == f"ups {NUMBER}: the answer is about string, not {NUMBER}"
     except Exception as exc:
-        details = "\n".join(f"{p} -> {c}: {t}" for p, c, t in route.seen)
+        details = "\n".join(f"{p} -> {c}: {t[:500]}" for p, c, t in route.seen)
         log = "\n".join(f.read_text()[-2000:] for f in sorted(logs.glob("*.log")))
         raise AssertionError(f"{exc}\n{details}\n--- prism logs ---\n{log}") from exc
+    else:
+        raise AssertionError("Prism's example answer names package 'string'; it was believed")
 
     assert [(p, c) for p, c, _ in route.seen] == [
         ("/security/v1/oauth/token", 200),
         (f"/track/v1/details/{NUMBER}", 200),
     ]
-    # Prism answers with the spec's examples (loosely valid against its own schema):
-    # one activity, statusCode 003, gmtDate 20210210 gmtTime '74700' (leading zero lost).
-    assert result.carrier == "ups" and result.found
+    # The example itself parses (loosely valid against its own schema): one activity,
+    # statusCode 003, gmtDate 20210210 gmtTime '74700' (leading zero lost).
+    result = ups.parse_response("string", 200, route.seen[-1][2].encode())
+    assert result.carrier == "ups" and result.found and result.unusable is None
     assert result.status is Status.LABEL_CREATED
     assert [e.occurred_at for e in result.events] == [datetime(2021, 2, 10, 7, 47, tzinfo=UTC)]
 

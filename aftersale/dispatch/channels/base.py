@@ -3,11 +3,15 @@ Inbound: provider webhooks hand their facts to a `WebhookSink` (the spool, the s
 Facts: one `ChannelSpec` per kind of channel (channels/email.py, channels/sms.py), the only
 place that knows which customer field holds the address, which consent it needs, how an
 address is normalised and what a message of that kind is made of (channels/kinds.py).
+Doubt: a channel whose provider can be asked what it received (Twilio lists messages by
+recipient and sender) also implements `Reconciler`; dispatch asks it about the messages
+whose send ended in doubt (a timeout after the request left, a run killed mid-send)
+before anything is sent again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -22,6 +26,24 @@ class Channel(Protocol):
     name: str
 
     def send(self, message: OutgoingMessage) -> SendResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InDoubt:
+    """A message that may or may not have reached the provider, as it was claimed."""
+
+    message_id: str
+    to: str
+    body: str
+    claimed_at: datetime
+
+
+class Reconciler(Protocol):
+    def reconcile(self, messages: Sequence[InDoubt]) -> dict[str, str | None]:
+        """message id -> the provider's id when the provider has the message, None when
+        it surely has not; a message the provider cannot tell about is left out (it
+        stays in doubt for a person or the next cycle)."""
+        ...
 
 
 class WebhookSink(Protocol):

@@ -69,6 +69,7 @@ class _Fault:
     code: str
     text: str
     transient: bool
+    in_doubt: bool = False  # the request may have reached SendGrid: never simply resend
 
 
 class SendGridChannel:
@@ -141,7 +142,11 @@ class SendGridChannel:
             fault.text,
         )
         return SendResult(
-            ok=False, error_code=fault.code, error_text=fault.text, transient=fault.transient
+            ok=False,
+            error_code=fault.code,
+            error_text=fault.text,
+            transient=fault.transient,
+            in_doubt=fault.in_doubt,
         )
 
 
@@ -224,16 +229,19 @@ def parse_http_error(status: int, body: bytes | str | None, headers: Any = None)
 
 
 def classify_network_error(exc: BaseException) -> _Fault:
-    """A timeout or connection fault: transient. 'timeout' means the request may have
-    reached SendGrid (the answer was lost); 'connection_error' means it did not."""
+    """'connection_error': the request never left (urllib wraps failures to connect and
+    send as URLError), so sending again is safe. A timeout or a connection dropped while
+    waiting for the answer is in doubt: SendGrid may have taken the message, and SendGrid
+    cannot be asked, so a person decides (`aftersale messages release`)."""
     reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
     if isinstance(exc, urllib.error.URLError):
-        # urllib wraps failures to connect: nothing was sent.
         kind = "connect timeout" if isinstance(reason, TimeoutError) else "cannot connect"
         return _Fault(None, "connection_error", f"{kind}: {reason}", transient=True)
     if isinstance(exc, TimeoutError):
-        return _Fault(None, "timeout", "no answer from SendGrid in time", transient=True)
-    return _Fault(None, "connection_error", f"connection failed: {exc}", transient=True)
+        text = "no answer from SendGrid in time; it may have the message"
+        return _Fault(None, "timeout", text, transient=True, in_doubt=True)
+    text = f"connection lost before SendGrid's answer ({type(exc).__name__}); it may have it"
+    return _Fault(None, "connection_lost", text, transient=True, in_doubt=True)
 
 
 def _error_text(body: bytes | str | None) -> str:

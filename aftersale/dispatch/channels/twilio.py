@@ -13,6 +13,9 @@ Quirks:   errors are JSON `{"code": 21211, "message": ..., "more_info": ..., "st
           the code is what to act on (OPTED_OUT_CODE: the recipient replied STOP, so
           suppress).
           There is no idempotency key on the REST API: exactly-once is the store's job.
+          A create that times out after the request left may have been accepted: the
+          send is "in doubt" (`unknown`), and the next cycle asks Twilio's message list
+          (GET .../Messages.json?To=&From=, newest first) whether it has it (`reconcile`).
           The SDK only knows *.twilio.com hosts (edge/region included), so `base_url`
           works through an `http_client` that rewrites the scheme and host.
 """
@@ -22,8 +25,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -32,7 +36,9 @@ import requests
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
 
+from aftersale.dispatch.channels.base import InDoubt
 from aftersale.errors import ChannelError
 from aftersale.masking import mask_recipient, mask_text
 from aftersale.models import ChannelKind, OutgoingMessage, SendResult
@@ -129,6 +135,7 @@ class _Fault:
     code: str
     text: str
     transient: bool
+    in_doubt: bool = False  # the request may have reached Twilio: never simply resend
 
 
 class TwilioChannel:
@@ -213,7 +220,49 @@ class TwilioChannel:
             error_text=fault.text,
             transient=fault.transient,
             opted_out=fault.code == str(OPTED_OUT_CODE),
+            in_doubt=fault.in_doubt,
         )
+
+    def reconcile(self, messages: Sequence[InDoubt]) -> dict[str, str | None]:
+        """Ask Twilio's message list about sends that ended in doubt (Reconciler). Per
+        recipient, the newest messages from our sender: one created since the claim
+        with the same body is ours (its sid); none at all since the claim means Twilio
+        never took it; others since then, none with our body, leave it in doubt."""
+        answers: dict[str, str | None] = {}
+        for message in messages:
+            try:
+                sender = {} if self.messaging_service_sid else {"from_": self.from_number}
+                listed = self._client.api.v2010.account.messages.list(
+                    to=message.to, limit=RECONCILE_LOOKBACK, **sender
+                )
+            except (TwilioRestException, TwilioServiceException, requests.RequestException) as exc:
+                log.warning(
+                    "twilio: cannot list messages to %s to settle %s (%s); asking next cycle",
+                    mask_recipient(message.to), message.message_id, type(exc).__name__,
+                )  # fmt: skip
+                continue
+            answer = match_sent(message, listed)
+            if answer is not _UNDECIDED:
+                answers[message.message_id] = answer  # type: ignore[assignment]
+        return answers
+
+
+#: Messages to one recipient read per reconciliation (Twilio lists newest first).
+RECONCILE_LOOKBACK = 50
+#: How much earlier than our claim Twilio's clock may date a message it created.
+CLOCK_SKEW = timedelta(minutes=5)
+_UNDECIDED = object()
+
+
+def match_sent(message: InDoubt, listed: Sequence[Any]) -> str | None | object:
+    """Our message's sid among Twilio's `listed` messages to its recipient (pure): the sid,
+    None (nothing since the claim: Twilio never took it) or `_UNDECIDED`."""
+    since = message.claimed_at - CLOCK_SKEW
+    recent = [m for m in listed if m.date_created is None or m.date_created >= since]
+    for m in recent:
+        if (m.body or "") == message.body:
+            return str(m.sid)
+    return None if not recent else _UNDECIDED
 
 
 def check_message(message: OutgoingMessage) -> tuple[str, str | None, str | None]:
@@ -284,10 +333,26 @@ def classify_twilio_error(
 
 
 def classify_network_error(exc: requests.RequestException) -> _Fault:
-    """Timeouts and connection faults are transient. 'timeout' means the request may have
-    reached Twilio (the answer was lost); 'connection_error' means it did not."""
-    if isinstance(exc, requests.ConnectTimeout | requests.ConnectionError):
+    """'connection_error': the request never reached Twilio (refused, no route, connect
+    timeout), so sending again is safe. 'timeout' and a connection dropped while waiting
+    for the answer are in doubt: Twilio may have taken the message."""
+    if isinstance(exc, requests.ConnectTimeout) or _never_connected(exc):
         return _Fault("connection_error", f"cannot reach Twilio: {type(exc).__name__}", True)
     if isinstance(exc, requests.Timeout):
-        return _Fault("timeout", "no answer from Twilio in time", True)
-    return _Fault("connection_error", f"request to Twilio failed: {type(exc).__name__}", True)
+        return _Fault(
+            "timeout", "no answer from Twilio in time; it may have the message", True, True
+        )
+    return _Fault(
+        "connection_lost",
+        f"connection to Twilio lost before its answer ({type(exc).__name__}); "
+        "it may have the message",
+        True,
+        True,
+    )
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """urllib3 wraps a failed connect (refused, DNS) as NewConnectionError."""
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)
+    return isinstance(reason, NewConnectionError)

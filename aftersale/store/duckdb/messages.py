@@ -201,6 +201,36 @@ class Messages(Connection):
         rows = self.rows(f"{sql} RETURNING {MESSAGE_COLS}", params)
         return sorted((message_from_row(r) for r in rows), key=lambda m: m.message_id)
 
+    def settle_unknown(self, results: Sequence[MessageResult], now: datetime) -> set[str]:
+        if not results:
+            return set()
+        batch = pa.Table.from_pylist(
+            [
+                {
+                    "message_id": r.message_id,
+                    "state": r.state.value,
+                    "provider_id": r.provider_id,
+                    "error_code": r.error_code,
+                    "error_text": r.error_text,
+                    "sent_at": to_db(now) if r.state is MessageState.SENT else None,
+                    "due_at": to_db(r.retry_at),
+                }
+                for r in results
+            ],
+            schema=_RESULT_SCHEMA,
+        )
+        with self.arrow("_batch", batch):
+            rows = self.rows(
+                "UPDATE messages SET state = b.state, "
+                "provider_id = coalesce(b.provider_id, messages.provider_id), "
+                "error_text = b.error_text, sent_at = coalesce(b.sent_at, messages.sent_at), "
+                "due_at = coalesce(b.due_at, messages.due_at), updated_at = ? FROM _batch b "
+                "WHERE messages.message_id = b.message_id AND messages.state = ? "
+                "RETURNING messages.message_id",
+                [to_db(now), UNKNOWN],
+            )
+        return {r[0] for r in rows}
+
     def release_unknown(self, message_ids: Sequence[str], *, resend: bool, now: datetime) -> int:
         if not message_ids:
             return 0

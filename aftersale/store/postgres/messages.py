@@ -183,6 +183,33 @@ class Messages(Connection):
             params={"now": to_db(now), "sending": SENDING},
         )
 
+    def settle_unknown(self, results: Sequence[MessageResult], now: datetime) -> set[str]:
+        rows = [
+            {
+                "message_id": r.message_id,
+                "state": r.state.value,
+                "provider_id": r.provider_id,
+                "error_code": r.error_code,
+                "error_text": r.error_text,
+                "sent_at": to_db(now) if r.state is MessageState.SENT else None,
+                "due_at": to_db(r.retry_at),
+            }
+            for r in sorted(results, key=lambda r: r.message_id)
+        ]
+        settled = self.update_unnest(
+            "messages",
+            _RESULT_TYPES,
+            rows,
+            "state = u.state, provider_id = coalesce(u.provider_id, t.provider_id), "
+            "error_text = u.error_text, sent_at = coalesce(u.sent_at, t.sent_at), "
+            "due_at = coalesce(u.due_at, t.due_at), updated_at = %(now)s, "
+            "lease_owner = NULL, lease_until = NULL",
+            where="t.state = %(unknown)s",
+            params={"now": to_db(now), "unknown": UNKNOWN},
+            returning="t.message_id",
+        )
+        return {r[0] for r in settled}
+
     def close_messages(self, closures: Sequence[Closure], now: datetime) -> None:
         rows = [
             {"message_id": c.message_id, "state": c.state.value, "reason": c.reason}
