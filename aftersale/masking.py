@@ -6,13 +6,22 @@ Enough stays visible to tell recipients apart when debugging ("j***@example.com"
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import phonenumbers
 
+from aftersale.contacts import normalise_phone
+
 _EMAIL_IN_TEXT = re.compile(r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)+")
-# "+" and 7+ digits, possibly spaced: an E.164-ish number as providers quote them.
-_PHONE_IN_TEXT = re.compile(r"\+\d(?:[ \-().]{0,2}\d){6,}")
+# A phone number in any form people write: "+" or an international prefix ("00") and 7+
+# digits, possibly spaced; or a national number written in groups ("600 700 800").
+# A bare run of digits stays: in provider texts it is an order or message id.
+_PHONE_IN_TEXT = re.compile(
+    r"(?<![\w+])(?:\+|00)\d(?:[ \-().]{0,2}\d){6,}"
+    r"|(?<![\w+\-.:/])\(?\d{2,4}\)?(?:[ \-.]\d{2,4}){2,4}(?![\w\-:/])"
+)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def mask_email(s: str) -> str:
@@ -25,8 +34,11 @@ def mask_email(s: str) -> str:
 
 
 def mask_phone(s: str) -> str:
-    """'+48123456789' -> '+48******789': country code and last three digits stay readable."""
+    """'+48123456789' -> '+48******789': country code and last three digits stay readable.
+    `0048 123 456 789` is the same number and masks the same way."""
     raw = s.strip()
+    with contextlib.suppress(ValueError):  # not a valid number: mask the digits as written
+        raw = normalise_phone(raw)
     digits = re.sub(r"\D", "", raw)
     if len(digits) < 6:
         return "*" * len(digits) if digits else "***"
@@ -53,7 +65,15 @@ def mask_recipient(s: str) -> str:
 def mask_text(s: str) -> str:
     """Mask every email address and phone-like number inside free text (provider errors)."""
     s = _EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)), s)
-    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), s)
+    return _PHONE_IN_TEXT.sub(_mask_match, s)
+
+
+def _mask_match(m: re.Match[str]) -> str:
+    found = m.group(0)
+    digits = sum(c.isdigit() for c in found)
+    if _DATE.search(found) or (found[0] not in "+0" and not 9 <= digits <= 12):
+        return found  # a date, or too short / long for a national number
+    return mask_phone(found)
 
 
 def _mask_opaque(s: str) -> str:

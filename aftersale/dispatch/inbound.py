@@ -64,6 +64,27 @@ class _Seen:
                 self._ids.popitem(last=False)
 
 
+#: The largest body each provider sends: a Twilio form is a few kB; SendGrid batches
+#: events (up to about a thousand, under 1 MB). Anything larger is refused unread (413).
+MAX_TWILIO_BODY = 64 * 1024
+MAX_SENDGRID_BODY = 4 * 1024 * 1024
+
+
+async def read_body(request: Request, provider: str, limit: int) -> bytes:
+    """The request body, refused (413) past `limit` bytes before more is read: a
+    Content-Length that says so is not read at all."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise WebhookRejected(provider, f"body of {int(declared):,} bytes is over {limit:,}", 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise WebhookRejected(provider, f"body over {limit:,} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def build_webhook_app(
     sink: WebhookSink,
     *,
@@ -96,7 +117,7 @@ def build_webhook_app(
     async def twilio_form(request: Request) -> twilio_inbound.Form:
         if twilio_auth_token is None:
             raise WebhookRejected("twilio", "Twilio is not configured on this receiver", 404)
-        form = twilio_inbound.parse_form(await request.body())
+        form = twilio_inbound.parse_form(await read_body(request, "twilio", MAX_TWILIO_BODY))
         url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
         twilio_inbound.verify_signature(
             twilio_auth_token, url, form, request.headers.get(twilio_inbound.SIGNATURE_HEADER, "")
@@ -127,7 +148,7 @@ def build_webhook_app(
     async def email_events(request: Request) -> Response:
         if sg_key is None:
             raise WebhookRejected("sendgrid", "SendGrid is not configured on this receiver", 404)
-        payload = await request.body()
+        payload = await read_body(request, "sendgrid", MAX_SENDGRID_BODY)
         sendgrid_events.verify_signature(
             sg_key,
             payload,
@@ -147,7 +168,9 @@ def build_webhook_app(
 
         await call_sink(apply_all)
         seen.add(f"sg:{e.event_id}" if e.event_id else None for e in fresh)
-        return JSONResponse({"applied": len(fresh), "skipped": len(problems)})
+        return JSONResponse(
+            {"applied": len(fresh), "skipped": len(problems), "repeated": len(events) - len(fresh)}
+        )
 
     async def opt_out(request: Request) -> Response:
         if unsubscribe is None:

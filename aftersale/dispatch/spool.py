@@ -60,7 +60,9 @@ class SpoolSink:
     def __init__(self, spool_dir: Path) -> None:
         self.spool_dir = Path(spool_dir)
         self._tmp = self.spool_dir / "tmp"
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        # private: facts name addresses (the files themselves are written 0600)
+        self._tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.spool_dir, 0o700)
         self._lock = threading.Lock()
         self._last_ns = 0
         self._seq = 0
@@ -146,7 +148,7 @@ def ingest_webhook_spool(store: Store, spool_dir: Path, now: datetime) -> int:
         applied += len(facts)
         if problems:
             rejected = spool_dir / "rejected"
-            rejected.mkdir(exist_ok=True)
+            rejected.mkdir(exist_ok=True, mode=0o700)
             os.replace(path, rejected / path.name)
             for problem in problems:
                 log.error("webhook spool %s (moved to %s)", problem, rejected)

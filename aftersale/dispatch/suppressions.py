@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aftersale.dispatch.channels.kinds import spec_of
 from aftersale.errors import AftersaleError
-from aftersale.masking import mask_recipient
+from aftersale.masking import mask_recipient, mask_text
 from aftersale.models import ChannelKind, SuppressionReason
 from aftersale.store.protocols import MessageStore, Store, SuppressionStore
 from aftersale.store.records import Suppression
@@ -295,7 +295,11 @@ class StoreWebhookSink:
         try:
             entry, outcome = add_suppression(self.store, address, channel, str(reason), at)
         except SuppressionError as exc:
-            log.warning("webhook suppression of %s skipped: %s", mask_recipient(address), exc)
+            log.warning(
+                "webhook suppression of %s skipped: %s",
+                mask_recipient(address),
+                mask_text(str(exc)),
+            )
             return
         if outcome != "kept":
             log.info("suppressed %s on %s: %s", mask_recipient(entry.address), channel, reason)
@@ -304,7 +308,9 @@ class StoreWebhookSink:
         try:
             removed = remove_suppression(self.store, address, channel, only=LIFTABLE)
         except SuppressionError as exc:
-            log.warning("webhook opt-in of %s skipped: %s", mask_recipient(address), exc)
+            log.warning(
+                "webhook opt-in of %s skipped: %s", mask_recipient(address), mask_text(str(exc))
+            )
             return
         if removed is not None:
             log.info("lifted %s suppression of %s", removed.reason, mask_recipient(address))

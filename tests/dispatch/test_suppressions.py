@@ -85,15 +85,19 @@ def test_addresses_are_normalised(raw: str, channel: str | None, expected: tuple
     ("raw", "channel", "message"),
     [
         ("", None, "address is empty"),
-        ("601234567", None, "'601234567' is not a valid E.164 phone number (like +48601234567)"),
-        ("+48 12", None, "'+48 12' is not a valid E.164 phone number (like +48601234567)"),
+        (
+            "601234567",
+            None,
+            "'601234567' is not a valid phone number: without a country it must start with + (like +48601234567)",
+        ),
+        ("+48 12", None, "'+48 12' is not a valid phone number (like +48601234567)"),
         ("anna@example", None, "'anna@example' is not an email address"),
         ("anna nowak@example.pl", None, "'anna nowak@example.pl' is not an email address"),
         ("+48601234567", "email", "'+48601234567' is not an email address"),
         (
             "anna@example.pl",
             "sms",
-            "'anna@example.pl' is not a valid E.164 phone number (like +48601234567)",
+            "'anna@example.pl' is not a valid phone number: without a country it must start with + (like +48601234567)",
         ),
         ("anna@example.pl", "fax", "channel 'fax' is not one of: email, sms"),
     ],
@@ -180,7 +184,7 @@ def test_sink_skips_an_unusable_address_and_says_so(
         sink.suppress("+48601234567", SMS, "stop", NOW)
     assert entries(store) == [("+48601234567", "sms", "stop")]
     assert "webhook suppression of n***" in caplog.text
-    assert "'not-a-number' is not a valid E.164 phone number" in caplog.text
+    assert "'not-a-number' is not a valid phone number" in caplog.text
 
 
 def queue_one(store: Store, rule: str = "thank_you", channel: ChannelKind = EMAIL) -> str:
@@ -244,7 +248,7 @@ def test_import_loads_good_rows_and_names_each_bad_one(store: Store, tmp_path: P
     )
     result = import_suppressions(store, path, NOW)
     assert result.problems == [
-        f"{path}:4: address: '601234567' is not a valid E.164 phone number (like +48601234567)",
+        f"{path}:4: address: '601234567' is not a valid phone number: without a country it must start with + (like +48601234567)",
         f"{path}:5: channel: channel 'fax' is not one of: email, sms",
         f"{path}:6: reason: reason 'hardbounce' is not one of: {REASONS}",
         f"{path}:8: created_at: 'yesterday' is not an ISO 8601 time",
@@ -493,7 +497,7 @@ def test_cli_add_remove_list(cli) -> None:  # type: ignore[no-untyped-def]
     [
         (
             ["add", "601234567"],
-            "error: '601234567' is not a valid E.164 phone number (like +48601234567)\n",
+            "error: '601234567' is not a valid phone number: without a country it must start with + (like +48601234567)\n",
         ),
         (["add", "anna@example"], "error: 'anna@example' is not an email address\n"),
         (
@@ -506,7 +510,7 @@ def test_cli_add_remove_list(cli) -> None:  # type: ignore[no-untyped-def]
         ),
         (
             ["remove", "+48 12"],
-            "error: '+48 12' is not a valid E.164 phone number (like +48601234567)\n",
+            "error: '+48 12' is not a valid phone number (like +48601234567)\n",
         ),
         (["list", "--channel", "push"], "error: channel 'push' is not one of: email, sms\n"),
         (
@@ -530,7 +534,7 @@ def test_cli_import_reports_each_bad_line(cli, tmp_path: Path) -> None:  # type:
     assert r.stdout == f"{path}: 2 added, 0 replaced, 0 already suppressed, 1 rejected\n"
     assert (
         r.stderr
-        == f"{path}:3: address: '+4860123' is not a valid E.164 phone number (like +48601234567)\n"
+        == f"{path}:3: address: '+4860123' is not a valid phone number (like +48601234567)\n"
     )
     r = cli("import", str(path))
     assert r.stdout == f"{path}: 0 added, 0 replaced, 2 already suppressed, 1 rejected\n"

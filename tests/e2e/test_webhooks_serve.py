@@ -208,7 +208,7 @@ def test_stop_and_bounce_reach_the_store_and_hold_the_next_dispatch(
         "reason": f"550 5.1.1 <{ANNA_EMAIL}>: user unknown",
     }
     answer = sendgrid_post(receiver, [bounce], sendgrid_key[0])
-    assert (answer.status_code, answer.json()) == (200, {"applied": 1, "skipped": 0})
+    assert (answer.status_code, answer.json()) == (200, {"applied": 1, "skipped": 0, "repeated": 0})
 
     spool = workdir / "webhooks"
     with open_store(settings.db, wait_s=0) as store:

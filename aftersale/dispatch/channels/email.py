@@ -4,17 +4,14 @@ lower-cased, messages with a subject, HTML and a text alternative. Sent by SendG
 
 from __future__ import annotations
 
+from aftersale import contacts
 from aftersale.dispatch.channels.base import ChannelSpec, RenderFormat
 from aftersale.models import ChannelKind
 
 
 def normalise_email(raw: str) -> str:
-    """The stored form of an email address: lower-cased. ValueError if it is not one."""
-    address = raw.strip()
-    local, at, domain = address.rpartition("@")
-    if not at or not local or "." not in domain.strip(".") or any(c.isspace() for c in address):
-        raise ValueError(f"{address!r} is not an email address")
-    return address.lower()
+    """The stored form of an email address: one address, lower-cased. ValueError if not."""
+    return contacts.normalise_email(raw)
 
 
 EMAIL = ChannelSpec(

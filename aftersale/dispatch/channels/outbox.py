@@ -87,11 +87,11 @@ class OutboxChannel:
         try:
             return write_new(folder, message.message_id, data)
         except FileNotFoundError:  # the first message (or someone moved the folder away)
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             return write_new(folder, message.message_id, data)
 
     def _append_text(self, message: OutgoingMessage) -> Path:
-        self.outbox_dir.mkdir(parents=True, exist_ok=True)
+        self.outbox_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.outbox_dir / f"{self.kind.value}.jsonl"
         record = {
             "message_id": message.message_id,
@@ -116,7 +116,8 @@ def write_new(folder: Path, stem: str, data: bytes) -> Path:
     the same message at the same moment) and a reader never sees half a message."""
     base = os.path.join(folder, stem)
     tmp = os.path.join(folder, f".{stem}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as out:
+    # private: a message holds the customer's name and address
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
         out.write(data)
     attempt = 1
     try:
@@ -134,7 +135,7 @@ def write_new(folder: Path, stem: str, data: bytes) -> Path:
 def append_line(path: Path, line: bytes) -> None:
     """Append one line with one write to a file opened for appending: the kernel places
     each such write whole at the end, so lines from threads or overlapping runs never mix."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         written = os.write(fd, line)
     finally:

@@ -108,28 +108,128 @@ def verify_signature(
 
 
 def parse_email_events(payload: bytes) -> tuple[list[EmailEvent], list[str]]:
-    """Events in time order, and a problem line for each entry that could not be read."""
+    """Events in time order, and a problem line for each entry that could not be read.
+    Each entry of the array is read on its own: one that is not JSON, nests too deeply,
+    holds a number too long or a timestamp out of range costs that entry, never the batch."""
     try:
-        data = json.loads(payload)
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return [], ["body is not UTF-8"]
+    try:
+        items, problems = json_array_items(text)
     except ValueError as exc:
-        return [], [f"body is not JSON: {exc}"]
-    if not isinstance(data, list):
-        return [], ["body is not a JSON array of events"]
-    events, problems = [], []
-    for i, raw in enumerate(data):
+        return [], [str(exc)]
+    events = []
+    for i, raw in items:
         try:
             events.append(_email_event(raw))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             problems.append(f"event {i}: {mask_text(str(exc))}")
     events.sort(key=lambda e: e.timestamp)
     return events, problems
+
+
+#: Entries nesting deeper than this are refused (an event is one flat object).
+MAX_DEPTH = 16
+#: Unix times SendGrid can send: from 2000 to 2100.
+_EARLIEST, _LATEST = 946_684_800, 4_102_444_800
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _skip_ws(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t\r\n":
+        i += 1
+    return i
+
+
+def _value_end(text: str, start: int) -> int:
+    """Where the JSON value at `start` ends, found by scanning brackets and strings, not by
+    parsing (no recursion: a value nested a million deep is skipped, not a crash)."""
+    depth, i, n = 0, start, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            if depth == 0:
+                return i
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        elif c == "," and depth == 0:
+            return i
+        i += 1
+    return n
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            stack.extend(
+                (c, level + 1) for c in (node.values() if isinstance(node, dict) else node)
+            )
+    return deepest
+
+
+def json_array_items(text: str) -> tuple[list[tuple[int, Any]], list[str]]:
+    """(index, value) of each entry of a top-level JSON array, each parsed on its own, and a
+    problem line per entry that could not be; ValueError when the body is no array."""
+    i = _skip_ws(text, 0)
+    if i >= len(text) or text[i] != "[":
+        raise ValueError("body is not a JSON array of events")
+    items: list[tuple[int, Any]] = []
+    problems: list[str] = []
+    i, index = _skip_ws(text, i + 1), 0
+    if i < len(text) and text[i] == "]":
+        return items, problems
+    while i < len(text):
+        end = _value_end(text, i)
+        try:
+            value = json.loads(text[i:end], parse_constant=_no_constant)
+            if _depth(value) > MAX_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+            items.append((index, value))
+        except RecursionError:
+            problems.append(f"event {index}: nested deeper than {MAX_DEPTH} levels")
+        except ValueError as exc:
+            problems.append(f"event {index}: not JSON ({mask_text(str(exc))[:120]})")
+        index += 1
+        i = _skip_ws(text, end)
+        if i < len(text) and text[i] == ",":
+            i = _skip_ws(text, i + 1)
+            continue
+        if i >= len(text) or text[i] != "]":
+            problems.append(f"event {index}: the array is cut short here; nothing after it read")
+        break
+    return items, problems
+
+
+def _unix_time(value: Any) -> datetime:
+    """A SendGrid timestamp (whole seconds) as UTC; ValueError for anything else."""
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 12:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise ValueError(f"timestamp {str(value)[:30]!r} is not a Unix time")
+    if not _EARLIEST <= value <= _LATEST:
+        raise ValueError(f"timestamp {str(value)[:30]!r} is out of range (2000 to 2100)")
+    return datetime.fromtimestamp(int(value), UTC)
 
 
 def _email_event(raw: Any) -> EmailEvent:
     if not isinstance(raw, dict):
         raise TypeError("not an object")
     email = raw.get("email")
-    if not isinstance(email, str) or "@" not in email:
+    if not isinstance(email, str) or "@" not in email or len(email) > 320:
         raise ValueError("no email address")
     kind_raw = str(raw.get("event") or "")
     try:
@@ -142,7 +242,7 @@ def _email_event(raw: Any) -> EmailEvent:
         email=email,
         message_id=str(raw["message_id"]) if raw.get("message_id") else None,
         reason=str(reason) if reason else None,
-        timestamp=datetime.fromtimestamp(int(raw["timestamp"]), UTC),
+        timestamp=_unix_time(raw.get("timestamp")),
         event_id=str(raw["sg_event_id"]) if raw.get("sg_event_id") else None,
         bounce_type=raw.get("type") if kind is EmailEventKind.BOUNCE else None,
         raw_kind=kind_raw,

@@ -4,22 +4,15 @@ E.164, messages of plain text whose segment count is known. Sent by Twilio
 
 from __future__ import annotations
 
-import phonenumbers
-
+from aftersale import contacts
 from aftersale.dispatch.channels.base import ChannelSpec, RenderFormat
 from aftersale.models import ChannelKind
 
 
 def normalise_phone(raw: str) -> str:
-    """The stored form of a phone number: E.164. ValueError if it is not a valid one."""
-    number = raw.strip()
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
-        parsed = None
-    if parsed is None or not number.startswith("+") or not phonenumbers.is_valid_number(parsed):
-        raise ValueError(f"{number!r} is not a valid E.164 phone number (like +48601234567)")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    """The stored form of a phone number: E.164 (`+48…`, `0048…` and spaced forms all
+    become one). ValueError if it is not a valid one."""
+    return contacts.normalise_phone(raw)
 
 
 SMS = ChannelSpec(

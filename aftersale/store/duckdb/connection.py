@@ -14,6 +14,7 @@ Every statement of the store goes through `Connection.rows`, the one call of
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,6 +32,15 @@ from aftersale.store.rows import TABLES, to_db
 log = logging.getLogger(__name__)
 
 _LOCK_TEXT = "Could not set lock"
+
+
+def make_private(path: Path) -> None:
+    """The database holds names, emails and phones: owner-only, whatever the umask, and so
+    are the files this process creates next to it (the WAL, the outbox, the spool)."""
+    os.umask(os.umask(0o077) | 0o077)
+    for file in (path, path.with_name(path.name + ".wal")):
+        if file.exists():
+            os.chmod(file, 0o600)
 
 
 class _Closed:
@@ -77,6 +87,8 @@ class Connection:
                     )
                 time.sleep(poll_s)
         store = cls(con, path)
+        if path != ":memory:":
+            make_private(Path(path))
         if migrate:
             store.migrate()
         return store

@@ -190,7 +190,7 @@ def test_sendgrid_signed_batch_is_applied_in_time_order(client, sink):
     payload = json.dumps(list(reversed(EVENTS))).encode()
     r = client.post("/sendgrid/events", content=payload, headers=sg_headers(payload))
     assert r.status_code == 200, r.text
-    assert r.json() == {"applied": 9, "skipped": 0}
+    assert r.json() == {"applied": 9, "skipped": 0, "repeated": 0}
     email = ChannelKind.EMAIL
     assert sink.calls == [
         ("delivery", "m1", "delivered", "250 OK", at(9)),
@@ -253,7 +253,7 @@ def test_sendgrid_replay_within_the_window_does_nothing_twice(client, sink):
 def test_sendgrid_bad_entries_are_skipped_and_the_rest_applied(client, sink):
     payload = json.dumps([{"event": "bounce"}, "junk", EVENTS[0]]).encode()
     r = client.post("/sendgrid/events", content=payload, headers=sg_headers(payload))
-    assert r.json() == {"applied": 1, "skipped": 2}
+    assert r.json() == {"applied": 1, "skipped": 2, "repeated": 0}
     assert sink.calls == [("delivery", "m1", "delivered", "250 OK", at(9))]
 
 
