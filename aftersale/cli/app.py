@@ -342,12 +342,14 @@ def _register_commands() -> None:
     from aftersale.cli import ops
     from aftersale.cli.delivery import suppress_app, webhooks_app
     from aftersale.cli.orders import orders_app
+    from aftersale.cli.privacy import forget
     from aftersale.cli.store import store_app
     from aftersale.cli.templates import preview, send_test
 
     app.command("preview")(preview)
     app.command("send-test")(send_test)
     app.add_typer(suppress_app, name="suppress")
+    app.command("forget")(forget)
     app.add_typer(webhooks_app, name="webhooks")
     app.add_typer(store_app, name="store")
     app.add_typer(ops.alerts_app, name="alerts")

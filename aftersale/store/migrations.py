@@ -278,4 +278,16 @@ MIGRATIONS: tuple[tuple[int, str, str | Mapping[str, str]], ...] = (
             """,
         },
     ),
+    (
+        9,
+        "erasures: that a customer's personal data was erased on request, and the counts",
+        """
+        CREATE TABLE erasures (
+            subject_hash VARCHAR PRIMARY KEY,  -- sha256 of the customer id, never the id
+            erased_id    VARCHAR NOT NULL,     -- what the customer id became
+            erased_at    TIMESTAMP NOT NULL,
+            counts       JSON NOT NULL
+        );
+        """,
+    ),
 )

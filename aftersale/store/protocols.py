@@ -31,6 +31,7 @@ from aftersale.store.records import (
     DelayNotice,
     DeliveredShipment,
     DueCursor,
+    Erasure,
     Grant,
     HealthRecord,
     MessageCount,
@@ -431,6 +432,17 @@ class SharedLimits(Protocol):
         """Take up to `want` requests from the carrier's budget: a token bucket refilling
         at `rate_per_s` (None: no limit) holding at most `capacity`, and at most `per_day`
         requests per UTC day (`today`)."""
+
+
+class PrivacyStore(Protocol):
+    """Erasing one customer on request (GDPR art. 17)."""
+
+    def erase_customer(self, customer_id: str, now: datetime) -> Erasure | None:
+        """In one transaction: their name, contacts, tags and history erased, their
+        messages' recipients and texts scrubbed (pending ones cancelled), their data quoted
+        in rejection reasons replaced, their id renamed `erased-<hash>` everywhere, and an
+        `erasures` record with the counts. None when no such customer; `already` when an
+        earlier request erased them."""
         ...
 
 
@@ -445,6 +457,7 @@ class Store(
     SuppressionStore,
     RunStore,
     RetentionStore,
+    PrivacyStore,
     TableStore,
     HealthStore,
     ReportStore,

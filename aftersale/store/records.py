@@ -285,3 +285,17 @@ class Grant:
     granted: int
     wait_s: float = 0.0
     day_spent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """That a customer's personal data was erased (GDPR art. 17): the hash of their id,
+    when, and what was touched. `already`: erased by an earlier request."""
+
+    subject_hash: str
+    erased_at: datetime
+    counts: Mapping[str, int]
+    already: bool = False
+    erased_id: str | None = None  # what their customer id became
+    message_ids: tuple[str, ...] = ()  # their messages (for the outbox files)
+    addresses: tuple[str, ...] = ()  # their email and phone as stored (for kept files)

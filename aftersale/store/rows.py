@@ -7,6 +7,7 @@ Times are stored as naive TIMESTAMP holding UTC in both backends.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,7 +55,18 @@ TABLES = (
     "health",
     "platform_orders",
     "sync_state",
+    "erasures",
 )
+
+
+def subject_hash(customer_id: str) -> str:
+    """How an erased customer's id is remembered: its SHA-256, never the id itself."""
+    return hashlib.sha256(customer_id.encode()).hexdigest()
+
+
+def erased_id(customer_id: str) -> str:
+    """What an erased customer's id becomes (an id may be the email address itself)."""
+    return "erased-" + subject_hash(customer_id)[:16]
 
 
 def to_db(dt: datetime | None) -> datetime | None:

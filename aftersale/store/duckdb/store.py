@@ -8,6 +8,7 @@ from aftersale.store.duckdb.health import Health
 from aftersale.store.duckdb.messages import Messages
 from aftersale.store.duckdb.orders import Orders
 from aftersale.store.duckdb.platform_orders import PlatformOrders
+from aftersale.store.duckdb.privacy import Privacy
 from aftersale.store.duckdb.reports import Reports
 from aftersale.store.duckdb.retention import Retention
 from aftersale.store.duckdb.runs import Runs
@@ -28,6 +29,7 @@ class DuckDBStore(
     Retention,
     Health,
     Reports,
+    Privacy,
 ):
     """All of aftersale's state in one DuckDB file (aftersale.store.protocols.Store)."""
 

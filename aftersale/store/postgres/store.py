@@ -9,6 +9,7 @@ from aftersale.store.postgres.limits import Limits
 from aftersale.store.postgres.messages import Messages
 from aftersale.store.postgres.orders import Orders
 from aftersale.store.postgres.platform_orders import PlatformOrders
+from aftersale.store.postgres.privacy import Privacy
 from aftersale.store.postgres.reports import Reports
 from aftersale.store.postgres.retention import Retention
 from aftersale.store.postgres.runs import Runs
@@ -30,6 +31,7 @@ class PostgresStore(
     Health,
     Reports,
     Limits,
+    Privacy,
 ):
     """All of aftersale's state in one PostgreSQL database, shared by several workers
     (aftersale.store.protocols.Store)."""
