@@ -37,10 +37,15 @@ err = Console(stderr=True)
 def _now(value: str | None) -> datetime:
     if value is None:
         return datetime.now(UTC)
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise typer.BadParameter("needs a UTC offset, like 2026-11-23T07:00:00+00:00")
-    return parsed.astimezone(UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise typer.BadParameter("needs a UTC offset, like 2026-11-23T07:00:00+00:00")
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise typer.BadParameter(
+            f"{value!r} is not a time like 2026-11-23T07:00:00+00:00"
+        ) from None
 
 
 def plain(where: Console, text: str) -> None:
@@ -271,7 +276,11 @@ def track(
     if parse is not None:
         if carrier not in adapters:
             _fail(ValueError(f"--parse needs --carrier, one of {', '.join(adapters)}"))
-        tracking = adapters[carrier].parse_response(number or "", 200, parse.read_bytes())  # type: ignore[index]
+        try:
+            body = parse.read_bytes()
+        except OSError as exc:
+            _fail(ValueError(f"{parse}: cannot read: {exc.strerror}"))
+        tracking = adapters[carrier].parse_response(number or "", 200, body)  # type: ignore[index]
     else:
         if not number:
             _fail(ValueError("give a tracking number, or --carrier and --parse FILE"))

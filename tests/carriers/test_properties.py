@@ -117,6 +117,13 @@ def _check(slug: str, number: str, status: int, body: bytes) -> None:
         assert isinstance(event.code, str) and isinstance(event.description, str)
     assert all(isinstance(p, str) and p for p in tracking.problems)
     json.dumps(tracking_to_json(tracking))  # the CLI can always print it
+    # every answer is data (found or not) or refused with a reason, never a silent guess
+    if tracking.unusable is not None:
+        assert tracking.unusable.strip()
+    elif tracking.found and tracking.status is Status.UNKNOWN:
+        code = tracking.code or ""
+        own = ADAPTERS[slug].own_unknown_codes
+        assert code in own or code.split("/")[0] in own, (code, tracking.problems)
     if tracking.delivered_at is not None:
         assert tracking.delivered_at.tzinfo is not None and tracking.delivered_at.tzinfo == UTC
 
@@ -147,6 +154,26 @@ def test_never_raises_on_mutated_recorded_payloads(
 @given(body=st.binary(max_size=64), status=HTTP)
 def test_never_raises_on_arbitrary_bytes(slug: str, body: bytes, status: int) -> None:
     _check(slug, "01906100441262", status, body)
+
+
+def _hostile(doc: Any, path: tuple, kind: int) -> bytes:
+    """A recorded payload with one node made hostile in its raw text: nested 5,000 deep,
+    a number of 5,000 digits, or a date at the edge of the calendar."""
+    marker = "__HOSTILE__"
+    text = json.dumps(_replace(doc, path, marker))
+    fragment = ["[" * 5000 + "]" * 5000, "9" * 5000, '"9999-12-31T23:59:59-14:00"'][kind]
+    return text.replace(f'"{marker}"', fragment).encode()
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), kind=st.integers(0, 2), number=NUMBER)
+def test_never_raises_on_hostile_bodies(
+    slug: str, data: st.DataObject, kind: int, number: str
+) -> None:
+    doc = data.draw(st.sampled_from(RECORDED[slug]))
+    path = data.draw(st.sampled_from(_paths(doc)))
+    _check(slug, number, 200, _hostile(doc, path, kind))
 
 
 def test_recorded_payloads_exist_for_every_carrier() -> None:
