@@ -261,6 +261,13 @@ def _parse_tips(
     result: dict[str, tuple[str, ...]] = {}
     written = [str(k) for k in tips]
     for locale, lines in tips.items():
+        if "_" in str(locale) and is_locale(str(locale)):
+            problems.append(
+                f"{_at(filename, tips, locale)} {label} '{name}': locale '{locale}' is written "
+                f"with '-' here (did you mean '{str(locale).replace('_', '-')}'?); as it is, "
+                f"these tips are never shown"
+            )
+            continue
         if not is_locale(str(locale)):
             missing = [c for c in ("en", "pl", "de") if c not in written]
             problems.append(

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jinja2 import meta
+from jinja2 import meta, nodes
 
 from aftersale.carriers_meta import Carriers
 from aftersale.decide.replay import run_cases
@@ -31,7 +31,7 @@ from aftersale.locales import is_locale, language_name, suggest_locale
 from aftersale.models import ChannelKind, DelayReason, EventKind, RenderedMessage
 from aftersale.render.cases import DataCase, Market, data_cases, market_for
 from aftersale.render.catalogue import Catalogue, check_catalogue
-from aftersale.render.library import TemplateLibrary, Variant
+from aftersale.render.library import TemplateLibrary, Variant, did_you_mean
 from aftersale.render.lint import Finding, lint_source
 from aftersale.render.sandbox import RenderBudget
 from aftersale.render.sms import non_gsm7_characters, sms_segments
@@ -43,6 +43,9 @@ FOREIGN_LOCALES = ("ar", "ja", "fr")
 _DANGLING = re.compile(r":\s*$|\s[.,;:!?]|\(\s*\)|:\s*[.,;]")
 _EMPTY_ELEMENT = re.compile(r"<(p|li|td|th|strong|b|em|h[1-6]|a)\b[^>]*>\s*</\1>")
 _HREF = re.compile(r"""href=["'](http://[^"']*)""")
+_NONE = re.compile(r"\bNone\b")
+#: Blocks the renderer reads from a message itself, beside those its layout shows.
+RENDERED_BLOCKS = frozenset({"subject", "html", "text", "footer", "preheader"})
 
 
 def run_check(
@@ -180,13 +183,13 @@ def check_templates(
             v.locale.lower()
             for found in library.variants.values()
             for v in found.values()
-            if "-" not in v.locale and is_locale(v.locale)
+            if "-" not in v.locale and "_" not in v.locale and is_locale(v.locale)
         }
     )
     for template, channel in library.templates():
         found = library.variants[(template, channel)]
         folder = f"{library.root.name}/{channel.value}/{template}"
-        valid = {k: v for k, v in found.items() if is_locale(v.locale)}
+        valid = {k: v for k, v in found.items() if is_locale(v.locale) and "_" not in v.locale}
         _check_locales(library, report, folder, found, valid, languages)
         senders = _senders(rules, template, channel)
         marketing = library.is_marketing(template, channel)
@@ -206,7 +209,14 @@ def _check_locales(
     default = library.shop.default_locale.lower()
     missing = [lang for lang in languages if lang not in valid and lang != default]
     for variant in found.values():
-        if variant.locale.lower() not in valid:
+        if variant.locale.lower() not in valid and "_" in variant.locale:
+            report.add(
+                f"{folder}/{variant.locale}.j2",
+                None,
+                f"a locale is written with '-' in file names (did you mean "
+                f"'{variant.locale.replace('_', '-')}.j2'?); as it is, this file is never used",
+            )
+        elif variant.locale.lower() not in valid:
             hint = suggest_locale(variant.locale, languages, missing)
             named = re.search(r"'([^']+)'", hint)
             if named and named.group(1) in missing:
@@ -266,6 +276,8 @@ def _check_variant(
         report.add(where, finding.line, finding.message)
     if any(f.message.startswith("syntax error") for f in findings):
         return
+    for line, message in _unknown_blocks(library, source):
+        report.add(where, line, message)
     try:
         library.compile(variant.name)
     except TemplateError as exc:
@@ -397,7 +409,15 @@ class _Renders:
         self.http.extend(_HREF.findall(html))
 
     def _compare(self, full: RenderedMessage, message: RenderedMessage, label: str) -> None:
-        """Text that only dangles when a fact is missing: a label left without its value."""
+        """Text that only dangles when a fact is missing: a label left without its value, or
+        the word None that a filter made of an empty value."""
+        if _NONE.search(message.text) and not _NONE.search(full.text):
+            self._fail(
+                None,
+                "shows the word 'None': a value is empty here and a filter turned it into text; "
+                "put it inside {% if … %}…{% endif %}",
+                label,
+            )
         before = _dangling(full.text)
         for fragment in _dangling(message.text) - before:
             line = _source_line(self.library, self.variant.name, fragment)
@@ -437,6 +457,28 @@ class _Renders:
                 f"link '{_clip(self.http[0])}' is not https: customers' mail programs warn about "
                 f"plain http (check the shop's base_url and help_url)",
             )
+
+
+def _unknown_blocks(library: TemplateLibrary, source: str) -> list[tuple[int, str]]:
+    """Blocks of an extending template that neither its layout nor the renderer shows."""
+    tree = library.env.parse(source)
+    parents = [n.template for n in tree.find_all(nodes.Extends)]
+    if not parents or not isinstance(parents[0], nodes.Const):
+        return []
+    parent = library.root / str(parents[0].value)
+    if not parent.is_file():
+        return []  # reported when rendering, with a suggestion
+    shown = {b.name for b in library.env.parse(parent.read_text(encoding="utf-8")).find_all(
+        nodes.Block)} | RENDERED_BLOCKS  # fmt: skip
+    return [
+        (
+            block.lineno,
+            f"{{% block {block.name} %}} is not a block of {parents[0].value}"
+            f"{did_you_mean(block.name, sorted(shown))}: its content is never shown",
+        )
+        for block in tree.find_all(nodes.Block)
+        if block.name not in shown
+    ]
 
 
 def _dangling(text: str) -> set[str]:

@@ -375,6 +375,11 @@ def render_error(
             f"uses '{exc.name}', which does not exist under {library.root.name}/"
             f"{did_you_mean(str(exc.name), files)}"
         )
+    elif "NoneType" in str(exc):
+        message = (
+            f"a value is empty (None) here and cannot be used like this ({exc}); put it inside "
+            f"{{% if … %}}…{{% endif %}}"
+        )
     else:
         message = f"{type(exc).__name__}: {exc}"
     return TemplateError(where, message, line or None)

@@ -25,7 +25,7 @@ from jinja2 import StrictUndefined, Undefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import missing
 
-from aftersale.locales import is_locale
+from aftersale.locales import currencies, is_locale
 from aftersale.render.context import Fields
 
 MAX_SEQUENCE = 100_000  # "a" * 10**9 would exhaust memory: refuse big repeats and widths
@@ -204,8 +204,13 @@ FILTER_INPUTS: dict[str, tuple[tuple[type, ...], str, str]] = {
 }
 
 
-def _check_input(name: str, value: Any) -> None:
+def _check_input(name: str, value: Any, args: tuple[Any, ...] = ()) -> None:
     accepted, noun, hint = FILTER_INPUTS[name]
+    if name == "money" and args and args[0] is not None and str(args[0]) not in currencies():
+        raise FilterInputError(
+            f"|money({args[0]!r}): not a currency code; use an ISO 4217 code such as PLN or "
+            f"EUR, or leave it out for the order's currency"
+        )
     if isinstance(value, accepted) and not isinstance(value, bool):
         return
     if value is None:
@@ -248,7 +253,7 @@ def _guarded(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(f)
         def with_context(ctx: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
             if typed:
-                _check_input(name, value)
+                _check_input(name, value, args)
             if sized:
                 _check_sizes(name, (value, *args), kwargs)
             return f(ctx, value, *args, **kwargs)
@@ -259,7 +264,7 @@ def _guarded(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(f)
     def plain(value: Any, *args: Any, **kwargs: Any) -> Any:
         if typed:
-            _check_input(name, value)
+            _check_input(name, value, args)
         if sized:
             _check_sizes(name, (value, *args), kwargs)
         return f(value, *args, **kwargs)

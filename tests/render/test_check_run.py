@@ -151,6 +151,19 @@ def test_template_mistakes(copy: Path) -> None:
         "{% block html %}\n{% if customer.phone %}\n",
     )
     (copy / "templates/sms/delayed/de.j2").rename(copy / "templates/sms/delayed/ge.j2")
+    # a block the layout does not have; the word None made by a filter; a currency symbol
+    edit("templates/email/delivered/de.j2", "{% block html %}", "{% block htmll %}")
+    edit(
+        "templates/sms/shipped/en.j2",
+        "Track it:",
+        "Carrier: {{ shipment.carrier|replace('_', ' ') }}. Track it:",
+    )
+    edit(
+        "templates/email/thank_you/de.j2",
+        "{% block html %}\n",
+        "{% block html %}\n<p>{{ order.total|money('zł') }}</p>\n",
+    )
+    shutil.copy(copy / "templates/email/shipped/pl.j2", copy / "templates/email/shipped/pl_PL.j2")
     # unknown filter and include, with suggestions
     edit(
         "templates/email/out_for_delivery/en.j2",
@@ -187,6 +200,8 @@ def test_template_mistakes(copy: Path) -> None:
     dangling = line_of("templates/sms/available_for_pickup/en.j2", "Pickup point:")
     outside = line_of("templates/sms/delivered/de.j2", "Vielen Dank!")
     as_time = line_of("templates/sms/shipped/pl.j2", "Dostawa")
+    htmll = line_of("templates/email/delivered/de.j2", "{% block htmll %}")
+    zloty = line_of("templates/email/thank_you/de.j2", "money('zł')")
     assert _check(copy) == [
         f"templates/email/arriving_tomorrow/de.j2:{window_de}: leaves 'Zeitfenster:' dangling: "
         "put the "
@@ -203,6 +218,8 @@ def test_template_mistakes(copy: Path) -> None:
         f"templates/email/available_for_pickup/en.j2:{pickup}: prints 'None': this value is empty "
         "here; put it inside {% if … %}…{% endif %} or give a fallback with `or` (for home "
         "delivery, with no pickup point, and 3 more cases)",
+        f"templates/email/delivered/de.j2:{htmll}: {{% block htmll %}} is not a block of "
+        "email/_layout.j2 (did you mean 'html'?): its content is never shown",
         f"templates/email/delivered/en.j2:{money}: |money needs an amount, got a date and time "
         "(2025-03-09T07:30+00:00)",
         f"templates/email/delivered/pl.j2:{http}: link 'http://northwind.example/pomoc' is not "
@@ -225,6 +242,10 @@ def test_template_mistakes(copy: Path) -> None:
         f"templates/email/shipped/en.j2:{safe}: |safe on 'customer.first_name', which customers, "
         "orders or carriers provide: a name like '<script>' would become part of the email; "
         "remove |safe",
+        "templates/email/shipped/pl_PL.j2: a locale is written with '-' in file names (did you "
+        "mean 'pl-PL.j2'?); as it is, this file is never used",
+        f"templates/email/thank_you/de.j2:{zloty}: |money('zł'): not a currency code; use an "
+        "ISO 4217 code such as PLN or EUR, or leave it out for the order's currency",
         f"templates/email/thank_you/en.j2:{promised}: |date got nothing: the value before it is "
         "empty "
         "here; put it inside {% if … %}…{% endif %} (when the order has no promised delivery "
@@ -242,6 +263,9 @@ def test_template_mistakes(copy: Path) -> None:
         "{% block %}: a "
         "template that extends a layout shows only its blocks, so no customer would see it; "
         "move it into a block",
+        "templates/sms/shipped/en.j2: shows the word 'None': a value is empty here and a filter "
+        "turned it into text; put it inside {% if … %}…{% endif %} (when the carrier is not "
+        "known yet, and 1 more case)",
         f"templates/sms/shipped/pl.j2:{as_time}: |time needs a date and time, got a date (2025-03-13) "
         "(for a day alone use |date) (when every fact is known, and 3 more cases)",
     ]  # fmt: skip
@@ -286,6 +310,11 @@ def test_rule_and_catalogue_mistakes(copy: Path) -> None:
         "- Hi {{ customer.first_name }}, format the memory card in the camera",
     )
     edit("catalogue/products.yaml", "    category: headphones\n", "    category: headphone\n")
+    edit(
+        "catalogue/products.yaml",
+        "      pl:\n        - Ustaw głośnik",
+        "      pl_PL:\n        - Ustaw głośnik",
+    )
     # windows that run the wrong way
     edit(
         "rules/shipping.yaml",
@@ -299,6 +328,7 @@ def test_rule_and_catalogue_mistakes(copy: Path) -> None:
     shipping = (copy / "rules/shipping.yaml").read_text(encoding="utf-8").splitlines()
     refs = [n for n, text in enumerate(shipping, 1) if "supersedes: [shipped" in text]
     case_ref = line_of("rules/delays.yaml", "shipped:sms")
+    pl_pl = line_of("catalogue/products.yaml", "pl_PL:")
     ger = line_of("catalogue/products.yaml", "ger:")
     markup = line_of("catalogue/products.yaml", "</b in the app")
     syntax = line_of("catalogue/products.yaml", "Hi {{ customer.first_name }}")
@@ -311,6 +341,8 @@ def test_rule_and_catalogue_mistakes(copy: Path) -> None:
     quiet = line_of("rules/policy.yaml", 'sms: "08:00-21:00"')
     overnight = line_of("rules/shipping.yaml", '"20:00-08:00"')
     assert _check(copy) == [
+        f"catalogue/products.yaml:{pl_pl}:7 category 'speaker': locale 'pl_PL' is written with "
+        "'-' here (did you mean 'pl-PL'?); as it is, these tips are never shown",
         f"catalogue/products.yaml:{ger}:7 category 'laptops': unknown locale 'ger' (did you mean "
         "'de'?): tips are filed under a locale such as en, pl, de or pl-PL",
         f"catalogue/products.yaml:{markup}:11 category 'smartwatches': tip 2 (en): broken markup "
