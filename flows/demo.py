@@ -45,8 +45,10 @@ def load_parcels(path: Path) -> list[SandboxParcel]:
 
 
 def sandbox_env(url: str) -> dict[str, str]:
-    """Environment that points every registered carrier at the sandbox at `url`."""
-    env: dict[str, str] = {}
+    """Environment for the demo and the tests that run it: every registered carrier pointed
+    at the sandbox at `url`, and a fixed key for unsubscribe links (on a database URL there
+    is no folder beside the store for the key file; the demo's links go nowhere real)."""
+    env: dict[str, str] = {"AFTERSALE_UNSUBSCRIBE_SECRET": "aftersale-demo-unsubscribe-key"}
     for meta in DIRECTORY:
         prefix = f"AFTERSALE_{meta.slug.upper()}_"
         env[prefix + "URL"] = url
