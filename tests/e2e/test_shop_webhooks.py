@@ -40,6 +40,8 @@ def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
         {
             "AFTERSALE_DB": str(workdir / "a.duckdb"),
             "AFTERSALE_WEBHOOK_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            # the public page behind the https proxy (unsubscribe links must be https)
+            "AFTERSALE_UNSUBSCRIBE_URL": "https://hooks.northwind.example/unsubscribe",
             "SHOPIFY_WEBHOOK_SECRET": SECRET,
             "WOOCOMMERCE_WEBHOOK_SECRET": WOO_SECRET,
         }

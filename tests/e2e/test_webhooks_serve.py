@@ -82,6 +82,14 @@ def queue(store: Store, ds: list[Decision]) -> list[str]:
     )
 
 
+#: the public unsubscribe page behind the https proxy, and its key (a database URL has no
+#: folder for the key file); the same for the receiver and the cycles
+UNSUBSCRIBE_ENV = {
+    "AFTERSALE_UNSUBSCRIBE_URL": "https://hooks.northwind.example/unsubscribe",
+    "AFTERSALE_UNSUBSCRIBE_SECRET": "test-unsubscribe-key-of-enough-length",
+}
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
@@ -119,6 +127,7 @@ def receiver(
         {
             "AFTERSALE_DB": str(settings.db),
             "AFTERSALE_WEBHOOK_PUBLIC_URL": url,
+            **UNSUBSCRIBE_ENV,
             "TWILIO_AUTH_TOKEN": TOKEN,
             "SENDGRID_WEBHOOK_PUBLIC_KEY": sendgrid_key[1],
         }
@@ -186,7 +195,7 @@ def test_stop_and_bounce_reach_the_store_and_hold_the_next_dispatch(
     with open_store(settings.db) as store:
         store.save_orders(ORDERS, source="test", now=NOW)
         (thanked,) = queue(store, decisions("thank_you", (anna, EMAIL)))
-        parts, _ = build_parts(settings, store, env={}, carriers={})
+        parts, _ = build_parts(settings, store, env=UNSUBSCRIBE_ENV, carriers={})
         assert [o.outcome for o in dispatch_stage(parts, NOW, "run-1").outcomes] == ["sent"]
 
     # Anna texts STOP; her thank-you email hard-bounces. A forged STOP changes nothing.
@@ -235,7 +244,7 @@ def test_stop_and_bounce_reach_the_store_and_hold_the_next_dispatch(
             store,
             decisions("shipped", (anna, EMAIL), (anna, SMS), (piotr, EMAIL), (piotr, SMS)),
         )
-        parts, _ = build_parts(settings, store, env={}, carriers={})
+        parts, _ = build_parts(settings, store, env=UNSUBSCRIBE_ENV, carriers={})
         report = dispatch_stage(parts, NOW, "run-2")
     outcomes = sorted((o.order_id, o.channel, o.outcome, o.reason) for o in report.outcomes)
     assert outcomes == [
