@@ -556,9 +556,11 @@ async def poll_batch(
     candidates = candidates or {}
     results = await _poll_all(batch, shipments, candidates)
     for slug, failures in batch.opened.items():
+        failed = sum(1 for r in results if r.carrier == slug and r.error)
         log.warning(
-            "carrier %s: circuit open after %d failures, skipping %d shipments",
-            slug, failures, batch.skipped[slug],
+            "carrier %s: circuit open after %d consecutive failed requests; %d shipments "
+            "failed this run, %d of them not called at all",
+            slug, failures, failed, batch.skipped[slug],
         )  # fmt: skip
     open_now = [slug for slug, b in guards.breakers.items() if b.is_open and slug in carriers]
     return PollReport(

@@ -17,6 +17,7 @@ Run without a server: `python -m flows.cycle` or `aftersale run`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -76,11 +77,13 @@ def detect_task(stage: Callable[..., core.DetectStage], *args: Any) -> core.Dete
 @task(name="decide", cache_policy=NO_CACHE)
 def decide_task(stage: Callable[..., core.DecideStage], *args: Any) -> core.DecideStage:
     decided = stage(*args)
+    why = Counter(s.why.value for s in decided.outcome.skipped)
     get_run_logger().info(
-        "queued %d messages, cancelled %d, %d events sent nothing",
+        "queued %d messages, cancelled %d; sent nothing: %s (per rule: the summary's "
+        "'Why nothing was sent')",
         decided.queued,
         decided.cancelled,
-        len(decided.outcome.skipped),
+        ", ".join(f"{n} {reason}" for reason, n in why.most_common()) or "none",
     )
     return decided
 

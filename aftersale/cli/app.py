@@ -166,11 +166,13 @@ def demo(
     """The demo: sandbox carriers, example orders, several cycles, messages in the outbox.
     On the database AFTERSALE_DB names when it is a postgresql:// URL, else a fresh DuckDB
     file in the workdir."""
+    from aftersale.cli.ops import prefect_started
     from flows.demo import demo_database, run_demo
 
     try:
         # The per-cycle table is wide; a pipe (make, CI logs) would otherwise wrap it at 80.
-        run_demo(workdir, Console(width=max(console.width, 150)), database=demo_database())
+        with prefect_started():
+            run_demo(workdir, Console(width=max(console.width, 150)), database=demo_database())
     except AftersaleError as exc:
         _fail(exc)
 

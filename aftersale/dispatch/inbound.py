@@ -14,7 +14,8 @@ them, skips replays and hands the facts to the sink one at a time:
     GET  /healthz
 
 Delivery states passed to the sink: email "delivered", "deferred", "bounced", "blocked",
-"dropped", "spam_report"; SMS Twilio's own "sent", "delivered", "undelivered", "failed".
+"dropped", "spam_report", and "opened", "clicked" (kept beside the state, for the report);
+SMS Twilio's own "sent", "delivered", "undelivered", "failed".
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from aftersale.masking import mask_recipient, mask_text
 from aftersale.models import ChannelKind, SuppressionReason
 from aftersale.store.protocols import MessageStore, Store, SuppressionStore
 from aftersale.store.records import Suppression
+from aftersale.store.rows import ENGAGEMENT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -268,12 +269,16 @@ def record_delivery(
     store: MessageStore, message_id: str, state: str, detail: str | None, at: datetime
 ) -> bool:
     """Set a message's provider delivery state. A state of lower rank than the one
-    stored (a late "deferred" after "delivered") changes nothing. False when the message
-    is unknown or the state was not applied."""
+    stored (a late "deferred" after "delivered") changes nothing. "opened" and "clicked"
+    (SendGrid's engagement events) keep their first time beside the delivery state.
+    False when the message is unknown or the state was not applied."""
     message = store.load_message(message_id)
     if message is None:
         log.warning("delivery state %r for unknown message %s ignored", state, message_id)
         return False
+    if state in ENGAGEMENT_COLUMNS:
+        store.record_engagement(message_id, state, at)
+        return True
     current = message.delivery_state
     if current is not None and _DELIVERY_RANK.get(state, 1) < _DELIVERY_RANK.get(current, 1):
         return False

@@ -155,7 +155,10 @@ def test_persistent_500_opens_the_breaker_and_spares_the_others(
     ]
     assert report.skipped == {"dpd": 1}
     assert_all_in_transit(report, {"ups", "dhl", "inpost"})
-    assert "carrier dpd: circuit open after 2 failures, skipping 1 shipments" in caplog.text
+    assert (
+        "carrier dpd: circuit open after 2 consecutive failed requests; 3 shipments failed "
+        "this run, 1 of them not called at all" in caplog.text
+    )
 
 
 def test_a_malformed_answer_is_retried_like_an_outage(

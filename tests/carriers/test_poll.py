@@ -282,7 +282,10 @@ def test_breaker_opens_after_consecutive_failures_and_skips_the_rest(
     assert dhl_errors[4:] == ["dhl: circuit open after repeated failures; not polled this run"] * 6
     assert all(r.error is None for r in report.results[10:])  # InPost is not affected
     opened = [r.getMessage() for r in caplog.records if "circuit open" in r.getMessage()]
-    assert opened == ["carrier dhl: circuit open after 4 failures, skipping 6 shipments"]
+    assert opened == [
+        "carrier dhl: circuit open after 4 consecutive failed requests; 10 shipments failed "
+        "this run, 6 of them not called at all"
+    ]
 
 
 def test_breaker_stays_open_across_batches_until_the_cooldown_passes() -> None:

@@ -212,6 +212,21 @@ def test_delivery_states_never_go_backwards(store: Store) -> None:
     assert delivery(store, mid) == ("spam_report", None)
 
 
+def test_opens_and_clicks_keep_their_first_time_beside_the_delivery_state(store: Store) -> None:
+    mid = queue_one(store)
+    assert record_delivery(store, mid, "delivered", None, NOW)
+    later = NOW + timedelta(hours=1)
+    for state, at in (("opened", NOW), ("opened", later), ("clicked", later)):
+        assert record_delivery(store, mid, state, None, at)
+    message = store.load_message(mid)
+    assert message is not None
+    assert (message.delivery_state, message.opened_at, message.clicked_at) == (
+        "delivered",
+        NOW,
+        later,
+    )
+
+
 def test_a_bounce_records_the_provider_reason(store: Store) -> None:
     mid = queue_one(store)
     StoreWebhookSink(store).record_delivery(mid, "bounced", "550 5.1.1 user unknown", NOW)

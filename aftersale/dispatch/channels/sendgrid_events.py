@@ -278,6 +278,8 @@ def apply_email_event(sink: WebhookSink, event: EmailEvent) -> None:
         sink.unsuppress(email, ChannelKind.EMAIL, at)
     elif event.kind in (EmailEventKind.DELIVERED, EmailEventKind.DEFERRED):
         state = event.kind.value
+    elif event.kind in (EmailEventKind.OPEN, EmailEventKind.CLICK):
+        state = "opened" if event.kind is EmailEventKind.OPEN else "clicked"  # engagement
     if suppress_reason is not None:
         sink.suppress(email, ChannelKind.EMAIL, suppress_reason, at)
     if state is not None and event.message_id:

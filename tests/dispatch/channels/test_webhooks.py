@@ -203,6 +203,7 @@ def test_sendgrid_signed_batch_is_applied_in_time_order(client, sink):
         ("unsuppress", "e@example.com", email, at(4)),
         ("suppress", "f@example.com", email, "bounce", at(3)),
         ("delivery", "m7", "dropped", "Bounced Address", at(3)),
+        ("delivery", "m8", "opened", None, at(2)),  # engagement, for the period report
         ("suppress", "h@example.com", email, "unsubscribe", at(1)),
     ]
 
