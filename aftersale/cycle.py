@@ -414,16 +414,22 @@ def call_stage(name: str, stage: Callable[..., Any], *args: Any) -> Any:
 
 
 def run_cycle(
-    parts: CycleParts, now: datetime, run_id: str, run_stage: StageRunner = call_stage
+    parts: CycleParts,
+    now: datetime,
+    run_id: str,
+    run_stage: StageRunner = call_stage,
+    *,
+    intake: bool = True,
 ) -> CycleSummary:
     """The one sequence of a cycle. Plain Python by default (`aftersale run --no-prefect`);
-    the Prefect flow passes a `run_stage` that runs each stage as its task.
+    the Prefect flow passes a `run_stage` that runs each stage as its task. Of several
+    workers sharing a cycle, one takes the intake (`intake`: the inbox's files move once).
 
     The due shipments are worked through in pages (`claim_pages`): poll, detect, then
     decide and commit each page before the next, so memory is bounded by a page, not the
     shop, and a crash loses at most the page in flight (which the rerun redoes)."""
     parts.store.start_run(run_id, "cycle", now)
-    imports = run_stage("intake", intake_pending, parts, now)
+    imports = run_stage("intake", intake_pending, parts, now) if intake else []
     polls, detects, decides = [], [], []
     for page, last in claim_pages(parts, now):
         poll = run_stage("poll", poll_page, parts, page)
