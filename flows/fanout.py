@@ -12,13 +12,15 @@ This run waits for them and publishes their summaries, added up.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
-from prefect.flow_runs import wait_for_flow_run
 from pydantic import Field
 
 from aftersale.errors import ConfigError
@@ -66,6 +68,19 @@ def markdown(label: str, parts: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def wait_for_runs(runs: Sequence[FlowRun], timeout_s: float, poll_s: float = 2.0) -> list[FlowRun]:
+    """The runs as they ended (or stood when `timeout_s` ran out)."""
+    deadline = time.monotonic() + timeout_s
+    with get_client(sync_client=True) as client:
+        while True:
+            current = [client.read_flow_run(run.id) for run in runs]
+            if all(r.state and r.state.is_final() for r in current):
+                return current
+            if time.monotonic() > deadline:
+                return current
+            time.sleep(poll_s)
+
+
 def _run_name() -> str:
     return current_label("fan-out")
 
@@ -99,7 +114,7 @@ def aftersale_fan_out(
         for n in range(workers)
     ]
     logger.info("started %d worker runs of %s for %s", workers, WORKER_DEPLOYMENT, label)
-    finished = [wait_for_flow_run(run.id, timeout=timeout_s) for run in started]
+    finished = wait_for_runs(started, timeout_s)
     # each worker run keeps its summary in the store's runs table, under its label
     labels = {run_label("cycle", clock, token_of(run.id)): run for run in finished}
     with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
