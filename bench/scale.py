@@ -108,6 +108,13 @@ class Postgres:
         return [int(p) for p in path.read_text().split()]
 
 
+def wal_lsn(cluster: Any) -> int:
+    """Bytes of write-ahead log the server has written so far (what replicas receive)."""
+    with cluster.admin() as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
+    return int(row[0])
+
+
 def self_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -208,7 +215,7 @@ def measure(
     outbox = work / f"{label}-outbox"
     env = worker_env(url, sandbox.url, outbox, limits, page_size)
     pg = Postgres(cluster.data)
-    pg_before, own_before = pg.cpu_s(), self_cpu_s()
+    pg_before, own_before, wal_before = pg.cpu_s(), self_cpu_s(), wal_lsn(cluster)
     began = time.perf_counter()
     logs = [work / f"{label}-{i}.log" for i in range(workers)]
     procs = [start_worker(env, T1, log) for log in logs]
@@ -221,6 +228,7 @@ def measure(
     results = [finish(p, log) for p, log in zip(procs, logs, strict=True)]
     wall = time.perf_counter() - began
     pg_cpu, own_cpu = pg.cpu_s() - pg_before, self_cpu_s() - own_before
+    wal_bytes = wal_lsn(cluster) - wal_before
     state.clear_faults()
     with open_store(url) as store:
         shipments = store.list_shipments()
@@ -242,6 +250,7 @@ def measure(
         "exits": [code for code, _, _ in results],
         "killed": killed,
         "pg_cpu_s": pg_cpu,
+        "wal_bytes": wal_bytes,
         "sandbox_cpu_s": own_cpu,
         "peak_per_s": {slug: max(c.values()) for slug, c in seconds.items()},
         "mean_per_s": {slug: sum(c.values()) / max(1, len(c) - 1) for slug, c in seconds.items()},
@@ -270,7 +279,7 @@ def report(
         f"  CPU s: workers {cpu:.0f} {r['worker_cpu_s']}, PostgreSQL {r['pg_cpu_s']:.0f}, "
         f"sandbox {r['sandbox_cpu_s']:.0f}; {total / r['wall_s']:.2f} cores busy of 2; "
         f"{1000 * cpu / r['due']:.2f} ms worker + {1000 * r['pg_cpu_s'] / r['due']:.2f} ms "
-        "PostgreSQL per parcel"
+        f"PostgreSQL per parcel; {r['wal_bytes'] / r['due'] / 1024:.1f} KiB WAL per parcel"
     )
     for slug, limit in limits.items():
         peak = r["peak_per_s"].get(slug, 0)
