@@ -28,6 +28,7 @@ from aftersale.intake.files import DetectCarriers, ImportReport, import_file
 from aftersale.intake.shop_webhooks import ingest_shop_spool
 from aftersale.intake.shops.base import ShopMapping
 from aftersale.models import (
+    TERMINAL_STATUSES,
     ChannelKind,
     Decision,
     DomainEvent,
@@ -256,14 +257,19 @@ def claim_pages(parts: CycleParts, now: datetime) -> Iterator[tuple[list[Shipmen
 
     Each page is claimed just before it is worked on: on PostgreSQL other workers take
     the pages this one has not claimed yet, and skip those it holds (see
-    ShipmentStore.claim_shipments). The next page's orders are looked up first, to know
-    whether this page is the last; no due shipments at all still yield one empty page."""
-    store = parts.store
-    orders = store.due_order_ids(now, limit=parts.page_size)
+    ShipmentStore.claim_shipments). At the end it goes back to the start once, for pages
+    a worker that died meanwhile left behind (its leases are free once it is gone). The
+    next page's orders are looked up first, to know whether this page is the last; no due
+    shipments at all still yield one empty page."""
+    store, size = parts.store, parts.page_size
+    orders = store.due_order_ids(now, limit=size)
+    swept = False
     while True:
-        following = (
-            store.due_order_ids(now, limit=parts.page_size, after=orders[-1]) if orders else []
-        )
+        following = store.due_order_ids(now, limit=size, after=orders[-1]) if orders else []
+        if not following and not swept:
+            swept = True
+            taken = set(orders)
+            following = [o for o in store.due_order_ids(now, limit=size) if o not in taken]
         page = store.claim_shipments(orders, now)
         yield page, not following
         if not following:
@@ -341,9 +347,22 @@ def detect_stage(
         for s in shipments.values():
             by_order.setdefault(s.order_id, []).append(s)
         for oid in due_orders:
-            events.extend(detect_due(orders[oid], by_order.get(oid, []), now, parts.thresholds))
+            parcels = by_order.get(oid, [])
+            # A parcel still due has not been polled this cycle (another worker holds it, or
+            # will): its estimate may be stale, so its order waits for the worker that
+            # polls it (its last page comes after) or for the next cycle.
+            if any(awaits_poll(p, now) for p in parcels):
+                continue
+            events.extend(detect_due(orders[oid], parcels, now, parts.thresholds))
     changed = sum(1 for s in states if s.status is not previous[s.shipment_id].status)
     return DetectStage(events, changed, errors, states, failures, scans, orders, shipments)
+
+
+def awaits_poll(state: ShipmentState, now: datetime) -> bool:
+    """The parcel is due for a poll at `now` and has not had it."""
+    return state.status not in TERMINAL_STATUSES and (
+        state.next_check_at is None or state.next_check_at <= now
+    )
 
 
 def decide_stage(
@@ -395,16 +414,22 @@ def call_stage(name: str, stage: Callable[..., Any], *args: Any) -> Any:
 
 
 def run_cycle(
-    parts: CycleParts, now: datetime, run_id: str, run_stage: StageRunner = call_stage
+    parts: CycleParts,
+    now: datetime,
+    run_id: str,
+    run_stage: StageRunner = call_stage,
+    *,
+    intake: bool = True,
 ) -> CycleSummary:
     """The one sequence of a cycle. Plain Python by default (`aftersale run --no-prefect`);
-    the Prefect flow passes a `run_stage` that runs each stage as its task.
+    the Prefect flow passes a `run_stage` that runs each stage as its task. Of several
+    workers sharing a cycle, one takes the intake (`intake`: the inbox's files move once).
 
     The due shipments are worked through in pages (`claim_pages`): poll, detect, then
     decide and commit each page before the next, so memory is bounded by a page, not the
     shop, and a crash loses at most the page in flight (which the rerun redoes)."""
     parts.store.start_run(run_id, "cycle", now)
-    imports = run_stage("intake", intake_pending, parts, now)
+    imports = run_stage("intake", intake_pending, parts, now) if intake else []
     polls, detects, decides = [], [], []
     for page, last in claim_pages(parts, now):
         poll = run_stage("poll", poll_page, parts, page)

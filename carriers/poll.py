@@ -21,7 +21,8 @@ shipments are not called this run, and the log says so once per carrier.
 daily budget and breaker cooldown span runs (a fresh one per batch otherwise). When
 several workers poll at once (PostgreSQL), give it the store's `SharedLimits`: each
 carrier's per-second and per-day limits then hold for all workers together
-(`SharedBucket`: requests are taken from the store's budget in chunks of ~0.1 s).
+(`SharedBucket`: requests are taken from the store's budget in chunks of ~0.1 s, and
+the budget fills at 80% of the limit so no second goes over it).
 """
 
 from __future__ import annotations
@@ -134,6 +135,9 @@ class TokenBucket:
 #: Seconds of a carrier's rate a worker takes from the shared budget at a time (and the
 #: most the shared bucket saves up): fewer store round trips, bursts stay small.
 SHARED_CHUNK_S = 0.1
+#: The shared bucket fills at this share of the limit: what is saved up and what workers
+#: hold in hand (0.1 s worth each) can then never take one second's requests over it.
+SHARED_HEADROOM = 0.8
 #: Requests taken at a time when a carrier has a day budget but no rate.
 SHARED_DAY_CHUNK = 10
 
@@ -152,7 +156,8 @@ class SharedBucket:
         today: Callable[[], date],
     ) -> None:
         self.budget, self.slug = budget, slug
-        self.rate, self.per_day = limits.rate_per_s, limits.rate_per_day
+        self.rate = limits.rate_per_s * SHARED_HEADROOM if limits.rate_per_s else None
+        self.per_day = limits.rate_per_day
         self.chunk = max(1, int(self.rate * SHARED_CHUNK_S)) if self.rate else SHARED_DAY_CHUNK
         self.tokens = 0
         self._clock, self._today = clock, today

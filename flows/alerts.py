@@ -72,7 +72,12 @@ def run_token() -> str:
     """Six characters that tell apart runs of the same minute: the end of the flow run's
     id (its random part)."""
     run_id = flow_run.get_id()
-    return str(run_id).replace("-", "")[-6:] if run_id else uuid.uuid4().hex[:6]
+    return token_of(run_id) if run_id else uuid.uuid4().hex[:6]
+
+
+def token_of(flow_run_id: object) -> str:
+    """The token of the flow run with this id (the runs table names runs by it)."""
+    return str(flow_run_id).replace("-", "")[-6:]
 
 
 def current_label(kind: str) -> str:

@@ -126,8 +126,9 @@ def _run_name() -> str:
 
 
 @flow(name="aftersale-cycle", flow_run_name=_run_name, log_prints=False)
-def aftersale_cycle(now: datetime | None = None, dry_run: bool = False) -> Any:
-    """One cycle over the store named by AFTERSALE_DB. `now` is for replays and the demo.
+def aftersale_cycle(now: datetime | None = None, dry_run: bool = False, intake: bool = True) -> Any:
+    """One cycle over the store named by AFTERSALE_DB. `now` is for replays and the demo;
+    `intake` off for all but one of several runs sharing a cycle (aftersale-fan-out).
     Returns the run's summary, or (something is down) a Degraded state holding it."""
     install_masking()
     logger = get_run_logger()
@@ -145,7 +146,7 @@ def aftersale_cycle(now: datetime | None = None, dry_run: bool = False) -> Any:
             raise
         for note in notes:
             logger.info(note)
-        summary = core.run_cycle(parts, clock, label, run_as_task)
+        summary = core.run_cycle(parts, clock, label, run_as_task, intake=intake)
         unknown_total = store.count_messages(MessageState.UNKNOWN)
     report = build_report(summary, label=label, unknown_total=unknown_total)
     rename_run(report.name + (" · dry run" if dry_run else ""))

@@ -71,6 +71,8 @@ class SandboxState:
     #: tracking requests served per carrier, and per (carrier, number)
     requests: Counter[str] = field(default_factory=Counter)
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: tracking requests per carrier and wall-clock second (time.time()), for rate checks
+    per_second: Counter[tuple[str, int]] = field(default_factory=Counter)
     #: carrier slug (or "*") -> the fault its tracking answers get
     faults: dict[str, Fault] = field(default_factory=dict)
     #: bearer tokens issued -> expiry (epoch seconds, real time: tokens outlive clock jumps)
@@ -110,6 +112,7 @@ def build_app(state: SandboxState) -> Starlette:
     async def tracking(carrier: str, number: str, request: Request, render: Renderer) -> Response:
         state.requests[carrier] += 1
         state.calls[(carrier, number)] += 1
+        state.per_second[(carrier, int(time.time()))] += 1
         fault = state.fault_for(carrier)
         kind = None
         if fault is not None and fault.draw():
@@ -187,6 +190,7 @@ def build_app(state: SandboxState) -> Starlette:
         if request.method == "DELETE":
             state.requests.clear()
             state.calls.clear()
+            state.per_second.clear()
         return JSONResponse(
             {"by_carrier": dict(state.requests), "total": sum(state.requests.values())}
         )

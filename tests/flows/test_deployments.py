@@ -18,23 +18,41 @@ from flows.automations import AUTOMATIONS_FILE, load_automations
 
 
 def deployments() -> dict[str, dict]:
+    """flow name/deployment name -> deployment (Prefect's names)."""
     data = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text(encoding="utf-8"))
-    return {d["name"]: d for d in data["deployments"]}
+    return {f"{flow_of(d).name}/{d['name']}": d for d in data["deployments"]}
 
 
-def test_the_three_deployments_point_at_real_flows_with_valid_parameters() -> None:
+def flow_of(deployment: dict):  # type: ignore[no-untyped-def]
+    path, func = deployment["entrypoint"].split(":")
+    return getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), func)
+
+
+def test_the_deployments_point_at_real_flows_with_valid_parameters() -> None:
     deps = deployments()
-    assert set(deps) == {"every-15-minutes", "daily", "on-demand"}
+    assert set(deps) == {
+        "aftersale-cycle/every-15-minutes",
+        "aftersale-cycle/worker",
+        "aftersale-fan-out/every-15-minutes",
+        "aftersale-housekeeping/daily",
+        "aftersale-replay/on-demand",
+    }
     for dep in deps.values():
-        path, func = dep["entrypoint"].split(":")
-        flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), func)
-        accepted = set(inspect.signature(flow.fn).parameters)
+        accepted = set(inspect.signature(flow_of(dep).fn).parameters)
         assert set(dep.get("parameters", {})) <= accepted, dep["name"]
         assert dep["work_pool"]["name"] == "aftersale"
-    cycle = deps["every-15-minutes"]
+    cycle = deps["aftersale-cycle/every-15-minutes"]
     assert cycle["schedules"] == [{"cron": "*/15 * * * *", "timezone": "UTC", "active": True}]
     assert cycle["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
-    assert "schedules" not in deps["on-demand"]
+    assert "schedules" not in deps["aftersale-replay/on-demand"]
+    # PostgreSQL: the fan-out's schedule is there but off; the runs it starts have none
+    shared = deps["aftersale-fan-out/every-15-minutes"]
+    assert shared["schedules"] == [{"cron": "*/15 * * * *", "timezone": "UTC", "active": False}]
+    assert shared["concurrency_limit"] == cycle["concurrency_limit"]
+    assert "schedules" not in deps["aftersale-cycle/worker"]
+    from flows.fanout import WORKER_DEPLOYMENT
+
+    assert WORKER_DEPLOYMENT in deps
 
 
 def test_prefect_yaml_holds_no_secret() -> None:

@@ -2,7 +2,9 @@
 on a free port on 127.0.0.1, stopped and deleted at the end.
 
 PostgreSQL refuses to run as root, so under root the cluster runs as the system user
-`aftersale-pg` (created with useradd when missing). Durability is switched off (fsync,
+`aftersale-pg` (created with useradd when missing). The server outlives a test run that
+is killed outright (SIGKILL, a CI timeout), so each cluster notes the process it belongs
+to, and the next run stops and deletes any whose process is gone. Durability is switched off (fsync,
 synchronous commit): the tests want speed, and the cluster is thrown away anyway. Each
 test gets a migrated database of its own, empty: copied from a migrated template the first
 time, emptied with TRUNCATE and handed out again after (cheaper than a new copy).
@@ -63,12 +65,37 @@ def _unprivileged_user() -> str | None:
     return USER
 
 
+#: Where clusters live (not pytest's tmp_path: its folders are private to root, and the
+#: server's user must enter), and the file naming the process each belongs to.
+PREFIX = "aftersale-pg-"
+OWNER_FILE = "owner.pid"
+
+
+def reap_orphans(bindir: Path) -> None:
+    """Stop and delete the clusters of test runs that died without stopping theirs."""
+    for root in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+        try:
+            owner = int((root / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not one of ours, or still being set up
+        if Path(f"/proc/{owner}").exists():
+            continue
+        subprocess.run(
+            [str(bindir / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "stop"],
+            user=_unprivileged_user(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
 class PostgresCluster:
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
         self.user = _unprivileged_user()
-        # not pytest's tmp_path: its folders are private to root, the server's user must enter
-        self.root = Path(tempfile.mkdtemp(prefix="aftersale-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
+        (self.root / OWNER_FILE).write_text(str(os.getpid()))
         self.data = self.root / "data"
         self.port = free_port()
         self._names = itertools.count(1)
@@ -144,6 +171,7 @@ def running_cluster() -> Iterator[PostgresCluster | None]:
     if bindir is None:
         yield None
         return
+    reap_orphans(bindir)
     cluster = PostgresCluster(bindir)
     try:
         cluster.start()

@@ -157,7 +157,10 @@ class Connection:
             url,
             min_size=1,
             max_size=max(1, max_connections),
-            kwargs={"autocommit": True, "application_name": owner},
+            # every session in UTC: naive timestamps (leases too) mean the same to all workers
+            kwargs={"autocommit": True, "application_name": owner, "options": "-c TimeZone=UTC"},
+            # a connection the server dropped (restart, failover) is replaced, not used
+            check=ConnectionPool.check_connection,
             name="aftersale",
             open=False,
         )

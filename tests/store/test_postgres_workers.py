@@ -1,6 +1,7 @@
-"""Carrier budgets shared by every worker (PostgreSQL): a token bucket per carrier taken
-from in one statement, refilled by the server's clock, with a per-UTC-day count; many
-takers at once never get more than the budget."""
+"""What several workers on one PostgreSQL store rely on beyond the shared suite: carrier
+budgets (a token bucket per carrier taken from in one statement, refilled by the server's
+clock, with a per-UTC-day count; many takers at once never get more than the budget),
+and connections that survive the server dropping them."""
 
 from __future__ import annotations
 
@@ -69,3 +70,18 @@ def test_many_workers_at_once_never_get_more_than_the_budget(
             for s in stores:
                 s.close()
     assert sum(granted) == 40  # the full bucket, not a token more (the refill is negligible)
+
+
+def test_a_connection_the_server_dropped_is_replaced(postgres_cluster: PostgresCluster) -> None:
+    """A PostgreSQL restart or failover closes the pool's connections; the store carries
+    on with new ones (same lease owner name) instead of failing the next statement."""
+    with postgres_cluster.database() as url, open_store(url) as store:
+        assert store.count("orders") == 0
+        with postgres_cluster.admin() as admin:
+            dropped = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                [store.owner],  # type: ignore[attr-defined]
+            ).fetchone()
+        assert dropped is not None and dropped[0] >= 1
+        assert store.count("orders") == 0
