@@ -22,9 +22,9 @@ def deployments() -> dict[str, dict]:
     return {d["name"]: d for d in data["deployments"]}
 
 
-def test_the_three_deployments_point_at_real_flows_with_valid_parameters() -> None:
+def test_the_deployments_point_at_real_flows_with_valid_parameters() -> None:
     deps = deployments()
-    assert set(deps) == {"every-15-minutes", "daily", "on-demand"}
+    assert set(deps) == {"every-15-minutes", "daily", "on-demand", "hourly"}
     for dep in deps.values():
         path, func = dep["entrypoint"].split(":")
         flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), func)
@@ -35,6 +35,9 @@ def test_the_three_deployments_point_at_real_flows_with_valid_parameters() -> No
     assert cycle["schedules"] == [{"cron": "*/15 * * * *", "timezone": "UTC", "active": True}]
     assert cycle["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
     assert "schedules" not in deps["on-demand"]
+    reconcile = deps["hourly"]
+    assert reconcile["entrypoint"] == "flows/reconcile.py:aftersale_shopify_reconcile"
+    assert reconcile["schedules"] == [{"cron": "7 * * * *", "timezone": "UTC", "active": True}]
 
 
 def test_prefect_yaml_holds_no_secret() -> None:
