@@ -70,8 +70,10 @@ class ReconcileReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
-            "since": self.since.isoformat(),
-            "checkpoint": self.checkpoint.isoformat() if self.checkpoint else None,
+            "since": self.since.isoformat(timespec="seconds"),
+            "checkpoint": self.checkpoint.isoformat(timespec="seconds")
+            if self.checkpoint
+            else None,
             "pages": self.pages,
             "seen": self.seen,
             "new": self.new,
