@@ -25,6 +25,7 @@ from aftersale.intake.files import ParseResult
 from aftersale.intake.platform import apply_platform_orders, parse_platform
 from aftersale.intake.shops.base import PlatformFacts, RecordError, ShopMapping, timestamp
 from aftersale.intake.shops.shopify_admin import Page
+from aftersale.masking import mask_text
 from aftersale.store.protocols import (
     OrderStore,
     PlatformOrderStore,
@@ -86,6 +87,7 @@ class ReconcileReport:
         }
 
     def markdown(self) -> str:
+        """The run for the Prefect UI; addresses and phone numbers in reasons masked."""
         lines = [
             f"# Shopify reconcile · {self.source}",
             "",
@@ -101,7 +103,7 @@ class ReconcileReport:
         ]
         if self.rejections:
             lines += ["", "## Rejected", ""]
-            lines += [f"- {r.reason}" for r in self.rejections[:50]]
+            lines += [f"- {mask_text(r.reason)}" for r in self.rejections[:50]]
             if len(self.rejections) > 50:
                 lines.append(f"- … and {len(self.rejections) - 50} more (the rejections table)")
         if self.notices:
@@ -109,7 +111,7 @@ class ReconcileReport:
         return "\n".join(lines) + "\n"
 
     def rejection_rows(self) -> list[dict[str, str]]:
-        return [{"record": str(r.line), "reason": r.reason} for r in self.rejections]
+        return [{"record": str(r.line), "reason": mask_text(r.reason)} for r in self.rejections]
 
 
 def reconcile_shopify(
@@ -130,35 +132,29 @@ def reconcile_shopify(
     if since is None:
         since = checkpoint - LOOKBACK if checkpoint else now - first_run
     report = ReconcileReport(source, since, checkpoint)
-    try:
-        for page in client.orders_updated_since(since):
-            parsed, facts, rejections = _parse_page(
-                page, source, report.seen, mapping, carriers, now
-            )
-            ids = [o.order_id for o in parsed.orders]
-            newest = _newest(page)
-            with session() as store:
-                known = store.known_order_ids(ids)
-                before = store.platform_orders(ids)
-                applied = apply_platform_orders(
-                    store, parsed, facts, source, now, carriers, rejections
-                )
-                after = store.platform_orders(ids)
-                if newest is not None:
-                    store.save_sync_checkpoint(source, newest, now)
-            updated = sum(1 for i in known if after.get(i) != before.get(i))
-            report.pages += 1
-            report.seen += len(page.orders)
-            report.new += applied.loaded
-            report.updated += updated
-            report.unchanged += len(known) - updated
-            report.rejections += applied.rejections
-            report.notices += applied.notices
-            if newest is not None and (report.checkpoint is None or newest > report.checkpoint):
-                report.checkpoint = newest
-    finally:
-        report.requests, report.throttled = client.requests, client.throttled
-        report.waited_s = client.waited_s
+    for page in client.orders_updated_since(since):
+        parsed, facts, rejections = _parse_page(page, source, report.seen, mapping, carriers, now)
+        ids = [o.order_id for o in parsed.orders]
+        newest = _newest(page)
+        with session() as store:
+            known = store.known_order_ids(ids)
+            before = store.platform_orders(ids)
+            applied = apply_platform_orders(store, parsed, facts, source, now, carriers, rejections)
+            after = store.platform_orders(ids)
+            if newest is not None:
+                store.save_sync_checkpoint(source, newest, now)
+        updated = sum(1 for i in known if after.get(i) != before.get(i))
+        report.pages += 1
+        report.seen += len(page.orders)
+        report.new += applied.loaded
+        report.updated += updated
+        report.unchanged += len(known) - updated
+        report.rejections += applied.rejections
+        report.notices += applied.notices
+        if newest is not None and (report.checkpoint is None or newest > report.checkpoint):
+            report.checkpoint = newest
+    report.requests, report.throttled = client.requests, client.throttled
+    report.waited_s = client.waited_s
     return report
 
 

@@ -145,3 +145,17 @@ def test_aftersale_shops_reconcile_by_hand(tmp_path: Path, monkeypatch: pytest.M
     assert '"seen": 1' in again.stdout  # #1051 again, within the 5 minutes looked back
     assert refused.exit_code == 2
     assert "refused the access token (401)" in refused.stderr
+
+
+def test_the_summary_for_the_ui_masks_addresses_in_rejection_reasons() -> None:
+    from aftersale.intake.reconcile import ReconcileReport
+    from aftersale.store.records import Rejection
+
+    report = ReconcileReport(SOURCE, FIRST, None)
+    report.rejections.append(
+        Rejection(SOURCE, 2, "order #1060: email: 'anna@example.pl,piotr@example.pl' is two")
+    )
+    assert "anna@example.pl" not in report.markdown()
+    assert report.rejection_rows() == [
+        {"record": "2", "reason": "order #1060: email: 'a***@example.pl,p***@example.pl' is two"}
+    ]
