@@ -13,7 +13,8 @@ AftersaleError
 ├── RuleSetError                  every problem of every rules file, at once
 ├── TemplateError                 template, file:line, what is wrong
 ├── ChannelError                  a channel could not be set up
-└── WebhookRejected               provider, reason, HTTP status: a webhook failed verification
+├── WebhookRejected               provider, reason, HTTP status: a webhook failed verification
+└── ShopApiError                  platform, what failed: a shop platform's API (reconcile pulls)
 """
 
 from __future__ import annotations
@@ -112,3 +113,14 @@ class WebhookRejected(AftersaleError):
         self.provider = provider
         self.reason = reason
         self.status = status  # the HTTP answer: 403 bad signature, 400 malformed, 404 off
+
+
+class ShopApiError(AftersaleError):
+    """A shop platform's API could not be read. `transient` (timeouts, 5xx, throttling that
+    did not clear) is worth retrying; otherwise (token refused, scope missing, a query
+    the API rejects) a person must act, and the message says what to do."""
+
+    def __init__(self, platform: str, message: str, *, transient: bool) -> None:
+        super().__init__(f"{platform}: {message}")
+        self.platform = platform
+        self.transient = transient

@@ -354,6 +354,7 @@ def _register_commands() -> None:
     from aftersale.cli.delivery import suppress_app, webhooks_app
     from aftersale.cli.orders import orders_app
     from aftersale.cli.privacy import forget
+    from aftersale.cli.shops import shops_app
     from aftersale.cli.store import store_app
     from aftersale.cli.templates import preview, send_test
 
@@ -369,6 +370,7 @@ def _register_commands() -> None:
     messages_app.command("list")(ops.messages_list)
     messages_app.command("show")(ops.messages_show)
     app.add_typer(orders_app, name="orders")
+    app.add_typer(shops_app, name="shops")
 
 
 _register_commands()

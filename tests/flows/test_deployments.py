@@ -36,6 +36,7 @@ def test_the_deployments_point_at_real_flows_with_valid_parameters() -> None:
         "aftersale-fan-out/every-15-minutes",
         "aftersale-housekeeping/daily",
         "aftersale-replay/on-demand",
+        "aftersale-shopify-reconcile/hourly",
     }
     for dep in deps.values():
         accepted = set(inspect.signature(flow_of(dep).fn).parameters)
@@ -53,6 +54,9 @@ def test_the_deployments_point_at_real_flows_with_valid_parameters() -> None:
     from flows.fanout import WORKER_DEPLOYMENT
 
     assert WORKER_DEPLOYMENT in deps
+    reconcile = deps["aftersale-shopify-reconcile/hourly"]
+    assert reconcile["entrypoint"] == "flows/reconcile.py:aftersale_shopify_reconcile"
+    assert reconcile["schedules"] == [{"cron": "7 * * * *", "timezone": "UTC", "active": True}]
 
 
 def test_prefect_yaml_holds_no_secret() -> None:
