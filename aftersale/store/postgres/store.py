@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from aftersale.store.postgres.events import Events
 from aftersale.store.postgres.health import Health
-from aftersale.store.postgres.limits import Limits
 from aftersale.store.postgres.keys import Keys
+from aftersale.store.postgres.limits import Limits
 from aftersale.store.postgres.messages import Messages
 from aftersale.store.postgres.orders import Orders
 from aftersale.store.postgres.platform_orders import PlatformOrders
