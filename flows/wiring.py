@@ -89,7 +89,7 @@ def build_parts(
         poll=poll,
         ruleset=ruleset,
         renderer=library,
-        build_context=partial(_context, library, settings, unsubscribe_links(settings, env)),
+        build_context=partial(_context, library, settings, unsubscribe_links(settings, env, store)),
         channels=setup.channels,
         detect_carrier=DIRECTORY,
         shop_mapping=ShopMapping.load(settings.shop_mapping_path),

@@ -192,6 +192,7 @@ def webhooks_serve(
     spool = webhook_spool_dir(settings)
     mapping = _checked(lambda: ShopMapping.load(settings.shop_mapping_path))
     with ExitStack() as held:
+        store = None
         if spool is None:
             store = held.enter_context(_store())
             sink: SpoolSink | StoreWebhookSink = StoreWebhookSink(store)
@@ -211,7 +212,7 @@ def webhooks_serve(
                 extra_routes=lambda call_sink: shop_routes(
                     config.shop_secrets, shop_sink, call_sink
                 ),
-                unsubscribe=unsubscribe_links(settings, os.environ),
+                unsubscribe=unsubscribe_links(settings, os.environ, store),
                 shop=settings.shop,
             )
         )

@@ -7,9 +7,10 @@ Changing any of it breaks the signature, so `/unsubscribe/C-2039`-style guessing
 The token is signed, not encrypted: it carries the address it unsubscribes, and it only
 ever appears in that address's own messages.
 
-The key is AFTERSALE_UNSUBSCRIBE_SECRET, else `unsubscribe.key` beside the DuckDB file,
-made on first use (the cycle signs, `aftersale webhooks serve` verifies: both find it,
-as both find the webhook spool). Links point at AFTERSALE_UNSUBSCRIBE_URL, else the
+The key is AFTERSALE_UNSUBSCRIBE_SECRET; else, on PostgreSQL, one kept in the database;
+else `unsubscribe.key` beside the DuckDB file (the cycle signs, `aftersale webhooks serve`
+verifies: both find it, as both find the webhook spool). Either is made on first use.
+Links point at AFTERSALE_UNSUBSCRIBE_URL, else the
 webhook receiver's public URL + `/unsubscribe`, else the shop's own site + `/unsubscribe`
 (which must then forward to the receiver).
 """
@@ -27,17 +28,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aftersale.dispatch.channels.kinds import spec_of
 from aftersale.errors import ConfigError
 from aftersale.models import ChannelKind
 from aftersale.settings import Settings
 from aftersale.store import is_url
+from aftersale.store.protocols import KeyStore
 
 #: How long a link keeps working: well over the 30 days CAN-SPAM asks for.
 TOKEN_DAYS = 90
 KEY_FILE = "unsubscribe.key"
+KEY_NAME = "unsubscribe"  # its name among the database's signing keys (PostgreSQL)
+#: A receiver on this machine (tests, a trial run) may be plain http.
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _EPOCH = date(2000, 1, 1)
 _SIG_BYTES = 16
 
@@ -116,18 +121,23 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def unsubscribe_key(settings: Settings, env: Mapping[str, str]) -> bytes:
-    """AFTERSALE_UNSUBSCRIBE_SECRET, else the key file beside the DuckDB file (made, with
-    owner-only permissions, the first time it is needed)."""
+def unsubscribe_key(
+    settings: Settings, env: Mapping[str, str], store: KeyStore | None = None
+) -> bytes:
+    """AFTERSALE_UNSUBSCRIBE_SECRET; else, on PostgreSQL, the key kept in the database;
+    else (DuckDB, whose file the receiver never opens) the key file beside the database.
+    A missing key is made the first time it is needed."""
     secret = env.get("AFTERSALE_UNSUBSCRIBE_SECRET", "").strip()
     if secret:
         return hashlib.sha256(secret.encode()).digest()
     if is_url(settings.db):
-        raise ConfigError(
-            "AFTERSALE_UNSUBSCRIBE_SECRET is not set: with a database URL in AFTERSALE_DB there "
-            "is no folder for the unsubscribe key; set it to a long random text, the same for "
-            "the cycles and the webhook receiver"
-        )
+        if store is None:
+            raise ConfigError(
+                "AFTERSALE_UNSUBSCRIBE_SECRET is not set and the database is not open here: "
+                "set it to a long random text, the same for the cycles and the receiver"
+            )
+        text = store.signing_key(KEY_NAME, secrets.token_hex(32), datetime.now(UTC))
+        return hashlib.sha256(text.encode()).digest()
     path = Path(settings.db).parent / KEY_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,19 +154,22 @@ def unsubscribe_key(settings: Settings, env: Mapping[str, str]) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
-def unsubscribe_links(settings: Settings, env: Mapping[str, str]) -> UnsubscribeLinks:
+def unsubscribe_links(
+    settings: Settings, env: Mapping[str, str], store: KeyStore | None = None
+) -> UnsubscribeLinks:
     """The links this installation puts in its marketing messages (see the module doc)."""
     page = env.get("AFTERSALE_UNSUBSCRIBE_URL", "").strip()
     if not page:
         hooks = env.get("AFTERSALE_WEBHOOK_PUBLIC_URL", "").strip()
         page = f"{(hooks or settings.shop.base_url).rstrip('/')}/unsubscribe"
-    if not page.startswith("https://"):
+    host = urlsplit(page).hostname or ""
+    if not (page.startswith("https://") or host in _LOCAL_HOSTS):
         raise ConfigError(
             f"unsubscribe page {page!r} must be an https:// link (mail programs refuse others)"
         )
     domain = settings.shop.from_email.rpartition("@")[2]
     mailbox = settings.shop.unsubscribe_email or f"unsubscribe@{domain}"
-    return UnsubscribeLinks(unsubscribe_key(settings, env), page, mailbox)
+    return UnsubscribeLinks(unsubscribe_key(settings, env, store), page, mailbox)
 
 
 # --- the page a customer sees ----------------------------------------------------------

@@ -290,4 +290,15 @@ MIGRATIONS: tuple[tuple[int, str, str | Mapping[str, str]], ...] = (
         );
         """,
     ),
+    (
+        10,
+        "signing keys shared by the processes on one database (unsubscribe links)",
+        """
+        CREATE TABLE signing_keys (
+            name       VARCHAR PRIMARY KEY,
+            value      VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 )

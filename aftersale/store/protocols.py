@@ -143,6 +143,15 @@ class SyncStateStore(Protocol):
         ...
 
 
+class KeyStore(Protocol):
+    """Secrets every process on this database shares (the unsubscribe links' signing key)."""
+
+    def signing_key(self, name: str, candidate: str, now: datetime) -> str:
+        """The key stored under `name`; `candidate` is stored first when there is none (the
+        first process to ask wins, every later one reads the same key)."""
+        ...
+
+
 class ShipmentStore(Protocol):
     """Shipments' tracking state, their scans, poll failures and carrier candidates."""
 
@@ -461,6 +470,7 @@ class Store(
     TableStore,
     HealthStore,
     ReportStore,
+    KeyStore,
     Protocol,
 ):
     """Every aggregate behind one handle, plus its lifecycle. One per process."""

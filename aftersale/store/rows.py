@@ -56,6 +56,7 @@ TABLES = (
     "platform_orders",
     "sync_state",
     "erasures",
+    "signing_keys",
 )
 
 

@@ -65,8 +65,19 @@ def test_the_key_is_the_secret_or_a_private_file_beside_the_database(tmp_path: P
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert unsubscribe_key(settings, {}) == made  # the receiver finds the same key
     assert unsubscribe_key(settings, {"AFTERSALE_UNSUBSCRIBE_SECRET": "s3cret"}) != made
+    on_postgres = Settings(db="postgresql://aftersale@db/aftersale")
     with pytest.raises(ConfigError, match="AFTERSALE_UNSUBSCRIBE_SECRET is not set"):
-        unsubscribe_key(Settings(db="postgresql://aftersale@db/aftersale"), {})
+        unsubscribe_key(on_postgres, {})  # and no database at hand to keep a key in
+
+
+def test_on_a_shared_database_the_first_process_keeps_the_key_there(tmp_path: Path) -> None:
+    from aftersale.store import open_store
+
+    on_postgres = Settings(db="postgresql://aftersale@db/aftersale")
+    with open_store(tmp_path / "a.duckdb") as store:  # the same store protocol
+        first = unsubscribe_key(on_postgres, {}, store)
+        assert unsubscribe_key(on_postgres, {}, store) == first
+        assert store.count("signing_keys") == 1
 
 
 def test_links_point_at_the_receiver_and_must_be_https(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aftersale.store.duckdb.events import Events
 from aftersale.store.duckdb.health import Health
+from aftersale.store.duckdb.keys import Keys
 from aftersale.store.duckdb.messages import Messages
 from aftersale.store.duckdb.orders import Orders
 from aftersale.store.duckdb.platform_orders import PlatformOrders
@@ -30,6 +31,7 @@ class DuckDBStore(
     Health,
     Reports,
     Privacy,
+    Keys,
 ):
     """All of aftersale's state in one DuckDB file (aftersale.store.protocols.Store)."""
 

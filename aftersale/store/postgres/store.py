@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aftersale.store.postgres.events import Events
 from aftersale.store.postgres.health import Health
+from aftersale.store.postgres.keys import Keys
 from aftersale.store.postgres.limits import Limits
 from aftersale.store.postgres.messages import Messages
 from aftersale.store.postgres.orders import Orders
@@ -32,6 +33,7 @@ class PostgresStore(
     Reports,
     Limits,
     Privacy,
+    Keys,
 ):
     """All of aftersale's state in one PostgreSQL database, shared by several workers
     (aftersale.store.protocols.Store)."""
