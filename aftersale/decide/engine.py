@@ -159,22 +159,21 @@ def decide(
     history: SendHistory,
 ) -> DecideOutcome:
     """Decisions (what to send, over which channel, when), skips with reasons, cancellations."""
-    skipped: list[Skip] = []
-    candidates = _match(events, orders, shipments, ruleset, skipped)
-    candidates = _collapse(candidates, skipped)
-    state = _CycleState(history, ruleset, now)
-    decisions: list[Decision] = []
-    newer_keys = state.newer_keys
-    for cand in candidates:
-        reason = state.superseded(cand) if cand.rule.id in newer_keys else None
-        if reason:
-            skipped.append(Skip(cand.event, cand.rule.id, reason, why=SkipWhy.SUPERSEDED))
-            continue
-        for channel in cand.rule.channels:
-            decision = state.resolve(cand, channel, skipped)
-            if decision is not None:
-                decisions.append(decision)
-    decisions, cancel_keys = _supersede(decisions, ruleset, history, skipped)
+    matched: list[Skip] = []
+    candidates = _match(events, orders, shipments, ruleset, matched)
+    candidates = _collapse(candidates, matched)
+    # A decision superseded later in this cycle must not use up a cap another message then
+    # misses (replayed, that message would be decided after all): decide again without the
+    # beaten ones until nothing new is beaten. Rare, and each pass can only beat more.
+    beaten: dict[tuple[str, str], str] = {}  # (shipment id, rule id) -> the rule beating it
+    while True:
+        skipped = list(matched)
+        decisions = _resolve_all(candidates, beaten, ruleset, now, history, skipped)
+        newly = _beaten_in_cycle(decisions, ruleset)
+        if newly.keys() <= beaten.keys():
+            break
+        beaten |= newly
+    cancel_keys = _cancelled_pending(decisions, ruleset, history)
     return DecideOutcome(decisions, skipped, cancel_keys)
 
 
@@ -430,10 +429,55 @@ class _CycleState:
         return None
 
 
-def _supersede(
-    decisions: list[Decision], ruleset: RuleSet, history: SendHistory, skipped: list[Skip]
-) -> tuple[list[Decision], list[str]]:
-    """Drop this cycle's decisions that a newer one supersedes; cancel such pending messages."""
+def _resolve_all(
+    candidates: list[_Candidate],
+    beaten: Mapping[tuple[str, str], str],
+    ruleset: RuleSet,
+    now: datetime,
+    history: SendHistory,
+    skipped: list[Skip],
+) -> list[Decision]:
+    state = _CycleState(history, ruleset, now)
+    decisions: list[Decision] = []
+    newer_keys = state.newer_keys
+    for cand in candidates:
+        sid, rule = cand.event.shipment_id, cand.rule
+        winner = beaten.get((sid, rule.id)) if sid and beaten else None
+        if winner is not None:
+            reason = f"superseded by '{winner}' in this cycle"
+            for channel in rule.channels:
+                skipped.append(Skip(cand.event, rule.id, reason, channel, why=SkipWhy.SUPERSEDED))
+            continue
+        reason = state.superseded(cand) if rule.id in newer_keys else None
+        if reason:
+            skipped.append(Skip(cand.event, rule.id, reason, why=SkipWhy.SUPERSEDED))
+            continue
+        for channel in rule.channels:
+            decision = state.resolve(cand, channel, skipped)
+            if decision is not None:
+                decisions.append(decision)
+    return decisions
+
+
+def _beaten_in_cycle(decisions: list[Decision], ruleset: RuleSet) -> dict[tuple[str, str], str]:
+    """(shipment id, rule id) of the decisions another decision of this cycle supersedes."""
+    by_id = ruleset.by_id
+    winners: dict[tuple[str, str], str] = {}
+    for d in decisions:
+        if d.shipment_id:
+            for victim in by_id[d.rule_id].supersedes:
+                winners.setdefault((d.shipment_id, victim), d.rule_id)
+    return {
+        (d.shipment_id, d.rule_id): winners[d.shipment_id, d.rule_id]
+        for d in decisions
+        if d.shipment_id and (d.shipment_id, d.rule_id) in winners
+    }
+
+
+def _cancelled_pending(
+    decisions: list[Decision], ruleset: RuleSet, history: SendHistory
+) -> list[str]:
+    """Keys of pending messages that a decision of this cycle supersedes."""
     by_id = ruleset.by_id
     victims: dict[str, set[str]] = {}  # shipment id -> superseded rule ids
     for d in decisions:
@@ -441,26 +485,12 @@ def _supersede(
         if supersedes and d.shipment_id:
             victims.setdefault(d.shipment_id, set()).update(supersedes)
     if not victims:
-        return decisions, []
-    kept = []
-    for d in decisions:
-        sid = d.shipment_id
-        if sid in victims and d.rule_id in victims[sid]:
-            winner = next(
-                w.rule_id
-                for w in decisions
-                if w.shipment_id == sid and d.rule_id in by_id[w.rule_id].supersedes
-            )
-            reason = f"superseded by '{winner}' in this cycle"
-            skipped.append(Skip(d.event, d.rule_id, reason, d.channel, why=SkipWhy.SUPERSEDED))
-        else:
-            kept.append(d)
-    cancel = [
+        return []
+    return [
         p.idempotency_key
         for p in history.pending
         if p.shipment_id in victims and p.rule_id in victims[p.shipment_id]
     ]
-    return kept, cancel
 
 
 def history_after(
