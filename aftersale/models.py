@@ -159,6 +159,9 @@ class Tracking:
     #: Why this answer cannot be believed (malformed, an unmapped current status, about
     #: another parcel): the poll counts as failed and is retried like an outage.
     unusable: str | None = None
+    delivery_type: DeliveryType | None = None  # None: the carrier's data does not say
+    pickup_deadline: datetime | None = None  # collect by, as the carrier gives it
+    pickup_hours: str | None = None  # the pickup point's opening hours, as given
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +186,9 @@ class ShipmentState:
     next_check_at: datetime | None = None
     created_at: datetime | None = None
     problem: str | None = None
+    delivery_type: DeliveryType | None = None
+    pickup_deadline: datetime | None = None
+    pickup_hours: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,3 +309,17 @@ class SendResult:
     transient: bool = False
     opted_out: bool = False  # the recipient opted out of the channel: suppress the address
     in_doubt: bool = False
+
+
+class DeliveryType(StrEnum):
+    """Where a parcel is handed over, from the carrier's data: each tells its own story
+    (a courier at the door; a code at a locker; opening hours at a shop)."""
+
+    HOME = "home"  # a courier to the customer's address
+    LOCKER = "locker"  # a parcel locker (InPost Paczkomat, DHL Packstation)
+    PICKUP_POINT = "pickup_point"  # a shop or post office (DPD Pickup, DHL Postfiliale)
+    ACCESS_POINT = "access_point"  # a UPS Access Point
+
+
+#: The delivery types the customer collects from.
+COLLECTED = frozenset({DeliveryType.LOCKER, DeliveryType.PICKUP_POINT, DeliveryType.ACCESS_POINT})

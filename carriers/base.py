@@ -8,6 +8,7 @@ Adding a carrier = one module with its `META` and a `Carrier` subclass, one line
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -17,7 +18,7 @@ import httpx
 
 from aftersale.carriers_meta import CarrierMeta
 from aftersale.errors import CarrierAnswerError, CarrierAuthError, CarrierUnavailable
-from aftersale.models import Status, Tracking, TrackingEvent
+from aftersale.models import DeliveryType, Status, Tracking, TrackingEvent
 
 
 class Carrier:
@@ -224,3 +225,38 @@ def current_status(events: tuple[TrackingEvent, ...]) -> TrackingEvent | None:
         if event.status is not None:
             return event
     return None
+
+
+#: Words in carriers' texts and addresses that name where a parcel waits to be collected.
+_LOCKER_WORDS = re.compile(
+    r"packstation|paketstation|paczkomat|parcel\s*locker|paketkasten|box\s*machine", re.I
+)
+_POINT_WORDS = re.compile(
+    r"post\s*office|postfiliale|filiale|paket\s*shop|parcel\s*shop|pickup\s*(?:point|shop)|"
+    r"service\s*point|access\s*point|pick-?up\s*station|punkt\s*odbioru|dpd\s*pickup|"
+    r"shop\s*delivery",
+    re.I,
+)
+
+
+def delivery_type_in(*texts: str | None) -> DeliveryType | None:
+    """LOCKER or PICKUP_POINT when one of a carrier's texts (an address, a scan's words, a
+    product name) names one; None when none does."""
+    joined = " ".join(t for t in texts if t)
+    if _LOCKER_WORDS.search(joined):
+        return DeliveryType.LOCKER
+    if _POINT_WORDS.search(joined):
+        return DeliveryType.PICKUP_POINT
+    return None
+
+
+def waiting_since(events: tuple[TrackingEvent, ...]) -> TrackingEvent | None:
+    """The scan that put the parcel where it waits now: the first of the newest run of
+    `available_for_pickup` scans (later reminders keep the status); None if not waiting."""
+    first = None
+    for event in reversed(events):
+        if event.status is Status.AVAILABLE_FOR_PICKUP:
+            first = event
+        elif event.status is not None:
+            break
+    return first

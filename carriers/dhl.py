@@ -25,19 +25,21 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from aftersale.carriers_meta import CarrierMeta, NumberPattern
-from aftersale.models import Status, Tracking, TrackingEvent
+from aftersale.models import DeliveryType, Status, Tracking, TrackingEvent
 from carriers.base import (
     Carrier,
     as_dict,
     as_list,
     as_text,
     current_status,
+    delivery_type_in,
     failed,
     not_found,
     not_json,
     other_parcel,
     same_parcel,
     sorted_unique,
+    waiting_since,
     warn_unmapped,
 )
 
@@ -366,7 +368,26 @@ def _parse_shipment(tracking_number: str, s: dict[str, Any], problems: list[str]
         delivered_at=delivered_at,
         pickup_point=pickup_point,
         problems=tuple(dict.fromkeys(problems)),
+        delivery_type=_delivery_type(s, events, pickup_point),
     )
+
+
+def _delivery_type(
+    s: dict[str, Any], events: tuple[TrackingEvent, ...], pickup_point: str | None
+) -> DeliveryType | None:
+    """A Packstation (locker) or a post office / service point, from the destination
+    address (a Packstation address names it from the start) or the scan that put the
+    parcel there; a parcel awaiting collection elsewhere waits at a DHL point."""
+    destination = _full_address({"location": as_dict(s.get("destination"))}) or ""
+    waiting = waiting_since(events)
+    found = delivery_type_in(destination) or (
+        delivery_type_in(waiting.description, waiting.location, pickup_point)
+        if waiting is not None
+        else None
+    )
+    if found is None and any(e.status is Status.AVAILABLE_FOR_PICKUP for e in events):
+        return DeliveryType.PICKUP_POINT
+    return found
 
 
 def _map_event(

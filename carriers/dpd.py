@@ -27,19 +27,21 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from aftersale.carriers_meta import CarrierMeta, NumberPattern
-from aftersale.models import Status, Tracking, TrackingEvent
+from aftersale.models import DeliveryType, Status, Tracking, TrackingEvent
 from carriers.base import (
     Carrier,
     as_dict,
     as_list,
     as_text,
     current_status,
+    delivery_type_in,
     failed,
     not_found,
     not_json,
     other_parcel,
     same_parcel,
     sorted_unique,
+    waiting_since,
     warn_unmapped,
 )
 
@@ -210,8 +212,17 @@ def parse_lifecycle(tracking_number: str, status_code: int, body: bytes) -> Trac
             (e.occurred_at for e in reversed(events) if e.status is Status.DELIVERED), None
         ) or _milestone_date(milestone)  # strptime is slow: only without a delivery scan
     pickup_point = None
-    if status is Status.AVAILABLE_FOR_PICKUP and newest is not None:
-        pickup_point = newest.location
+    waiting = waiting_since(events) if status is Status.AVAILABLE_FOR_PICKUP else None
+    if waiting is not None:
+        # "Delivered to DPD Pickup parcel shop: Kiosk am Markt, Marktstr. 3, 10178 Berlin"
+        _, colon, shop = waiting.description.partition(":")
+        pickup_point = shop.strip() if colon and shop.strip() else waiting.location
+    product = as_text(as_dict(data.get("shipmentInfo")).get("productName"))
+    delivery = delivery_type_in(product) or (
+        DeliveryType.PICKUP_POINT
+        if any(e.status is Status.AVAILABLE_FOR_PICKUP for e in events)
+        else None
+    )
     return Tracking(
         carrier="dpd",
         tracking_number=tracking_number,
@@ -222,6 +233,7 @@ def parse_lifecycle(tracking_number: str, status_code: int, body: bytes) -> Trac
         delivered_at=delivered_at,
         pickup_point=pickup_point,
         problems=tuple(problems),
+        delivery_type=delivery,
     )
 
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from aftersale.carriers_meta import CarrierMeta, NumberPattern
-from aftersale.models import Status, Tracking, TrackingEvent
+from aftersale.models import DeliveryType, Status, Tracking, TrackingEvent
 from carriers.base import (
     Carrier,
     current_status,
@@ -30,6 +30,7 @@ from carriers.base import (
     not_found,
     other_parcel,
     sorted_unique,
+    waiting_since,
     warn_unmapped,
 )
 
@@ -141,6 +142,45 @@ def parse_time(value: Any) -> datetime | None:
         return None
 
 
+#: A locker keeps a parcel 48 hours from when it is placed (InPost's service list; the
+#: customer can extend it in the InPost app): the collect-by time templates show.
+LOCKER_HOLD = timedelta(hours=48)
+#: Scans that put the parcel in a customer service point or branch, not a locker.
+_AT_POINT = frozenset(
+    {
+        "ready_to_pickup_from_pok",
+        "ready_to_pickup_from_pok_registered",
+        "ready_to_pickup_from_branch",
+        "stack_in_customer_service_point",
+        "courier_avizo_in_customer_service_point",
+        "permanently_redirected_to_customer_service_point",
+    }
+)
+
+
+def _delivery_type(body: dict[str, Any], events: tuple[TrackingEvent, ...]) -> DeliveryType | None:
+    """A service point when a scan put it there; else the service the parcel was sent
+    with (`inpost_locker_standard`, `inpost_courier_standard`), or a target locker."""
+    if any(e.code in _AT_POINT for e in events):
+        return DeliveryType.PICKUP_POINT
+    service = " ".join(str(body.get(k) or "") for k in ("service", "type"))
+    if "locker" in service:
+        return DeliveryType.LOCKER
+    if "courier" in service:
+        return DeliveryType.HOME
+    attrs = body.get("custom_attributes")
+    if isinstance(attrs, dict) and attrs.get("target_machine_id"):
+        return DeliveryType.LOCKER
+    return None
+
+
+def _opening_hours(body: dict[str, Any]) -> str | None:
+    attrs = body.get("custom_attributes")
+    detail = attrs.get("target_machine_detail") if isinstance(attrs, dict) else None
+    hours = detail.get("opening_hours") if isinstance(detail, dict) else None
+    return hours.strip() if isinstance(hours, str) and hours.strip() else None
+
+
 def _pickup_point(body: dict[str, Any]) -> str | None:
     attrs = body.get("custom_attributes")
     if not isinstance(attrs, dict):
@@ -237,6 +277,13 @@ class InPost(Carrier):
         delivered = next(
             (e.occurred_at for e in reversed(ordered) if e.status is Status.DELIVERED), None
         )
+        delivery = _delivery_type(data, ordered)
+        waiting = waiting_since(ordered) if status is Status.AVAILABLE_FOR_PICKUP else None
+        deadline = (
+            waiting.occurred_at + LOCKER_HOLD
+            if waiting is not None and delivery is DeliveryType.LOCKER
+            else None
+        )
         return Tracking(
             carrier=self.slug,
             tracking_number=tracking_number,  # the number we asked for, whatever the body says
@@ -247,4 +294,7 @@ class InPost(Carrier):
             delivered_at=delivered,
             pickup_point=_pickup_point(data),
             problems=tuple(dict.fromkeys(problems)),  # one line per distinct problem
+            delivery_type=delivery,
+            pickup_deadline=deadline,
+            pickup_hours=_opening_hours(data),
         )

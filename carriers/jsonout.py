@@ -16,8 +16,8 @@ def format_utc(moment: datetime | None) -> str | None:
 
 
 def tracking_to_json(t: Tracking) -> dict[str, Any]:
-    """Every field of `t` as JSON-ready values (str, None, lists, bool); `unusable` only
-    when set (why the answer is not believed)."""
+    """Every field of `t` as JSON-ready values (str, None, lists, bool); `unusable` and
+    the handover facts (`delivery_type`, `pickup_deadline`, `pickup_hours`) only when set."""
     window = t.estimated_window
     out = {
         "tracking_number": t.tracking_number,
@@ -42,6 +42,12 @@ def tracking_to_json(t: Tracking) -> dict[str, Any]:
         ],
         "problems": list(t.problems),
     }
+    if t.delivery_type is not None:
+        out["delivery_type"] = str(t.delivery_type)
+    if t.pickup_deadline is not None:
+        out["pickup_deadline"] = format_utc(t.pickup_deadline)
+    if t.pickup_hours is not None:
+        out["pickup_hours"] = t.pickup_hours
     if t.unusable is not None:
         out["unusable"] = t.unusable
     return out

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import time as clock_time
 from typing import Any
 from urllib.parse import quote
 
@@ -30,7 +31,7 @@ import httpx
 
 from aftersale.carriers_meta import CarrierMeta, NumberPattern
 from aftersale.errors import CarrierAuthError, CarrierUnavailable
-from aftersale.models import Status, Tracking, TrackingEvent
+from aftersale.models import DeliveryType, Status, Tracking, TrackingEvent
 from carriers.base import (
     Carrier,
     as_dict,
@@ -225,6 +226,8 @@ STATUS_CODES: dict[str, Status | None] = {
     "163": _S.UNKNOWN,  # package information unavailable
     "088": _S.UNKNOWN,  # test
 }
+#: Status codes that mean the parcel waits at a UPS Access Point (not a UPS counter).
+ACCESS_POINT_CODES = frozenset({"161"})
 
 #: Activity type letter -> canonical status, used only when `statusCode` is missing.
 ACTIVITY_TYPES: dict[str, Status | None] = {
@@ -493,9 +496,10 @@ def _parse_package(
     if status is Status.DELIVERED:
         delivered_at = _delivered_at(pkg, events, last_offset, problems)
         estimated, window = None, None
-    pickup_point = None
+    pickup_point = deadline = None
     if status is Status.AVAILABLE_FOR_PICKUP:
         pickup_point = _pickup_point(pkg, events)
+        deadline = _collect_by(pkg, last_offset)
     return Tracking(
         carrier="ups",
         tracking_number=tracking_number,
@@ -508,7 +512,31 @@ def _parse_package(
         delivered_at=delivered_at,
         pickup_point=pickup_point,
         problems=tuple(problems),
+        delivery_type=_delivery_type(pkg, events),
+        pickup_deadline=deadline,
     )
+
+
+def _delivery_type(pkg: dict[str, Any], events: tuple[TrackingEvent, ...]) -> DeliveryType | None:
+    """An access point when the package carries accessPointInformation ("the access point
+    where the package is destined for", from the start) or a scan put it in one (161);
+    a post office or UPS counter for the other pickup codes; else the carrier says nothing."""
+    if isinstance(pkg.get("accessPointInformation"), dict) or any(
+        e.code in ACCESS_POINT_CODES for e in events
+    ):
+        return DeliveryType.ACCESS_POINT
+    if any(e.status is Status.AVAILABLE_FOR_PICKUP for e in events):
+        return DeliveryType.PICKUP_POINT
+    return None
+
+
+def _collect_by(pkg: dict[str, Any], offset: timezone | None) -> datetime | None:
+    """The end of `pickupByDate` in the parcel's local time: the last moment to collect."""
+    day = _date(as_dict(pkg.get("accessPointInformation")).get("pickupByDate"))
+    if day is None:
+        return None
+    end = datetime.combine(day, clock_time(23, 59))
+    return _to_utc(end, offset) if offset is not None else end.replace(tzinfo=UTC)
 
 
 def _map_status(st: dict[str, Any]) -> tuple[Status | None, str, bool]:
@@ -674,19 +702,13 @@ def _to_utc(local: datetime, offset: timezone) -> datetime:
 
 def _pickup_point(pkg: dict[str, Any], events: tuple[TrackingEvent, ...]) -> str | None:
     """Where the parcel waits: the access point's address from the activity that put it there."""
-    place = None
     for activity in as_list(pkg.get("activity")):
         st = as_dict(as_dict(activity).get("status"))
         if _map_status(st)[0] is Status.AVAILABLE_FOR_PICKUP:
             place = _full_address(as_dict(as_dict(activity).get("location")).get("address"))
-            break
-    if place is None and events:
-        place = events[-1].location
-    collect_by = _date(as_dict(pkg.get("accessPointInformation")).get("pickupByDate"))
-    if collect_by is not None:
-        suffix = f"collect by {collect_by.isoformat()}"
-        return f"{place} ({suffix})" if place else suffix
-    return place
+            if place:
+                return place
+    return events[-1].location if events else None
 
 
 def _location(address: Any) -> str | None:

@@ -36,12 +36,7 @@ CYCLE_HOURS = (0, 3, 8, 14, 20, 26, 32, 38, 46, 56, 70, 96, 130, 180, 250)
 
 
 def load_parcels(path: Path) -> list[SandboxParcel]:
-    return [
-        SandboxParcel(
-            p["carrier"], p["tracking_number"], p["scenario"], datetime.fromisoformat(p["start"])
-        )
-        for p in json.loads(path.read_text(encoding="utf-8"))
-    ]
+    return [SandboxParcel.from_json(p) for p in json.loads(path.read_text(encoding="utf-8"))]
 
 
 def sandbox_env(url: str) -> dict[str, str]:

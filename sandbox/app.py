@@ -153,19 +153,11 @@ def build_app(state: SandboxState) -> Starlette:
         if request.method == "POST":
             payload = await request.json()
             try:
-                state.add(
-                    SandboxParcel(p["carrier"], p["tracking_number"], p["scenario"],
-                                  datetime.fromisoformat(p["start"]))
-                    for p in payload
-                )  # fmt: skip
+                state.add(SandboxParcel.from_json(p) for p in payload)
             except (KeyError, TypeError, ValueError) as exc:
                 return JSONResponse({"error": str(exc)}, 400)
         return JSONResponse(
-            [
-                {"carrier": p.carrier, "tracking_number": p.tracking_number,
-                 "scenario": p.scenario, "start": p.start.isoformat()}
-                for p in state.parcels.values()
-            ]
+            [p.to_json() for p in state.parcels.values()]
         )  # fmt: skip
 
     async def faults(request: Request) -> Response:

@@ -93,20 +93,29 @@ def render(
         return 404, not_found(number)
     events = []
     seen_transit = False
+    locker = parcel.scenario.startswith("locker")
     for when, step in steps:
         code = _code(step)
         if step.status is Status.IN_TRANSIT and not seen_transit and "dhl" not in step.codes:
             code, seen_transit = FIRST_TRANSIT, True
-        events.append(_event(when, step.place, code))
+        if step.status is Status.AVAILABLE_FOR_PICKUP:
+            where = "the Packstation" if locker else "the Post Office"
+            code = (
+                code[0],
+                code[1],
+                f"The shipment has been delivered to {where} and is ready for pickup",
+            )
+        events.append(_event(when, step.place, code, parcel))
     if unknown_status:
-        events.append(_event(steps[-1][0], steps[-1][1].place, UNKNOWN))
+        events.append(_event(steps[-1][0], steps[-1][1].place, UNKNOWN, parcel))
     events.reverse()  # DHL lists newest first
     last_when, last = steps[-1]
     shipment: dict[str, Any] = {
         "id": number,
         "service": "express",
         "origin": {"address": _address("Shipper")},
-        "destination": {"address": _address("Recipient")},
+        # a Packstation parcel is addressed to the Packstation from the start
+        "destination": {"address": _pickup_address(parcel) if locker else _address("Recipient")},
         "status": events[0],
         "details": {
             "product": {"productName": "DHL Express Domestic"},
@@ -142,14 +151,31 @@ def _code(step: Step) -> tuple[str, str, str]:
     return (coarse, override, f"DHL {override}") if override else (coarse, detail, description)
 
 
-def _event(when: datetime, where: str, code: tuple[str, str, str]) -> dict[str, Any]:
+def _event(
+    when: datetime, where: str, code: tuple[str, str, str], parcel: SandboxParcel
+) -> dict[str, Any]:
     coarse, detail, description = code
+    address = _pickup_address(parcel) if where in PICKUP_STEPS else _address(where)
     return {
         "timestamp": when.astimezone(LOCAL_ZONE).isoformat(),
-        "location": {"address": _address(where)},
+        "location": {"address": address},
         "statusCode": coarse,
         "status": detail,
         "description": description,
+    }
+
+
+#: Steps that happen where the customer collects the parcel.
+PICKUP_STEPS = frozenset({"Pickup point", "Parcel locker"})
+
+
+def _pickup_address(parcel: SandboxParcel) -> dict[str, str]:
+    name, street, postal, city, _ = parcel.pickup_place
+    return {
+        "countryCode": parcel.country,
+        "postalCode": postal,
+        "addressLocality": city,
+        "streetAddress": f"{name}, {street}",
     }
 
 

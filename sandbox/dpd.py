@@ -106,6 +106,11 @@ def render(
             # DPD announces the return (scan 06) before the return leg's scans
             scans.append(_scan_json(when - timedelta(minutes=30), step.place, SYSTEM_RETURN))
             returning = True
+        if step.status is Status.AVAILABLE_FOR_PICKUP:
+            name, street, postal, city, _ = parcel.pickup_place
+            code, scan_name, _text = SCANS[Status.AVAILABLE_FOR_PICKUP] or ("13", "", "")
+            shop = f"{name}, {street}, {postal} {city}"
+            scan = (code, scan_name, f"Ready for collection at DPD Pickup parcelshop: {shop}")
         at_shop = step.status is Status.AVAILABLE_FOR_PICKUP
         returning = returning or (scan is not None and scan[0] == "06")
         if scan is not None:
@@ -118,8 +123,8 @@ def render(
             "parcelLifeCycleData": {
                 "shipmentInfo": {
                     "parcelLabelNumber": parcel_number(number),
-                    "productName": "DPD CLASSIC",
-                    "receiverCountryIsoCode": "PL",
+                    "productName": "DPD Pickup" if parcel.scenario == "pickup" else "DPD CLASSIC",
+                    "receiverCountryIsoCode": parcel.country,
                     "serviceElements": [],
                     "additionalProperties": [{"key": "PARCEL_ID", "value": parcel_number(number)}],
                 },

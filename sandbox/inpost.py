@@ -31,6 +31,7 @@ CODES: dict[Status, str] = {
     Status.CANCELLED: "canceled",
 }
 FIRST_TRANSIT = "taken_by_courier"
+AT_SERVICE_POINT = "ready_to_pickup_from_pok"
 #: What the `unknown_status` fault sends: a status name not in InPost's dictionary.
 UNKNOWN = "teleported_by_sandbox"
 
@@ -59,6 +60,8 @@ def render(
         code = step.codes.get("inpost") or CODES[step.status]
         if step.status is Status.IN_TRANSIT and not seen_transit and "inpost" not in step.codes:
             code, seen_transit = FIRST_TRANSIT, True
+        if step.status is Status.AVAILABLE_FOR_PICKUP and parcel and parcel.scenario == "pickup":
+            code = AT_SERVICE_POINT  # a customer service point, not a locker
         details.append(
             {
                 "status": code,
@@ -76,7 +79,9 @@ def render(
              "datetime": later.isoformat(timespec="milliseconds")}
         )  # fmt: skip
     details.reverse()  # InPost lists newest first
-    locker = parcel.scenario == "locker" if parcel else False
+    locker = parcel.scenario.startswith("locker") if parcel else False
+    collected = locker or (parcel is not None and parcel.scenario == "pickup")
+    name, street, postal, city, hours = parcel.pickup_place if parcel else ("", "", "", "", None)
     return 200, {
         "tracking_number": number,
         "service": "inpost_locker_standard" if locker else "inpost_courier_standard",
@@ -84,15 +89,15 @@ def render(
         "status": details[0]["status"],
         "custom_attributes": {
             "size": "B",
-            "target_machine_id": "KRA01M" if locker else None,
+            "target_machine_id": name.split()[-1] if collected else None,
             "target_machine_detail": {
-                "name": "KRA01M",
-                "opening_hours": "24/7",
-                "location_description": "Przy sklepie Żabka",
-                "address": {"line1": "ul. Długa 12", "line2": "31-147 Kraków"},
-                "type": ["parcel_locker"],
+                "name": name if not locker else name.split()[-1],
+                "opening_hours": hours or "pn.-sob. 8:00-20:00",
+                "location_description": "Przy wejściu do sklepu" if locker else None,
+                "address": {"line1": street, "line2": f"{postal} {city}"},
+                "type": ["parcel_locker"] if locker else ["pop"],
             }
-            if locker
+            if collected
             else None,
         },
         "tracking_details": details,

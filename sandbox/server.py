@@ -81,12 +81,7 @@ def serve_forever(state: SandboxState, port: int) -> None:
 
 
 def load_parcels(path: Path) -> list[SandboxParcel]:
-    return [
-        SandboxParcel(
-            p["carrier"], p["tracking_number"], p["scenario"], datetime.fromisoformat(p["start"])
-        )
-        for p in json.loads(path.read_text(encoding="utf-8"))
-    ]
+    return [SandboxParcel.from_json(p) for p in json.loads(path.read_text(encoding="utf-8"))]
 
 
 def main(argv: list[str] | None = None) -> None:

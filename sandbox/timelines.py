@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aftersale.models import Status
@@ -82,6 +83,24 @@ SCENARIOS: dict[str, tuple[Step, ...]] = {
         Step(_h(30), S.EXCEPTION, "Recipient"),
         Step(_h(60), S.RETURNED_TO_SENDER, "Shipper"),
     ),
+    # a pickup point or UPS Access Point: no courier at the door; collected the next day
+    "pickup": (
+        Step(_h(0), S.LABEL_CREATED, "Shipper", eta_days=2),
+        Step(_h(5), S.IN_TRANSIT, "Origin depot", eta_days=2),
+        Step(_h(18), S.IN_TRANSIT, "Sorting hub", eta_days=2),
+        Step(_h(31), S.AVAILABLE_FOR_PICKUP, "Pickup point"),
+        Step(_h(53), S.DELIVERED, "Pickup point"),
+    ),
+    # a locker parcel nobody collects: a reminder, then it goes back to the shop
+    "locker_expired": (
+        Step(_h(0), S.LABEL_CREATED, "Shipper"),
+        Step(_h(4), S.IN_TRANSIT, "Origin branch"),
+        Step(_h(16), S.IN_TRANSIT, "Sorting centre"),
+        Step(_h(30), S.OUT_FOR_DELIVERY, "Destination branch"),
+        Step(_h(34), S.AVAILABLE_FOR_PICKUP, "Parcel locker"),
+        Step(_h(83), S.EXCEPTION, "Parcel locker", codes={"inpost": "pickup_time_expired"}),
+        Step(_h(120), S.RETURNED_TO_SENDER, "Shipper"),
+    ),
     # the carrier reports the label and then, straight away, the delivery
     "skip_to_delivered": (
         Step(_h(0), S.LABEL_CREATED, "Shipper"),
@@ -98,6 +117,35 @@ class SandboxParcel:
     tracking_number: str
     scenario: str
     start: datetime
+    country: str = "PL"  # where it is delivered: pickup points and lockers are there
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SandboxParcel:
+        """One entry of examples/sandbox_parcels.json (KeyError/ValueError if malformed)."""
+        if data["scenario"] not in SCENARIOS:
+            raise ValueError(f"unknown scenario {data['scenario']!r}: one of {sorted(SCENARIOS)}")
+        return cls(
+            data["carrier"],
+            data["tracking_number"],
+            data["scenario"],
+            datetime.fromisoformat(data["start"]),
+            data.get("country", "PL"),
+        )
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "carrier": self.carrier,
+            "tracking_number": self.tracking_number,
+            "scenario": self.scenario,
+            "start": self.start.isoformat(),
+            "country": self.country,
+        }
+
+    @property
+    def pickup_place(self) -> tuple[str, str, str, str, str | None]:
+        """Where it waits to be collected: (name, street, postal code, city, hours)."""
+        kind = "locker" if self.scenario.startswith("locker") else "point"
+        return PICKUP_PLACES.get((self.country, kind)) or PICKUP_PLACES[("PL", kind)]
 
     def visible_steps(self, now: datetime) -> list[tuple[datetime, Step]]:
         """The steps that have happened by `now`, oldest first, with their times."""
@@ -120,6 +168,25 @@ PLACES: dict[str, tuple[str, str, str, str | None]] = {
     "Destination branch": ("Warszawa", "02-305", "PL", None),
     "Recipient": ("Warszawa", "00-950", "PL", None),
     "Parcel locker": ("Warszawa", "00-950", "PL", "ul. Marszałkowska 10"),
+}
+
+
+#: (country, locker | point) -> (name, street, postal code, city, opening hours or None).
+PICKUP_PLACES: dict[tuple[str, str], tuple[str, str, str, str, str | None]] = {
+    ("PL", "locker"): (
+        "Paczkomat WAW22M",
+        "ul. Marszałkowska 104/122",
+        "00-017",
+        "Warszawa",
+        "24/7",
+    ),
+    ("PL", "point"): ("Punkt DPD Pickup Żabka", "ul. Puławska 12", "02-512", "Warszawa", None),
+    ("DE", "locker"): ("Packstation 157", "Friedrichstraße 50", "10117", "Berlin", None),
+    ("DE", "point"): ("Kiosk am Markt", "Marktstraße 3", "10178", "Berlin", None),
+    ("AT", "point"): ("Trafik Mariahilf", "Mariahilfer Straße 88", "1070", "Wien", None),
+    ("GB", "point"): ("Corner News", "12 High Street", "SW1A 1AA", "London", None),
+    ("IE", "point"): ("Spar Rathmines", "24 Rathmines Road", "D06 F2R2", "Dublin", None),
+    ("US", "point"): ("The UPS Store #4512", "350 5th Avenue", "10118", "New York", None),
 }
 
 

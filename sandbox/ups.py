@@ -148,12 +148,12 @@ def render(
         code = _code(step)
         if step.status is Status.IN_TRANSIT and not seen_transit and "ups" not in step.codes:
             code, seen_transit = FIRST_TRANSIT, True
-        activities.append(_activity(when, step.place, code))
+        activities.append(_activity(when, step.place, code, parcel))
         if step.status is Status.DELIVERED:
-            activities.append(_activity(when + timedelta(minutes=1), step.place, PHOTO))
+            activities.append(_activity(when + timedelta(minutes=1), step.place, PHOTO, parcel))
     if unknown_status:
         activities.append(
-            _activity(steps[-1][0] + timedelta(minutes=2), steps[-1][1].place, UNKNOWN)
+            _activity(steps[-1][0] + timedelta(minutes=2), steps[-1][1].place, UNKNOWN, parcel)
         )
     activities.reverse()  # UPS lists newest first
     last_when, last = steps[-1]
@@ -183,6 +183,9 @@ def render(
         dates.append({"type": "DEL", "date": f"{local:%Y%m%d}"})
         package["deliveryTime"] = {"type": "DEL", "startTime": "", "endTime": f"{local:%H%M%S}"}
         package["deliveryInformation"] = {"location": "Front Door", "receivedBy": "CUSTOMER"}
+    if parcel.scenario == "pickup":
+        # bound for a UPS Access Point from the start; the collect-by date once it is there
+        package["accessPointInformation"] = {}
     if last.status is Status.AVAILABLE_FOR_PICKUP:
         pickup_by = (last_when + timedelta(days=7)).astimezone(LOCAL_ZONE)
         package["accessPointInformation"] = {"pickupByDate": f"{pickup_by:%Y%m%d}"}
@@ -207,12 +210,19 @@ def _code(step: Step) -> tuple[str, str, str, str]:
     )
 
 
-def _activity(when: datetime, where: str, code: tuple[str, str, str, str]) -> dict[str, Any]:
+def _activity(
+    when: datetime, where: str, code: tuple[str, str, str, str], parcel: SandboxParcel
+) -> dict[str, Any]:
     local = when.astimezone(LOCAL_ZONE)
     gmt = when.astimezone(UTC)
     offset = local.strftime("%z")
+    address = _address(where)
+    if where == "Pickup point":  # the customer's own access point, in their country
+        name, street, postal, city, _ = parcel.pickup_place
+        address = {"addressLine1": f"{name}, {street}", "city": city, "postalCode": postal,
+                   "countryCode": parcel.country, "country": parcel.country}  # fmt: skip
     return {
-        "location": {"address": _address(where), "slic": "4140"},
+        "location": {"address": address, "slic": "4140"},
         "status": _status(code),
         "date": f"{local:%Y%m%d}",
         "time": f"{local:%H%M%S}",

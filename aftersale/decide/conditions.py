@@ -23,7 +23,16 @@ from typing import Any
 
 from aftersale import locales
 from aftersale.carriers_meta import Carriers
-from aftersale.models import DelayReason, DomainEvent, EventKind, Item, Order, ShipmentState, Status
+from aftersale.models import (
+    DelayReason,
+    DeliveryType,
+    DomainEvent,
+    EventKind,
+    Item,
+    Order,
+    ShipmentState,
+    Status,
+)
 from aftersale.tracking.detect import add_business_days, local_to_utc, zone
 
 Getter = Callable[[Order, ShipmentState | None, DomainEvent, Sequence[Item]], Any]
@@ -88,6 +97,15 @@ FIELDS: dict[str, FieldSpec] = {
         "text", False, lambda o, s, e, i: e.reason, True, tuple(DelayReason), "delay reason"
     ),
     "shipment.delay_days": FieldSpec("number", False, lambda o, s, e, i: _delay_days(e), True),
+    # none when the carrier's data does not say (most home deliveries)
+    "shipment.delivery_type": FieldSpec(
+        "text",
+        False,
+        lambda o, s, e, i: str(s.delivery_type) if s and s.delivery_type else None,
+        True,
+        tuple(DeliveryType),
+        "delivery type",
+    ),
 }
 
 

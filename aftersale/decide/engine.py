@@ -35,6 +35,16 @@ from aftersale.models import (
 )
 
 _NEWS_DELAYS = frozenset({DelayReason.EXCEPTION, DelayReason.ETA_SLIPPED})
+#: Which of a shipment's delays found in one cycle speaks for all of them: the carrier's
+#: own report first, then a new date, then what we inferred (one incident, one message).
+_DELAY_RANK = {
+    DelayReason.EXCEPTION: 5,
+    DelayReason.ETA_SLIPPED: 4,
+    DelayReason.NO_FIRST_SCAN: 3,
+    DelayReason.ETA_MISSED: 2,
+    DelayReason.STALE: 1,
+    DelayReason.PICKUP_WAITING: 0,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +138,11 @@ def once_subject(once: OnceScope, event: DomainEvent) -> str:
         return f"{event.order_id}/{event.item_sku}"
     if once is OnceScope.REASON:
         return f"{event.order_id}/{event.shipment_id}/{event.reason}"
+    if once is OnceScope.INCIDENT:
+        # detection names the incident (tracking/detect.py `incident_of`); a delay stored
+        # before incidents were named counts as one per reason
+        incident = event.facts.get("incident") or event.reason
+        return f"{event.order_id}/{event.shipment_id}/{incident}"
     return f"{event.order_id}/{event.shipment_id}"
 
 
@@ -162,6 +177,7 @@ def decide(
     matched: list[Skip] = []
     candidates = _match(events, orders, shipments, ruleset, matched)
     candidates = _collapse(candidates, matched)
+    candidates = _one_delay_per_shipment(candidates, matched)
     # A decision superseded later in this cycle must not use up a cap another message then
     # misses (replayed, that message would be decided after all): decide again without the
     # beaten ones until nothing new is beaten. Rare, and each pass can only beat more.
@@ -208,7 +224,8 @@ def _match(
             conditions = rule.conditions
             failed = _first_false(conditions, order, shipment, event, items) if conditions else None
             if failed is None:
-                out.append(_Candidate(event, rule, order, once_subject(rule.once, event), news))
+                subject = once_subject(rule.once, event)
+                out.append(_Candidate(event, rule, order, subject, news))
             else:
                 actual = failed.get(order, shipment, event, items)
                 if isinstance(actual, list | tuple):
@@ -258,6 +275,37 @@ def _collapse(candidates: list[_Candidate], skipped: list[Skip]) -> list[_Candid
             reason = f"collapsed: '{top[2]}' is the newest message for shipment {sid} in this cycle"
             skipped.append(Skip(c.event, c.rule.id, reason, why=SkipWhy.COLLAPSED))
     return kept
+
+
+def _one_delay_per_shipment(candidates: list[_Candidate], skipped: list[Skip]) -> list[_Candidate]:
+    """Several delays of one shipment found in one cycle (a slipped date and the carrier's
+    exception, a missed promise and a stale scan) are one incident: one rule's message
+    speaks for all of them, the best-informed one (`_DELAY_RANK`, then the newest)."""
+    best: dict[tuple[str, str], _Candidate] = {}
+    for c in candidates:
+        sid = c.event.shipment_id
+        if c.event.kind is not EventKind.DELAYED or sid is None:
+            continue
+        key = (sid, c.rule.id)
+        current = best.get(key)
+        if current is None or _delay_rank(c) > _delay_rank(current):
+            best[key] = c
+    if len(best) == sum(1 for c in candidates if c.event.kind is EventKind.DELAYED):
+        return candidates
+    kept = []
+    for c in candidates:
+        sid = c.event.shipment_id
+        winner = best.get((sid, c.rule.id)) if sid and c.event.kind is EventKind.DELAYED else None
+        if winner is None or winner is c:
+            kept.append(c)
+        else:
+            reason = f"one incident, one message: the {winner.event.reason} delay speaks for it"
+            skipped.append(Skip(c.event, c.rule.id, reason, why=SkipWhy.COLLAPSED))
+    return kept
+
+
+def _delay_rank(c: _Candidate) -> tuple[int, datetime]:
+    return _DELAY_RANK.get(DelayReason(c.event.reason or "stale"), 0), c.event.occurred_at
 
 
 class _CycleState:
@@ -444,9 +492,11 @@ def _resolve_all(
         sid, rule = cand.event.shipment_id, cand.rule
         winner = beaten.get((sid, rule.id)) if sid and beaten else None
         if winner is not None:
-            reason = f"superseded by '{winner}' in this cycle"
+            beaten_by = f"superseded by '{winner}' in this cycle"
             for channel in rule.channels:
-                skipped.append(Skip(cand.event, rule.id, reason, channel, why=SkipWhy.SUPERSEDED))
+                skipped.append(
+                    Skip(cand.event, rule.id, beaten_by, channel, why=SkipWhy.SUPERSEDED)
+                )
             continue
         reason = state.superseded(cand) if rule.id in newer_keys else None
         if reason:

@@ -24,6 +24,7 @@ from aftersale.decide.schema import Case, ScanModel
 from aftersale.models import (
     ChannelKind,
     Customer,
+    DeliveryType,
     DomainEvent,
     Item,
     Order,
@@ -49,6 +50,8 @@ class Parcel:
     carrier: str | None
     tracking_number: str
     scans: tuple[ScanModel, ...]
+    delivery: DeliveryType | None = None  # where the carrier hands it over (None: not said)
+    items: tuple[str, ...] = ()  # the SKUs it carries, when the order ships in several
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ def tracking_at(parcel: Parcel, t: datetime) -> Tracking | None:
         pickup_point=next(
             (s.location for s in reversed(ordered) if s.status is Status.AVAILABLE_FOR_PICKUP), None
         ),  # fmt: skip
+        delivery_type=parcel.delivery,
     )
 
 
@@ -271,13 +275,17 @@ def case_order(case: Case) -> SimOrder:
     placed_at = _utc(placed) if placed else (first_scan or now) - timedelta(hours=2)
     customer = customer_from(m.customer, "C-1")
     items = items_from(m.order.items)
-    parcels = (Parcel("CASE-1/1", m.carrier, "CASE0000001", tuple(m.scans)),) if m.scans else ()
+    parcels = (
+        (Parcel("CASE-1/1", m.carrier, "CASE0000001", tuple(m.scans), m.delivery),)
+        if m.scans
+        else ()
+    )
     order = Order(
         "CASE-1",
         placed_at,
         customer,
         items,
-        tuple(ShipmentRef(p.tracking_number, p.carrier) for p in parcels),
+        tuple(ShipmentRef(p.tracking_number, p.carrier, p.items) for p in parcels),
         promised_delivery=m.order.promised_delivery,
     )
     return SimOrder(order, parcels)

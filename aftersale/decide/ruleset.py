@@ -64,6 +64,7 @@ KNOWN_TEMPLATES = (
     "delivery_attempted",
     "delayed",
     "available_for_pickup",
+    "pickup_reminder",
     "delivered",
     "setup_tip",
     "review_request",
@@ -79,6 +80,7 @@ _ONCE_ALLOWED = {
     OnceScope.SHIPMENT: frozenset(EventKind) - EVENTS_WITHOUT_SHIPMENT,
     OnceScope.ITEM: frozenset({EventKind.WARRANTY_ENDING}),
     OnceScope.REASON: frozenset({EventKind.DELAYED}),
+    OnceScope.INCIDENT: frozenset({EventKind.DELAYED}),
 }
 _ENUM_NOUNS = {
     "on": ("event", EventKind),

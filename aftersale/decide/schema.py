@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from aftersale.decide.conditions import Condition, Duration, Window
-from aftersale.models import ChannelKind, DelayReason, EventKind, Status
+from aftersale.models import ChannelKind, DelayReason, DeliveryType, EventKind, Status
 
 
 class MessageKind(StrEnum):
@@ -28,6 +28,9 @@ class OnceScope(StrEnum):
     SHIPMENT = "shipment"
     ITEM = "item"
     REASON = "reason"  # once per shipment and delay reason
+    #: once per incident of a shipment: a delay while the parcel stays in one status (its
+    #: reasons, found over several cycles, are one incident), or a new date the carrier gave
+    INCIDENT = "incident"
 
 
 class _Model(BaseModel):
@@ -125,6 +128,7 @@ class CaseModel(_Model):
     customer: CaseCustomerModel = CaseCustomerModel()
     order: CaseOrderModel = CaseOrderModel()
     carrier: str | None = None  # a slug from the carrier directory; None: any carrier
+    delivery: DeliveryType | None = None  # locker, pickup_point, access_point, home
     scans: list[ScanModel] = []
     now: datetime
     should_send: list[str] = []

@@ -20,7 +20,7 @@ from aftersale.decide.replay import Parcel, SimLine, SimOrder, customer_from, it
 from aftersale.decide.ruleset import RuleSet
 from aftersale.decide.schema import CaseCustomerModel, CaseItemModel, ScanModel
 from aftersale.errors import AftersaleError
-from aftersale.models import Order, ShipmentRef
+from aftersale.models import DeliveryType, Order, ShipmentRef
 from aftersale.tracking.detect import DelayThresholds
 
 __all__ = ["ScenarioError", "SimLine", "format_simulation", "load_scenario", "simulate"]
@@ -44,6 +44,8 @@ class ScenarioShipment(_Model):
     shipment_id: str
     carrier: str
     tracking_number: str
+    delivery: DeliveryType | None = None  # locker, pickup_point, access_point, home
+    items: list[str] = []  # the SKUs this parcel carries (a split shipment)
     scans: list[ScanModel] = []
 
 
@@ -102,14 +104,22 @@ def _order(o: ScenarioOrder) -> SimOrder:
     customer = customer_from(o.customer, o.customer.customer_id)
     items = items_from(o.items)
     parcels = tuple(
-        Parcel(s.shipment_id, s.carrier, s.tracking_number, tuple(s.scans)) for s in o.shipments
+        Parcel(
+            s.shipment_id,
+            s.carrier,
+            s.tracking_number,
+            tuple(s.scans),
+            s.delivery,
+            tuple(s.items),
+        )
+        for s in o.shipments
     )
     order = Order(
         o.order_id,
         o.placed_at.astimezone(UTC),
         customer,
         items,
-        tuple(ShipmentRef(p.tracking_number, p.carrier) for p in parcels),
+        tuple(ShipmentRef(p.tracking_number, p.carrier, p.items) for p in parcels),
         promised_delivery=o.promised_delivery,
         shipping_country=o.shipping_country,
     )

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from aftersale.dispatch import messages as msgs
 from aftersale.dispatch.channels.base import Channel, InDoubt
 from aftersale.dispatch.channels.kinds import spec_of
+from aftersale.dispatch.recheck import stale_reason
 from aftersale.dispatch.suppressions import add_suppression, suppressions_for
 from aftersale.errors import TemplateError
 from aftersale.masking import mask_recipient
@@ -88,7 +89,7 @@ class Outcome:
     template: str
     channel: str
     order_id: str
-    outcome: str  # sent | failed | deferred | suppressed | would_send | unknown
+    outcome: str  # sent | failed | deferred | suppressed | cancelled | would_send | unknown
     recipient: str
     provider: str | None = None
     provider_id: str | None = None
@@ -254,6 +255,10 @@ class _Ready:
     rendered: RenderedMessage
 
 
+#: What a message closed before its send counts as in the run's outcomes.
+_CLOSED_AS = {MessageState.SUPPRESSED: "suppressed", MessageState.CANCELLED: "cancelled"}
+
+
 class _Batch:
     """One batch of due messages on its way: prepared, then claimed, sent and recorded."""
 
@@ -291,13 +296,18 @@ class _Batch:
                 message, masked, MessageState.SUPPRESSED, f"recipient suppressed ({suppression})"
             )
         shipment = self.facts.shipments.get(message.shipment_id) if message.shipment_id else None
+        event = self.facts.events.get(message.event_id)
+        # true when sent, not only when decided: the newest tracking may contradict it
+        stale = stale_reason(event, shipment, order, self.now)
+        if stale is not None:
+            return self._close(message, masked, MessageState.CANCELLED, f"no longer true: {stale}")
         try:
             context = build_context(
                 order,
                 shipment=shipment,
                 shipments=self.facts.parcels.get(order.order_id, []),
                 events=self.facts.scans.get(shipment.shipment_id, []) if shipment else [],
-                event=self.facts.events.get(message.event_id),
+                event=event,
                 item_sku=message.item_sku,
                 now=self.now,
             )
@@ -316,7 +326,7 @@ class _Batch:
         self.ready.append(_Ready(message, to, masked, channel, rendered))
 
     def _close(self, message: MessageRow, masked: str, state: MessageState, reason: str) -> None:
-        outcome = "suppressed" if state is MessageState.SUPPRESSED else "failed"
+        outcome = _CLOSED_AS.get(state, "failed")
         self.outcomes[message.message_id] = _outcome(message, outcome, masked, reason=reason)
         self.closures.append(Closure(message.message_id, state, reason))
 

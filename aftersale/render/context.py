@@ -15,6 +15,7 @@ from aftersale.dispatch.channels.base import RenderFormat
 from aftersale.dispatch.channels.kinds import CHANNELS
 from aftersale.markets import pick_text
 from aftersale.models import (
+    COLLECTED,
     Customer,
     DomainEvent,
     Order,
@@ -117,7 +118,11 @@ def build_context(
             delivered_at=shipment.delivered_at,
             pickup_point=shipment.pickup_point,
             pickup_code=str(facts["pickup_code"]) if facts.get("pickup_code") else None,
-            pickup_deadline=_as_datetime(facts.get("pickup_deadline")),
+            pickup_deadline=shipment.pickup_deadline or _as_datetime(facts.get("pickup_deadline")),
+            pickup_hours=shipment.pickup_hours,
+            delivery_type=str(shipment.delivery_type) if shipment.delivery_type else None,
+            # collected by the customer (locker, pickup or access point), not brought home
+            to_pickup=shipment.delivery_type in COLLECTED,
             last_event_at=shipment.last_event_at,
         )
 

@@ -301,4 +301,14 @@ MIGRATIONS: tuple[tuple[int, str, str | Mapping[str, str]], ...] = (
         );
         """,
     ),
+    (
+        11,
+        "shipments: where the parcel is handed over (home, locker, pickup or access point), "
+        "its collect-by time and opening hours",
+        """
+        ALTER TABLE shipments ADD COLUMN delivery_type VARCHAR;
+        ALTER TABLE shipments ADD COLUMN pickup_deadline TIMESTAMP;
+        ALTER TABLE shipments ADD COLUMN pickup_hours VARCHAR;
+        """,
+    ),
 )

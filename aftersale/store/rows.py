@@ -19,6 +19,7 @@ from aftersale.models import (
     TERMINAL_STATUSES,
     ChannelKind,
     Customer,
+    DeliveryType,
     DomainEvent,
     EventKind,
     Item,
@@ -111,7 +112,7 @@ SHIPMENT_COLS = (
     "shipment_id, order_id, carrier, tracking_number, status, code, description, "
     "estimated_delivery, first_estimate, window_start, window_end, delivered_at, "
     "pickup_point, last_event_at, status_since, last_polled_at, next_check_at, "
-    "created_at, problem"
+    "created_at, problem, delivery_type, pickup_deadline, pickup_hours"
 )
 
 
@@ -136,6 +137,9 @@ def shipment_from_row(r: tuple[Any, ...]) -> ShipmentState:
         next_check_at=from_db(r[16]),
         created_at=from_db(r[17]),
         problem=r[18],
+        delivery_type=DeliveryType(r[19]) if r[19] else None,
+        pickup_deadline=from_db(r[20]),
+        pickup_hours=r[21],
     )
 
 
@@ -160,6 +164,9 @@ def shipment_update(state: ShipmentState, poll_failures: int) -> dict[str, Any]:
         "next_check_at": to_db(state.next_check_at),
         "problem": state.problem,
         "poll_failures": poll_failures,
+        "delivery_type": state.delivery_type.value if state.delivery_type else None,
+        "pickup_deadline": to_db(state.pickup_deadline),
+        "pickup_hours": state.pickup_hours,
     }
 
 

@@ -260,24 +260,29 @@ def detect_changes(
             DomainEvent(EventKind.STATUS_CHANGED, oid, at, sid, None, status, None, facts)
         )
         if status is Status.EXCEPTION:
+            facts = {"code": tracking.code, "description": tracking.description}
+            facts["incident"] = incident_of(DelayReason.EXCEPTION, facts, status, at)
             events.append(
                 DomainEvent(
                     EventKind.DELAYED,
                     occurred_at=at,
                     reason=DelayReason.EXCEPTION,
-                    facts={"code": tracking.code, "description": tracking.description},
+                    facts=facts,
                     order_id=oid,
                     shipment_id=sid,
                 )
             )
     coded = _delay_code_event(previous, tracking, limits) if limits.delay_codes else None
     if coded is not None and status not in TERMINAL_STATUSES and status is not Status.EXCEPTION:
+        since = (scan_at or now) if status != previous.status else previous.status_since
+        coded_facts: dict[str, Any] = {"code": coded.code, "description": coded.description}
+        coded_facts["incident"] = incident_of(DelayReason.EXCEPTION, coded_facts, status, since)
         events.append(
             DomainEvent(
                 EventKind.DELAYED,
                 occurred_at=coded.occurred_at,
                 reason=DelayReason.EXCEPTION,
-                facts={"code": coded.code, "description": coded.description},
+                facts=coded_facts,
                 order_id=oid,
                 shipment_id=sid,
             )
@@ -332,19 +337,21 @@ def _eta_slip(
     if baseline is None or (new - baseline).days < limits.eta_slip_days:
         return None
     at = tracking.events[-1].occurred_at if tracking.events else now
+    facts: dict[str, Any] = {
+        "estimated_delivery": new.isoformat(),
+        "previous_estimate": old.isoformat() if old else None,
+        "baseline": baseline.isoformat(),
+        "baseline_kind": against,
+        "days_late": (new - baseline).days,
+    }
+    facts["incident"] = incident_of(DelayReason.ETA_SLIPPED, facts, previous.status, None)
     return DomainEvent(
         EventKind.DELAYED,
         order_id=order.order_id,
         shipment_id=previous.shipment_id,
         occurred_at=at,
         reason=DelayReason.ETA_SLIPPED,
-        facts={
-            "estimated_delivery": new.isoformat(),
-            "previous_estimate": old.isoformat() if old else None,
-            "baseline": baseline.isoformat(),
-            "baseline_kind": against,
-            "days_late": (new - baseline).days,
-        },
+        facts=facts,
     )
 
 
@@ -380,6 +387,10 @@ def advance_state(previous: ShipmentState, tracking: Tracking, now: datetime) ->
         previous.next_check_at,
         previous.created_at,
         "; ".join(tracking.problems) or None,  # problem
+        # a parcel bound for a locker stays one once the carrier said so
+        tracking.delivery_type or previous.delivery_type,  # delivery_type
+        tracking.pickup_deadline or previous.pickup_deadline,  # pickup_deadline
+        tracking.pickup_hours or previous.pickup_hours,  # pickup_hours
     )
 
 
@@ -408,10 +419,28 @@ def detect_due(
     return events
 
 
+def incident_of(
+    reason: DelayReason, facts: dict[str, Any], status: Status, since: datetime | None
+) -> str:
+    """Which incident a delay belongs to, named when it is detected (`once: incident` keys
+    on it, so a replay names it the same): a new date the carrier gave (`eta:2026-11-27`),
+    a date missed while the parcel moves (`missed:…`), or else the parcel's status and
+    since when (`label_created@…`). A label never scanned is one incident, whether it is
+    found by the missing first scan or by the missed promise two days later."""
+    if reason is DelayReason.ETA_SLIPPED and facts.get("estimated_delivery"):
+        return f"eta:{facts['estimated_delivery']}"
+    if reason is DelayReason.ETA_MISSED and status not in _NOT_SHIPPED and facts.get("deadline"):
+        return f"missed:{facts['deadline']}"
+    return f"{status}@{since.isoformat() if since else 'start'}"
+
+
 def _delayed(
-    oid: str, sid: str, reason: DelayReason, at: datetime, facts: dict[str, Any]
+    oid: str, s: ShipmentState, reason: DelayReason, at: datetime, facts: dict[str, Any]
 ) -> DomainEvent:
-    return DomainEvent(EventKind.DELAYED, oid, at, shipment_id=sid, reason=reason, facts=facts)
+    facts["incident"] = incident_of(reason, facts, s.status, s.status_since)
+    return DomainEvent(
+        EventKind.DELAYED, oid, at, shipment_id=s.shipment_id, reason=reason, facts=facts
+    )
 
 
 def _due_for_shipment(
@@ -461,7 +490,7 @@ def _due_for_shipment(
             at = since + limits.no_first_scan_after
             if at <= now:
                 facts = {"since": since.isoformat(), "hours": limits.no_first_scan_hours}
-                out.append(_delayed(oid, sid, DelayReason.NO_FIRST_SCAN, at, facts))
+                out.append(_delayed(oid, s, DelayReason.NO_FIRST_SCAN, at, facts))
     stale_from = s.last_event_at
     # business hours never pass faster than wall-clock hours: most parcels skip the count
     if status in _STALE_WATCH and stale_from is not None and now - stale_from >= limits.stale_after:
@@ -473,11 +502,14 @@ def _due_for_shipment(
                 "last_event_at": stale_from.isoformat(),
                 "business_hours": limits.stale_business_hours,
             }
-            out.append(_delayed(oid, sid, DelayReason.STALE, at, facts))
+            out.append(_delayed(oid, s, DelayReason.STALE, at, facts))
     if status in _ETA_WATCH:
+        # the date the customer was last given: the promise, or the carrier's later
+        # estimate (a slip is news of its own; missing the old promise again is not)
         deadline, kind = (
             (order.promised_delivery, "promised")
             if order.promised_delivery is not None
+            and (estimate is None or estimate <= order.promised_delivery)
             else (estimate, "estimated")
         )
         if deadline is not None and today >= deadline:
@@ -488,7 +520,7 @@ def _due_for_shipment(
                     "deadline_kind": kind,
                     "days_late": (now - at).days + 1,
                 }
-                out.append(_delayed(oid, sid, DelayReason.ETA_MISSED, at, facts))
+                out.append(_delayed(oid, s, DelayReason.ETA_MISSED, at, facts))
     if status is Status.AVAILABLE_FOR_PICKUP and s.status_since is not None:
         at = s.status_since + limits.pickup_wait_after
         if at <= now:
@@ -497,7 +529,7 @@ def _due_for_shipment(
                 "hours": limits.pickup_wait_hours,
                 "pickup_point": s.pickup_point,
             }
-            out.append(_delayed(oid, sid, DelayReason.PICKUP_WAITING, at, facts))
+            out.append(_delayed(oid, s, DelayReason.PICKUP_WAITING, at, facts))
 
 
 def _warranty_events(

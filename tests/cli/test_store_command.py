@@ -89,15 +89,17 @@ def test_a_duckdb_store_is_copied_into_postgresql_whole(
     with open_store(source) as store:
         fill(store, tmp_path)
         before = snapshot(store)
+        customers, orders = store.count("customers"), store.count("orders")
     monkeypatch.setenv("AFTERSALE_DB", source)
     with postgres_cluster.database() as url:
         code, out = cli("copy", "--to", url)
         assert code == 0, out
-        assert "copied 40 rows of orders" in out
+        assert f"copied {orders} rows of orders" in out
         assert out.splitlines()[-1] == f"copied: every table has the same row count in {url}"
         with open_store(url) as store:
             assert snapshot(store) == before
         # once is enough: a second copy would double the rows
         code, out = cli("copy", "--to", url)
         assert code == 1
-        assert out.startswith("error: the target already holds data (40 customers, 40 orders")
+        held = f"error: the target already holds data ({customers} customers, {orders} orders"
+        assert out.startswith(held)

@@ -296,10 +296,24 @@ def test_recurring_due_event_superseded_in_the_same_cycle(shipped) -> None:
     assert out.skipped[0].reason == "superseded by 'out_for_delivery' in this cycle"
 
 
-def test_delay_once_per_reason(shipped) -> None:
+def test_one_incident_one_message(shipped) -> None:
+    """Two delays of one parcel found in one cycle make one message, the best-informed;
+    the key is the incident detection named, so a later delay of it sends nothing."""
     at = utc(2026, 3, 4, 9, 0)
-    stale = DomainEvent(EventKind.DELAYED, "O-1", at, shipment_id="S-1", reason="stale")
-    missed = replace(stale, reason="eta_missed")
+    since = {"incident": "in_transit@2026-03-02T08:00:00+00:00"}
+    stale = DomainEvent(
+        EventKind.DELAYED, "O-1", at, shipment_id="S-1", reason="stale", facts=since
+    )
+    missed = replace(stale, reason="eta_missed", facts={"incident": "missed:2026-03-03"})
     out = run([stale, missed], shipped, at)
     keys = [d.idempotency_key for d in out.decisions if d.channel is EMAIL]
-    assert keys == ["delayed|O-1/S-1/stale|email", "delayed|O-1/S-1/eta_missed|email"]
+    assert keys == ["delayed|O-1/S-1/missed:2026-03-03|email"]
+    assert any("one incident, one message" in s.reason for s in out.skipped)
+    history = SendHistory(used_keys=frozenset(d.idempotency_key for d in out.decisions))
+    again = run([replace(missed, occurred_at=at + timedelta(days=1))], shipped, at, history=history)
+    assert again.decisions == []
+    slipped = replace(stale, reason="eta_slipped", facts={"incident": "eta:2026-03-06"})
+    later = run([slipped], shipped, at, history=history)
+    assert [d.idempotency_key for d in later.decisions if d.channel is EMAIL] == [
+        "delayed|O-1/S-1/eta:2026-03-06|email"  # a new date from the carrier is news
+    ]

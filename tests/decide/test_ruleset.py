@@ -126,6 +126,7 @@ def test_shipped_rule_set_is_valid_and_complete() -> None:
         "out_for_delivery",
         "delivery_attempted",
         "available_for_pickup",
+        "pickup_reminder",
         "delayed",
     }
     assert all(r.fallback == {ChannelKind.SMS: ChannelKind.EMAIL} for r in rs.rules if r.id in sms)

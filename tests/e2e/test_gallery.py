@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 FIXTURES = PROJECT_ROOT / "tests" / "render" / "template_fixtures"
-ENTRIES = 11 * 3 * 2  # message types × locales × channels
+ENTRIES = 12 * 3 * 2  # message types × locales × channels
 
 
 def _serve(templates: Path) -> Gallery:

@@ -196,7 +196,7 @@ def test_example_orders_all_load(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "orders.ndjson"
     result = parse_ndjson(example.read_text(encoding="utf-8"), example.name, DIRECTORY, now=NOW)
     assert result.rejections == []
-    assert len(result.orders) == 40
+    assert len(result.orders) == 45
     carriers = {s.carrier for o in result.orders for s in o.shipments}
     assert carriers == {"ups", "dhl", "inpost", "dpd", None}
 

@@ -69,8 +69,9 @@ def test_template_mistakes(copy: Path) -> None:
     # data only some customers have: a guard removed
     edit(
         "templates/email/available_for_pickup/en.j2",
-        '{% if shipment.pickup_point %}\n<p class="notice">{{ shipment.pickup_point }}</p>\n'
-        "{% endif %}",
+        '{% if shipment.pickup_point %}\n<p class="notice">{{ shipment.pickup_point }}'
+        "{% if shipment.pickup_hours %}<br>Opening hours: {{ shipment.pickup_hours }}{% endif %}"
+        "</p>\n{% endif %}",
         '<p class="notice">Pickup point: {{ shipment.pickup_point }}</p>',
     )
     edit(
@@ -93,8 +94,9 @@ def test_template_mistakes(copy: Path) -> None:
     )
     edit(
         "templates/email/available_for_pickup/de.j2",
-        '{% if shipment.pickup_point %}\n<p class="notice">{{ shipment.pickup_point }}</p>\n'
-        "{% endif %}",
+        '{% if shipment.pickup_point %}\n<p class="notice">{{ shipment.pickup_point }}'
+        "{% if shipment.pickup_hours %}<br>Öffnungszeiten: {{ shipment.pickup_hours }}{% endif %}"
+        "</p>\n{% endif %}",
         '<p class="notice">{{ shipment.pickup_point or "" }}</p>',
     )
     edit(
@@ -250,7 +252,7 @@ def test_template_mistakes(copy: Path) -> None:
         "empty "
         "here; put it inside {% if … %}…{% endif %} (when the order has no promised delivery "
         "date, and 3 more cases)",
-        "templates/sms/available_for_pickup/en.j2: SMS too long: 2 segments (285 characters, "
+        "templates/sms/available_for_pickup/en.j2: SMS too long: 2 segments (291 characters, "
         "GSM-7), the maximum is 1 (with long names, product names and addresses)",
         f"templates/sms/available_for_pickup/en.j2:{dangling}: leaves 'Pickup point: .' dangling: "
         "put "
@@ -287,8 +289,8 @@ def test_rule_and_catalogue_mistakes(copy: Path) -> None:
     )
     edit(
         "rules/delays.yaml",
-        "    before: 2d\n",
-        "    before: 2d\n    when:\n      - {field: customer.country, in: [PL, Germany]}\n"
+        "    when:\n",
+        "    when:\n      - {field: customer.country, in: [PL, Germany]}\n"
         "      - {field: customer.locale, ne: ger}\n",
     )
     # a rules file's case written for customers and products that do not exist

@@ -10,6 +10,7 @@ import pytest
 
 from aftersale.models import (
     Customer,
+    DelayReason,
     EventKind,
     Item,
     Order,
@@ -281,6 +282,28 @@ def test_eta_missed_falls_back_to_the_estimate() -> None:
     s = state(S.IN_TRANSIT, status_since=h(0), last_event_at=h(40),
               estimated_delivery=date(2026, 3, 3))  # fmt: skip
     assert "delayed:eta_missed" in due(s, datetime(2026, 3, 3, 23, 0, tzinfo=UTC))
+
+
+def test_each_delay_names_its_incident() -> None:
+    """A label never scanned is one incident whichever rule finds it (and a replay names
+    it the same); a missed date while moving, or a new date from the carrier, is its own."""
+    o = order(promised=date(2026, 3, 3), warranty=None)
+    label = state(S.LABEL_CREATED, status_since=h(0), last_event_at=h(0))
+    later = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
+    delays = [e for e in detect_due(o, [label], later, TH) if e.kind is EventKind.DELAYED]
+    assert {e.reason: e.facts["incident"] for e in delays} == {
+        DelayReason.NO_FIRST_SCAN: f"label_created@{h(0).isoformat()}",
+        DelayReason.ETA_MISSED: f"label_created@{h(0).isoformat()}",
+    }
+    moving = replace(label, status=S.IN_TRANSIT, last_event_at=later - timedelta(hours=1))
+    (missed,) = [e for e in detect_due(o, [moving], later, TH) if e.kind is EventKind.DELAYED]
+    assert missed.facts["incident"] == "missed:2026-03-03"
+    prev = state(S.IN_TRANSIT, last_event_at=h(2), status_since=h(2))
+    track = tracking((2, S.IN_TRANSIT), (6, S.IN_TRANSIT), estimated_delivery=date(2026, 3, 6))
+    (slipped,) = [
+        e for e in detect_changes(prev, track, o, h(7), TH) if e.kind is EventKind.DELAYED
+    ]
+    assert slipped.facts["incident"] == "eta:2026-03-06"
 
 
 def test_terminal_and_moving_parcels_have_no_delays() -> None:

@@ -38,6 +38,9 @@ _UPDATE_SCHEMA = pa.schema(
         ("next_check_at", pa.timestamp("us")),
         ("problem", pa.string()),
         ("poll_failures", pa.int32()),
+        ("delivery_type", pa.string()),
+        ("pickup_deadline", pa.timestamp("us")),
+        ("pickup_hours", pa.string()),
     ]
 )
 

@@ -43,6 +43,9 @@ _UPDATE_TYPES = {
     "next_check_at": "timestamp",
     "problem": "varchar",
     "poll_failures": "integer",
+    "delivery_type": "varchar",
+    "pickup_deadline": "timestamp",
+    "pickup_hours": "varchar",
 }
 _SCAN_TYPES = {
     "shipment_id": "varchar",
