@@ -419,3 +419,29 @@ def test_a_carrier_outage_alerts_within_a_cycle_repeats_and_ends(stack: Stack) -
     assert "Degraded" in dom and first["name"] in dom
     feed = screenshot(stack, "/events?events=aftersale.*", "prefect-event-feed.png")
     assert "carrier dhl is back at 2026-11-23 17:30 UTC" in feed
+
+
+def test_an_idle_worker_stops_at_the_first_interrupt(stack: Stack) -> None:
+    """The trial saw a worker that had run nothing ignore Ctrl-C for 30–40 s. A worker on a
+    pool with no runs at all, interrupted once the way a terminal does (SIGINT to its
+    process group), must exit on its own, well before anyone reaches for a second Ctrl-C."""
+    cli(["work-pool", "create", "aftersale-idle", "--type", "process"], stack.env)
+    log = stack.logs / "idle-worker.log"
+    idle = start([str(BIN / "prefect"), "worker", "start", "--pool", "aftersale-idle"],
+                 stack.worker_env, log)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "started!" not in log.read_text(errors="replace"):
+            assert idle.poll() is None, log.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "the idle worker did not start in 60 s"
+            time.sleep(0.2)
+        time.sleep(3)  # past its first polls and heartbeat: idle, not starting
+        interrupted = time.monotonic()
+        os.killpg(idle.pid, signal.SIGINT)
+        idle.wait(timeout=20)
+        took = time.monotonic() - interrupted
+        print(f"idle worker exited {took:.1f} s after one SIGINT")
+        assert idle.returncode == 0
+        assert "stopped!" in log.read_text(errors="replace")
+    finally:
+        stop(idle)
