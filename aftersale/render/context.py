@@ -20,6 +20,7 @@ from aftersale.models import (
     DomainEvent,
     Order,
     ShipmentState,
+    Status,
     TrackingEvent,
 )
 from aftersale.render.catalogue import Catalogue, ProductInfo, locale_chain
@@ -28,6 +29,8 @@ from aftersale.tracking.warranty import warranty_ends, warranty_from
 
 if TYPE_CHECKING:
     from aftersale.dispatch.unsubscribe import UnsubscribeLinks
+
+_NOT_SCANNED = frozenset({Status.PENDING, Status.LABEL_CREATED})
 
 
 class Fields(dict[str, Any]):
@@ -124,6 +127,7 @@ def build_context(
             # collected by the customer (locker, pickup or access point), not brought home
             to_pickup=shipment.delivery_type in COLLECTED,
             last_event_at=shipment.last_event_at,
+            contents=parcel_items(order, shipment),
         )
 
     links = Fields(
@@ -223,6 +227,8 @@ def build_context(
                 else None
             ),
             days_since_scan=(now - last_scan).days if last_scan else None,
+            # a parcel the carrier never scanned is not "on its way"
+            scanned=shipment is not None and shipment.status not in _NOT_SCANNED,
         )
 
     return {
@@ -276,6 +282,17 @@ def build_context(
         ),
         "links": links,
     }
+
+
+def parcel_items(order: Order, shipment: ShipmentState) -> list[str]:
+    """The names of the items this parcel carries when the order ships in several (so two
+    messages about one order say which parcel they mean); empty for a single parcel."""
+    if len(order.shipments) < 2:
+        return []
+    skus = next(
+        (r.items for r in order.shipments if r.tracking_number == shipment.tracking_number), ()
+    )
+    return [i.name for i in order.items if i.sku in skus]
 
 
 def _unsubscribe_links(

@@ -311,7 +311,7 @@ def test_delay_and_warranty_facts() -> None:
     context = build_context(sample.order, Shop(), carriers=DIRECTORY, now=SAMPLE_NOW, **kwargs)
     assert context["delay"] == {
         "reason": "eta_slipped", "promised": date(2025, 3, 13), "new_estimate": date(2025, 3, 17),
-        "days_late": 4, "days_since_scan": 4,
+        "days_late": 4, "days_since_scan": 4, "scanned": True,
     }  # fmt: skip
 
 
