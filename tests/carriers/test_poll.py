@@ -474,5 +474,20 @@ def test_a_shared_rate_is_taken_a_tenth_of_a_second_at_a_time() -> None:
         {"inpost": CarrierLimits(concurrency=4, rate_per_s=50.0)}, clock=time.clock, shared=budget
     )
     run([shipment(i) for i in range(12)], ok, time=time, guards=guards)
-    # 12 requests in 3 chunks of 0.1 s, from a bucket filling at 80% of the 50/s limit
-    assert [a[1:] for a in budget.asked] == [(4, 40.0, 4.0)] * 3
+    # 12 requests in 4 chunks of 0.1 s, from a bucket filling at 75% of the 50/s limit
+    assert [a[1:] for a in budget.asked] == [(3, 37.5, 3.0)] * 4
+
+
+def test_shared_requests_left_in_hand_are_dropped_after_a_tenth_of_a_second() -> None:
+    """A worker that stops polling (writing its page) for a while must not come back with
+    a saved-up burst: several of them at once would take a second over the limit."""
+    budget, time = SharedBudget(), FakeTime()
+    guards = PollGuards(
+        {"inpost": CarrierLimits(concurrency=4, rate_per_s=50.0)}, clock=time.clock, shared=budget
+    )
+    run([shipment(0)], ok, time=time, guards=guards)  # 1 of a chunk of 3
+    run([shipment(1)], ok, time=time, guards=guards)  # at once: one of the 2 in hand
+    assert len(budget.asked) == 1
+    time.now += 0.5
+    run([shipment(2)], ok, time=time, guards=guards)
+    assert len(budget.asked) == 2  # the one left over was dropped: a new chunk taken

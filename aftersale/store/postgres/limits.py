@@ -69,4 +69,6 @@ class Limits(Connection):
             return Grant(granted)
         if per_day is not None and used >= per_day:
             return Grant(0, day_spent=True)
-        return Grant(0, wait_s=(1 - left) / rate_per_s if rate_per_s else 0.0)
+        # wait for the chunk asked (not one request): takers stay a few per second each
+        full = min(want, capacity)
+        return Grant(0, wait_s=max(full - left, 0.0) / rate_per_s if rate_per_s else 0.0)
