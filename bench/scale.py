@@ -8,8 +8,9 @@ above), and duplicates and losses (0); then again with one worker SIGKILLed mid-
     .venv/bin/python bench/scale.py [--shipments 200000] [--workers 1 2 4]
                                     [--latency-ms 50] [--limits inpost=120,dhl=60,...]
 
-The data: N orders of one parcel each, over the four carriers, on scripted journeys
-started 5-15 h before T0 (80% normal, 10% locker, 10% attempted). A first cycle at T0,
+The data: N orders of one parcel each, over the four carriers in proportion to their
+limits (see carrier_mix), on scripted journeys started 5-15 h before T0 (80% normal, 10%
+locker, 10% attempted). A first cycle at T0,
 not timed, polls them all with no rules (the shop's history: states, scans, events);
 its database is the template every measured run starts from. The measured cycle runs
 at T1 = T0 + 25 h: every parcel is due (the longest poll interval is 24 h), has moved
@@ -22,8 +23,12 @@ one exits. Duplicates: parcels asked twice (the sandbox counts each number) beyo
 page a killed worker was polling, and messages sent twice (an outbox file per send
 attempt). Losses: parcels due at T1 not polled by the end, and messages the one-worker
 run queued that a run did not. CPU: user + system seconds of the workers (os.wait4),
-of the PostgreSQL server (its processes, /proc) and of this process (the sandbox).
-PostgreSQL is a throwaway cluster like the tests' (tests/support/postgres.py).
+of the PostgreSQL server (its processes, /proc) and of this process (the sandbox), with
+the load average before and after (the machine may be shared). PostgreSQL is a throwaway
+cluster like the tests' (tests/support/postgres.py), writing full pages to its log as a
+real server does: the write-ahead log per parcel and the store's size per shipment
+(rows and bytes per table, printed after the first run) are the figures to size a
+server with (docs/operations.md, "10 million active shipments a day").
 """
 
 from __future__ import annotations
@@ -51,6 +56,10 @@ T1 = T0 + timedelta(hours=25)
 SCENARIOS = ["normal"] * 8 + ["locker", "attempted"]
 LIMITS = {"inpost": 120.0, "dhl": 60.0, "ups": 120.0, "dpd": 60.0}
 ROOT = Path(__file__).resolve().parent.parent
+#: The tests' cluster skips whole-page images in the log after each checkpoint; a real
+#: server writes them, and they are much of its write-ahead log (what replicas receive).
+#: Durability stays off (fsync): the disk's flush speed is the host's, not aftersale's.
+FULL_PAGE_WRITES = {"full_page_writes": "on"}
 
 
 def tracking_number(carrier: str, i: int) -> str:
@@ -62,12 +71,20 @@ def tracking_number(carrier: str, i: int) -> str:
     }[carrier]
 
 
-def build_orders(n: int) -> tuple[list[Any], list[Any]]:
+def carrier_mix(limits: dict[str, float]) -> list[str]:
+    """One turn of carriers, each as often as its limit allows against the lowest: a page
+    is written when its last parcel is answered, so with equal shares every page would
+    wait on the slowest carrier and the run would measure the lowest limit, not the
+    workers."""
+    lowest = min(limits.values())
+    return [slug for slug, limit in limits.items() for _ in range(max(1, round(limit / lowest)))]
+
+
+def build_orders(n: int, carriers: list[str]) -> tuple[list[Any], list[Any]]:
     from aftersale.models import Customer, Item, Order, ShipmentRef
     from sandbox.timelines import SandboxParcel
 
     rng = random.Random(7)
-    carriers = list(LIMITS)
     orders, parcels = [], []
     for i in range(n):
         carrier = carriers[i % len(carriers)]
@@ -113,6 +130,23 @@ def wal_lsn(cluster: Any) -> int:
     with cluster.admin() as conn:
         row = conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
     return int(row[0])
+
+
+def database_size(url: str) -> dict[str, tuple[int, int]]:
+    """Rows and bytes (heap, indexes, TOAST) of each of the store's tables."""
+    import psycopg
+
+    from aftersale.store import open_store
+    from aftersale.store.rows import TABLES
+
+    with open_store(url) as store:
+        rows = {table: store.count(table) for table in TABLES}
+    with psycopg.connect(url, autocommit=True) as conn:
+        sizes = {
+            table: int(conn.execute("SELECT pg_total_relation_size(%s)", (table,)).fetchone()[0])
+            for table in TABLES
+        }
+    return {table: (rows[table], sizes[table]) for table in TABLES}
 
 
 def self_cpu_s() -> float:
@@ -215,6 +249,7 @@ def measure(
     outbox = work / f"{label}-outbox"
     env = worker_env(url, sandbox.url, outbox, limits, page_size)
     pg = Postgres(cluster.data)
+    load_before = os.getloadavg()[0]
     pg_before, own_before, wal_before = pg.cpu_s(), self_cpu_s(), wal_lsn(cluster)
     began = time.perf_counter()
     logs = [work / f"{label}-{i}.log" for i in range(workers)]
@@ -229,6 +264,7 @@ def measure(
     wall = time.perf_counter() - began
     pg_cpu, own_cpu = pg.cpu_s() - pg_before, self_cpu_s() - own_before
     wal_bytes = wal_lsn(cluster) - wal_before
+    load = (load_before, os.getloadavg()[0])
     state.clear_faults()
     with open_store(url) as store:
         shipments = store.list_shipments()
@@ -259,6 +295,8 @@ def measure(
         "sent": sum(attempts.values()),
         "not_polled": not_polled,
         "queued": queued,
+        "load": load,
+        "tables": database_size(url),
     }
 
 
@@ -273,11 +311,13 @@ def report(
         f"{r['due']:,} parcels due"
     )
     print(
-        f"  {r['due'] / r['wall_s']:7.1f} parcels/s  ({r['wall_s']:.0f} s wall; exits {r['exits']})"
+        f"  {r['due'] / r['wall_s']:7.1f} parcels/s  ({r['wall_s']:.0f} s wall; exits "
+        f"{r['exits']}; load average {r['load'][0]:.1f} before, {r['load'][1]:.1f} after)"
     )
     print(
         f"  CPU s: workers {cpu:.0f} {r['worker_cpu_s']}, PostgreSQL {r['pg_cpu_s']:.0f}, "
-        f"sandbox {r['sandbox_cpu_s']:.0f}; {total / r['wall_s']:.2f} cores busy of 2; "
+        f"sandbox {r['sandbox_cpu_s']:.0f}; "
+        f"{total / r['wall_s']:.2f} cores busy of {os.cpu_count()}; "
         f"{1000 * cpu / r['due']:.2f} ms worker + {1000 * r['pg_cpu_s'] / r['due']:.2f} ms "
         f"PostgreSQL per parcel; {r['wal_bytes'] / r['due'] / 1024:.1f} KiB WAL per parcel"
     )
@@ -287,6 +327,12 @@ def report(
             f"  {slug:<6} limit {limit:5.0f}/s  peak second {peak:4d}  mean "
             f"{r['mean_per_s'].get(slug, 0):6.1f}/s  {'OK' if peak <= limit else 'OVER'}"
         )
+    rows = sum(n for n, _ in r["tables"].values())
+    size = sum(b for _, b in r["tables"].values())
+    print(
+        f"  database after the run: {rows:,} rows, {size / 2**20:.0f} MiB, "
+        f"{size / r['due'] / 1024:.1f} KiB per shipment"
+    )
     print(f"  messages: {dict(sorted(r['queued'].items()))}")
     again = f" (the killed worker's page in flight: at most {page_size})" if r["killed"] else ""
     print(
@@ -294,6 +340,17 @@ def report(
         f"twice{again};  lost: {r['not_polled']} parcels not polled, {lost} messages not "
         f"queued; {r['sent']:,} emails sent"
     )
+
+
+def report_tables(r: dict[str, Any]) -> None:
+    """The store's tables after a run, biggest first: rows, bytes, bytes per shipment."""
+    print(f"\n{r['label']}: the store's tables after the run ({r['due']:,} shipments)")
+    for table, (rows, size) in sorted(r["tables"].items(), key=lambda t: -t[1][1]):
+        if rows or size > 64 * 1024:
+            print(
+                f"  {table:<22} {rows:>10,} rows {size / 2**20:8.1f} MiB "
+                f"{size / r['due']:8.0f} B per shipment"
+            )
 
 
 def main() -> None:
@@ -311,17 +368,18 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the workers' logs and outboxes here")
     args = parser.parse_args()
     limits = {k: float(v) for k, v in (p.split("=") for p in args.limits.split(","))}
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress in a log
 
     from sandbox.app import SandboxClock, SandboxState
     from sandbox.server import SandboxServer
     from tests.support.postgres import running_cluster
 
-    orders, parcels = build_orders(args.shipments)
+    orders, parcels = build_orders(args.shipments, carrier_mix(limits))
     state = SandboxState(SandboxClock(T0))
     state.add(parcels)
     with (
         tempfile.TemporaryDirectory() as folder,
-        running_cluster() as cluster,
+        running_cluster(FULL_PAGE_WRITES) as cluster,
         SandboxServer(state) as sandbox,
     ):
         if cluster is None:
@@ -335,7 +393,9 @@ def main() -> None:
                 f"w{n}", cluster, sandbox, state, n, limits, args.latency_ms, work, args.page_size
             )
             report(result, limits, reference, args.page_size)
-            reference = reference if reference is not None else result["queued"]
+            if reference is None:
+                report_tables(result)
+                reference = result["queued"]
         if not args.no_kill:
             n = max(args.workers)
             result = measure(

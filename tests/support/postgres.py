@@ -18,7 +18,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -91,8 +91,9 @@ def reap_orphans(bindir: Path) -> None:
 
 
 class PostgresCluster:
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, settings: Mapping[str, str] | None = None) -> None:
         self.bindir = bindir
+        self.settings = {**SERVER_SETTINGS, **(settings or {})}
         self.user = _unprivileged_user()
         self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
         (self.root / OWNER_FILE).write_text(str(os.getpid()))
@@ -125,7 +126,7 @@ class PostgresCluster:
             "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
             "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
         )  # fmt: skip
-        options = " ".join(f"-c {k}={v}" for k, v in SERVER_SETTINGS.items())
+        options = " ".join(f"-c {k}={v}" for k, v in self.settings.items())
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w",
             "-t", "60", "-o", f"-p {self.port} -k {self.root} {options}", "start",
@@ -165,14 +166,17 @@ class PostgresCluster:
 
 
 @contextmanager
-def running_cluster() -> Iterator[PostgresCluster | None]:
-    """A started cluster, or None when no PostgreSQL binaries are installed."""
+def running_cluster(
+    settings: Mapping[str, str] | None = None,
+) -> Iterator[PostgresCluster | None]:
+    """A started cluster, or None when no PostgreSQL binaries are installed; `settings`
+    replace or add to SERVER_SETTINGS."""
     bindir = find_bindir()
     if bindir is None:
         yield None
         return
     reap_orphans(bindir)
-    cluster = PostgresCluster(bindir)
+    cluster = PostgresCluster(bindir, settings)
     try:
         cluster.start()
     except subprocess.CalledProcessError as exc:
