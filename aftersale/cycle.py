@@ -50,6 +50,13 @@ from aftersale.tracking.detect import (
     detect_order_placed,
 )
 from aftersale.tracking.schedule import PollSchedule, apply_failure, schedule_after_poll
+from aftersale.tracking.shop_events import (
+    ShopPromises,
+    as_return_events,
+    detect_promises,
+    detect_refund,
+    detect_return_requested,
+)
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +213,10 @@ class CycleSummary:
             "delays_by_reason": dict(
                 Counter(e.reason for e in events if e.kind is EventKind.DELAYED)
             ),
+            # for the operator: orders with no tracking number past the dispatch promise
+            "not_shipped_past_promise": sorted(
+                e.order_id for e in events if e.kind is EventKind.FULFILMENT_DELAYED
+            ),
             "queued": self.decide.queued,
             "cancelled": self.decide.cancelled,
             "skipped": len(self.decide.outcome.skipped),
@@ -299,18 +310,30 @@ def detect_stage(
     store = parts.store
     previous = {s.shipment_id: s for s in poll.polled}
     # only orders with a date-based event due now (or a parcel still moving), chosen in SQL
-    due_orders = (
-        store.orders_due_for_time_events(
+    promises = shop_promises(parts)
+    due_orders, placed_orders, promised_orders = [], [], []
+    refunds, returns = [], []
+    if with_due_dates:
+        due_orders = store.orders_due_for_time_events(
             now,
             delivered_ago_days=parts.thresholds.delivered_ago_by_carrier(),
             warranty_ending_days=parts.thresholds.warranty_ending_days,
         )
-        if with_due_dates
-        else []
-    )
-    placed_orders = store.orders_without_event(EventKind.ORDER_PLACED) if with_due_dates else []
+        placed_orders = store.orders_without_event(EventKind.ORDER_PLACED)
+        promised_orders = store.orders_due_for_shop_promises(
+            now,
+            dispatch_days=promises.dispatch_days,
+            return_days=promises.return_days,
+            return_window_days=promises.return_window_days,
+        )
+        refunds, returns = store.refunds_without_event(), store.returns_without_event()
     orders = store.load_orders(
-        {s.order_id for s in poll.polled} | set(due_orders) | set(placed_orders)
+        {s.order_id for s in poll.polled}
+        | set(due_orders)
+        | set(placed_orders)
+        | set(promised_orders)
+        | {r.order_id for r in refunds}
+        | {r.order_id for r in returns}
     )
     events: list[DomainEvent] = []
     states: list[ShipmentState] = []
@@ -336,7 +359,9 @@ def detect_stage(
             prev = replace(prev, carrier=poll.corrections[result.shipment_id])
             log.info("shipment %s: carrier corrected to %s", prev.shipment_id, prev.carrier)
         order = orders[prev.order_id]
-        events.extend(detect_changes(prev, tracking, order, now, parts.thresholds))
+        changes = detect_changes(prev, tracking, order, now, parts.thresholds)
+        # a parcel the customer sends back tells its own story (tracking/shop_events.py)
+        events.extend(as_return_events(changes, prev) if prev.return_id else changes)
         states.append(schedule_after_poll(advance_state(prev, tracking, now), now, parts.schedule))
         scans.extend((prev.shipment_id, e) for e in tracking.events)
     # decide needs every parcel of these orders as it stands after this page's polls
@@ -353,9 +378,33 @@ def detect_stage(
             # polls it (its last page comes after) or for the next cycle.
             if any(awaits_poll(p, now) for p in parcels):
                 continue
-            events.extend(detect_due(orders[oid], parcels, now, parts.thresholds))
+            outbound = [p for p in parcels if p.return_id is None]
+            events.extend(detect_due(orders[oid], outbound, now, parts.thresholds))
+        events.extend(detect_refund(r) for r in refunds if r.order_id in orders)
+        events.extend(detect_return_requested(r) for r in returns if r.order_id in orders)
+        for oid in promised_orders:
+            events.extend(detect_promises(orders[oid], by_order.get(oid, []), now, promises))
+    events = without_cancelled(events, store.cancelled_orders({e.order_id for e in events}))
     changed = sum(1 for s in states if s.status is not previous[s.shipment_id].status)
     return DetectStage(events, changed, errors, states, failures, scans, orders, shipments)
+
+
+def shop_promises(parts: CycleParts) -> ShopPromises:
+    shop = parts.settings.shop
+    return ShopPromises(
+        time_zone=shop.time_zone,
+        dispatch_days=shop.dispatch_days,
+        return_days=shop.return_days,
+        return_window_days=parts.thresholds.return_window_days,
+    )
+
+
+def without_cancelled(events: list[DomainEvent], cancelled: set[str]) -> list[DomainEvent]:
+    """A cancelled order hears of its refund and nothing else (its pending messages were
+    cancelled when the cancellation arrived)."""
+    if not cancelled:
+        return events
+    return [e for e in events if e.order_id not in cancelled or e.kind is EventKind.REFUND_ISSUED]
 
 
 def awaits_poll(state: ShipmentState, now: datetime) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import fields
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
+from zoneinfo import available_timezones
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -33,7 +34,9 @@ _SHOP_TEXT = (
     "phone",
     "help_url",
 )
-_SHOP_FIELDS = (*_SHOP_TEXT, "hours", "legal", "markets")
+#: The shop's promises to every customer (docs/shops.md "Returns, refunds and dispatch").
+_SHOP_DAYS = ("dispatch_days", "return_days")
+_SHOP_FIELDS = (*_SHOP_TEXT, "time_zone", *_SHOP_DAYS, "hours", "legal", "markets")
 _MARKET_REQUIRED = ("countries", "currency", "phone", "email", "help_url")
 _MARKET_FIELDS = (*_MARKET_REQUIRED, "hours", "legal")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -76,6 +79,24 @@ def parse_shop(text: str, filename: str) -> Shop:
                 values[key] = value
         elif key in ("hours", "legal"):
             values[key] = _texts(filename, doc, key, "shop", problems)
+        elif key == "time_zone":
+            zone = doc.get(key)
+            if not (isinstance(zone, str) and zone in available_timezones()):
+                problems.append(
+                    f"{_at_value(filename, doc, key)} shop: time_zone must be an IANA time "
+                    f"zone such as Europe/Warsaw, got {zone!r}"
+                )
+            else:
+                values[key] = zone
+        elif key in _SHOP_DAYS:
+            days = doc.get(key)
+            if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+                problems.append(
+                    f"{_at_value(filename, doc, key)} shop: {key} must be a whole number of "
+                    f"days (0 or more), got {days!r}"
+                )
+            else:
+                values[key] = days
     markets = doc.get("markets")
     if markets is not None:
         values["markets"] = _markets(filename, doc, markets, problems)

@@ -189,6 +189,8 @@ class ShipmentState:
     delivery_type: DeliveryType | None = None
     pickup_deadline: datetime | None = None
     pickup_hours: str | None = None
+    #: the platform's return id when this is a parcel the customer sends back (None: to them)
+    return_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +214,13 @@ class EventKind(StrEnum):
     ARRIVING_TOMORROW = "arriving_tomorrow"
     DELIVERED_AGO = "delivered_ago"
     WARRANTY_ENDING = "warranty_ending"
+    # from the shop platform (returns, refunds) and the shop's promises (docs/shops.md)
+    RETURN_REQUESTED = "return_requested"  # reason: the platform's return id
+    RETURN_IN_TRANSIT = "return_in_transit"  # the return parcel was handed to the carrier
+    RETURN_RECEIVED = "return_received"  # the return parcel reached the shop
+    REFUND_ISSUED = "refund_issued"  # reason: the platform's refund id; amount, currency in facts
+    RETURN_WINDOW_ENDING = "return_window_ending"  # days before the shop's return period ends
+    FULFILMENT_DELAYED = "fulfilment_delayed"  # no tracking number past the dispatch promise
 
 
 @dataclass(frozen=True, slots=True)

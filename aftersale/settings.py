@@ -58,6 +58,12 @@ class Shop:
     #: the mailbox named in marketing email's List-Unsubscribe header (mailto:), whose
     #: messages the shop acts on; None: unsubscribe@ the from_email's domain
     unsubscribe_email: str | None = None
+    #: whose calendar the promises below run on (business days, the return period's end)
+    time_zone: str = "UTC"
+    #: business days (Mon-Fri) from an order to its tracking number; None: not promised
+    dispatch_days: int | None = None
+    #: days after delivery a return is accepted; None: no return-period reminder
+    return_days: int | None = None
 
     def market_for(self, *countries: str | None) -> Market:
         """The market of the first of `countries` (shipping country, then the customer's)

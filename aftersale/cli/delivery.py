@@ -210,7 +210,7 @@ def webhooks_serve(
                 public_url=config.public_url,
                 help_text=help_text_for(settings.shop) if answer_help else None,
                 extra_routes=lambda call_sink: shop_routes(
-                    config.shop_secrets, shop_sink, call_sink
+                    config.shop_secrets, shop_sink, call_sink, DIRECTORY
                 ),
                 unsubscribe=unsubscribe_links(settings, os.environ, store),
                 shop=settings.shop,

@@ -1,6 +1,7 @@
 """`aftersale orders show ID [--json] [--unmasked]`: one stored order as the store has it:
 customer (masked unless asked), items, shipments with carrier and status, and what its
-shop platform last said (cancellation, refunds)."""
+shop platform last said (cancellation, refunds, returns; a parcel sent back is listed
+with its return)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def show(
                 raise typer.Exit(1)
             shipments = store.shipments_of([order_id])
             platform = store.platform_orders([order_id]).get(order_id)
+            refunds, returns = store.refunds_and_returns_of([order_id])
     except AftersaleError as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(1) from exc
@@ -81,6 +83,7 @@ def show(
                 "estimated_delivery": s.estimated_delivery.isoformat()
                 if s.estimated_delivery
                 else None,
+                "return_id": s.return_id,
             }
             for s in sorted(shipments.values(), key=lambda s: s.tracking_number)
         ],
@@ -95,6 +98,24 @@ def show(
             "refunded": str(platform.refunded),
             "refund_currency": platform.refund_currency,
         },
+        "refunds": [
+            {
+                "id": r.refund_id,
+                "amount": str(r.amount),
+                "currency": r.currency,
+                "at": r.created_at.isoformat(),
+            }
+            for r in refunds
+        ],
+        "returns": [
+            {
+                "id": r.return_id,
+                "status": r.status,
+                "requested_at": r.requested_at.isoformat(),
+                "updated_at": r.updated_at.isoformat(),
+            }
+            for r in returns
+        ],
     }
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
@@ -110,10 +131,14 @@ def show(
         for i in data["items"]
     ]
     lines += [
-        f"  shipment {s['carrier_name'] or '(carrier unknown)'} "
-        f"{s['tracking_number']}: {s['status']}"
+        f"  {'return parcel' if s['return_id'] else 'shipment'} "
+        f"{s['carrier_name'] or '(carrier unknown)'} {s['tracking_number']}: {s['status']}"
         for s in data["shipments"]
     ] or ["  no shipment yet"]
+    lines += [
+        f"  refund {r['id']}: {r['amount']} {r['currency']} at {r['at']}" for r in data["refunds"]
+    ]
+    lines += [f"  return {r['id']}: {r['status']} since {r['updated_at']}" for r in data["returns"]]
     if platform is not None:
         state = "cancelled" if platform.cancelled_at else "open"
         lines.append(

@@ -134,7 +134,16 @@ _WORLD: dict[str, tuple[Callable[[str], bool], Callable[[str], str]]] = {
 
 
 #: Events that concern no shipment: conditions on shipment fields make no sense there.
-EVENTS_WITHOUT_SHIPMENT = frozenset({EventKind.ORDER_PLACED, EventKind.WARRANTY_ENDING})
+EVENTS_WITHOUT_SHIPMENT = frozenset(
+    {
+        EventKind.ORDER_PLACED,
+        EventKind.WARRANTY_ENDING,
+        EventKind.RETURN_REQUESTED,
+        EventKind.REFUND_ISSUED,
+        EventKind.RETURN_WINDOW_ENDING,
+        EventKind.FULFILMENT_DELAYED,
+    }
+)
 
 OPERATORS: dict[str, str] = {
     "eq": "=",

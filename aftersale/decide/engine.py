@@ -120,7 +120,7 @@ class DecideOutcome:
 def describe(event: DomainEvent) -> str:
     if event.status is not None and event.kind is EventKind.STATUS_CHANGED:
         return f"status_changed({event.status})"
-    if event.reason is not None:
+    if event.reason is not None and event.kind is EventKind.DELAYED:
         return f"delayed({event.reason})"
     if "days" in event.facts:
         return f"{event.kind}({event.facts['days']}d)"
@@ -498,9 +498,9 @@ def _resolve_all(
                     Skip(cand.event, rule.id, beaten_by, channel, why=SkipWhy.SUPERSEDED)
                 )
             continue
-        reason = state.superseded(cand) if rule.id in newer_keys else None
-        if reason:
-            skipped.append(Skip(cand.event, rule.id, reason, why=SkipWhy.SUPERSEDED))
+        newer = state.superseded(cand) if rule.id in newer_keys else None
+        if newer:
+            skipped.append(Skip(cand.event, rule.id, newer, why=SkipWhy.SUPERSEDED))
             continue
         for channel in rule.channels:
             decision = state.resolve(cand, channel, skipped)

@@ -34,6 +34,7 @@ from aftersale.models import (
     Tracking,
     TrackingEvent,
 )
+from aftersale.store.records import RefundRecord, ReturnRecord
 from aftersale.tracking.detect import (
     DelayThresholds,
     advance_state,
@@ -41,6 +42,13 @@ from aftersale.tracking.detect import (
     detect_due,
     detect_order_placed,
     zone,
+)
+from aftersale.tracking.shop_events import (
+    ShopPromises,
+    as_return_events,
+    detect_promises,
+    detect_refund,
+    detect_return_requested,
 )
 
 
@@ -55,9 +63,20 @@ class Parcel:
 
 
 @dataclass(frozen=True, slots=True)
+class SimReturn:
+    """A return asked for at `requested_at`, and the parcel sent back (None: not yet)."""
+
+    return_id: str
+    requested_at: datetime
+    parcel: Parcel | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SimOrder:
     order: Order
     parcels: tuple[Parcel, ...]
+    refunds: tuple[RefundRecord, ...] = ()
+    returns: tuple[SimReturn, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +154,11 @@ def replay(
     end: datetime,
     step: timedelta,
     thresholds: DelayThresholds,
+    promises: ShopPromises | None = None,
 ) -> ReplayResult:
     """Run cycles from `start` to `end` every `step`, plus at every scan and due message.
-    `thresholds` are the cycle's (the carriers' own, asked for the rules' day counts)."""
+    `thresholds` are the cycle's (the carriers' own, asked for the rules' day counts);
+    `promises` the shop's (dispatch, return period), if it makes any."""
     orders_by_id = {o.order.order_id: o.order for o in orders}
     tz_of = {o.order.order_id: o.order.customer.time_zone for o in orders}
     states = {
@@ -152,6 +173,7 @@ def replay(
         for o in orders
         for p in o.parcels
     }
+    told: set[str] = set()  # refunds and returns already turned into events
     ticks: list[datetime] = []
     t = start
     while t <= end:
@@ -160,6 +182,11 @@ def replay(
     for o in orders:
         ticks.append(o.order.placed_at)
         ticks.extend(_utc(s.reported_at or s.at) for p in o.parcels for s in p.scans)
+        ticks.extend(r.created_at for r in o.refunds)
+        for ret in o.returns:
+            ticks.append(ret.requested_at)
+            if ret.parcel is not None:
+                ticks.extend(_utc(s.reported_at or s.at) for s in ret.parcel.scans)
     ticks = [x for x in ticks if start <= x <= end] + [end]
     heapq.heapify(ticks)
     history = SendHistory()
@@ -193,6 +220,10 @@ def replay(
             events.extend(
                 detect_due(order, [states[p.shipment_id] for p in sim.parcels], now, thresholds)
             )
+            events.extend(_shop_side(sim, now, states, seen_scans, told, thresholds))
+            if promises is not None:
+                parcels = [s for s in states.values() if s.order_id == order.order_id]
+                events.extend(detect_promises(order, parcels, now, promises))
         if not events:
             continue
         outcome = decide(events, orders_by_id, states, ruleset, now, history)
@@ -249,6 +280,48 @@ def replay(
     return result
 
 
+def _shop_side(
+    sim: SimOrder,
+    now: datetime,
+    states: dict[str, ShipmentState],
+    seen_scans: dict[str, int],
+    told: set[str],
+    thresholds: DelayThresholds,
+) -> list[DomainEvent]:
+    """Refunds and returns reported by `now`, and the return parcels' news."""
+    order, events = sim.order, []
+    for refund in sim.refunds:
+        if refund.created_at <= now and refund.refund_id not in told:
+            told.add(refund.refund_id)
+            events.append(detect_refund(refund))
+    for ret in sim.returns:
+        if ret.requested_at > now:
+            continue
+        if ret.return_id not in told:
+            told.add(ret.return_id)
+            record = ReturnRecord(
+                order.order_id, ret.return_id, "requested", ret.requested_at, ret.requested_at
+            )
+            events.append(detect_return_requested(record))
+        parcel = ret.parcel
+        if parcel is None:
+            continue
+        if parcel.shipment_id not in states:
+            states[parcel.shipment_id] = ShipmentState(
+                parcel.shipment_id, order.order_id, parcel.carrier, parcel.tracking_number,
+                Status.PENDING, created_at=ret.requested_at, return_id=ret.return_id,
+            )  # fmt: skip
+        tracking = tracking_at(parcel, now)
+        if tracking is None or seen_scans.get(parcel.shipment_id) == len(tracking.events):
+            continue
+        seen_scans[parcel.shipment_id] = len(tracking.events)
+        prev = states[parcel.shipment_id]
+        changes = detect_changes(prev, tracking, order, now, thresholds)
+        events.extend(as_return_events(changes, prev))
+        states[parcel.shipment_id] = advance_state(prev, tracking, now)
+    return events
+
+
 def _why_sent(event: DomainEvent) -> str:
     return f"event at {event.occurred_at:%Y-%m-%d %H:%M} UTC"
 
@@ -288,7 +361,34 @@ def case_order(case: Case) -> SimOrder:
         tuple(ShipmentRef(p.tracking_number, p.carrier, p.items) for p in parcels),
         promised_delivery=m.order.promised_delivery,
     )
-    return SimOrder(order, parcels)
+    refunds = tuple(
+        RefundRecord(
+            "CASE-1",
+            f"R{n}",
+            Decimal(str(r.amount)),
+            r.currency or items[0].currency,
+            _utc(r.at),
+        )
+        for n, r in enumerate(m.refunds, start=1)
+    )
+    returns = tuple(
+        SimReturn(
+            f"RET{n}",
+            _utc(r.at),
+            Parcel(f"CASE-1/R{n}", r.carrier, f"CASE000009{n}", tuple(r.scans))
+            if r.scans
+            else None,
+        )
+        for n, r in enumerate(m.returns, start=1)
+    )
+    return SimOrder(order, parcels, refunds, returns)
+
+
+def case_promises(case: Case, thresholds: DelayThresholds) -> ShopPromises:
+    shop = case.model.shop
+    return ShopPromises(
+        shop.time_zone, shop.dispatch_days, shop.return_days, thresholds.return_window_days
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +413,7 @@ def run_case(case: Case, ruleset: RuleSet, thresholds: DelayThresholds) -> CaseR
     now = _utc(case.model.now)
     start = sim.order.placed_at
     step = max(timedelta(hours=1), (now - start) / 2000)
-    result = replay([sim], ruleset, start, now, step, thresholds)
+    result = replay([sim], ruleset, start, now, step, thresholds, case_promises(case, thresholds))
     sent = [f"{x.rule_id}:{x.channel}" for x in result.lines if x.kind == "send"]
     waiting = [f"{x.rule_id}:{x.channel}" for x in result.pending.values()]
     failures = []

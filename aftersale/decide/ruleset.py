@@ -40,6 +40,9 @@ from aftersale.decide.schema import (
     CaseItemModel,
     CaseModel,
     CaseOrderModel,
+    CaseRefundModel,
+    CaseReturnModel,
+    CaseShopModel,
     ConditionModel,
     DefaultsModel,
     FileModel,
@@ -69,17 +72,33 @@ KNOWN_TEMPLATES = (
     "setup_tip",
     "review_request",
     "warranty_expiry",
+    "fulfilment_delayed",
+    "return_requested",
+    "return_in_transit",
+    "return_received",
+    "refund_issued",
+    "return_window_ending",
 )
 
+#: Events a rule selects by `days` (their facts carry it).
+_DAYS_EVENTS = frozenset(
+    {EventKind.DELIVERED_AGO, EventKind.WARRANTY_ENDING, EventKind.RETURN_WINDOW_ENDING}
+)
+#: Events whose `reason` names their subject: a delay's reason, a refund's or a return's id.
+_REASON_EVENTS = frozenset({EventKind.DELAYED, EventKind.REFUND_ISSUED, EventKind.RETURN_REQUESTED})
 _DEFAULT_ONCE = {
     EventKind.ORDER_PLACED: OnceScope.ORDER,
     EventKind.WARRANTY_ENDING: OnceScope.ITEM,
+    EventKind.REFUND_ISSUED: OnceScope.REASON,  # once per refund
+    EventKind.RETURN_REQUESTED: OnceScope.REASON,  # once per return
+    EventKind.FULFILMENT_DELAYED: OnceScope.ORDER,
+    EventKind.RETURN_WINDOW_ENDING: OnceScope.ORDER,
 }
 _ONCE_ALLOWED = {
     OnceScope.ORDER: frozenset(EventKind),
     OnceScope.SHIPMENT: frozenset(EventKind) - EVENTS_WITHOUT_SHIPMENT,
     OnceScope.ITEM: frozenset({EventKind.WARRANTY_ENDING}),
-    OnceScope.REASON: frozenset({EventKind.DELAYED}),
+    OnceScope.REASON: _REASON_EVENTS,
     OnceScope.INCIDENT: frozenset({EventKind.DELAYED}),
 }
 _ENUM_NOUNS = {
@@ -104,6 +123,9 @@ _SECTION_MODELS: dict[str, type[BaseModel]] = {
     "order": CaseOrderModel,
     "items": CaseItemModel,
     "scans": ScanModel,
+    "shop": CaseShopModel,
+    "refunds": CaseRefundModel,
+    "returns": CaseReturnModel,
     "": FileModel,
 }
 _RULE_ID = re.compile(r"^\s*-\s*id:\s*['\"]?([\w.-]+)", re.MULTILINE)
@@ -130,7 +152,7 @@ class RuleSet:
             selector: Any = event.status
         elif kind is EventKind.DELAYED:
             selector = event.reason
-        elif kind is EventKind.DELIVERED_AGO or kind is EventKind.WARRANTY_ENDING:
+        elif kind in _DAYS_EVENTS:
             selector = event.facts.get("days")
         else:
             selector = None
@@ -173,8 +195,14 @@ class RuleSet:
         warranty = sorted(
             {r.days for r in self.rules if r.on is EventKind.WARRANTY_ENDING and r.days}
         )
+        returns = sorted(
+            {r.days for r in self.rules if r.on is EventKind.RETURN_WINDOW_ENDING and r.days}
+        )
         return replace(
-            base, delivered_ago_days=tuple(delivered), warranty_ending_days=tuple(warranty)
+            base,
+            delivered_ago_days=tuple(delivered),
+            warranty_ending_days=tuple(warranty),
+            return_window_days=tuple(returns),
         )
 
 
@@ -492,11 +520,15 @@ class _FileLoader:
             problem("status", f"'status' only applies to 'status_changed', not '{m.on}'")
         if m.reason is not None and m.on is not EventKind.DELAYED:
             problem("reason", f"'reason' only applies to 'delayed', not '{m.on}'")
-        needs_days = m.on in (EventKind.DELIVERED_AGO, EventKind.WARRANTY_ENDING)
+        needs_days = m.on in _DAYS_EVENTS
         if needs_days and m.days is None:
             problem("on", f"'{m.on}' needs 'days' (e.g. days: 3)")
         if m.days is not None and not needs_days:
-            problem("days", "'days' only applies to 'delivered_ago' and 'warranty_ending'")
+            problem(
+                "days",
+                "'days' only applies to 'delivered_ago', 'warranty_ending' and "
+                "'return_window_ending'",
+            )
         once = m.once or _DEFAULT_ONCE.get(m.on, OnceScope.SHIPMENT)
         if m.on not in _ONCE_ALLOWED[once]:
             problem("once", f"once: {once} does not fit event '{m.on}'")

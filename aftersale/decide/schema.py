@@ -27,7 +27,7 @@ class OnceScope(StrEnum):
     ORDER = "order"
     SHIPMENT = "shipment"
     ITEM = "item"
-    REASON = "reason"  # once per shipment and delay reason
+    REASON = "reason"  # once per shipment and delay reason; once per refund, per return
     #: once per incident of a shipment: a delay while the parcel stays in one status (its
     #: reasons, found over several cycles, are one incident), or a new date the carrier gave
     INCIDENT = "incident"
@@ -123,13 +123,38 @@ class ScanModel(_Model):
     location: str | None = None
 
 
+class CaseShopModel(_Model):
+    """The shop's promises a case runs with (shop.yaml's fields of the same names)."""
+
+    time_zone: str = "Europe/Warsaw"
+    dispatch_days: int | None = Field(default=None, ge=0)
+    return_days: int | None = Field(default=None, ge=0)
+
+
+class CaseRefundModel(_Model):
+    at: datetime
+    amount: float
+    currency: str | None = None  # None: the order's
+
+
+class CaseReturnModel(_Model):
+    """A return the customer asked for `at`, and the scans of the parcel sent back."""
+
+    at: datetime
+    carrier: str | None = None
+    scans: list[ScanModel] = []
+
+
 class CaseModel(_Model):
     name: str
     customer: CaseCustomerModel = CaseCustomerModel()
     order: CaseOrderModel = CaseOrderModel()
+    shop: CaseShopModel = CaseShopModel()
     carrier: str | None = None  # a slug from the carrier directory; None: any carrier
     delivery: DeliveryType | None = None  # locker, pickup_point, access_point, home
-    scans: list[ScanModel] = []
+    scans: list[ScanModel] = []  # none: the order has no tracking number (not shipped)
+    refunds: list[CaseRefundModel] = []
+    returns: list[CaseReturnModel] = []
     now: datetime
     should_send: list[str] = []
     should_not_send: list[str] = []

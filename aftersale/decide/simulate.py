@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,29 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
 from aftersale.decide.conditions import parse_duration
-from aftersale.decide.replay import Parcel, SimLine, SimOrder, customer_from, items_from, replay
+from aftersale.decide.replay import (
+    Parcel,
+    SimLine,
+    SimOrder,
+    SimReturn,
+    customer_from,
+    items_from,
+    replay,
+)
 from aftersale.decide.ruleset import RuleSet
-from aftersale.decide.schema import CaseCustomerModel, CaseItemModel, ScanModel
+from aftersale.decide.schema import (
+    CaseCustomerModel,
+    CaseItemModel,
+    CaseRefundModel,
+    CaseReturnModel,
+    CaseShopModel,
+    ScanModel,
+)
 from aftersale.errors import AftersaleError
 from aftersale.models import DeliveryType, Order, ShipmentRef
+from aftersale.store.records import RefundRecord
 from aftersale.tracking.detect import DelayThresholds
+from aftersale.tracking.shop_events import ShopPromises
 
 __all__ = ["ScenarioError", "SimLine", "format_simulation", "load_scenario", "simulate"]
 
@@ -57,6 +75,8 @@ class ScenarioOrder(_Model):
     customer: ScenarioCustomer
     items: list[CaseItemModel]
     shipments: list[ScenarioShipment] = []
+    refunds: list[CaseRefundModel] = []
+    returns: list[CaseReturnModel] = []  # each with the scans of the parcel sent back
 
 
 class Scenario(_Model):
@@ -64,11 +84,16 @@ class Scenario(_Model):
     start: datetime
     end: datetime
     step: str = "1h"
+    #: the shop's promises (shop.yaml's time_zone, dispatch_days, return_days)
+    shop: CaseShopModel = CaseShopModel()
     orders: list[ScenarioOrder]
 
 
-def load_scenario(path: Path) -> tuple[list[SimOrder], datetime, datetime, timedelta]:
-    """Orders, start, end and cycle step of a scenario file; `ScenarioError` names file:line."""
+def load_scenario(
+    path: Path,
+) -> tuple[list[SimOrder], datetime, datetime, timedelta, CaseShopModel]:
+    """Orders, start, end, cycle step and the shop's promises of a scenario file;
+    `ScenarioError` names file:line."""
     try:
         data = YAML().load(path.read_text(encoding="utf-8"))
     except (OSError, MarkedYAMLError) as exc:
@@ -83,7 +108,7 @@ def load_scenario(path: Path) -> tuple[list[SimOrder], datetime, datetime, timed
     orders = [_order(o) for o in scenario.orders]
     start = scenario.start.astimezone(UTC)
     end = scenario.end.astimezone(UTC)
-    return orders, start, end, step.add(start, "UTC") - start
+    return orders, start, end, step.add(start, "UTC") - start, scenario.shop
 
 
 def _problem(path: Path, data: Any, error: Any) -> str:
@@ -123,7 +148,27 @@ def _order(o: ScenarioOrder) -> SimOrder:
         promised_delivery=o.promised_delivery,
         shipping_country=o.shipping_country,
     )
-    return SimOrder(order, parcels)
+    refunds = tuple(
+        RefundRecord(
+            o.order_id,
+            f"{o.order_id}/R{n}",
+            Decimal(str(r.amount)),
+            r.currency or items[0].currency,
+            r.at.astimezone(UTC),
+        )
+        for n, r in enumerate(o.refunds, start=1)
+    )
+    returns = tuple(
+        SimReturn(
+            f"{o.order_id}/RET{n}",
+            r.at.astimezone(UTC),
+            Parcel(f"{o.order_id}/RET{n}/1", r.carrier, f"{o.order_id}-RET{n}", tuple(r.scans))
+            if r.scans
+            else None,
+        )
+        for n, r in enumerate(o.returns, start=1)
+    )
+    return SimOrder(order, parcels, refunds, returns)
 
 
 def simulate(
@@ -135,8 +180,11 @@ def simulate(
     end: datetime | None = None,
 ) -> list[SimLine]:
     """Every send, cancellation and non-send of the scenario, in time order."""
-    orders, s, e, step = load_scenario(scenario_path)
-    result = replay(orders, ruleset, start or s, end or e, step, thresholds)
+    orders, s, e, step, shop = load_scenario(scenario_path)
+    promises = ShopPromises(
+        shop.time_zone, shop.dispatch_days, shop.return_days, thresholds.return_window_days
+    )
+    result = replay(orders, ruleset, start or s, end or e, step, thresholds, promises)
     return result.lines + sorted(result.pending.values(), key=lambda x: x.at)
 
 

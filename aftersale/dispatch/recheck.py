@@ -36,6 +36,9 @@ def stale_reason(
     event: DomainEvent | None, shipment: ShipmentState | None, order: Order, now: datetime
 ) -> str | None:
     """Why the message `event` caused would no longer be true at `now`, or None."""
+    if event is not None and event.kind is EventKind.FULFILMENT_DELAYED:
+        # "not shipped yet" is false once a tracking number came in meanwhile
+        return "a tracking number came in since" if order.shipments else None
     if event is None or shipment is None:
         return None
     kind, status = event.kind, shipment.status

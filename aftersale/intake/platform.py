@@ -6,8 +6,11 @@ order row and validated by the same code as an NDJSON line, so errors read the s
 `orders.json:3: line_items.0.price: 'abc' is not a price` (3 is the record's number).
 New orders are stored like any import. An order already stored is updated only by a
 newer copy (the platform's `updated_at`; deliveries come out of order): new tracking
-numbers are added to it (a split shipment fulfilled later), a cancellation cancels its
-messages still pending, and refunds are recorded. An older or equal copy changes nothing.
+numbers are added to it (a split shipment fulfilled later), the customer's contact data
+and consent take its values (messages not sent yet go to the new address or number: the
+recipient is read when a message is sent), a cancellation cancels its messages still
+pending, and its refunds and returns are recorded (each one once, by its platform id).
+An older or equal copy changes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Protocol
 
 from aftersale.carriers_meta import Carriers
 from aftersale.errors import IntakeError
+from aftersale.intake.customers import reconcile_customers
 from aftersale.intake.files import (
     ImportReport,
     ParseResult,
@@ -33,7 +37,14 @@ from aftersale.intake.shops import PLATFORMS
 from aftersale.intake.shops.base import PlatformFacts, RecordError, ShopMapping
 from aftersale.models import Order
 from aftersale.store.protocols import OrderStore, PlatformOrderStore, Transactional
-from aftersale.store.records import Notice, PlatformOrderRecord, Rejection
+from aftersale.store.records import (
+    Notice,
+    PlatformOrderRecord,
+    RefundRecord,
+    Rejection,
+    ReturnRecord,
+    StoredCustomer,
+)
 
 #: A saved payload larger than this is refused unread (a day of a big shop's orders fits).
 MAX_BYTES = 200 * 1024 * 1024
@@ -152,6 +163,7 @@ def apply_platform_orders(
     )
     notices = list(report.notices)
     with store.transaction():
+        notices += _update_customers(store, newer, facts, source, parsed.lines, now)
         added = _add_shipments(store, newer, carriers, now)
         cancelled = 0
         for order in newer + fresh:
@@ -169,6 +181,20 @@ def apply_platform_orders(
         store.save_platform_orders(
             [_record(order.order_id, facts[order.order_id]) for order in fresh + newer]
         )
+        store.save_refunds(
+            [
+                RefundRecord(o.order_id, r.refund_id, r.amount, r.currency, r.created_at)
+                for o in fresh + newer
+                for r in facts[o.order_id].refunds
+            ]
+        )
+        store.save_returns(
+            [
+                ReturnRecord(o.order_id, r.return_id, r.status, r.at, r.at)
+                for o in fresh + newer
+                for r in facts[o.order_id].returns
+            ]
+        )
     if added:
         notices.append(Notice(source, 0, f"{added} tracking number(s) added to stored orders"))
     if cancelled:
@@ -177,6 +203,32 @@ def apply_platform_orders(
         notices.append(Notice(source, 0, f"{len(newer)} stored order(s) updated from a newer copy"))
     unchanged = len(stored) - len(newer)
     return replace(report, already_known=report.already_known + unchanged, notices=notices)
+
+
+def _update_customers(
+    store: _Store,
+    orders: list[Order],
+    facts: dict[str, PlatformFacts],
+    source: str,
+    lines: dict[str, int],
+    now: datetime,
+) -> list[Notice]:
+    """A newer platform copy's customer data wins over what was stored as of an older one
+    (the platform's `updated_at` is when it said so)."""
+    if not orders:
+        return []
+    as_of = [replace(o, placed_at=facts[o.order_id].updated_at) for o in orders]
+    stored = store.load_customers({o.customer.customer_id for o in orders})
+    won, changes, notices = reconcile_customers(as_of, stored, source=source, lines=lines)
+    applied = {c.customer_id for c in changes if c.applied}
+    # each order now carries its customer's winning data; as of the newest copy applied
+    winners = {
+        o.customer.customer_id: StoredCustomer(o.customer, o.placed_at)
+        for o in sorted(won, key=lambda o: o.placed_at)
+        if o.customer.customer_id in applied
+    }
+    store.update_customers(list(winners.values()), changes, now)
+    return notices
 
 
 def _add_shipments(store: _Store, orders: list[Order], carriers: Carriers, now: datetime) -> int:

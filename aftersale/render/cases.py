@@ -222,7 +222,56 @@ def _shape_for_event(world: World, rule: Rule, reason: str | None) -> World:
         return replace(world, shipment=ship, event=replace(event, facts={"days": days}))
     if kind is EventKind.DELAYED:
         return _delayed(world, ship, event, DelayReason(reason or DelayReason.EXCEPTION))
+    if kind in SHOP_SIDE_EVENTS:
+        return shop_side_world(world, kind, rule.days)
     return world  # shipped, arriving_tomorrow: in transit, as built
+
+
+#: Events about the order as the shop handles it, not a parcel on its way to the customer.
+SHOP_SIDE_EVENTS = frozenset(
+    {
+        EventKind.RETURN_REQUESTED,
+        EventKind.RETURN_IN_TRANSIT,
+        EventKind.RETURN_RECEIVED,
+        EventKind.REFUND_ISSUED,
+        EventKind.RETURN_WINDOW_ENDING,
+        EventKind.FULFILMENT_DELAYED,
+    }
+)
+
+
+def shop_side_world(world: World, kind: EventKind, days: int | None) -> World:
+    """The order, parcel and event as the pipeline has them for a refund, a return, a
+    return period ending or a dispatch promise missed (also the previews' samples)."""
+    ship, event, days = world.shipment, world.event, days or 5
+    assert ship is not None
+    delivered = replace(ship, status=Status.DELIVERED, delivered_at=NOW - timedelta(days=days + 2))
+    if kind is EventKind.FULFILMENT_DELAYED:
+        facts = {"dispatch_by": (TODAY - timedelta(days=1)).isoformat(), "business_days": 2}
+        return replace(world, shipment=None, events=(), event=replace(event, shipment_id=None,
+                       facts=facts))  # fmt: skip
+    if kind is EventKind.REFUND_ISSUED:
+        item = world.order.items[-1]
+        facts = {"amount": str(item.price * item.quantity), "currency": item.currency}
+        return replace(world, shipment=delivered, event=replace(
+            event, shipment_id=None, reason="R-5501", facts=facts))  # fmt: skip
+    if kind is EventKind.RETURN_REQUESTED:
+        return replace(world, shipment=delivered, event=replace(
+            event, shipment_id=None, reason="RET-77"))  # fmt: skip
+    if kind is EventKind.RETURN_WINDOW_ENDING:
+        facts = {"days": days, "return_by": (TODAY + timedelta(days=days)).isoformat()}
+        return replace(world, shipment=delivered, event=replace(
+            event, shipment_id=None, facts=facts))  # fmt: skip
+    # the parcel the customer sends back
+    back = replace(
+        ship, shipment_id="RET-77-1", tracking_number="SAMPLE0000000099", return_id="RET-77",
+        estimated_delivery=None, first_estimate=None, estimated_window=None, pickup_point=None,
+    )  # fmt: skip
+    if kind is EventKind.RETURN_RECEIVED:
+        back = _with_status(back, Status.DELIVERED)
+    facts = {"return_id": "RET-77"}
+    return replace(world, shipment=back, event=replace(event, shipment_id=back.shipment_id,
+                   facts=facts))  # fmt: skip
 
 
 def _with_status(ship: ShipmentState, status: Status) -> ShipmentState:

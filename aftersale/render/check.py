@@ -33,6 +33,7 @@ from aftersale.render.cases import DataCase, Market, data_cases, market_for
 from aftersale.render.catalogue import Catalogue, check_catalogue
 from aftersale.render.library import TemplateLibrary, Variant, did_you_mean
 from aftersale.render.lint import Finding, lint_source
+from aftersale.render.samples import SHOP_SIDE_TEMPLATES
 from aftersale.render.sandbox import RenderBudget
 from aftersale.render.sms import non_gsm7_characters, sms_segments
 from aftersale.settings import Shop
@@ -321,9 +322,12 @@ def _cases_for(
 
 
 def _generic_rule(variant: Variant) -> Rule:
-    """A template no rule sends yet: render it once with every record present."""
+    """A template no rule sends yet: render it once with every record present (a shipped
+    message type about the shop's side of an order: with the event it is made for)."""
+    on = SHOP_SIDE_TEMPLATES.get(variant.template, EventKind.DELAYED)
+    reason = str(DelayReason.EXCEPTION) if on is EventKind.DELAYED else None
     return Rule(
-        id="(no rule)", on=EventKind.DELAYED, status=None, reason=str(DelayReason.EXCEPTION),
+        id="(no rule)", on=on, status=None, reason=reason,
         days=None, template=variant.template, channels=(variant.channel,), fallback={},
         marketing=variant.marketing, once=OnceScope.SHIPMENT, after=None, before=None,
         windows={}, priority=0, supersedes=(), collapse=True, conditions=(), source="",

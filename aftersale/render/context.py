@@ -6,7 +6,8 @@ templates/README.md documents every name for marketers; keep the two in step.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from aftersale.models import (
     COLLECTED,
     Customer,
     DomainEvent,
+    EventKind,
     Order,
     ShipmentState,
     Status,
@@ -79,7 +81,9 @@ def build_context(
     Top-level names: `order`, `customer`, `items`, `shipment` (None before a parcel
     exists), `tracking_events` (newest first), `delay` (None unless the event is a
     delay), `item` and `product` (None unless the message is about one item: setup
-    tip, review, warranty), `shop` (the contact block of the customer's market), `links`.
+    tip, review, warranty), `shop` (the contact block of the customer's market), `links`,
+    and for the shop's side of an order `refund`, `return_window` and `dispatch` (None
+    unless the event is a refund, a return period ending, a dispatch promise missed).
     The renderer adds `locale`, the language of the template variant in use. `shipments`
     are all the order's parcels (warranty dates run from each item's own delivery).
     `unsubscribe` signs the opt-out links (without it, previews link the plain page).
@@ -232,6 +236,7 @@ def build_context(
         )
 
     return {
+        **_shop_side(event, order),
         "order": Fields(
             "order",
             id=order.order_id,
@@ -293,6 +298,30 @@ def parcel_items(order: Order, shipment: ShipmentState) -> list[str]:
         (r.items for r in order.shipments if r.tracking_number == shipment.tracking_number), ()
     )
     return [i.name for i in order.items if i.sku in skus]
+
+
+def _shop_side(event: DomainEvent | None, order: Order) -> dict[str, Fields | None]:
+    """`refund` (refund_issued), `return_window` (return_window_ending) and `dispatch`
+    (fulfilment_delayed): None for any other event."""
+    kind, facts = (event.kind, event.facts) if event else (None, {})
+    refund = return_window = dispatch = None
+    if kind is EventKind.REFUND_ISSUED and facts.get("amount") is not None:
+        refund = Fields(
+            "refund",
+            id=event.reason if event else None,
+            amount=Decimal(str(facts["amount"])),
+            currency=str(facts.get("currency") or order.currency or ""),
+        )
+    if kind is EventKind.RETURN_WINDOW_ENDING and facts.get("return_by"):
+        ends = date.fromisoformat(str(facts["return_by"]))
+        return_window = Fields("return_window", ends=ends, days_left=int(facts.get("days", 0)))
+    if kind is EventKind.FULFILMENT_DELAYED and facts.get("dispatch_by"):
+        dispatch = Fields(
+            "dispatch",
+            promised=date.fromisoformat(str(facts["dispatch_by"])),
+            business_days=int(facts.get("business_days", 0)),
+        )
+    return {"refund": refund, "return_window": return_window, "dispatch": dispatch}
 
 
 def _unsubscribe_links(

@@ -30,11 +30,23 @@ from aftersale.models import (
     Status,
     TrackingEvent,
 )
+from aftersale.render.cases import World, shop_side_world
 from aftersale.render.catalogue import Catalogue
 from aftersale.render.context import build_context
 from aftersale.settings import Shop
 
 SAMPLE_NOW = datetime(2025, 3, 12, 9, 30, tzinfo=UTC)
+#: The shipped templates about the shop's side of an order, and the event each is sent on.
+SHOP_SIDE_TEMPLATES = {
+    "fulfilment_delayed": EventKind.FULFILMENT_DELAYED,
+    "return_requested": EventKind.RETURN_REQUESTED,
+    "return_in_transit": EventKind.RETURN_IN_TRANSIT,
+    "return_received": EventKind.RETURN_RECEIVED,
+    "refund_issued": EventKind.REFUND_ISSUED,
+    "return_window_ending": EventKind.RETURN_WINDOW_ENDING,
+}
+
+
 ITEM_TEMPLATES = frozenset({"setup_tip", "review_request", "warranty_expiry"})
 
 
@@ -358,6 +370,16 @@ def sample_situations(template: str, sample: Sample) -> list[tuple[str, dict[str
             (
                 "delivered days ago",
                 {**base, "shipment": delivered, "event": event(EventKind.DELIVERED_AGO)},
+            )
+        ]
+    kind = SHOP_SIDE_TEMPLATES.get(template)
+    if kind is not None:
+        world = World(order, ship, scans, event(kind))
+        shaped = shop_side_world(world, kind, 5)
+        return [
+            (
+                template.replace("_", " "),
+                {"shipment": shaped.shipment, "events": shaped.events, "event": shaped.event},
             )
         ]
     # A type only marketers know about: give it everything a message could use, a delay too

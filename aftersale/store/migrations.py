@@ -311,4 +311,27 @@ MIGRATIONS: tuple[tuple[int, str, str | Mapping[str, str]], ...] = (
         ALTER TABLE shipments ADD COLUMN pickup_hours VARCHAR;
         """,
     ),
+    (
+        12,
+        "refunds and returns a shop platform reported, and parcels customers send back",
+        """
+        CREATE TABLE order_refunds (
+            order_id   VARCHAR NOT NULL,
+            refund_id  VARCHAR NOT NULL,  -- the platform's own id
+            amount     VARCHAR NOT NULL,  -- a decimal, positive
+            currency   VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (order_id, refund_id)
+        );
+        CREATE TABLE order_returns (
+            order_id     VARCHAR NOT NULL,
+            return_id    VARCHAR NOT NULL,  -- the platform's own id
+            status       VARCHAR NOT NULL,  -- requested | open | closed | declined | cancelled
+            requested_at TIMESTAMP NOT NULL,
+            updated_at   TIMESTAMP NOT NULL,
+            PRIMARY KEY (order_id, return_id)
+        );
+        ALTER TABLE shipments ADD COLUMN return_id VARCHAR;
+        """,
+    ),
 )

@@ -41,7 +41,10 @@ from aftersale.store.records import (
     NewMessage,
     PastMessage,
     PlatformOrderRecord,
+    RefundRecord,
     Rejection,
+    ReturnParcel,
+    ReturnRecord,
     RunRecord,
     StoredCustomer,
     Suppression,
@@ -70,6 +73,13 @@ class OrderStore(Protocol):
         Each order's customer is written as given (intake decided which data wins) with
         the newest `placed_at` among them as its `as_of`, never older than the stored one;
         `changes` go to the customers' history in the same transaction."""
+        ...
+
+    def update_customers(
+        self, customers: Sequence[StoredCustomer], changes: Sequence[CustomerChange], now: datetime
+    ) -> None:
+        """Replace these customers' contact data and consent (newer than what is stored:
+        the caller decided), keeping each difference in their history."""
         ...
 
     def load_customers(self, customer_ids: Iterable[str]) -> dict[str, StoredCustomer]:
@@ -126,6 +136,58 @@ class PlatformOrderStore(Protocol):
 
     def cancel_pending_of_orders(self, order_ids: Sequence[str], reason: str, now: datetime) -> int:
         """pending -> cancelled for every message of these orders; returns how many."""
+        ...
+
+    def order_ids_by_platform_id(self, platform: str, ids: Iterable[str]) -> dict[str, str]:
+        """The platform's order id -> aftersale's order id, for the orders stored."""
+        ...
+
+    def save_refunds(self, refunds: Sequence[RefundRecord]) -> int:
+        """Store refunds not stored yet (by order and refund id); returns how many were new."""
+        ...
+
+    def save_returns(self, returns: Sequence[ReturnRecord]) -> int:
+        """Insert each return, or update its status from a copy at least as new; returns
+        how many rows changed."""
+        ...
+
+    def returns_by_id(self, return_ids: Iterable[str]) -> dict[str, ReturnRecord]: ...
+
+    def refunds_and_returns_of(
+        self, order_ids: Iterable[str]
+    ) -> tuple[list[RefundRecord], list[ReturnRecord]]:
+        """These orders' refunds and returns, oldest first."""
+        ...
+
+    def add_return_parcels(self, parcels: Sequence[ReturnParcel], now: datetime) -> int:
+        """Add the parcels customers send back as shipments (tracking numbers not stored
+        yet); returns how many were new."""
+        ...
+
+    def refunds_without_event(self) -> list[RefundRecord]:
+        """Refunds no `refund_issued` event was recorded for yet."""
+        ...
+
+    def returns_without_event(self) -> list[ReturnRecord]:
+        """Returns requested or open that no `return_requested` event was recorded for."""
+        ...
+
+    def cancelled_orders(self, order_ids: Iterable[str]) -> set[str]:
+        """Those of these orders the shop platform cancelled."""
+        ...
+
+    def orders_due_for_shop_promises(
+        self,
+        now: datetime,
+        *,
+        dispatch_days: int | None,
+        return_days: int | None,
+        return_window_days: Sequence[int],
+    ) -> list[str]:
+        """Orders (not cancelled) whose shop promise may be due at `now`: no parcel to the
+        customer `dispatch_days` (calendar days, at least as many as business days) after
+        the order and no `fulfilment_delayed` recorded; or the last parcel delivered, with
+        the return period (`return_days`) ending within the largest of `return_window_days`."""
         ...
 
 

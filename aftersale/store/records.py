@@ -278,6 +278,40 @@ class PlatformOrderRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RefundRecord:
+    """One refund a shop platform made on an order (its own id, a positive amount)."""
+
+    order_id: str
+    refund_id: str
+    amount: Decimal
+    currency: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnRecord:
+    """One return of an order as the shop platform last described it. `status`: requested,
+    open (approved), closed, declined or cancelled; `updated_at` decides between copies."""
+
+    order_id: str
+    return_id: str
+    status: str
+    requested_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnParcel:
+    """A parcel the customer sends back for a return: polled like any shipment."""
+
+    order_id: str
+    return_id: str
+    tracking_number: str
+    carrier: str | None
+    candidates: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
     """Requests a worker may make now from a carrier budget all workers share: `granted`
     of those asked; else wait `wait_s` before asking again, or none today (`day_spent`)."""

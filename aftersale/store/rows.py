@@ -34,10 +34,15 @@ from aftersale.store.records import (
     HealthRecord,
     MessageRow,
     NewMessage,
+    RefundRecord,
+    ReturnParcel,
+    ReturnRecord,
     StoredCustomer,
     Suppression,
 )
 
+#: Return statuses under which the customer is still sending the items back.
+OPEN_RETURN_STATUSES = ("requested", "open")
 #: Terminal statuses, sorted, as SQL parameters.
 TERMINAL = sorted(s.value for s in TERMINAL_STATUSES)
 #: The tables of the store, in an order that copies parents before children.
@@ -55,6 +60,8 @@ TABLES = (
     "customer_changes",
     "health",
     "platform_orders",
+    "order_refunds",
+    "order_returns",
     "sync_state",
     "erasures",
     "signing_keys",
@@ -112,7 +119,7 @@ SHIPMENT_COLS = (
     "shipment_id, order_id, carrier, tracking_number, status, code, description, "
     "estimated_delivery, first_estimate, window_start, window_end, delivered_at, "
     "pickup_point, last_event_at, status_since, last_polled_at, next_check_at, "
-    "created_at, problem, delivery_type, pickup_deadline, pickup_hours"
+    "created_at, problem, delivery_type, pickup_deadline, pickup_hours, return_id"
 )
 
 
@@ -140,6 +147,7 @@ def shipment_from_row(r: tuple[Any, ...]) -> ShipmentState:
         delivery_type=DeliveryType(r[19]) if r[19] else None,
         pickup_deadline=from_db(r[20]),
         pickup_hours=r[21],
+        return_id=r[22],
     )
 
 
@@ -377,6 +385,28 @@ def stored_customer_from_row(r: tuple[Any, ...]) -> StoredCustomer:
     )
 
 
+def customer_rows(customers: Sequence[StoredCustomer]) -> list[dict[str, Any]]:
+    """Rows of customers whose data changed after their orders were stored (a shop
+    platform's newer copy of an order), sorted by id (locks taken in one order)."""
+    return [
+        {
+            "customer_id": c.customer_id,
+            "name": c.name,
+            "email": c.email,
+            "phone": c.phone,
+            "locale": c.locale,
+            "time_zone": c.time_zone,
+            "consent_email": c.consent_email,
+            "consent_sms": c.consent_sms,
+            "country": c.country,
+            "tags": list(c.tags),
+            "updated_at": to_db(s.as_of),
+        }
+        for s in sorted(customers, key=lambda s: s.customer.customer_id)
+        for c in (s.customer,)
+    ]
+
+
 def customer_change_rows(changes: Sequence[CustomerChange], now: datetime) -> list[dict[str, Any]]:
     """Rows of the customers' history: per order, each differing field as [stored, order's]."""
     return [
@@ -479,3 +509,49 @@ def health_row(h: HealthRecord) -> dict[str, Any]:
         "breaker_opened_at": to_db(h.breaker_opened_at),
         "alerted_at": to_db(h.alerted_at),
     }
+
+
+def refund_rows(refunds: Sequence[RefundRecord]) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": r.order_id,
+            "refund_id": r.refund_id,
+            "amount": str(r.amount),
+            "currency": r.currency,
+            "created_at": to_db(r.created_at),
+        }
+        for r in refunds
+    ]
+
+
+def return_rows(returns: Sequence[ReturnRecord]) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": r.order_id,
+            "return_id": r.return_id,
+            "status": r.status,
+            "requested_at": to_db(r.requested_at),
+            "updated_at": to_db(r.updated_at),
+        }
+        for r in returns
+    ]
+
+
+def return_parcel_rows(parcels: Sequence[ReturnParcel], now: datetime) -> list[dict[str, Any]]:
+    """Shipment rows for parcels sent back: polled like any shipment, told apart by
+    `return_id`."""
+    return [
+        {
+            "shipment_id": p.tracking_number,
+            "order_id": p.order_id,
+            "carrier": p.carrier,
+            "carrier_candidates": list(p.candidates),
+            "tracking_number": p.tracking_number,
+            "status": Status.PENDING.value,
+            "created_at": to_db(now),
+            "next_check_at": to_db(now),
+            "poll_failures": 0,
+            "return_id": p.return_id,
+        }
+        for p in parcels
+    ]

@@ -87,6 +87,8 @@ class DelayThresholds:
     delay_codes: frozenset[str] = frozenset()  # raw codes that mean "delayed" on a moving parcel
     delivered_ago_days: tuple[int, ...] = (3, 7)  # DELIVERED_AGO events after delivery
     warranty_ending_days: tuple[int, ...] = (30,)  # WARRANTY_ENDING events before the end
+    #: RETURN_WINDOW_ENDING events this many days before the shop's return period ends
+    return_window_days: tuple[int, ...] = ()
     carriers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # derived once from the fields above: `detect_due` runs for every shipment every cycle
     stale_after: timedelta = field(init=False, repr=False, compare=False, default=timedelta())

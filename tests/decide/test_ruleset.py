@@ -128,6 +128,9 @@ def test_shipped_rule_set_is_valid_and_complete() -> None:
         "available_for_pickup",
         "pickup_reminder",
         "delayed",
+        "fulfilment_delayed",
+        "return_received",
+        "refund_issued",
     }
     assert all(r.fallback == {ChannelKind.SMS: ChannelKind.EMAIL} for r in rs.rules if r.id in sms)
     assert all(ChannelKind.EMAIL in r.channels for r in rs.rules)

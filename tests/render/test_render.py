@@ -279,11 +279,12 @@ def test_context_holds_the_documented_names_and_nothing_else() -> None:
     _, kwargs = sample_situations("warranty_expiry", sample)[0]
     context = build_context(sample.order, Shop(), carriers=DIRECTORY, now=SAMPLE_NOW, **kwargs)
     assert sorted(context) == [
-        "customer", "delay", "item", "items", "links", "order", "product", "shipment", "shop",
-        "tracking_events",
+        "customer", "delay", "dispatch", "item", "items", "links", "order", "product", "refund",
+        "return_window", "shipment", "shop", "tracking_events",
     ]  # fmt: skip
     assert context["item"]["warranty_months"] is None  # no catalogue given, none on the item
     assert context["product"] is None and context["delay"] is None
+    assert context["refund"] is None and context["return_window"] is None
     assert [e["description"] for e in context["tracking_events"]] == [
         "Parcel at the sorting centre", "Label created",
     ]  # fmt: skip
@@ -293,6 +294,23 @@ def test_context_holds_the_documented_names_and_nothing_else() -> None:
         if isinstance(value, dict):
             for field in value:
                 assert f"`{name}.{field}`" in readme, f"{name}.{field}"
+
+
+@pytest.mark.parametrize(
+    ("template", "record"),
+    [("refund_issued", "refund"), ("return_window_ending", "return_window"),
+     ("fulfilment_delayed", "dispatch")],
+)  # fmt: skip
+def test_shop_side_records_are_documented(template: str, record: str) -> None:
+    sample = build_samples(DIRECTORY)[0]
+    [(_, kwargs)] = sample_situations(template, sample)
+    context = build_context(sample.order, Shop(), carriers=DIRECTORY, now=SAMPLE_NOW, **kwargs)
+    readme = (TEMPLATES / "README.md").read_text(encoding="utf-8")
+    assert context[record] is not None and f"`{template}`" in readme
+    for field in context[record]:
+        assert f"`{record}.{field}`" in readme, f"{record}.{field}"
+    others = {"refund", "return_window", "dispatch"} - {record}
+    assert all(context[name] is None for name in others)
 
 
 def test_delay_and_warranty_facts() -> None:

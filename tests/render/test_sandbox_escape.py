@@ -19,8 +19,8 @@ from carriers.registry import DIRECTORY
 
 SANDBOX = "not allowed in templates (sandbox): "
 KNOWN = (
-    "(known names: customer, delay, item, items, links, locale, namespace, order, product, "
-    "range, shipment, shop, tracking_events)"
+    "(known names: customer, delay, dispatch, item, items, links, locale, namespace, order, "
+    "product, range, refund, return_window, shipment, shop, tracking_events)"
 )
 
 #: (payload, expected error after "file:line: ")

@@ -32,6 +32,18 @@ class Refund:
     created_at: datetime
 
 
+#: A return's state, as aftersale words every platform's: asked for, approved (the customer
+#: sends the items back), closed (done), declined, cancelled.
+RETURN_STATUSES = ("requested", "open", "closed", "declined", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class Return:
+    return_id: str
+    status: str  # one of RETURN_STATUSES
+    at: datetime  # when the platform said so (its clock, else when it reached us)
+
+
 @dataclass(frozen=True, slots=True)
 class PlatformFacts:
     """What the platform says about an order beyond aftersale's order row."""
@@ -42,6 +54,38 @@ class PlatformFacts:
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
     refunds: tuple[Refund, ...] = ()
+    returns: tuple[Return, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RefundUpdate:
+    """A refund delivered on its own (Shopify refunds/create)."""
+
+    platform_order_id: str
+    refund: Refund
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnUpdate:
+    """A return's new state delivered on its own (Shopify returns/*)."""
+
+    platform_order_id: str
+    ret: Return
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnParcelUpdate:
+    """The tracking number of a parcel the customer sends back for a return (Shopify
+    reverse_deliveries/attach_deliverable); carrier None: detected from the number."""
+
+    return_id: str
+    tracking_number: str
+    carrier: str | None
+
+
+Update = RefundUpdate | ReturnUpdate | ReturnParcelUpdate
+#: (payload, carriers, when it reached us) -> what it says; raises RecordError
+UpdateMapper = Callable[[Any, Carriers, datetime], list[Update]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +109,8 @@ DEFAULT_TIME_ZONES = {
 }
 #: Locale per country for platforms that send none (WooCommerce).
 DEFAULT_LOCALES = {"PL": "pl-PL", "DE": "de-DE", "AT": "de-AT", "GB": "en-GB", "US": "en-US"}
+#: WooCommerce has no returns of its own; return plugins mark an order with a status.
+DEFAULT_RETURN_STATUSES = {"return-requested": "requested", "return-approved": "open"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +127,10 @@ class ShopMapping:
     time_zones: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TIME_ZONES))
     locales: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_LOCALES))
     default_locale: str = "en"
+    #: WooCommerce order statuses (return plugins add their own) -> a return's state
+    return_statuses: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_RETURN_STATUSES)
+    )
 
     @classmethod
     def load(cls, path: Path | None) -> ShopMapping:
@@ -100,6 +150,7 @@ class ShopMapping:
             "time_zones",
             "locales",
             "default_locale",
+            "return_statuses",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -115,6 +166,7 @@ class ShopMapping:
             time_zones={**base.time_zones, **(data.get("time_zones") or {})},
             locales={**base.locales, **(data.get("locales") or {})},
             default_locale=str(data.get("default_locale", base.default_locale)),
+            return_statuses=_return_statuses(path, data.get("return_statuses")),
         )
 
     def category(self, product_type: str | None, tags: list[str], sku: str | None) -> str:
@@ -133,6 +185,22 @@ class ShopMapping:
         return self.locales.get((country or "").upper(), self.default_locale)
 
 
+def _return_statuses(path: Path, value: Any) -> dict[str, str]:
+    if value is None:
+        return dict(DEFAULT_RETURN_STATUSES)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: return_statuses: map an order status to a return state")
+    out = {}
+    for status, state in value.items():
+        if state not in RETURN_STATUSES:
+            raise ConfigError(
+                f"{path}: return_statuses: {status}: {state!r} is not one of "
+                f"{', '.join(RETURN_STATUSES)}"
+            )
+        out[str(status)] = str(state)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Platform:
     name: str
@@ -147,6 +215,8 @@ class Platform:
     map_order: Callable[[dict[str, Any], ShopMapping, Carriers], Mapped]
     #: the records a saved payload holds: one order, a list, an API response, …
     records: Callable[[Any], list[Any]]
+    #: topics whose body is not an order but a refund, a return, a return parcel
+    updates: Mapping[str, UpdateMapper] = field(default_factory=dict)
 
 
 def signature_valid(secret: str, body: bytes, signature: str | None) -> bool:

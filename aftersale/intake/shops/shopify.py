@@ -18,10 +18,20 @@ category from `product_type` or the customer's shop mapping by tag/SKU prefix), 
 not cancelled/failed (several = a split shipment; `tracking_company` -> carrier slug, else
 detected from the number), cancellation <- `cancelled_at`/`cancel_reason`, refunds <-
 `refunds[].transactions[]` of kind refund and status success.
+
+Topics whose body is not an order (`UPDATES`): refunds/create <- the Refund resource
+(`id`, `order_id`, `created_at`, `transactions[]` as above); returns/request|approve|
+decline|cancel|close|reopen <- the Return webhook body (`id`, `status` REQUESTED/OPEN/
+CLOSED/DECLINED/CANCELED in any case, `order.id`; it carries no time, so the delivery's
+time is used); reverse_deliveries/attach_deliverable <- the ReverseDelivery body
+(`return.id`, `shipping_deliverable.tracking.tracking_number` and `carrier_name`; the
+GraphQL names `number`/`carrierName` are read too): the return parcel, polled like any
+shipment.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +42,12 @@ from aftersale.intake.shops.base import (
     PlatformFacts,
     RecordError,
     Refund,
+    RefundUpdate,
+    Return,
+    ReturnParcelUpdate,
+    ReturnUpdate,
     ShopMapping,
+    Update,
     carrier_slug,
     money,
     obj,
@@ -185,6 +200,80 @@ def _refunds(refunds: list[Any], currency: str) -> list[Refund]:
     return out
 
 
+def map_refund(raw: Any, carriers: Carriers, at: datetime) -> list[Update]:
+    """refunds/create: one refund of one order (nothing when no money moved)."""
+    if not isinstance(raw, dict) or "transactions" not in raw or "order_id" not in raw:
+        raise RecordError("refund: not a Shopify refund (no `order_id` or `transactions`)")
+    order_id = text(raw.get("order_id"), "order_id", required=True) or ""
+    currency = next(
+        (
+            str(tx["currency"])
+            for tx in raw.get("transactions") or []
+            if isinstance(tx, dict) and tx.get("currency")
+        ),
+        "",
+    )
+    if not currency:
+        raise RecordError("transactions: no currency on any transaction")
+    return [RefundUpdate(order_id, refund) for refund in _refunds([raw], currency)]
+
+
+#: Shopify's return status -> aftersale's word (docs: ReturnStatus); by topic when absent
+_RETURN_STATUS = {
+    "requested": "requested",
+    "open": "open",
+    "closed": "closed",
+    "declined": "declined",
+    "canceled": "cancelled",
+    "cancelled": "cancelled",
+}
+_RETURN_TOPIC_STATUS = {
+    "returns/request": "requested",
+    "returns/approve": "open",
+    "returns/reopen": "open",
+    "returns/close": "closed",
+    "returns/decline": "declined",
+    "returns/cancel": "cancelled",
+}
+
+
+def _map_return(topic: str) -> Any:
+    def map_return(raw: Any, carriers: Carriers, at: datetime) -> list[Update]:
+        if not isinstance(raw, dict) or not isinstance(raw.get("order"), dict):
+            raise RecordError("return: not a Shopify return (no `order`)")
+        return_id = text(raw.get("id"), "id", required=True) or ""
+        order_id = text(raw["order"].get("id"), "order.id", required=True) or ""
+        said = str(raw.get("status") or "").lower()
+        if said and said not in _RETURN_STATUS:
+            raise RecordError(f"status: {raw.get('status')!r} is not a return status")
+        status = _RETURN_STATUS.get(said) or _RETURN_TOPIC_STATUS[topic]
+        return [ReturnUpdate(order_id, Return(return_id, status, at))]
+
+    return map_return
+
+
+def map_reverse_delivery(raw: Any, carriers: Carriers, at: datetime) -> list[Update]:
+    """reverse_deliveries/attach_deliverable: the return parcel's tracking number."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("return"), dict):
+        raise RecordError("reverse delivery: no `return` it belongs to")
+    return_id = text(raw["return"].get("id"), "return.id", required=True) or ""
+    tracking = obj(obj(raw.get("shipping_deliverable")).get("tracking"))
+    number = text(
+        tracking.get("tracking_number") or tracking.get("number"),
+        "shipping_deliverable.tracking.tracking_number",
+    )
+    if not number:
+        return []  # a label without tracking yet: the next delivery brings the number
+    name = tracking.get("carrier_name") or tracking.get("carrierName")
+    return [ReturnParcelUpdate(return_id, number, carrier_slug(name, carriers))]
+
+
+UPDATES = {
+    "refunds/create": map_refund,
+    **{topic: _map_return(topic) for topic in _RETURN_TOPIC_STATUS},
+    "reverse_deliveries/attach_deliverable": map_reverse_delivery,
+}
+
 PLATFORM = Platform(
     name="shopify",
     signature_header="X-Shopify-Hmac-Sha256",
@@ -193,4 +282,5 @@ PLATFORM = Platform(
     secret_env="SHOPIFY_WEBHOOK_SECRET",
     map_order=map_order,
     records=records,
+    updates=UPDATES,
 )

@@ -14,8 +14,11 @@ name, email, phone) with id `woocommerce:<customer_id>` (guests: their email), c
 `shipping.country` (else `billing.country`), locale and time zone <- the shop mapping by
 country (WooCommerce sends neither), marketing consent <- none in WooCommerce core: false,
 items <- `line_items` (sku, name, quantity, price: a number in WooCommerce), currency <-
-`currency`, cancellation <- `status` "cancelled", refunds <- `refunds[]` (`total` is
-negative).
+`currency`, cancellation <- `status` "cancelled", refunds <- `refunds[]` (`id`; `total`
+is negative; no time of its own: the order's `date_modified_gmt` when first seen), a
+return <- `status` when the shop mapping's `return_statuses` names it (WooCommerce has no
+returns of its own; return plugins set statuses such as "return-requested"), with id
+`woo-<order id>` and time `date_modified_gmt`.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from aftersale.intake.shops.base import (
     PlatformFacts,
     RecordError,
     Refund,
+    Return,
     ShopMapping,
     carrier_slug,
     money,
@@ -134,6 +138,15 @@ def map_order(raw: dict[str, Any], mapping: ShopMapping, carriers: Carriers) -> 
         else None,
         cancel_reason="cancelled in WooCommerce" if status == "cancelled" else None,
         refunds=tuple(_refunds(raw.get("refunds") or [], currency or "", modified)),
+        returns=(
+            Return(
+                f"woo-{platform_id}",
+                mapping.return_statuses[status],
+                timestamp(modified, "date_modified_gmt", assume_utc=True),
+            ),
+        )
+        if status in mapping.return_statuses
+        else (),
     )
     return Mapped(row, facts)
 

@@ -18,6 +18,7 @@ from aftersale.store.rows import (
     REF_COLS,
     TERMINAL,
     customer_change_rows,
+    customer_rows,
     order_rows,
     orders_from_rows,
     stored_customer_from_row,
@@ -50,6 +51,13 @@ class Orders(Connection):
             self.insert_rows("items", rows.items, "ON CONFLICT DO NOTHING")
             self.insert_rows("shipments", rows.shipments, "ON CONFLICT DO NOTHING")
         return len(fresh), len(orders) - len(fresh)
+
+    def update_customers(
+        self, customers: Sequence[StoredCustomer], changes: Sequence[CustomerChange], now: datetime
+    ) -> None:
+        with self.transaction():
+            self.insert_rows("customers", customer_rows(customers), CUSTOMER_UPSERT)
+            self.insert_rows("customer_changes", customer_change_rows(changes, now))
 
     def load_customers(self, customer_ids: Iterable[str]) -> dict[str, StoredCustomer]:
         ids = list(set(customer_ids))
@@ -101,7 +109,7 @@ class Orders(Connection):
             ),
             self.rows(f"SELECT {ITEM_COLS} FROM items {where} ORDER BY order_id, line", [ids]),
             self.rows(
-                f"SELECT {REF_COLS} FROM shipments {where} "
+                f"SELECT {REF_COLS} FROM shipments {where} AND return_id IS NULL "
                 "ORDER BY order_id, created_at, shipment_id",
                 [ids],
             ),
@@ -156,6 +164,7 @@ class Orders(Connection):
                 "SELECT s.order_id FROM shipments s, "
                 "(SELECT unnest($carriers) AS carrier, unnest($days) AS days) t "
                 "WHERE s.status = 'delivered' AND s.delivered_at IS NOT NULL "
+                "AND s.return_id IS NULL "
                 "AND (t.carrier = s.carrier OR (t.carrier IS NULL "
                 "AND (s.carrier IS NULL OR s.carrier NOT IN (SELECT unnest($own))))) "
                 "AND s.delivered_at + to_days(t.days) <= $now "
@@ -170,7 +179,7 @@ class Orders(Connection):
                 "coalesce(max(s.delivered_at), any_value(o.placed_at)) "
                 "+ to_months(any_value(i.warranty_months)) AS ends "
                 "FROM items i JOIN orders o USING (order_id) "
-                "LEFT JOIN shipments s USING (order_id) "
+                "LEFT JOIN shipments s ON s.order_id = i.order_id AND s.return_id IS NULL "
                 "WHERE i.warranty_months > 0 GROUP BY i.order_id, i.line, i.sku) w, "
                 "(SELECT unnest($warranty_days) AS days) d "
                 "WHERE w.ends > $now AND w.ends - to_days(d.days) <= $now "

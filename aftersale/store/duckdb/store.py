@@ -12,6 +12,7 @@ from aftersale.store.duckdb.platform_orders import PlatformOrders
 from aftersale.store.duckdb.privacy import Privacy
 from aftersale.store.duckdb.reports import Reports
 from aftersale.store.duckdb.retention import Retention
+from aftersale.store.duckdb.returns import Returns
 from aftersale.store.duckdb.runs import Runs
 from aftersale.store.duckdb.shipments import Shipments
 from aftersale.store.duckdb.suppressions import Suppressions
@@ -21,6 +22,7 @@ from aftersale.store.duckdb.sync_state import SyncState
 class DuckDBStore(
     Orders,
     PlatformOrders,
+    Returns,
     SyncState,
     Shipments,
     Events,

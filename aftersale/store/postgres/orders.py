@@ -18,6 +18,7 @@ from aftersale.store.rows import (
     REF_COLS,
     TERMINAL,
     customer_change_rows,
+    customer_rows,
     order_rows,
     orders_from_rows,
     stored_customer_from_row,
@@ -115,6 +116,14 @@ class Orders(Connection):
             )
         return len(fresh), len(orders) - len(fresh)
 
+    def update_customers(
+        self, customers: Sequence[StoredCustomer], changes: Sequence[CustomerChange], now: datetime
+    ) -> None:
+        with self.transaction():
+            rows = customer_rows(customers)
+            self.insert_unnest("customers", CUSTOMER_TYPES, rows, CUSTOMER_UPSERT)
+            self.insert_unnest("customer_changes", CHANGE_TYPES, customer_change_rows(changes, now))
+
     def load_customers(self, customer_ids: Iterable[str]) -> dict[str, StoredCustomer]:
         ids = list(set(customer_ids))
         if not ids:
@@ -166,7 +175,7 @@ class Orders(Connection):
                 [ids],
             ),
             self.rows(
-                f"SELECT {REF_COLS} FROM shipments WHERE order_id = ANY(%s) "
+                f"SELECT {REF_COLS} FROM shipments WHERE order_id = ANY(%s) AND return_id IS NULL "
                 "ORDER BY order_id, created_at, shipment_id",
                 [ids],
             ),
@@ -215,6 +224,7 @@ class Orders(Connection):
                 "SELECT s.order_id FROM shipments s, "
                 "unnest(%(carriers)s::varchar[], %(days)s::int[]) AS t(carrier, days) "
                 "WHERE s.status = 'delivered' AND s.delivered_at IS NOT NULL "
+                "AND s.return_id IS NULL "
                 "AND (t.carrier = s.carrier OR (t.carrier IS NULL "
                 "AND (s.carrier IS NULL OR s.carrier <> ALL(%(own)s::varchar[])))) "
                 "AND s.delivered_at + make_interval(days => t.days) <= %(now)s "
@@ -229,7 +239,7 @@ class Orders(Connection):
                 "coalesce(max(s.delivered_at), min(o.placed_at)) "
                 "+ make_interval(months => min(i.warranty_months)) AS ends "
                 "FROM items i JOIN orders o USING (order_id) "
-                "LEFT JOIN shipments s USING (order_id) "
+                "LEFT JOIN shipments s ON s.order_id = i.order_id AND s.return_id IS NULL "
                 "WHERE i.warranty_months > 0 GROUP BY i.order_id, i.line, i.sku) w, "
                 "unnest(%(warranty_days)s::int[]) AS d(days) "
                 "WHERE w.ends > %(now)s AND w.ends - make_interval(days => d.days) <= %(now)s "

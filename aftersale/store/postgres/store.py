@@ -13,6 +13,7 @@ from aftersale.store.postgres.platform_orders import PlatformOrders
 from aftersale.store.postgres.privacy import Privacy
 from aftersale.store.postgres.reports import Reports
 from aftersale.store.postgres.retention import Retention
+from aftersale.store.postgres.returns import Returns
 from aftersale.store.postgres.runs import Runs
 from aftersale.store.postgres.shipments import Shipments
 from aftersale.store.postgres.suppressions import Suppressions
@@ -22,6 +23,7 @@ from aftersale.store.postgres.sync_state import SyncState
 class PostgresStore(
     Orders,
     PlatformOrders,
+    Returns,
     SyncState,
     Shipments,
     Events,
