@@ -51,6 +51,9 @@ class DelayReason(StrEnum):
     ETA_SLIPPED = "eta_slipped"  # estimate later than the first one or the promise
     ETA_MISSED = "eta_missed"  # promised (else estimated) date passed, not delivered
     PICKUP_WAITING = "pickup_waiting"  # waiting at a locker / pickup point too long
+    #: the carrier cannot deliver it as addressed (refused, unknown recipient) or nobody
+    #: collected it in time: it goes back to the shop unless the customer acts
+    UNDELIVERABLE = "undeliverable"
 
 
 class SuppressionReason(StrEnum):

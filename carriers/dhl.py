@@ -78,6 +78,9 @@ META = CarrierMeta(
         NumberPattern(r"^(?:GM|LX|RX|UV|CN|SG|TH|IN|HK|MY)\d{10,39}$"),  # eCommerce
     ),
     sandbox_env={"DHL_API_KEY": "sandbox-key"},
+    # going back to the sender: refused, or the consignee moved away (codes are
+    # "<coarse>/<detail>", as the parser keeps them)
+    delay_thresholds={"undeliverable_codes": frozenset({"failure/RD", "failure/CM"})},
 )
 
 _S = Status

@@ -85,6 +85,8 @@ META = CarrierMeta(
         NumberPattern(r"^\d{14}[0-9A-Z]?$"),  # parcel number, optional printed check character
         NumberPattern(r"^\d{13}[A-Z]$"),  # DPD Poland waybill (unverified pattern)
     ),
+    # a system return (scan 06, e.g. an invalid address): the parcel goes back
+    delay_thresholds={"undeliverable_codes": frozenset({"06"})},
 )
 
 _S = Status

@@ -47,6 +47,20 @@ META = CarrierMeta(
         "pickup_wait_hours": 24.0,
         # a moving parcel with this status is late, though its status does not change
         "delay_codes": frozenset({"delay_in_delivery"}),
+        # it goes back to the sender: nobody to hand it to, refused, or not collected in
+        # time (an address problem is not here: the courier asks and tries again)
+        "undeliverable_codes": frozenset(
+            {
+                "undelivered",
+                "undelivered_unknown_receiver",
+                "undelivered_not_live_address",
+                "undelivered_cod_cash_receiver",
+                "rejected_by_receiver",
+                "pickup_time_expired",
+                "stack_parcel_pickup_time_expired",
+                "stack_parcel_in_box_machine_pickup_time_expired",
+            }
+        ),
     },
 )
 

@@ -75,6 +75,8 @@ META = CarrierMeta(
     # formats: CARRIERS.md section 6 (jkeen/tracking_number_data)
     number_patterns=(NumberPattern(r"^1Z[0-9A-Z]{16}$", check_digit_ok),),
     sandbox_env={"UPS_CLIENT_ID": "sandbox-client", "UPS_CLIENT_SECRET": "sandbox-secret"},
+    # going back to the sender: refused, or UPS gave up delivering it
+    delay_thresholds={"undeliverable_codes": frozenset({"064", "069"})},
 )
 
 _S = Status

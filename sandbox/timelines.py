@@ -80,7 +80,18 @@ SCENARIOS: dict[str, tuple[Step, ...]] = {
         Step(_h(0), S.LABEL_CREATED, "Shipper", eta_days=2),
         Step(_h(5), S.IN_TRANSIT, "Origin depot", eta_days=2),
         Step(_h(27), S.OUT_FOR_DELIVERY, "Destination depot", eta_days=2),
-        Step(_h(30), S.EXCEPTION, "Recipient"),
+        # each carrier's "cannot be delivered, going back" code
+        Step(
+            _h(30),
+            S.EXCEPTION,
+            "Recipient",
+            codes={
+                "inpost": "undelivered_unknown_receiver",
+                "dhl": "RD",
+                "ups": "064",
+                "dpd": "06",
+            },
+        ),
         Step(_h(60), S.RETURNED_TO_SENDER, "Shipper"),
     ),
     # a pickup point or UPS Access Point: no courier at the door; collected the next day

@@ -38,6 +38,7 @@ _NEWS_DELAYS = frozenset({DelayReason.EXCEPTION, DelayReason.ETA_SLIPPED})
 #: Which of a shipment's delays found in one cycle speaks for all of them: the carrier's
 #: own report first, then a new date, then what we inferred (one incident, one message).
 _DELAY_RANK = {
+    DelayReason.UNDELIVERABLE: 6,
     DelayReason.EXCEPTION: 5,
     DelayReason.ETA_SLIPPED: 4,
     DelayReason.NO_FIRST_SCAN: 3,

@@ -68,6 +68,8 @@ KNOWN_TEMPLATES = (
     "delayed",
     "available_for_pickup",
     "pickup_reminder",
+    "undeliverable",
+    "returned_to_sender",
     "delivered",
     "setup_tip",
     "review_request",

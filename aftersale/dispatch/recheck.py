@@ -51,7 +51,7 @@ def stale_reason(
     if kind is EventKind.ARRIVING_TOMORROW:
         return _arriving_tomorrow(event.facts, shipment, order, now)
     if kind is EventKind.DELAYED:
-        return _still_late(event, shipment)
+        return _still_late(event, shipment, now)
     return None
 
 
@@ -70,7 +70,7 @@ def _arriving_tomorrow(
     return None
 
 
-def _still_late(event: DomainEvent, shipment: ShipmentState) -> str | None:
+def _still_late(event: DomainEvent, shipment: ShipmentState, now: datetime) -> str | None:
     status, facts = shipment.status, event.facts
     if status in TERMINAL_STATUSES:
         return _gone(status)
@@ -79,7 +79,10 @@ def _still_late(event: DomainEvent, shipment: ShipmentState) -> str | None:
         return "the carrier has scanned the parcel in since"
     if reason == DelayReason.PICKUP_WAITING and status is not Status.AVAILABLE_FOR_PICKUP:
         return f"the parcel is {_words(status)} now, no longer waiting to be collected"
-    if reason == DelayReason.EXCEPTION and status in _MOVING_ON:
+    deadline = shipment.pickup_deadline
+    if reason == DelayReason.PICKUP_WAITING and deadline is not None and now >= deadline:
+        return f"its collect-by time {deadline.isoformat()} has passed"
+    if reason in (DelayReason.EXCEPTION, DelayReason.UNDELIVERABLE) and status in _MOVING_ON:
         return f"the parcel is {_words(status)} now"
     if reason == DelayReason.STALE:
         scanned = _datetime(facts.get("last_event_at"))

@@ -282,7 +282,7 @@ def _with_status(ship: ShipmentState, status: Status) -> ShipmentState:
 
 def _delayed(world: World, ship: ShipmentState, event: DomainEvent, reason: DelayReason) -> World:
     facts: dict[str, Any] = {}
-    if reason is DelayReason.EXCEPTION:
+    if reason in (DelayReason.EXCEPTION, DelayReason.UNDELIVERABLE):
         ship = replace(ship, status=Status.EXCEPTION)
     elif reason is DelayReason.NO_FIRST_SCAN:
         ship = replace(ship, status=Status.LABEL_CREATED, last_event_at=None)

@@ -21,6 +21,7 @@ from aftersale.models import (
     ChannelKind,
     Customer,
     DelayReason,
+    DeliveryType,
     DomainEvent,
     EventKind,
     Item,
@@ -358,6 +359,33 @@ def sample_situations(template: str, sample: Sample) -> list[tuple[str, dict[str
                 },
             )
         ]
+    if template == "pickup_reminder":
+        waiting = replace(
+            ship,
+            status=Status.AVAILABLE_FOR_PICKUP,
+            delivery_type=DeliveryType.LOCKER,
+            pickup_point=ship.pickup_point or "Paczkomat KRA01A, ul. Floriańska 1, Kraków",
+            pickup_deadline=at + timedelta(hours=20),
+            pickup_hours="24/7",
+        )
+        reminder = event(EventKind.DELAYED, reason=DelayReason.PICKUP_WAITING)
+        return [("waiting at a locker", {**base, "shipment": waiting, "event": reminder})]
+    if template == "undeliverable":
+        held = replace(ship, status=Status.EXCEPTION)
+        expired = replace(
+            held,
+            delivery_type=DeliveryType.LOCKER,
+            pickup_point=ship.pickup_point or "Paczkomat KRA01A, ul. Floriańska 1, Kraków",
+        )
+        gone = event(EventKind.DELAYED, reason=DelayReason.UNDELIVERABLE)
+        return [
+            ("could not be delivered", {**base, "shipment": held, "event": gone}),
+            ("not collected in time", {**base, "shipment": expired, "event": gone}),
+        ]
+    if template == "returned_to_sender":
+        back = replace(ship, status=Status.RETURNED_TO_SENDER)
+        returned = event(EventKind.STATUS_CHANGED, Status.RETURNED_TO_SENDER)
+        return [("going back", {**base, "shipment": back, "event": returned})]
     if template == "warranty_expiry":
         return [
             (

@@ -85,6 +85,8 @@ class DelayThresholds:
     business_days: frozenset[int] = frozenset({0, 1, 2, 3, 4})  # Monday = 0
     business_tz: str = "Europe/Warsaw"  # whose weekdays count for `stale`
     delay_codes: frozenset[str] = frozenset()  # raw codes that mean "delayed" on a moving parcel
+    #: raw exception codes that mean the parcel cannot reach the customer as things stand
+    undeliverable_codes: frozenset[str] = frozenset()
     delivered_ago_days: tuple[int, ...] = (3, 7)  # DELIVERED_AGO events after delivery
     warranty_ending_days: tuple[int, ...] = (30,)  # WARRANTY_ENDING events before the end
     #: RETURN_WINDOW_ENDING events this many days before the shop's return period ends
@@ -262,13 +264,18 @@ def detect_changes(
             DomainEvent(EventKind.STATUS_CHANGED, oid, at, sid, None, status, None, facts)
         )
         if status is Status.EXCEPTION:
+            reason = (
+                DelayReason.UNDELIVERABLE
+                if tracking.code in limits.undeliverable_codes
+                else DelayReason.EXCEPTION
+            )
             facts = {"code": tracking.code, "description": tracking.description}
-            facts["incident"] = incident_of(DelayReason.EXCEPTION, facts, status, at)
+            facts["incident"] = incident_of(reason, facts, status, at)
             events.append(
                 DomainEvent(
                     EventKind.DELAYED,
                     occurred_at=at,
-                    reason=DelayReason.EXCEPTION,
+                    reason=reason,
                     facts=facts,
                     order_id=oid,
                     shipment_id=sid,

@@ -131,6 +131,8 @@ def test_shipped_rule_set_is_valid_and_complete() -> None:
         "fulfilment_delayed",
         "return_received",
         "refund_issued",
+        "undeliverable",
+        "returned_to_sender",
     }
     assert all(r.fallback == {ChannelKind.SMS: ChannelKind.EMAIL} for r in rs.rules if r.id in sms)
     assert all(ChannelKind.EMAIL in r.channels for r in rs.rules)

@@ -87,6 +87,12 @@ def test_a_status_message_goes_while_the_parcel_is_in_that_status() -> None:
          "the parcel is delivered already"),
         (DelayReason.ETA_SLIPPED, {"baseline": "2026-11-26"}, {"estimated_delivery": date(2026, 11, 28)},
          None),
+        (DelayReason.UNDELIVERABLE, {}, {"status": Status.DELIVERED}, "the parcel is delivered already"),
+        (DelayReason.PICKUP_WAITING, {}, {"status": Status.AVAILABLE_FOR_PICKUP,
+                                          "pickup_deadline": NOW - timedelta(minutes=1)},
+         f"its collect-by time {(NOW - timedelta(minutes=1)).isoformat()} has passed"),
+        (DelayReason.PICKUP_WAITING, {}, {"status": Status.AVAILABLE_FOR_PICKUP,
+                                          "pickup_deadline": NOW + timedelta(hours=5)}, None),
     ],
 )  # fmt: skip
 def test_a_delay_goes_only_while_it_holds(reason, facts, now_state, why) -> None:  # type: ignore[no-untyped-def]

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 FIXTURES = PROJECT_ROOT / "tests" / "render" / "template_fixtures"
-ENTRIES = 12 * 3 * 2  # message types × locales × channels
+ENTRIES = 14 * 3 * 2  # message types × locales × channels
 
 
 def _serve(templates: Path) -> Gallery:
@@ -86,8 +86,8 @@ def test_other_samples_and_every_situation(gallery: Gallery) -> None:
     with urllib.request.urlopen(gallery.url + "?sample=rtl_name&all=1", timeout=30) as response:
         page = response.read().decode()
     assert "محمد" in page
-    # delayed: six reasons; arriving tomorrow and pickup: two situations each.
-    assert page.count('data-template="delayed"') == 6 * 3 * 2
+    # delayed: seven reasons; arriving tomorrow and pickup: two situations each.
+    assert page.count('data-template="delayed"') == 7 * 3 * 2
     assert 'data-errors="0"' in page
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(gallery.url + "nothing-here", timeout=10)

@@ -329,7 +329,7 @@ def test_rule_and_catalogue_mistakes(copy: Path) -> None:
     line_of = _line_of(copy)
     shipping = (copy / "rules/shipping.yaml").read_text(encoding="utf-8").splitlines()
     refs = [n for n, text in enumerate(shipping, 1) if "supersedes: [shipped" in text]
-    case_ref = line_of("rules/delays.yaml", "shipped:sms")
+    returned = line_of("rules/undelivered.yaml", "supersedes: [shipped")
     pl_pl = line_of("catalogue/products.yaml", "pl_PL:")
     ger = line_of("catalogue/products.yaml", "ger:")
     markup = line_of("catalogue/products.yaml", "</b in the app")
@@ -381,7 +381,7 @@ def test_rule_and_catalogue_mistakes(copy: Path) -> None:
         "'08:00-20:00'?)",
         f"rules/shipping.yaml:{refs[0]}:17 rule 'out_for_delivery': unknown rule 'shipped' "
         f"(did you mean 'shiped'?); also named at rules/shipping.yaml:{refs[1]}:17, "
-        f"rules/shipping.yaml:{refs[2]}:17, rules/delays.yaml:{case_ref}:18 and 5 more",
+        f"rules/shipping.yaml:{refs[2]}:17, rules/undelivered.yaml:{returned}:17 and 6 more",
     ]  # fmt: skip
 
 

@@ -368,3 +368,21 @@ def test_business_hours_across_dst() -> None:
     assert add_business_hours(start, 24, "Europe/Warsaw", TH.business_days) == datetime(
         2026, 3, 30, 10, 0, tzinfo=UTC
     )
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("pickup_time_expired", DelayReason.UNDELIVERABLE),  # not collected: it goes back
+        ("undelivered_unknown_receiver", DelayReason.UNDELIVERABLE),
+        ("undelivered_wrong_address", DelayReason.EXCEPTION),  # the courier asks and retries
+    ],
+)
+def test_an_exception_that_sends_the_parcel_back_is_undeliverable(code, reason) -> None:
+    prev = state(S.IN_TRANSIT, last_event_at=h(2), status_since=h(2))
+    track = replace(tracking((2, S.IN_TRANSIT), (6, S.EXCEPTION)), code=code)
+    th = default_thresholds(DIRECTORY)
+    delays = [
+        e for e in detect_changes(prev, track, order(), h(7), th) if e.kind is EventKind.DELAYED
+    ]
+    assert [e.reason for e in delays] == [reason]
