@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from aftersale.models import MessageState
 from aftersale.settings import PROJECT_ROOT
 from aftersale.store import is_url, open_store, without_password
 from carriers.registry import DIRECTORY
+from flows.shop_demo import DemoShop, load_shop_demo
 from sandbox.app import SandboxClock, SandboxState
 from sandbox.server import SandboxServer
 from sandbox.timelines import SandboxParcel
@@ -54,14 +56,14 @@ def sandbox_env(url: str) -> dict[str, str]:
     return env
 
 
-def empty_for_demo(database: str, orders_file: Path) -> None:
+def empty_for_demo(database: str, orders_file: Path, shop_orders: Sequence[str] = ()) -> None:
     """Empty `database` for the demo, refusing one that holds orders not the demo's: the
     demo never deletes a shop's data."""
     demo_ids = [
         json.loads(line)["order_id"]
         for line in orders_file.read_text(encoding="utf-8").splitlines()
         if line.strip()
-    ]
+    ] + list(shop_orders)
     with open_store(database) as store:
         held = store.count("orders")
         if held > len(store.known_order_ids(demo_ids)):
@@ -85,16 +87,24 @@ def run_demo(
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     db, outbox = database or str(workdir / "aftersale.duckdb"), workdir / "outbox"
+    shop = load_shop_demo(examples / "shop_demo.json")
     if database is not None:
-        empty_for_demo(database, examples / "orders.ndjson")
+        empty_for_demo(database, examples / "orders.ndjson", shop.order_names)
     state = SandboxState(SandboxClock(DEMO_START))
     state.add(load_parcels(examples / "sandbox_parcels.json"))
-    with SandboxServer(state) as sandbox:
+    state.add(shop.parcels)
+    spool = workdir / "webhooks"
+    with (
+        SandboxServer(state) as sandbox,
+        DemoShop(shop, spool, state.clock, DEMO_START) as shopify,
+    ):
         os.environ.update(
             {
                 "AFTERSALE_DB": db,
                 "AFTERSALE_OUTBOX": str(outbox),
                 "AFTERSALE_INBOX": str(workdir / "inbox"),
+                # the shop's webhooks wait here for each cycle, on PostgreSQL too
+                "AFTERSALE_WEBHOOK_SPOOL": str(spool),
                 **sandbox_env(sandbox.url),
             }
         )
@@ -104,7 +114,10 @@ def run_demo(
             )
         console.print(
             f"[bold]Imported[/] {report.loaded} orders from examples/orders.ndjson "
-            f"({len(report.rejections)} rejected); carrier sandbox at {sandbox.url}"
+            f"({len(report.rejections)} rejected); carrier sandbox at {sandbox.url}; "
+            f"{len(shop.deliveries)} signed Shopify webhooks (orders, fulfilments, a "
+            f"cancellation, a return, refunds) go to the receiver on port "
+            f"{shopify.receiver.port} as the demo clock reaches them"
         )
         table = Table(title="aftersale demo: one row per cycle (sandbox clock, UTC)")
         for col in (
@@ -121,10 +134,13 @@ def run_demo(
             table.add_column(
                 col, justify="right" if col not in ("clock", "status changes", "delays") else "left"
             )
+        late: list[str] = []  # orders past the dispatch promise, as the run summaries say
         for i, hours in enumerate(CYCLE_HOURS, start=1):
             now = DEMO_START + timedelta(hours=hours)
+            shopify.before_cycle(hours)
             state.clock.set(now)
             s = run_cycle_flow(now=now)
+            late.extend(s["not_shipped_past_promise"])
             table.add_row(
                 str(i),
                 f"{now:%a %d %b %H:%M}",
@@ -137,6 +153,11 @@ def run_demo(
                 str(s["failed"]),
             )
     console.print(table)
+    if late:
+        console.print(
+            f"[bold]Not shipped in time[/] (no tracking number past the dispatch promise, "
+            f"customer told): {', '.join(late)}"
+        )
     with open_store(db) as store:
         counts = store.message_counts()
     sent: Counter[str] = Counter()

@@ -136,6 +136,16 @@ def summary_markdown(summary: CycleSummary, name: str) -> str:
     out += _carriers_section(summary)
     out += _counter_section("Status changes", "status", d["status_changes"])
     out += _counter_section("Delays", "reason", d["delays_by_reason"])
+    if d["not_shipped_past_promise"]:
+        late = d["not_shipped_past_promise"]
+        out += [
+            "## Not shipped in time",
+            "",
+            f"{len(late)} order(s) have no tracking number past the shop's dispatch promise "
+            f"(shop.yaml `dispatch_days`): {', '.join(late)}. Each customer was told "
+            "(`fulfilment_delayed`); fulfil or contact them.",
+            "",
+        ]
     events = Counter(
         e.kind.value for e in summary.detect.events if e.kind is not EventKind.STATUS_CHANGED
     )

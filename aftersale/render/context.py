@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from aftersale.carriers_meta import Carriers
@@ -134,23 +135,25 @@ def build_context(
             contents=parcel_items(order, shipment),
         )
 
+    # a shop platform's order name ("#1047") is not a path as it stands: "#" starts a fragment
+    in_url = quote(order.order_id, safe="")
     links = Fields(
         "links",
-        order=f"{base}/account/orders/{order.order_id}",
+        order=f"{base}/account/orders/{in_url}",
         help=market.help_url,
         tracking=(
             carriers.tracking_page(shipment.carrier, shipment.tracking_number, customer.locale)
             if shipment is not None
             else None
         )
-        or f"{base}/account/orders/{order.order_id}",
+        or f"{base}/account/orders/{in_url}",
         tracking_short=(
             f"{_short(base)}/t/{shipment.tracking_number}"
             if shipment is not None
-            else f"{_short(base)}/o/{order.order_id}"
+            else f"{_short(base)}/o/{in_url}"
         ),
-        review=f"{base}/review/{order.order_id}" + (f"/{sku}" if sku else ""),
-        review_short=f"{_short(base)}/r/{order.order_id}",
+        review=f"{base}/review/{in_url}" + (f"/{quote(sku, safe='')}" if sku else ""),
+        review_short=f"{_short(base)}/r/{in_url}",
         **_unsubscribe_links(unsubscribe, customer, f"{base}/unsubscribe", now),
         guide=None,
         extend_warranty=None,

@@ -19,6 +19,7 @@ from aftersale.settings import PROJECT_ROOT
 from aftersale.store import open_store
 from carriers.registry import DIRECTORY, load_settings
 from flows.demo import CYCLE_HOURS, DEMO_START, load_parcels, sandbox_env
+from flows.shop_demo import DemoShop, load_shop_demo
 from flows.wiring import build_parts
 from sandbox.app import SandboxClock, SandboxState
 from sandbox.server import SandboxServer
@@ -73,9 +74,18 @@ def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 def demo(tmp_path_factory: pytest.TempPathFactory, database: str) -> dict:
     workdir = tmp_path_factory.mktemp("demo")
     parcels = load_parcels(EXAMPLES / "sandbox_parcels.json")
+    shop = load_shop_demo(EXAMPLES / "shop_demo.json")
     state = SandboxState(SandboxClock(DEMO_START))
     state.add(parcels)
-    with SandboxServer(state) as sandbox:
+    state.add(shop.parcels)
+    spool = workdir / "webhooks"
+    with (
+        SandboxServer(state) as sandbox,
+        DemoShop(shop, spool, state.clock, DEMO_START) as shopify,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        # the cycle's intake reads the shop's spooled webhooks here (on PostgreSQL too)
+        patch.setenv("AFTERSALE_WEBHOOK_SPOOL", str(spool))
         env = {
             "AFTERSALE_DB": database,
             "AFTERSALE_OUTBOX": str(workdir / "outbox"),
@@ -92,6 +102,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, database: str) -> dict:
             summaries = []
             for hours in CYCLE_HOURS:
                 now = DEMO_START + timedelta(hours=hours)
+                shopify.before_cycle(hours)
                 state.clock.set(now)
                 summaries.append(run_cycle(parts, now, f"c-{uuid.uuid4().hex[:8]}").as_dict())
             last = DEMO_START + timedelta(hours=CYCLE_HOURS[-1])
@@ -115,6 +126,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory, database: str) -> dict:
             ]
             sent = Counter((m.template, m.channel) for m in messages if m.state == "sent")
             statuses = {s.tracking_number: s.status for s in shipments}
+            stories: dict[str, list[tuple]] = defaultdict(list)
+            for m in messages:
+                stories[m.order_id].append((m.template, m.channel, m.state, m.error_text))
+            sent_back = {s.tracking_number: s.return_id for s in shipments if s.return_id}
     return {
         "database": database,
         "workdir": workdir,
@@ -124,6 +139,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory, database: str) -> dict:
         "rows": rows,
         "sent": sent,
         "statuses": statuses,
+        "stories": stories,
+        "sent_back": sent_back,
+        "shop": shop,
     }
 
 
@@ -154,12 +172,18 @@ def test_each_journey_tells_its_story_and_nothing_false(demo: dict) -> None:
 
 def test_exactly_these_messages_land_in_the_outbox(demo: dict) -> None:
     sent = demo["sent"]
+    # the 40 file orders, plus the 4 Shopify orders of examples/shop_demo.json: 3 thank-yous
+    # (the cancelled one's was cancelled), 4 shipped emails and 3 SMS (two parcels of the
+    # split order, a day apart: one SMS a day), 2 arriving-tomorrow, 2 out-for-delivery,
+    # 4 delivered, 2 review requests (their TV and speaker are "other" without a shop
+    # mapping: no setup tips), and the shop's side: 1 dispatch delay, 1 return step by
+    # step, 2 refunds (the cancelled order's and the returned one's)
     assert sent == Counter(
         {
-            ("thank_you", "email"): 43,
-            ("shipped", "email"): 42,
-            ("shipped", "sms"): 24,
-            ("out_for_delivery", "email"): 22,
+            ("thank_you", "email"): 46,
+            ("shipped", "email"): 46,
+            ("shipped", "sms"): 27,
+            ("out_for_delivery", "email"): 24,
             ("out_for_delivery", "sms"): 1,
             ("delivery_attempted", "email"): 3,
             ("delivery_attempted", "sms"): 2,
@@ -167,17 +191,25 @@ def test_exactly_these_messages_land_in_the_outbox(demo: dict) -> None:
             ("available_for_pickup", "sms"): 8,
             ("pickup_reminder", "email"): 1,
             ("pickup_reminder", "sms"): 1,
-            ("arriving_tomorrow", "email"): 14,
+            ("arriving_tomorrow", "email"): 16,
             ("delayed", "email"): 10,
             ("delayed", "sms"): 5,
             ("undeliverable", "email"): 4,
             ("undeliverable", "sms"): 2,
             ("returned_to_sender", "email"): 4,
             ("returned_to_sender", "sms"): 2,
-            ("delivered", "email"): 40,
+            ("delivered", "email"): 44,
             ("setup_tip", "email"): 23,
-            ("review_request", "email"): 24,
+            ("review_request", "email"): 26,
             ("warranty_expiry", "email"): 2,
+            ("fulfilment_delayed", "email"): 1,
+            ("fulfilment_delayed", "sms"): 1,
+            ("return_requested", "email"): 1,
+            ("return_in_transit", "email"): 1,
+            ("return_received", "email"): 1,
+            ("return_received", "sms"): 1,
+            ("refund_issued", "email"): 2,
+            ("refund_issued", "sms"): 2,
         }
     )
     outbox = demo["workdir"] / "outbox"
@@ -188,6 +220,50 @@ def test_exactly_these_messages_land_in_the_outbox(demo: dict) -> None:
     assert all(json.loads(line)["segments"] == 1 for line in sms)
     parsed = email.message_from_bytes(emails[0].read_bytes(), policy=policy.default)
     assert parsed["From"] == "Northwind Electronics <orders@northwind.example>"
+
+
+def test_the_shop_orders_arrive_by_webhook_and_tell_their_stories(demo: dict) -> None:
+    """examples/shop_demo.json: signed Shopify deliveries to the real receiver."""
+    stories = demo["stories"]
+
+    def told(order_id: str, channel: str = "email") -> Counter[str]:
+        return Counter(
+            t for t, c, state, _ in stories[order_id] if c == channel and state == "sent"
+        )
+
+    assert demo["shop"].order_names == ["#1101", "#1102", "#1103", "#1104"]
+    # a split shipment: each parcel is shipped and delivered on its own (the replayed
+    # orders/create changed nothing)
+    parcels = {n for o, _t, _c, _s, n in demo["rows"] if o == "#1101"}
+    assert parcels == {"1ZA1B2C30300002001", "3318812000"}
+    assert told("#1101")["shipped"] == 2 and told("#1101")["delivered"] == 2
+    # cancelled before it shipped: the thank-you still waiting is cancelled with the
+    # reason, the refund is told (email and SMS); nothing else
+    assert ("thank_you", "email", "cancelled", "order cancelled in shopify: customer") in stories[
+        "#1102"
+    ]
+    assert told("#1102") == Counter({"refund_issued": 1}) and told("#1102", "sms") == Counter(
+        {"refund_issued": 1}
+    )
+    # a return step by step: asked for, its parcel on the way and received (polled like
+    # any parcel), the refund; the return parcel sends no shipped/delivered of its own
+    assert demo["sent_back"] == {"642600027844200000002002": "99031"}
+    assert demo["statuses"]["642600027844200000002002"] == "delivered"
+    returned = told("#1103")
+    for template in ("return_requested", "return_in_transit", "return_received", "refund_issued"):
+        assert returned[template] == 1, (template, returned)
+    assert returned["shipped"] == 1 and returned["delivered"] == 1
+    # not shipped in time: told by email and SMS, listed in the run summary, then shipped
+    assert told("#1104")["fulfilment_delayed"] == 1 and told("#1104", "sms")["fulfilment_delayed"]
+    assert [
+        s["not_shipped_past_promise"] for s in demo["summaries"] if s["not_shipped_past_promise"]
+    ] == [["#1104"]]
+    assert told("#1104")["shipped"] == 1
+    # links carry the order name encoded ("#" would start a fragment)
+    outbox = Path(demo["workdir"]) / "outbox" / "email"
+    bodies = [p.read_text(encoding="utf-8") for p in outbox.glob("*.eml")]
+    assert any("/account/orders/%231103" in b for b in bodies)
+    assert not any("/account/orders/?" in b for b in bodies)
 
 
 def test_a_second_run_at_the_same_time_adds_nothing(demo: dict) -> None:

@@ -16,7 +16,8 @@ and the shipping address as fallbacks, locale <- `customer_locale`, country <-
 category from `product_type` or the customer's shop mapping by tag/SKU prefix), currency
 <- `currency`, shipments <- every tracking number of every `fulfillments[]` entry that is
 not cancelled/failed (several = a split shipment; `tracking_company` -> carrier slug, else
-detected from the number), cancellation <- `cancelled_at`/`cancel_reason`, refunds <-
+detected from the number; the parcel's items <- its `line_items[].sku`, else the order
+line of that `id`), cancellation <- `cancelled_at`/`cancel_reason`, refunds <-
 `refunds[].transactions[]` of kind refund and status success.
 
 Topics whose body is not an order (`UPDATES`): refunds/create <- the Refund resource
@@ -96,6 +97,7 @@ def map_order(raw: dict[str, Any], mapping: ShopMapping, carriers: Carriers) -> 
     tags = [t.strip() for t in str(customer.get("tags") or "").split(",") if t.strip()]
     currency = text(raw.get("currency"), "currency", required=True)
     items = []
+    sku_of_line: dict[str, str] = {}
     line_items = raw.get("line_items")
     if not isinstance(line_items, list) or not line_items:
         raise RecordError("line_items: an order needs at least one line item")
@@ -120,6 +122,7 @@ def map_order(raw: dict[str, Any], mapping: ShopMapping, carriers: Carriers) -> 
         if category in mapping.warranty_months:
             item["warranty_months"] = mapping.warranty_months[category]
         items.append(item)
+        sku_of_line[str(line.get("id"))] = sku
     shipments = []
     for index, fulfilment in enumerate(raw.get("fulfillments") or []):
         if not isinstance(fulfilment, dict):
@@ -128,9 +131,21 @@ def map_order(raw: dict[str, Any], mapping: ShopMapping, carriers: Carriers) -> 
             continue
         carrier = carrier_slug(fulfilment.get("tracking_company"), carriers)
         numbers = fulfilment.get("tracking_numbers") or [fulfilment.get("tracking_number")]
+        # the items this fulfilment carries, by SKU (or the order line's SKU, by its id)
+        carried = [
+            str(li.get("sku") or sku_of_line.get(str(li.get("id")), ""))
+            for li in fulfilment.get("line_items") or []
+            if isinstance(li, dict)
+        ]
         for number in numbers:
             if number:
-                shipments.append({"carrier": carrier or "", "tracking_number": str(number)})
+                shipments.append(
+                    {
+                        "carrier": carrier or "",
+                        "tracking_number": str(number),
+                        "items": [sku for sku in carried if sku],
+                    }
+                )
     consent = {
         "email": _subscribed(customer.get("email_marketing_consent")),
         "sms": _subscribed(customer.get("sms_marketing_consent")),

@@ -55,9 +55,9 @@ class Orders(Connection):
     def update_customers(
         self, customers: Sequence[StoredCustomer], changes: Sequence[CustomerChange], now: datetime
     ) -> None:
-        with self.transaction():
-            self.insert_rows("customers", customer_rows(customers), CUSTOMER_UPSERT)
-            self.insert_rows("customer_changes", customer_change_rows(changes, now))
+        # within the caller's transaction (the platform update that brought the change)
+        self.insert_rows("customers", customer_rows(customers), CUSTOMER_UPSERT)
+        self.insert_rows("customer_changes", customer_change_rows(changes, now))
 
     def load_customers(self, customer_ids: Iterable[str]) -> dict[str, StoredCustomer]:
         ids = list(set(customer_ids))

@@ -119,10 +119,10 @@ class Orders(Connection):
     def update_customers(
         self, customers: Sequence[StoredCustomer], changes: Sequence[CustomerChange], now: datetime
     ) -> None:
-        with self.transaction():
-            rows = customer_rows(customers)
-            self.insert_unnest("customers", CUSTOMER_TYPES, rows, CUSTOMER_UPSERT)
-            self.insert_unnest("customer_changes", CHANGE_TYPES, customer_change_rows(changes, now))
+        # within the caller's transaction (the platform update that brought the change)
+        rows = customer_rows(customers)
+        self.insert_unnest("customers", CUSTOMER_TYPES, rows, CUSTOMER_UPSERT)
+        self.insert_unnest("customer_changes", CHANGE_TYPES, customer_change_rows(changes, now))
 
     def load_customers(self, customer_ids: Iterable[str]) -> dict[str, StoredCustomer]:
         ids = list(set(customer_ids))

@@ -49,10 +49,11 @@ def test_a_shopify_order_with_two_live_fulfilments_is_a_split_shipment() -> None
         ("NW-HDMI-2M", "accessories", "9.99", "GBP"),
     ]
     assert row["items"][0]["warranty_months"] == 24
-    # the cancelled DPD fulfilment is not a parcel
+    # the cancelled DPD fulfilment is not a parcel; each parcel names its items (the
+    # cable's line in the DHL fulfilment has no SKU: the order line of its id gives it)
     assert row["shipments"] == [
-        {"carrier": "ups", "tracking_number": "1Z999AA10123456784"},
-        {"carrier": "dhl", "tracking_number": "JJD000390007777777"},
+        {"carrier": "ups", "tracking_number": "1Z999AA10123456784", "items": ["NW-TV-55"]},
+        {"carrier": "dhl", "tracking_number": "JJD000390007777777", "items": ["NW-HDMI-2M"]},
     ]
     facts = mapped.facts
     assert facts.updated_at == datetime(2026, 11, 24, 15, 2, 11, tzinfo=UTC)
