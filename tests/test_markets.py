@@ -91,3 +91,17 @@ def test_every_problem_is_reported_with_its_place() -> None:
 def test_a_broken_file_is_one_line_not_a_traceback() -> None:
     with pytest.raises(ConfigError, match=r"^shop.yaml:2:1 not valid YAML"):
         parse_shop("name: [\n:", "shop.yaml")
+
+
+def test_the_shops_promises_are_read_and_checked() -> None:
+    shop = load_shop(PROJECT_ROOT / "shop.yaml")
+    assert (shop.time_zone, shop.dispatch_days, shop.return_days) == ("Europe/Warsaw", 2, 30)
+    assert (Shop().dispatch_days, Shop().return_days) == (None, None)  # promised nothing
+    with pytest.raises(ConfigError) as caught:
+        parse_shop("time_zone: Europe/Warsav\ndispatch_days: two\nreturn_days: -1\n", "s.yaml")
+    assert str(caught.value).splitlines() == [
+        "s.yaml:1:12 shop: time_zone must be an IANA time zone such as Europe/Warsaw, "
+        "got 'Europe/Warsav'",
+        "s.yaml:2:16 shop: dispatch_days must be a whole number of days (0 or more), got 'two'",
+        "s.yaml:3:14 shop: return_days must be a whole number of days (0 or more), got -1",
+    ]
