@@ -183,3 +183,45 @@ def test_woocommerce_pings_and_orders(receiver) -> None:
         )
         assert report.loaded == 1
         assert store.load_order("727") is not None
+
+
+def payload(name: str) -> dict:
+    return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
+
+
+def test_returns_refunds_and_return_parcels_by_webhook(receiver) -> None:
+    """Shopify's returns/*, reverse_deliveries/attach_deliverable and refunds/create in
+    their documented shapes: stored once each, out of order by X-Shopify-Triggered-At; a
+    body that is not what its topic says is refused with the reason, nothing spooled."""
+    url, workdir = receiver
+    assert post(url, order(), "orders/updated", "r-0").status_code == 200
+    ingest(workdir)  # the order first: updates about an order not stored are rejected
+    wrong = post(url, payload("shopify_return_request.json"), "refunds/create", "r-x")
+    assert (wrong.status_code, wrong.text) == (
+        400,
+        "shopify refunds/create: refund: not a Shopify refund (no `order_id` or `transactions`)",
+    )
+    assert not list((workdir / "webhooks" / "shops").glob("*.json"))
+    ret = payload("shopify_return_request.json")
+    at = "X-Shopify-Triggered-At"
+    assert post(url, ret, "returns/request", "r-1", **{at: "2026-11-25T09:00:00Z"}).is_success
+    # the close, then the approval delivered late: the return stays closed
+    closed, opened = {**ret, "status": "CLOSED"}, {**ret, "status": "OPEN"}
+    assert post(url, closed, "returns/close", "r-2", **{at: "2026-11-25T12:00:00Z"}).is_success
+    assert post(url, opened, "returns/approve", "r-3", **{at: "2026-11-25T10:00:00Z"}).is_success
+    parcel = payload("shopify_reverse_delivery.json")
+    topic = "reverse_deliveries/attach_deliverable"
+    assert post(url, parcel, topic, "r-4").is_success
+    assert post(url, parcel, topic, "r-4").is_success  # a retry
+    assert post(url, payload("shopify_refund.json"), "refunds/create", "r-5").is_success
+    with open_store(str(workdir / "a.duckdb")) as store:
+        reports = ingest_shop_spool(
+            store, workdir / "webhooks", now=NOW, carriers=DIRECTORY, mapping=ShopMapping()
+        )
+        assert all(not r.rejections for r in reports)
+        refunds, returns = store.refunds_and_returns_of(["#1047"])
+        back = store.shipments_of(["#1047"])["1Z999AA10123456785"]
+    assert [r.refund_id for r in refunds] == ["921430", "921431"]
+    assert [(r.return_id, r.status) for r in returns] == [("9901", "closed")]
+    assert returns[0].requested_at == datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    assert (back.carrier, back.return_id) == ("ups", "9901")
