@@ -227,3 +227,35 @@ def test_woocommerce_refunds_and_a_return_plugin_status() -> None:
         json.dumps(raw), "w.json", "woocommerce", ShopMapping(), DIRECTORY, now=AT
     )
     assert plain[1]["727"].returns == ()
+
+
+def test_orders_show_lists_refunds_returns_and_the_return_parcel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from aftersale.cli.app import app
+
+    db = str(tmp_path / "a.duckdb")
+    monkeypatch.setenv("AFTERSALE_DB", db)
+    with open_store(db) as s:
+        text = (PAYLOADS / "shopify_order_split.json").read_text(encoding="utf-8")
+        parsed, facts = parse_platform(text, "o.json", "shopify", ShopMapping(), DIRECTORY, now=AT)
+        apply_platform_orders(s, parsed, facts, "o.json", AT, DIRECTORY)
+        apply(s, "shopify_return_request.json", "returns/request")
+        apply(s, "shopify_reverse_delivery.json", "reverse_deliveries/attach_deliverable")
+    result = CliRunner().invoke(app, ["orders", "show", "#1047", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["refunds"] == [
+        {"id": "921430", "amount": "9.99", "currency": "GBP", "at": "2026-11-25T10:00:00+00:00"}
+    ]
+    assert [(r["id"], r["status"]) for r in data["returns"]] == [("9901", "requested")]
+    assert {s["tracking_number"]: s["return_id"] for s in data["shipments"]} == {
+        "1Z999AA10123456784": None,
+        "JJD000390007777777": None,
+        "1Z999AA10123456785": "9901",
+    }
+    text_out = CliRunner().invoke(app, ["orders", "show", "#1047"]).stdout
+    assert "return parcel UPS 1Z999AA10123456785: pending" in text_out
+    assert "return 9901: requested" in text_out and "refund 921430: 9.99 GBP" in text_out
