@@ -116,6 +116,21 @@ class PollStage:
             pages[-1].details if pages else {},
         )
 
+    def reported(self) -> PollStage:
+        """What the cycle's summary keeps of a page: each answer without its scans (the
+        page's commit has stored them) and none of the page's shipments, so a cycle's memory
+        does not grow with every page it has done."""
+        return PollStage(
+            [],
+            [
+                replace(r, tracking=replace(r.tracking, events=())) if r.tracking else r
+                for r in self.results
+            ],
+            self.breakers_open,
+            self.corrections,
+            self.details,
+        )
+
     def by_carrier(self) -> dict[str, dict[str, int]]:
         table: dict[str, Counter[str]] = {}
         for r in self.results:
@@ -160,6 +175,15 @@ class DecideStage:
     cancelled: int
     outcome: DecideOutcome
     events: list[DomainEvent] = field(default_factory=list)  # new this cycle, as committed
+
+    def reported(self, now: datetime) -> DecideStage:
+        """What the cycle's summary keeps of a page: its counts, skips and events, and of
+        its decisions only those held past `now` (the summary lists them); the queued ones
+        are in the store."""
+        held = [d for d in self.outcome.decisions if d.due_at > now]
+        return DecideStage(
+            self.queued, self.cancelled, DecideOutcome(held, self.outcome.skipped, []), self.events
+        )
 
     @classmethod
     def combine(cls, pages: Sequence[DecideStage]) -> DecideStage:
@@ -311,7 +335,7 @@ def detect_stage(
     previous = {s.shipment_id: s for s in poll.polled}
     # only orders with a date-based event due now (or a parcel still moving), chosen in SQL
     promises = shop_promises(parts)
-    due_orders, placed_orders, promised_orders = [], [], []
+    due_orders, promised_orders = [], []
     refunds, returns = [], []
     if with_due_dates:
         due_orders = store.orders_due_for_time_events(
@@ -319,7 +343,6 @@ def detect_stage(
             delivered_ago_days=parts.thresholds.delivered_ago_by_carrier(),
             warranty_ending_days=parts.thresholds.warranty_ending_days,
         )
-        placed_orders = store.orders_without_event(EventKind.ORDER_PLACED)
         promised_orders = store.orders_due_for_shop_promises(
             now,
             dispatch_days=promises.dispatch_days,
@@ -327,6 +350,11 @@ def detect_stage(
             return_window_days=promises.return_window_days,
         )
         refunds, returns = store.refunds_without_event(), store.returns_without_event()
+    # order_placed for this page's orders with its parcels' events; the last page adds
+    # those of orders with no parcel due (not a page's): no page loads every order
+    placed_orders = store.orders_without_event(
+        EventKind.ORDER_PLACED, among=None if with_due_dates else {s.order_id for s in poll.polled}
+    )
     orders = store.load_orders(
         {s.order_id for s in poll.polled}
         | set(due_orders)
@@ -366,8 +394,8 @@ def detect_stage(
         scans.extend((prev.shipment_id, e) for e in tracking.events)
     # decide needs every parcel of these orders as it stands after this page's polls
     shipments = {**store.shipments_of(orders), **{s.shipment_id: s for s in states}}
+    events.extend(detect_order_placed(orders[oid]) for oid in placed_orders)
     if with_due_dates:
-        events.extend(detect_order_placed(orders[oid]) for oid in placed_orders)
         by_order: dict[str, list[ShipmentState]] = {}
         for s in shipments.values():
             by_order.setdefault(s.order_id, []).append(s)
@@ -481,12 +509,9 @@ def run_cycle(
     imports = run_stage("intake", intake_pending, parts, now) if intake else []
     polls, detects, decides = [], [], []
     for page, last in claim_pages(parts, now):
-        poll = run_stage("poll", poll_page, parts, page)
-        detected = run_stage("detect", detect_stage, parts, poll, now, last)
-        decided = run_stage("decide", decide_stage, parts, detected, now, run_id)
+        poll, detected, decided = run_page(parts, run_stage, page, last, now, run_id)
         polls.append(poll)
-        # keep the page's counts, not its working set: memory stays one page deep
-        detects.append(DetectStage(decided.events, detected.changed_states, detected.errors))
+        detects.append(detected)
         decides.append(decided)
     dispatched = run_stage("dispatch", dispatch_stage, parts, now, run_id)
     summary = CycleSummary(
@@ -503,6 +528,26 @@ def run_cycle(
     summary.health = record_health(parts.store, now, observed, repeat=repeat)
     parts.store.finish_run(run_id, summary.as_dict())
     return summary
+
+
+def run_page(
+    parts: CycleParts,
+    run_stage: StageRunner,
+    page: list[ShipmentState],
+    last: bool,
+    now: datetime,
+    run_id: str,
+) -> tuple[PollStage, DetectStage, DecideStage]:
+    """Poll, detect, decide and commit one page; returns what the summary keeps of it
+    (counts, errors, events), not its working set: a cycle's memory stays one page deep."""
+    poll = run_stage("poll", poll_page, parts, page)
+    detected = run_stage("detect", detect_stage, parts, poll, now, last)
+    decided = run_stage("decide", decide_stage, parts, detected, now, run_id)
+    return (
+        poll.reported(),
+        DetectStage(decided.events, detected.changed_states, detected.errors),
+        decided.reported(now),
+    )
 
 
 def order_files(folder: Path) -> list[Path]:

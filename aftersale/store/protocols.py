@@ -102,7 +102,10 @@ class OrderStore(Protocol):
         """order id -> customer id, for the stored ones."""
         ...
 
-    def orders_without_event(self, kind: EventKind) -> list[str]: ...
+    def orders_without_event(
+        self, kind: EventKind, *, among: Iterable[str] | None = None
+    ) -> list[str]:
+        """Orders (of `among`, when given) with no domain event of this kind, oldest first."""
 
     def orders_due_for_time_events(
         self,

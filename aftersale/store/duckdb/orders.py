@@ -128,12 +128,18 @@ class Orders(Connection):
         )
         return {r[0]: r[1] for r in rows}
 
-    def orders_without_event(self, kind: EventKind) -> list[str]:
-        rows = self.rows(
+    def orders_without_event(
+        self, kind: EventKind, *, among: Iterable[str] | None = None
+    ) -> list[str]:
+        sql = (
             "SELECT order_id FROM orders o WHERE NOT EXISTS (SELECT 1 FROM domain_events e "
-            "WHERE e.order_id = o.order_id AND e.kind = ?) ORDER BY placed_at",
-            [kind.value],
+            "WHERE e.order_id = o.order_id AND e.kind = ?)"
         )
+        params: list[Any] = [kind.value]
+        if among is not None:
+            sql += " AND order_id IN (SELECT unnest(?))"
+            params.append(list(among))
+        rows = self.rows(f"{sql} ORDER BY placed_at", params)
         return [r[0] for r in rows]
 
     def orders_due_for_time_events(

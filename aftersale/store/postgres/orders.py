@@ -191,12 +191,18 @@ class Orders(Connection):
         rows = self.rows("SELECT order_id, customer_id FROM orders WHERE order_id = ANY(%s)", [ids])
         return {r[0]: r[1] for r in rows}
 
-    def orders_without_event(self, kind: EventKind) -> list[str]:
-        rows = self.rows(
+    def orders_without_event(
+        self, kind: EventKind, *, among: Iterable[str] | None = None
+    ) -> list[str]:
+        sql = (
             "SELECT order_id FROM orders o WHERE NOT EXISTS (SELECT 1 FROM domain_events e "
-            "WHERE e.order_id = o.order_id AND e.kind = %s) ORDER BY placed_at",
-            [kind.value],
+            "WHERE e.order_id = o.order_id AND e.kind = %s)"
         )
+        params: list[Any] = [kind.value]
+        if among is not None:
+            sql += " AND order_id = ANY(%s)"
+            params.append(list(among))
+        rows = self.rows(f"{sql} ORDER BY placed_at", params)
         return [r[0] for r in rows]
 
     def orders_due_for_time_events(
