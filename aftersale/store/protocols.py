@@ -187,7 +187,8 @@ class PlatformOrderStore(Protocol):
         return_days: int | None,
         return_window_days: Sequence[int],
     ) -> list[str]:
-        """Orders (not cancelled) whose shop promise may be due at `now`: no parcel to the
+        """Orders (not cancelled) whose shop promise may be due at `now`: a shop platform's
+        order (a file's order never gains a tracking number later) with no parcel to the
         customer `dispatch_days` (calendar days, at least as many as business days) after
         the order and no `fulfilment_delayed` recorded; or the last parcel delivered, with
         the return period (`return_days`) ending within the largest of `return_window_days`."""

@@ -1,6 +1,7 @@
 """`orders_due_for_shop_promises` selects in SQL every order whose dispatch promise or
 return-period reminder tracking/shop_events.py would emit now (a superset by at most a day:
-detection decides the exact moment), never a cancelled order, and leaves out what was told."""
+detection decides the exact moment), never a cancelled order nor, for the dispatch promise,
+a file's order (it cannot gain a tracking number), and leaves out what was told."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ PROMISES = ShopPromises("Europe/Warsaw", dispatch_days=2, return_days=30, return
 CASES = {
     "NO-PARCEL-MON": (timedelta(days=3, hours=3), None, False, False),  # Mon: due Thu 00:00
     "NO-PARCEL-TUE": (timedelta(days=2), None, False, False),  # Tue: due Fri 00:00
+    # from a file, not a shop platform: it can never gain a tracking number, so no promise
+    "FILE-NO-PARCEL": (timedelta(days=9), None, False, False),
     "NO-PARCEL-CANCELLED": (timedelta(days=9), None, True, False),
     "SHIPPED": (timedelta(days=9), "moving", False, False),
     "DELIVERED-26D": (timedelta(days=30), timedelta(days=26), False, False),  # ends in ~4 days
@@ -52,9 +55,13 @@ def store(store_target: str) -> Iterator[Store]:
             assert state is not None
             done = replace(state, status=Status.DELIVERED, delivered_at=NOW - delivered)
             s.save_shipment_states([done])
-        if cancelled:
+        if not oid.startswith("FILE-"):
             s.save_platform_orders(
-                [PlatformOrderRecord(oid, "shopify", "1", placed, cancelled_at=placed)]
+                [
+                    PlatformOrderRecord(
+                        oid, "shopify", oid, placed, cancelled_at=placed if cancelled else None
+                    )
+                ]
             )
         if sent_back:
             s.add_return_parcels([ReturnParcel(oid, "R1", f"B-{oid}", "dhl")], NOW)
@@ -89,11 +96,18 @@ def test_sql_selects_what_detection_emits(store: Store) -> None:
     assert due_in_detection(store, set(CASES)) == {
         "NO-PARCEL-MON",
         "NO-PARCEL-CANCELLED",
+        "FILE-NO-PARCEL",
         "DELIVERED-26D",
     }
     # a superset of what is due (detection decides the exact moment), nothing cancelled
     assert {"NO-PARCEL-MON", "DELIVERED-26D"} <= selected
-    assert not selected & {"NO-PARCEL-CANCELLED", "SHIPPED", "DELIVERED-20D", "DELIVERED-33D"}
+    assert not selected & {
+        "NO-PARCEL-CANCELLED",
+        "FILE-NO-PARCEL",
+        "SHIPPED",
+        "DELIVERED-20D",
+        "DELIVERED-33D",
+    }
     assert due_in_detection(store, selected) == {"NO-PARCEL-MON", "DELIVERED-26D"}
 
 

@@ -157,7 +157,8 @@ class Returns(Connection):
         if dispatch_days is not None:
             params |= {"dispatch": dispatch_days, "kind": EventKind.FULFILMENT_DELAYED.value}
             parts.append(
-                "SELECT o.order_id FROM orders o "
+                # only a shop platform's orders gain tracking numbers after they are stored
+                "SELECT o.order_id FROM orders o JOIN platform_orders p USING (order_id) "
                 "WHERE o.placed_at + make_interval(days => %(dispatch)s) <= %(now)s "
                 "AND NOT EXISTS (SELECT 1 FROM shipments s "
                 "WHERE s.order_id = o.order_id AND s.return_id IS NULL) "
