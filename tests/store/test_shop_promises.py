@@ -14,7 +14,7 @@ import pytest
 
 from aftersale.models import Customer, EventKind, Item, Order, ShipmentRef, Status
 from aftersale.store import Store, open_store
-from aftersale.store.records import PlatformOrderRecord, ReturnParcel
+from aftersale.store.records import PlatformOrderRecord, ReturnParcel, ReturnRecord
 from aftersale.tracking.shop_events import ShopPromises, detect_promises
 
 NOW = datetime(2027, 3, 18, 12, 0, tzinfo=UTC)  # a Thursday
@@ -32,6 +32,7 @@ CASES = {
     "DELIVERED-20D": (timedelta(days=24), timedelta(days=20), False, False),  # ends in ~10
     "DELIVERED-33D": (timedelta(days=37), timedelta(days=33), False, False),  # over
     "DELIVERED-26D-SENT-BACK": (timedelta(days=30), timedelta(days=26), False, True),
+    "DELIVERED-26D-RETURN-ASKED": (timedelta(days=30), timedelta(days=26), False, False),
 }
 
 
@@ -65,6 +66,8 @@ def store(store_target: str) -> Iterator[Store]:
             )
         if sent_back:
             s.add_return_parcels([ReturnParcel(oid, "R1", f"B-{oid}", "dhl")], NOW)
+        if oid.endswith("RETURN-ASKED"):
+            s.save_returns([ReturnRecord(oid, "R2", "requested", NOW, NOW)])
     yield s
     s.close()
 
@@ -98,6 +101,7 @@ def test_sql_selects_what_detection_emits(store: Store) -> None:
         "NO-PARCEL-CANCELLED",
         "FILE-NO-PARCEL",
         "DELIVERED-26D",
+        "DELIVERED-26D-RETURN-ASKED",  # the store knows of the return, detection does not
     }
     # a superset of what is due (detection decides the exact moment), nothing cancelled
     assert {"NO-PARCEL-MON", "DELIVERED-26D"} <= selected
@@ -107,6 +111,7 @@ def test_sql_selects_what_detection_emits(store: Store) -> None:
         "SHIPPED",
         "DELIVERED-20D",
         "DELIVERED-33D",
+        "DELIVERED-26D-RETURN-ASKED",
     }
     assert due_in_detection(store, selected) == {"NO-PARCEL-MON", "DELIVERED-26D"}
 

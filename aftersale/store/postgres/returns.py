@@ -170,9 +170,13 @@ class Returns(Connection):
                 "lead": return_days - max(return_window_days) - 1,
                 "ends": return_days + 2,
                 "delivered": Status.DELIVERED.value,
+                "asked": ["requested", "open", "closed"],
             }
             parts.append(
+                # a customer who asked to return the items needs no reminder
                 "SELECT order_id FROM shipments WHERE return_id IS NULL "
+                "AND order_id NOT IN (SELECT order_id FROM order_returns "
+                "WHERE status IN (SELECT unnest(%(asked)s::varchar[]))) "
                 "GROUP BY order_id HAVING bool_and(status = %(delivered)s) "
                 "AND max(delivered_at) + make_interval(days => %(lead)s) <= %(now)s "
                 "AND max(delivered_at) + make_interval(days => %(ends)s) > %(now)s"
