@@ -34,7 +34,29 @@ from sandbox.timelines import SandboxParcel
 
 DEMO_START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # a Monday morning
 #: Hours after the start at which a cycle runs: dense while parcels move, sparse after.
-CYCLE_HOURS = (0, 3, 8, 14, 20, 26, 32, 38, 46, 56, 70, 76, 96, 130, 180, 250)
+CYCLE_HOURS = (
+    0,
+    3,
+    8,
+    14,
+    20,
+    26,
+    32,
+    38,
+    46,
+    56,
+    70,
+    76,
+    96,
+    130,
+    180,
+    250,
+    298,
+    346,
+    394,
+    442,
+    490,
+)
 
 
 def load_parcels(path: Path) -> list[SandboxParcel]:

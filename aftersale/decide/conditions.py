@@ -34,6 +34,7 @@ from aftersale.models import (
     Status,
 )
 from aftersale.tracking.detect import add_business_days, local_to_utc, zone
+from aftersale.tracking.warranty import items_in
 
 Getter = Callable[[Order, ShipmentState | None, DomainEvent, Sequence[Item]], Any]
 
@@ -97,6 +98,14 @@ FIELDS: dict[str, FieldSpec] = {
         "text", False, lambda o, s, e, i: e.reason, True, tuple(DelayReason), "delay reason"
     ),
     "shipment.delay_days": FieldSpec("number", False, lambda o, s, e, i: _delay_days(e), True),
+    # the items this parcel carries (all the order's when its parcels do not say)
+    "shipment.item_categories": FieldSpec(
+        "text",
+        True,
+        lambda o, s, e, i: [x.category for x in items_in(o, s.tracking_number)] if s else [],
+        True,
+        noun="category",
+    ),
     # none when the carrier's data does not say (most home deliveries)
     "shipment.delivery_type": FieldSpec(
         "text",
@@ -119,7 +128,8 @@ def fields_for(
         "shipment.carrier": replace(FIELDS["shipment.carrier"], choices=carriers.slugs),
     }
     if categories is not None:
-        fields["items.category"] = replace(FIELDS["items.category"], choices=tuple(categories))
+        for name in ("items.category", "shipment.item_categories"):
+            fields[name] = replace(FIELDS[name], choices=tuple(categories))
     return fields
 
 
@@ -199,7 +209,7 @@ def check_condition(field_name: str, spec: FieldSpec, op: str, value: Any) -> st
             unknown.append(f"'{v}'{world[1](v)}")
     if not unknown:
         return None
-    where = ": the catalogue has no such category" if field_name == "items.category" else ""
+    where = ": the catalogue has no such category" if spec.noun == "category" else ""
     return f"unknown {spec.noun} {', '.join(unknown)} for '{field_name}'{where}"
 
 

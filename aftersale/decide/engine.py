@@ -144,6 +144,9 @@ def once_subject(once: OnceScope, event: DomainEvent) -> str:
         # before incidents were named counts as one per reason
         incident = event.facts.get("incident") or event.reason
         return f"{event.order_id}/{event.shipment_id}/{incident}"
+    if once is OnceScope.DELIVERY_DAY:
+        # stored before the day was named: one per parcel
+        return f"{event.order_id}/{event.facts.get('delivered_on') or event.shipment_id}"
     return f"{event.order_id}/{event.shipment_id}"
 
 

@@ -102,6 +102,7 @@ _ONCE_ALLOWED = {
     OnceScope.ITEM: frozenset({EventKind.WARRANTY_ENDING}),
     OnceScope.REASON: _REASON_EVENTS,
     OnceScope.INCIDENT: frozenset({EventKind.DELAYED}),
+    OnceScope.DELIVERY_DAY: frozenset({EventKind.DELIVERED_AGO}),
 }
 _ENUM_NOUNS = {
     "on": ("event", EventKind),

@@ -31,6 +31,9 @@ class OnceScope(StrEnum):
     #: once per incident of a shipment: a delay while the parcel stays in one status (its
     #: reasons, found over several cycles, are one incident), or a new date the carrier gave
     INCIDENT = "incident"
+    #: once per order and delivery day (the customer's calendar): after-delivery messages
+    #: about parcels delivered together go out as one
+    DELIVERY_DAY = "delivery_day"
 
 
 class _Model(BaseModel):

@@ -21,6 +21,7 @@ from aftersale.models import (
     Customer,
     DomainEvent,
     EventKind,
+    Item,
     Order,
     ShipmentState,
     Status,
@@ -28,7 +29,8 @@ from aftersale.models import (
 )
 from aftersale.render.catalogue import Catalogue, ProductInfo, locale_chain
 from aftersale.settings import Shop
-from aftersale.tracking.warranty import warranty_ends, warranty_from
+from aftersale.tracking.together import delivered_with
+from aftersale.tracking.warranty import items_in, warranty_ends, warranty_from
 
 if TYPE_CHECKING:
     from aftersale.dispatch.unsubscribe import UnsubscribeLinks
@@ -159,24 +161,26 @@ def build_context(
         extend_warranty=None,
     )
 
+    parcels = shipments or ([shipment] if shipment is not None else [])
+    after_delivery = (
+        delivered_together(order, shipment, parcels, customer.time_zone)
+        if shipment is not None and event is not None and event.kind is EventKind.DELIVERED_AGO
+        else []
+    )
     item = product = None
     if sku:
         chosen = next((i for i in order.items if i.sku == sku), None)
     else:
         # A message about the whole order (a setup tip after delivery) still speaks of
-        # one product: the first with setup tips in the catalogue, else the first item.
+        # one product: the first delivered with setup tips in the catalogue, else the first.
+        pool = after_delivery or list(order.items)
         chosen = next(
-            (
-                i
-                for i in order.items
-                if catalogue and _has_tips(catalogue.lookup(i.sku, i.category))
-            ),
-            order.items[0] if order.items else None,
+            (i for i in pool if catalogue and _has_tips(catalogue.lookup(i.sku, i.category))),
+            pool[0] if pool else None,
         )
     if chosen is not None:
         info = catalogue.lookup(chosen.sku, chosen.category) if catalogue else None
         months = chosen.warranty_months or (info.warranty_months if info else None)
-        parcels = shipments or ([shipment] if shipment is not None else [])
         start = warranty_from(order, chosen.sku, parcels)
         ends = warranty_ends(start, months, customer.time_zone) if months and start else None
         today = now.astimezone(ZoneInfo(customer.time_zone)).date()
@@ -262,6 +266,7 @@ def build_context(
             country=customer.country,
         ),
         "items": items,
+        "delivered_items": [_delivered_item(i, catalogue, languages) for i in after_delivery],
         "shipment": ship,
         "tracking_events": [
             Fields(
@@ -297,10 +302,17 @@ def parcel_items(order: Order, shipment: ShipmentState) -> list[str]:
     messages about one order say which parcel they mean); empty for a single parcel."""
     if len(order.shipments) < 2:
         return []
-    skus = next(
-        (r.items for r in order.shipments if r.tracking_number == shipment.tracking_number), ()
-    )
-    return [i.name for i in order.items if i.sku in skus]
+    return [i.name for i in items_in(order, shipment.tracking_number)]
+
+
+def delivered_together(
+    order: Order, shipment: ShipmentState, parcels: Sequence[ShipmentState], tz: str
+) -> list[Item]:
+    """The items of the parcels delivered together with `shipment` (tracking/together.py):
+    what an after-delivery message speaks of (rules say `once: delivery_day`)."""
+    together = delivered_with(shipment, parcels, tz)
+    skus = {i.sku for p in together for i in items_in(order, p.tracking_number)}
+    return [i for i in order.items if i.sku in skus]
 
 
 def _shop_side(event: DomainEvent | None, order: Order) -> dict[str, Fields | None]:
@@ -346,6 +358,20 @@ def _unsubscribe_links(
         else:
             links["unsubscribe_short"] = _short(url)
     return links
+
+
+def _delivered_item(item: Item, catalogue: Catalogue | None, languages: Sequence[str]) -> Fields:
+    info = catalogue.lookup(item.sku, item.category) if catalogue else None
+    tips_locale = next((c for c in languages if info and c in info.tips), None)
+    return Fields(
+        "delivered_item",
+        sku=item.sku,
+        name=item.name,
+        category=item.category,
+        quantity=item.quantity,
+        tips=list(info.tips[tips_locale]) if info and tips_locale else [],
+        guide_url=info.guide_url if info else None,
+    )
 
 
 def _has_tips(info: ProductInfo | None) -> bool:

@@ -40,6 +40,7 @@ from aftersale.models import (
     Tracking,
     TrackingEvent,
 )
+from aftersale.tracking.together import delivered_on
 from aftersale.tracking.warranty import add_months, warranty_ends, warranty_from
 
 #: The forward journey; statuses not listed (exception, unknown, returned...) have no rank.
@@ -422,7 +423,7 @@ def detect_due(
     today = now.date()
     for shipment in shipments:
         limits = thresholds.for_carrier(shipment.carrier)
-        _due_for_shipment(order, shipment, now, today, limits, tz, events)
+        _due_for_shipment(order, shipment, shipments, now, today, limits, tz, events)
     if thresholds.warranty_ending_days:
         events.extend(_warranty_events(order, shipments, now, thresholds))
     return events
@@ -455,6 +456,7 @@ def _delayed(
 def _due_for_shipment(
     order: Order,
     s: ShipmentState,
+    parcels: Sequence[ShipmentState],
     now: datetime,
     today: date,
     limits: DelayThresholds,
@@ -485,7 +487,13 @@ def _due_for_shipment(
         for days, delta in limits.delivered_ago_after:
             at = delivered_at + delta
             if at <= now:
-                facts = {"days": days, "delivered_at": delivered_at.isoformat()}
+                # parcels delivered together are followed up together (tracking/together.py)
+                day = delivered_on(s, parcels, tz)
+                facts = {
+                    "days": days,
+                    "delivered_at": delivered_at.isoformat(),
+                    "delivered_on": day.isoformat() if day else None,
+                }
                 out.append(
                     DomainEvent(EventKind.DELIVERED_AGO, oid, at, sid, None, None, None, facts)
                 )

@@ -31,11 +31,11 @@ def test_a_rule_whose_kind_contradicts_its_template_is_reported(
     rules = tmp_path / "rules"
     shutil.copytree(PROJECT_ROOT / "rules", rules)
     path = rules / "aftercare.yaml"
-    path.write_text(path.read_text().replace("    kind: marketing\n    # tips", "    # tips", 1))
+    path.write_text(path.read_text().replace("    kind: marketing\n    once:", "    once:", 1))
     code, output = run_check(monkeypatch, rules)
     assert code == 1
     assert output.splitlines()[0] == (
-        "rules/aftercare.yaml:4 rule 'setup_tip': template 'setup_tip' (email) is marketing but "
+        "rules/aftercare.yaml:7 rule 'setup_tip': template 'setup_tip' (email) is marketing but "
         "the rule is transactional: set `kind: marketing` on the rule, or change the template's "
         "'{# kind: marketing #}' marker"
     )

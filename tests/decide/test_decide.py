@@ -177,7 +177,7 @@ rules:
 
 def test_marketing_needs_consent(shipped) -> None:
     ev = DomainEvent(EventKind.DELIVERED_AGO, "O-1", utc(2026, 3, 10, 12), shipment_id="S-1",
-                     facts={"days": 7})  # fmt: skip
+                     facts={"days": 14})  # fmt: skip
     ok = run([ev], shipped, ev.occurred_at, shipments=ship(Status.DELIVERED))
     assert sent(ok) == [("review_request", "email", ev.occurred_at)]
     assert ok.decisions[0].marketing
@@ -191,12 +191,12 @@ def test_condition_false_is_explained(shipped) -> None:
     order = make_order()
     order = replace(order, items=(replace(order.items[0], category="accessories"),))
     ev = DomainEvent(EventKind.DELIVERED_AGO, "O-1", utc(2026, 3, 6, 12), shipment_id="S-1",
-                     facts={"days": 3})  # fmt: skip
+                     facts={"days": 7})  # fmt: skip
     out = run([ev], shipped, ev.occurred_at, order)
     assert out.decisions == []
     assert out.skipped[0].reason == (
-        "condition 'items.category in [headphones, speakers, laptops, smartwatches, tv, vacuum, camera]' is false "
-        "(items.category = [accessories])"
+        "condition 'shipment.item_categories in [headphones, speakers, laptops, smartwatches, tv, "
+        "vacuum, camera]' is false (shipment.item_categories = [accessories])"
     )
 
 

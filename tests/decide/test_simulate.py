@@ -51,7 +51,7 @@ def test_late_out_for_delivery_scan_is_explained(lines) -> None:
 
 def test_consent_and_conditions_are_explained(lines) -> None:
     [tip] = find(lines, "NW-1006", "skip", "setup_tip")
-    assert tip.reason.startswith("condition 'items.category in")
+    assert tip.reason.startswith("condition 'shipment.item_categories in")
     [review] = find(lines, "NW-1006", "skip", "review_request")
     assert review.reason == "email: no marketing consent for email"
     assert find(lines, "NW-1005", "send", "delayed", "email")[0].event == "delayed(no_first_scan)"

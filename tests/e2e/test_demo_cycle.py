@@ -200,7 +200,7 @@ def test_exactly_these_messages_land_in_the_outbox(demo: dict) -> None:
             ("returned_to_sender", "sms"): 2,
             ("delivered", "email"): 44,
             ("setup_tip", "email"): 23,
-            ("review_request", "email"): 26,
+            ("review_request", "email"): 28,
             ("warranty_expiry", "email"): 2,
             ("fulfilment_delayed", "email"): 1,
             ("fulfilment_delayed", "sms"): 1,
@@ -296,7 +296,7 @@ def test_replaying_the_demo_range_with_the_same_rules_decides_nothing_new(demo: 
             "--from",
             (DEMO_START - timedelta(days=1)).isoformat(),  # orders were placed before the start
             "--to",
-            (DEMO_START + timedelta(days=12)).isoformat(),
+            (DEMO_START + timedelta(hours=CYCLE_HOURS[-1] + 1)).isoformat(),
         ],
         env={"AFTERSALE_DB": demo["database"]},
     )

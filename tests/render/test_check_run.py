@@ -358,7 +358,8 @@ def test_rule_and_catalogue_mistakes(copy: Path) -> None:
         "no entry under categories (did you mean 'headphones'?)",
         f"rules/aftercare.yaml:{smartwatch}:13 rule 'setup_tip': unknown category 'speakers' (did "
         "you "
-        "mean 'speaker'?), 'smartwatch' (did you mean 'smartwatches'?) for 'items.category': "
+        "mean 'speaker'?), 'smartwatch' (did you mean 'smartwatches'?) for "
+        "'shipment.item_categories': "
         "the catalogue has no such category",
         f"rules/aftercare.yaml:{polska}:25 case 'no setup tips for a cable': unknown country "
         "'Polska' "

@@ -279,7 +279,7 @@ def test_context_holds_the_documented_names_and_nothing_else() -> None:
     _, kwargs = sample_situations("warranty_expiry", sample)[0]
     context = build_context(sample.order, Shop(), carriers=DIRECTORY, now=SAMPLE_NOW, **kwargs)
     assert sorted(context) == [
-        "customer", "delay", "dispatch", "item", "items", "links", "order", "product", "refund",
+        "customer", "delay", "delivered_items", "dispatch", "item", "items", "links", "order", "product", "refund",
         "return_window", "shipment", "shop", "tracking_events",
     ]  # fmt: skip
     assert context["item"]["warranty_months"] is None  # no catalogue given, none on the item

@@ -19,7 +19,7 @@ from carriers.registry import DIRECTORY
 
 SANDBOX = "not allowed in templates (sandbox): "
 KNOWN = (
-    "(known names: customer, delay, dispatch, item, items, links, locale, namespace, order, "
+    "(known names: customer, delay, delivered_items, dispatch, item, items, links, locale, namespace, order, "
     "product, range, refund, return_window, shipment, shop, tracking_events)"
 )
 
