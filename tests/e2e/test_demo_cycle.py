@@ -200,7 +200,7 @@ def test_exactly_these_messages_land_in_the_outbox(demo: dict) -> None:
             ("returned_to_sender", "sms"): 2,
             ("delivered", "email"): 44,
             ("setup_tip", "email"): 23,
-            ("review_request", "email"): 28,
+            ("review_request", "email"): 31,
             ("warranty_expiry", "email"): 2,
             ("fulfilment_delayed", "email"): 1,
             ("fulfilment_delayed", "sms"): 1,
