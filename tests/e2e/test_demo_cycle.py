@@ -23,6 +23,16 @@ from flows.shop_demo import DemoShop, load_shop_demo
 from flows.wiring import build_parts
 from sandbox.app import SandboxClock, SandboxState
 from sandbox.server import SandboxServer
+from tests.support.customer_view import (
+    foreign_money,
+    leftovers,
+    read_outbox,
+    repeated_incidents,
+    wrong_contacts,
+    wrong_dates,
+    wrong_delivery_story,
+    wrong_links,
+)
 
 EXAMPLES = PROJECT_ROOT / "examples"
 
@@ -126,6 +136,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory, database: str) -> dict:
             ]
             sent = Counter((m.template, m.channel) for m in messages if m.state == "sent")
             statuses = {s.tracking_number: s.status for s in shipments}
+            orders = store.load_orders({m.order_id for m in messages})
+            stored = store.domain_events_between(
+                DEMO_START - timedelta(days=1), last + timedelta(hours=1)
+            )
+            events = {e.event_id: e for _, e in stored}
+            reads = read_outbox(workdir / "outbox", messages, orders, shipments, events)
             stories: dict[str, list[tuple]] = defaultdict(list)
             for m in messages:
                 stories[m.order_id].append((m.template, m.channel, m.state, m.error_text))
@@ -139,6 +155,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory, database: str) -> dict:
         "rows": rows,
         "sent": sent,
         "statuses": statuses,
+        "reads": reads,
+        "shop_data": settings.shop,
         "stories": stories,
         "sent_back": sent_back,
         "shop": shop,
@@ -304,3 +322,42 @@ def test_replaying_the_demo_range_with_the_same_rules_decides_nothing_new(demo: 
     lines = result.stdout.splitlines()
     assert lines[-1].split(": ")[1].startswith("0 new decisions")
     assert any("already sent (key thank_you|NW-1001|email)" in line for line in lines)
+
+
+# --- the outbox read as the customers read it (tests/support/customer_view.py) ---------
+
+
+def test_every_message_in_the_outbox_is_read(demo: dict) -> None:
+    assert len(demo["reads"]) == sum(demo["sent"].values())
+    markets = {r.order.shipping_country or r.order.customer.country for r in demo["reads"]}
+    assert {"GB", "US", "DE", "AT", "PL"} <= markets  # the demo speaks to every market
+    types = {r.shipment.delivery_type for r in demo["reads"] if r.shipment}
+    assert {"locker", "pickup_point", "access_point"} <= {str(t) for t in types}
+
+
+def test_no_leftovers_raw_dates_or_foreign_words(demo: dict) -> None:
+    assert [line for r in demo["reads"] for line in leftovers(r)] == []
+
+
+def test_carrier_pages_speak_the_customers_locale(demo: dict) -> None:
+    assert [line for r in demo["reads"] for line in wrong_links(r)] == []
+
+
+def test_money_is_in_the_orders_currency(demo: dict) -> None:
+    assert [line for r in demo["reads"] for line in foreign_money(r, demo["shop_data"])] == []
+
+
+def test_contacts_are_the_customers_markets(demo: dict) -> None:
+    assert [line for r in demo["reads"] for line in wrong_contacts(r, demo["shop_data"])] == []
+
+
+def test_dates_are_the_stores(demo: dict) -> None:
+    assert [line for r in demo["reads"] for line in wrong_dates(r)] == []
+
+
+def test_lockers_and_pickup_points_hear_their_own_story(demo: dict) -> None:
+    assert [line for r in demo["reads"] for line in wrong_delivery_story(r)] == []
+
+
+def test_one_incident_one_delay_message(demo: dict) -> None:
+    assert repeated_incidents(demo["reads"]) == []
