@@ -111,6 +111,10 @@ def test_a_second_run_pulls_only_what_changed_and_applies_it(tmp_path: Path) -> 
         assert order is not None and len(order.items) == 12
         platform = store.platform_orders(["#1047", "#1049", "#1052"])
         assert str(platform["#1047"].refunded) == "9.99"
+        # its refund and its return (a returns/* webhook missed) are kept as if delivered
+        refunds, returns = store.refunds_and_returns_of(["#1047"])
+        assert [(r.refund_id, str(r.amount)) for r in refunds] == [("921430", "9.99")]
+        assert [(r.return_id, r.status) for r in returns] == [("9901", "open")]
         assert platform["#1049"].cancel_reason == "customer"
         assert platform["#1052"].platform_order_id == "5745038016654"
         assert store.known_order_ids(["#1050"]) == set()

@@ -18,7 +18,8 @@ category from `product_type` or the customer's shop mapping by tag/SKU prefix), 
 not cancelled/failed (several = a split shipment; `tracking_company` -> carrier slug, else
 detected from the number; the parcel's items <- its `line_items[].sku`, else the order
 line of that `id`), cancellation <- `cancelled_at`/`cancel_reason`, refunds <-
-`refunds[].transactions[]` of kind refund and status success.
+`refunds[].transactions[]` of kind refund and status success, returns <- `returns[]`
+(`id`, `status`; only in the reconcile's orders: REST's order JSON has none).
 
 Topics whose body is not an order (`UPDATES`): refunds/create <- the Refund resource
 (`id`, `order_id`, `created_at`, `transactions[]` as above); returns/request|approve|
@@ -170,17 +171,35 @@ def map_order(raw: dict[str, Any], mapping: ShopMapping, carriers: Carriers) -> 
         "shipping_country": country,
     }
     row["customer"] = {k: v for k, v in dict(row["customer"]).items() if v is not None}
+    updated = timestamp(raw.get("updated_at") or raw.get("created_at"), "updated_at")
     facts = PlatformFacts(
         platform="shopify",
         platform_order_id=str(platform_id),
-        updated_at=timestamp(raw.get("updated_at") or raw.get("created_at"), "updated_at"),
+        updated_at=updated,
         cancelled_at=timestamp(raw["cancelled_at"], "cancelled_at")
         if raw.get("cancelled_at")
         else None,
         cancel_reason=text(raw.get("cancel_reason"), "cancel_reason"),
         refunds=tuple(_refunds(raw.get("refunds") or [], currency or "")),
+        returns=tuple(_returns(raw.get("returns") or [], updated)),
     )
     return Mapped(row, facts)
+
+
+def _returns(returns: list[Any], updated: datetime) -> list[Return]:
+    """The reconcile's `returns` (GraphQL's Order.returns as id and status; REST's order
+    has none): each at the order's `updated_at`, the newest time known for its state."""
+    out = []
+    for index, ret in enumerate(returns):
+        if not isinstance(ret, dict):
+            raise RecordError(f"returns.{index}: expected an object")
+        status = _RETURN_STATUS.get(str(ret.get("status") or "").lower())
+        if status is None:
+            raise RecordError(f"returns.{index}.status: {ret.get('status')!r} is not one")
+        out.append(
+            Return(text(ret.get("id"), f"returns.{index}.id", required=True) or "", status, updated)
+        )
+    return out
 
 
 def _subscribed(consent: Any) -> bool:

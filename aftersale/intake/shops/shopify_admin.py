@@ -6,7 +6,8 @@ query: search `updated_at:>'…'`, `sortKey: UPDATED_AT`), https://shopify.dev/d
 usage/pagination-graphql (cursors), https://shopify.dev/docs/apps/build/apis/graphql-admin/
 rate-limits (calculated query cost).
 Auth: `X-Shopify-Access-Token` is a custom app's Admin API access token
-(`SHOPIFY_ADMIN_TOKEN`; scopes read_orders, read_customers, read_fulfillments); the shop is
+(`SHOPIFY_ADMIN_TOKEN`; scopes read_orders, read_customers, read_fulfillments,
+read_returns); the shop is
 `SHOPIFY_SHOP` (northwind for northwind.myshopify.com); `AFTERSALE_SHOPIFY_ADMIN_URL`
 replaces the endpoint (a local fake).
 Rate limit: a leaky bucket of points per app and shop. Every answer carries
@@ -43,6 +44,8 @@ PAGE_SIZE = 10
 #: How long each list of an order is on a page, and when the order is read on its own.
 PAGE_LINES, PAGE_FULFILMENTS, PAGE_TRACKING, PAGE_REFUNDS = 10, 5, 3, 5
 ONE_LINES, ONE_FULFILMENTS, ONE_TRACKING, ONE_REFUNDS = 50, 30, 10, 30
+#: Returns per order: on a page, and read on its own (a connection, unlike the lists above).
+PAGE_RETURNS, ONE_RETURNS = 3, 20
 #: THROTTLED answers in a row before a run gives up (each waits for the points it lacks).
 MAX_THROTTLED = 5
 #: Attempts at a request that times out or meets a 5xx.
@@ -54,7 +57,9 @@ _LINE_ITEM = (
 )
 
 
-def _order_lists(lines: int, fulfilments: int, tracking: int, refunds: int, after: str = "") -> str:
+def _order_lists(
+    lines: int, fulfilments: int, tracking: int, refunds: int, returns: int, after: str = ""
+) -> str:
     return f"""
       lineItems(first: {lines}{after}) {{
         pageInfo {{ hasNextPage endCursor }}
@@ -67,6 +72,9 @@ def _order_lists(lines: int, fulfilments: int, tracking: int, refunds: int, afte
       refunds(first: {refunds}) {{
         id createdAt
         totalRefundedSet {{ shopMoney {{ amount currencyCode }} }}
+      }}
+      returns(first: {returns}) {{
+        nodes {{ id status }}
       }}"""
 
 
@@ -86,17 +94,20 @@ query ReconcileOrders($first: Int!, $after: String, $query: String!) {{
         smsMarketingConsent {{ marketingState }}
       }}
       shippingAddress {{ firstName lastName name phone countryCodeV2 }}
-      {_order_lists(PAGE_LINES, PAGE_FULFILMENTS, PAGE_TRACKING, PAGE_REFUNDS)}
+      {_order_lists(PAGE_LINES, PAGE_FULFILMENTS, PAGE_TRACKING, PAGE_REFUNDS, PAGE_RETURNS)}
     }}
   }}
 }}
 """
 
+_ONE_ORDER_LISTS = _order_lists(
+    ONE_LINES, ONE_FULFILMENTS, ONE_TRACKING, ONE_REFUNDS, ONE_RETURNS, ", after: $after"
+)
 #: One order's lists, longer than a page holds, its line items by cursor.
 ORDER_LISTS_QUERY = f"""
 query ReconcileOrderLists($id: ID!, $after: String) {{
   order(id: $id) {{
-    {_order_lists(ONE_LINES, ONE_FULFILMENTS, ONE_TRACKING, ONE_REFUNDS, ", after: $after")}
+    {_ONE_ORDER_LISTS}
   }}
 }}
 """
@@ -217,9 +228,9 @@ class AdminClient:
     def _page(self, nodes: list[dict[str, Any]]) -> Page:
         orders, problems = [], {}
         for index, node in enumerate(nodes):
-            if _lists_full(node, PAGE_FULFILMENTS, PAGE_TRACKING, PAGE_REFUNDS) or obj(
-                obj(node.get("lineItems")).get("pageInfo")
-            ).get("hasNextPage"):
+            if _lists_full(
+                node, PAGE_FULFILMENTS, PAGE_TRACKING, PAGE_REFUNDS, PAGE_RETURNS
+            ) or obj(obj(node.get("lineItems")).get("pageInfo")).get("hasNextPage"):
                 node, problem = self._whole_lists(node)
                 if problem:
                     problems[index] = problem
@@ -250,10 +261,11 @@ class AdminClient:
             if not info.get("hasNextPage") or not after:
                 break
         whole = {**node, **order, "lineItems": {"nodes": lines}}
-        if _lists_full(whole, ONE_FULFILMENTS, ONE_TRACKING, ONE_REFUNDS):
+        if _lists_full(whole, ONE_FULFILMENTS, ONE_TRACKING, ONE_REFUNDS, ONE_RETURNS):
             return whole, (
                 f"{ONE_FULFILMENTS} or more fulfilments, {ONE_TRACKING} or more tracking "
-                f"numbers in one, or {ONE_REFUNDS} or more refunds: more than the Admin API "
+                f"numbers in one, {ONE_REFUNDS} or more refunds, or {ONE_RETURNS} or more "
+                "returns: more than the Admin API "
                 "lists; import this order from a saved REST payload (aftersale import --format "
                 "shopify)"
             )
@@ -363,12 +375,15 @@ class AdminClient:
         self._sleep(seconds)
 
 
-def _lists_full(node: dict[str, Any], fulfilments: int, tracking: int, refunds: int) -> bool:
+def _lists_full(
+    node: dict[str, Any], fulfilments: int, tracking: int, refunds: int, returns: int
+) -> bool:
     """True when a list may have been cut at its length (there may be more)."""
     found = node.get("fulfillments") or []
     return (
         len(found) >= fulfilments
         or len(node.get("refunds") or []) >= refunds
+        or len(_nodes(node.get("returns"))) >= returns
         or any(len(obj(f).get("trackingInfo") or []) >= tracking for f in found)
     )
 
@@ -442,6 +457,12 @@ def to_rest_order(node: dict[str, Any]) -> dict[str, Any]:
             for fulfilment in _fulfilments(obj(raw))
         ],
         "refunds": [_refund(obj(refund)) for refund in node.get("refunds") or []],
+        # not in REST's Order (returns come by their own webhooks there): their states, for
+        # the returns a missed returns/* webhook would have told
+        "returns": [
+            {"id": gid_number(obj(r).get("id")), "status": _lower(obj(r).get("status"))}
+            for r in _nodes(node.get("returns"))
+        ],
     }
     if customer:
         rest["customer"] = {
