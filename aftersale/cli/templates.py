@@ -22,10 +22,10 @@ from aftersale.errors import AftersaleError
 from aftersale.models import ChannelKind, OutgoingMessage, RenderedMessage, ShipmentState, Status
 from aftersale.render.context import build_context
 from aftersale.render.library import TemplateLibrary
+from aftersale.render.market_samples import all_samples
 from aftersale.render.samples import (
     SAMPLE_NOW,
     Sample,
-    build_samples,
     sample_recipient,
     sample_situations,
 )
@@ -40,7 +40,8 @@ OrderOption = Annotated[
     typer.Option(
         "--order",
         help="Order id in the store, or a sample name (typical, no_phone, "
-        "zero_price, twenty_items, rtl_name, long_everything). Default: typical",
+        "zero_price, twenty_items, rtl_name, long_everything, and market_<code> for each "
+        "market of shop.yaml: market_gb, market_us ...). Default: typical",
     ),
 ]
 LocaleOption = Annotated[
@@ -66,7 +67,7 @@ def _library(settings: Settings) -> TemplateLibrary:
 
 def _find_sample(library: TemplateLibrary, settings: Settings, order_id: str | None) -> Sample:
     """A built-in sample by name, or an order (and its first parcel) from the store."""
-    samples = {s.name: s for s in build_samples(library.carriers)}
+    samples = {s.name: s for s in all_samples(library.shop, library.carriers)}
     if order_id is None or order_id in samples:
         return samples[order_id or "typical"]
     from aftersale.store import is_url, open_store

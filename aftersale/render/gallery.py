@@ -19,7 +19,8 @@ from aftersale.dispatch.channels.kinds import spec_of
 from aftersale.errors import AftersaleError
 from aftersale.models import ChannelKind
 from aftersale.render.library import TemplateLibrary, Variant
-from aftersale.render.samples import build_samples, sample_contexts, sample_recipient
+from aftersale.render.market_samples import all_samples
+from aftersale.render.samples import sample_contexts, sample_recipient
 from aftersale.render.sms import sms_segments
 
 _PAGE_STYLE = """
@@ -58,7 +59,7 @@ def build_gallery(
     library: TemplateLibrary, *, sample: str = "typical", every_situation: bool = False
 ) -> tuple[str, list[Entry]]:
     """The whole gallery page and its entries (each rendered, or showing its error)."""
-    samples = {s.name: s for s in build_samples(library.carriers)}
+    samples = {s.name: s for s in all_samples(library.shop, library.carriers)}
     chosen = samples.get(sample) or samples["typical"]
     entries: list[Entry] = []
     for template, channel in library.templates():

@@ -1,0 +1,56 @@
+"""The gallery and `aftersale preview` have a sample per market of shop.yaml: each shows
+that market's contact block, legal line and money in its currency, in its language."""
+
+from __future__ import annotations
+
+from aftersale.markets import load_shop, parse_shop
+from aftersale.models import ChannelKind
+from aftersale.render.catalogue import load_catalogue
+from aftersale.render.context import build_context
+from aftersale.render.gallery import build_gallery
+from aftersale.render.library import TemplateLibrary
+from aftersale.render.market_samples import market_samples, principal_zone
+from aftersale.render.samples import SAMPLE_NOW, sample_situations
+from aftersale.settings import PROJECT_ROOT
+from carriers.registry import DIRECTORY
+
+SHOP = load_shop(PROJECT_ROOT / "shop.yaml")
+SYMBOL = {"PLN": "zł", "EUR": "€", "GBP": "£", "USD": "$"}
+
+
+def test_every_market_has_a_sample_that_shows_its_own_data() -> None:
+    library = TemplateLibrary.load(
+        PROJECT_ROOT / "templates", SHOP, PROJECT_ROOT / "catalogue" / "products.yaml", DIRECTORY
+    )
+    catalogue = load_catalogue(PROJECT_ROOT / "catalogue" / "products.yaml")
+    samples = {s.name: s for s in market_samples(SHOP, DIRECTORY)}
+    assert sorted(samples) == sorted(f"market_{m.code.lower()}" for m in SHOP.markets)
+    for market in SHOP.markets:
+        sample = samples[f"market_{market.code.lower()}"]
+        _, kwargs = sample_situations("thank_you", sample)[0]
+        context = build_context(sample.order, SHOP, carriers=DIRECTORY, catalogue=catalogue,
+                                now=SAMPLE_NOW, **kwargs)  # fmt: skip
+        text = library.render("thank_you", ChannelKind.EMAIL, context, "a@b").text
+        assert market.phone in text and market.email in text, market.code
+        legal = market.legal if isinstance(market.legal, str) else None
+        assert legal is None or legal in text, market.code
+        assert SYMBOL[market.currency or ""] in text, (market.code, text)
+    assert samples["market_us"].order.customer.locale == "en-US"
+    assert samples["market_at"].order.customer.locale == "de-AT"
+    assert principal_zone("US") == "America/New_York"
+
+
+def test_a_market_added_to_shop_yaml_gets_its_sample_in_the_gallery() -> None:
+    text = (PROJECT_ROOT / "shop.yaml").read_text(encoding="utf-8")
+    text += (
+        "  FR:\n    countries: [FR]\n    currency: EUR\n    phone: +33 1 00 00 00 00\n"
+        "    email: aide@northwind.example\n    help_url: https://northwind.example/fr/aide\n"
+    )
+    shop = parse_shop(text, "shop.yaml")
+    library = TemplateLibrary.load(
+        PROJECT_ROOT / "templates", shop, PROJECT_ROOT / "catalogue" / "products.yaml", DIRECTORY
+    )
+    page, entries = build_gallery(library, sample="market_fr")
+    assert 'href="/?sample=market_fr"' in page and "market FR" in page
+    assert all(e.ok for e in entries)
+    assert "+33 1 00 00 00 00" in page
