@@ -401,6 +401,7 @@ def advance_state(previous: ShipmentState, tracking: Tracking, now: datetime) ->
         tracking.delivery_type or previous.delivery_type,  # delivery_type
         tracking.pickup_deadline or previous.pickup_deadline,  # pickup_deadline
         tracking.pickup_hours or previous.pickup_hours,  # pickup_hours
+        previous.return_id,  # a parcel sent back stays one
     )
 
 

@@ -133,3 +133,13 @@ def test_a_refund_is_one_event_per_refund_id() -> None:
         {"amount": "20.00", "currency": "EUR"},
     )
     assert one.event_id != two.event_id
+
+
+def test_a_poll_keeps_a_parcel_sent_back_one() -> None:
+    from aftersale.models import Tracking
+    from aftersale.tracking.detect import advance_state
+
+    back = parcel("JJD9", Status.PENDING, return_id="R1")
+    at = datetime(2026, 3, 10, 9, tzinfo=UTC)
+    polled = advance_state(back, Tracking("dhl", "JJD9", Status.IN_TRANSIT), at)
+    assert (polled.status, polled.return_id) == (Status.IN_TRANSIT, "R1")
