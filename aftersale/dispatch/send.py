@@ -3,11 +3,13 @@
 Due messages are read a page at a time (`page_size`), until none is left: no backlog
 waits silently for a later cycle. Each page goes in batches (`batch_size`): check address
 and suppression and render each (a template error fails that message only), claim the
-batch in the store (`pending -> sending`, one statement), send each through its channel,
-record the batch's answers (one statement). A crash inside a batch leaves its claimed messages
-in `sending`, which the next cycle reports as `unknown` and never resends: the batch
-size bounds how many a human may have to check. Single-row updates cost DuckDB
-3-5 ms each, which is why claims and results are written per batch, not per message.
+batch in the store (`pending -> sending`) in the same transaction that records the previous
+batch's answers, then send each through its channel (the last batch's answers are recorded
+at the end). A crash leaves one batch's messages in `sending` (claimed and not sent yet, or
+sent and not recorded yet), which the next cycle reports as `unknown` and never resends: the
+batch size bounds how many a human may have to check. Every DuckDB statement costs 1-5 ms
+however few rows it touches, which is why claims and results are written per batch, not
+per message, and share one transaction (one commit per batch).
 A dispatch never retries a claimed send inside the run: transient failures that surely
 never reached the provider go back to `pending` with a later due time, so the next cycle
 tries again; a send whose outcome is unknown (a timeout after the request left) becomes
@@ -133,14 +135,20 @@ def dispatch_due(
     # Page by (due_at, message_id): a message left pending (dry run, claimed elsewhere)
     # is passed, not read again, so the loop ends.
     after: DueCursor | None = None
-    while due := store.due_messages(now, limit=page_size, after=after):
-        after = (due[-1].due_at, due[-1].message_id)
-        facts = _Facts.load(store, due)
-        for start in range(0, len(due), batch_size):
-            batch = _Batch(store, facts, now=now, run_id=run_id, retry_in=retry_in)
-            for message in due[start : start + batch_size]:
-                batch.prepare(message, renderer, build_context, channels)
-            report.outcomes.extend(batch.finish(dry_run))
+    # a batch's outcomes are recorded with the next batch's claim, in one transaction
+    unrecorded: list[MessageResult] = []
+    try:
+        while due := store.due_messages(now, limit=page_size, after=after):
+            after = (due[-1].due_at, due[-1].message_id)
+            facts = _Facts.load(store, due)
+            for start in range(0, len(due), batch_size):
+                batch = _Batch(store, facts, now=now, run_id=run_id, retry_in=retry_in)
+                for message in due[start : start + batch_size]:
+                    batch.prepare(message, renderer, build_context, channels)
+                report.outcomes.extend(batch.finish(dry_run, unrecorded))
+                unrecorded = batch.recorded
+    finally:
+        store.record_results(unrecorded, now)
     return report
 
 
@@ -270,6 +278,7 @@ class _Batch:
         self.outcomes: dict[str, Outcome] = {}  # in due order (dicts keep insertion order)
         self.closures: list[Closure] = []
         self.ready: list[_Ready] = []
+        self.recorded: list[MessageResult] = []  # this batch's outcomes, once sent
 
     def prepare(
         self,
@@ -330,13 +339,17 @@ class _Batch:
         self.outcomes[message.message_id] = _outcome(message, outcome, masked, reason=reason)
         self.closures.append(Closure(message.message_id, state, reason))
 
-    def finish(self, dry_run: bool) -> list[Outcome]:
-        """Claim, send and record the ready messages (nothing is written on a dry run)."""
+    def finish(self, dry_run: bool, previous: list[MessageResult]) -> list[Outcome]:
+        """Claim the ready messages (recording the previous batch's outcomes in the same
+        transaction) and send them; their outcomes wait in `recorded` for the next batch's
+        claim. Still at most one batch is in doubt after a crash: the previous batch until
+        this commit, this one after it. Nothing is written on a dry run."""
         if dry_run:
             return list(self.outcomes.values())
         store, now = self.store, self.now
         store.close_messages(self.closures, now)
-        claimed = store.claim_messages(
+        claimed = store.record_and_claim(
+            previous,
             [
                 Claim(
                     r.message.message_id,
@@ -362,11 +375,10 @@ class _Batch:
             results.append((r.message.message_id, result))
             if result.opted_out:  # e.g. they replied STOP: the provider will refuse them anyway
                 add_suppression(store, r.to, r.channel.kind, SuppressionReason.STOP, now)
-        recorded = [
+        self.recorded = recorded = [
             msgs.message_result(message_id, result, now, retry_in=self.retry_in)
             for message_id, result in results
         ]
-        store.record_results(recorded, now)
         by_id = {r.message.message_id: r for r in self.ready}
         for (message_id, result), done in zip(results, recorded, strict=True):
             self.outcomes[message_id] = _result_outcome(by_id[message_id], result, done.state)

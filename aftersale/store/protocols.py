@@ -324,6 +324,17 @@ class MessageStore(Protocol):
         """Record the outcome of claimed (`sending`) messages."""
         ...
 
+    def record_and_claim(
+        self,
+        results: Sequence[MessageResult],
+        claims: Sequence[Claim],
+        *,
+        run_id: str,
+        now: datetime,
+    ) -> set[str]:
+        """`record_results(results)` and `claim_messages(claims)` in one transaction: a
+        dispatch records one batch's outcomes as it claims the next, one commit per batch."""
+
     def close_messages(self, closures: Sequence[Closure], now: datetime) -> None:
         """`pending -> failed / suppressed`, each with its reason."""
         ...

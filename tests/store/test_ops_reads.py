@@ -149,3 +149,44 @@ def test_one_orders_story_and_the_report_queries(store_target: str) -> None:
         [sent_notice] = store.delay_notices(start, end)
         assert (sent_notice.message_id, sent_notice.status) == (notice, "delivered")
         assert sent_notice.sent_at == NOW + DAY
+
+
+def test_one_batch_is_recorded_as_the_next_is_claimed(store_target: str) -> None:
+    """record_and_claim: the previous batch's outcomes (only of messages still `sending`)
+    and the next batch's claim (only of messages still `pending`) in one transaction."""
+    placed = DomainEvent(EventKind.ORDER_PLACED, "NW-1", NOW - DAY)
+    with open_store(store_target) as store:
+        store.save_orders([order()], source="t", now=NOW)
+        store.record_domain_events([placed], run_id="r", now=NOW)
+        ids = queue_decisions(
+            store,
+            [
+                Decision(f"r{i}", "thank_you", ChannelKind.EMAIL, "NW-1", f"k{i}", NOW, placed)
+                for i in range(4)
+            ],
+            {"NW-1": "C-1"},
+            run_id="cycle · 1",
+            now=NOW,
+        )
+        first, second, third, fourth = sorted(ids)
+
+        def claim(mid: str) -> Claim:
+            return Claim(mid, "anna@example.pl", f"Subject {mid}", "text", None, "outbox")
+
+        assert store.record_and_claim([], [claim(first)], run_id="r", now=NOW) == {first}
+        got = store.record_and_claim(
+            [
+                MessageResult(first, MessageState.SENT, "p-1"),
+                MessageResult(fourth, MessageState.SENT, "p-4"),  # never claimed: ignored
+            ],
+            [claim(first), claim(second), claim(third)],  # first is no longer pending
+            run_id="r",
+            now=NOW + DAY,
+        )
+        assert got == {second, third}
+        states = {m.message_id: m for m in store.list_messages()}
+        assert (states[first].state, states[first].provider_id) == (MessageState.SENT, "p-1")
+        assert states[first].attempts == 1
+        assert [states[m].state for m in (second, third)] == [MessageState.SENDING] * 2
+        assert states[second].subject == f"Subject {second}"
+        assert states[fourth].state is MessageState.PENDING

@@ -183,6 +183,18 @@ class Messages(Connection):
             params={"now": to_db(now), "sending": SENDING},
         )
 
+    def record_and_claim(
+        self,
+        results: Sequence[MessageResult],
+        claims: Sequence[Claim],
+        *,
+        run_id: str,
+        now: datetime,
+    ) -> set[str]:
+        with self.transaction():
+            self.record_results(results, now)
+            return self.claim_messages(claims, run_id=run_id, now=now)
+
     def settle_unknown(self, results: Sequence[MessageResult], now: datetime) -> set[str]:
         rows = [
             {
