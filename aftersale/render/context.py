@@ -135,6 +135,11 @@ def build_context(
             to_pickup=shipment.delivery_type in COLLECTED,
             last_event_at=shipment.last_event_at,
             contents=parcel_items(order, shipment),
+            # what the items in this parcel cost (the order's total for its only parcel)
+            value=sum(
+                (i.price * i.quantity for i in items_in(order, shipment.tracking_number)),
+                Decimal(0),
+            ),
         )
 
     # a shop platform's order name ("#1047") is not a path as it stands: "#" starts a fragment
