@@ -134,8 +134,9 @@ class TokenBucket:
 
 #: Seconds of a carrier's rate a worker takes from the shared budget at a time (and the
 #: most the shared bucket saves up): fewer store round trips, bursts stay small. Requests
-#: a worker took are its to spend for this long only; then it drops what is left, so
-#: however many workers there are, none holds a saved-up burst in hand.
+#: a worker took are its to spend for this long after it asked; then it drops what is
+#: left, so however many workers there are, none holds a saved-up burst in hand (and a
+#: store round trip longer than this wastes the grant: a millisecond or two is usual).
 SHARED_CHUNK_S = 0.1
 #: The shared bucket fills at this share of the limit. The requests made in any one
 #: second were taken within 1.1 s (they keep 0.1 s), plus what the bucket had saved up
@@ -183,6 +184,7 @@ class SharedBucket:
                 today = self._today()
                 if self._spent_on == today:
                     return False
+                asked_at = self._clock()
                 grant = await asyncio.to_thread(
                     self.budget.take_requests,
                     self.slug,
@@ -193,7 +195,9 @@ class SharedBucket:
                     today=today,
                 )
                 self.tokens = grant.granted  # what was left in hand has run out
-                self._taken_at = self._clock()
+                # timed from the asking: a grant that comes back late (a slow round trip,
+                # a busy machine) is not spent late, bunched with the next ones
+                self._taken_at = asked_at
                 if grant.day_spent:
                     self._spent_on = today
                 elif not grant.granted:
@@ -201,8 +205,8 @@ class SharedBucket:
 
     def _usable(self) -> bool:
         """Requests in hand may still be spent: with a rate, only within SHARED_CHUNK_S of
-        taking them (dropped after: they count as used today, which errs on the safe side);
-        a day budget alone puts no time on them."""
+        asking for them (dropped after: they count as used today, which errs on the safe
+        side); a day budget alone puts no time on them."""
         return self.rate is None or self._clock() - self._taken_at <= SHARED_CHUNK_S
 
     def pause(self, seconds: float) -> None:

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -491,3 +492,22 @@ def test_shared_requests_left_in_hand_are_dropped_after_a_tenth_of_a_second() ->
     time.now += 0.5
     run([shipment(2)], ok, time=time, guards=guards)
     assert len(budget.asked) == 2  # the one left over was dropped: a new chunk taken
+
+
+def test_shared_requests_granted_late_are_not_spent_late() -> None:
+    """The tenth of a second counts from the asking: a grant that came back after it (a
+    slow round trip) is dropped, not spent in a bunch with the next workers' grants."""
+
+    class SlowOnce(SharedBudget):
+        def take_requests(self, carrier: str, want: int, **kwargs: Any) -> Grant:
+            if not self.asked:
+                time.now += 0.3  # the first round trip takes 0.3 s
+            return super().take_requests(carrier, want, **kwargs)
+
+    budget, time = SlowOnce(), FakeTime()
+    guards = PollGuards(
+        {"inpost": CarrierLimits(concurrency=1, rate_per_s=50.0)}, clock=time.clock, shared=budget
+    )
+    report = run([shipment(0)], ok, time=time, guards=guards)
+    assert report.results[0].error is None
+    assert len(budget.asked) == 2  # the late chunk was dropped, a fresh one spent
