@@ -65,9 +65,14 @@ def load_parcels(path: Path) -> list[SandboxParcel]:
 
 def sandbox_env(url: str) -> dict[str, str]:
     """Environment for the demo and the tests that run it: every registered carrier pointed
-    at the sandbox at `url`, and a fixed key for unsubscribe links (on a database URL there
-    is no folder beside the store for the key file; the demo's links go nowhere real)."""
-    env: dict[str, str] = {"AFTERSALE_UNSUBSCRIBE_SECRET": "aftersale-demo-unsubscribe-key"}
+    at the sandbox at `url`, a fixed key for unsubscribe links (on a database URL there
+    is no folder beside the store for the key file; the demo's links go nowhere real), and
+    the example shop mapping, as an operator sets it, so the demo shop's products get their
+    categories (a Shopify TV is a TV: its setup tips and warranty) instead of the default."""
+    env: dict[str, str] = {
+        "AFTERSALE_UNSUBSCRIBE_SECRET": "aftersale-demo-unsubscribe-key",
+        "AFTERSALE_SHOP_MAPPING": str(PROJECT_ROOT / "examples" / "shop-mapping.yaml"),
+    }
     for meta in DIRECTORY:
         prefix = f"AFTERSALE_{meta.slug.upper()}_"
         env[prefix + "URL"] = url

@@ -146,6 +146,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory, database: str) -> dict:
             for m in messages:
                 stories[m.order_id].append((m.template, m.channel, m.state, m.error_text))
             sent_back = {s.tracking_number: s.return_id for s in shipments if s.return_id}
+            shop_orders = store.load_orders(shop.order_names).values()
+            categories = {
+                (o.order_id, i.sku): (i.category, i.warranty_months)
+                for o in shop_orders
+                for i in o.items
+            }
     return {
         "database": database,
         "workdir": workdir,
@@ -160,6 +166,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, database: str) -> dict:
         "stories": stories,
         "sent_back": sent_back,
         "shop": shop,
+        "categories": categories,
     }
 
 
@@ -193,9 +200,10 @@ def test_exactly_these_messages_land_in_the_outbox(demo: dict) -> None:
     # the 40 file orders, plus the 4 Shopify orders of examples/shop_demo.json: 3 thank-yous
     # (the cancelled one's was cancelled), 4 shipped emails and 3 SMS (two parcels of the
     # split order, a day apart: one SMS a day), 2 arriving-tomorrow, 2 out-for-delivery,
-    # 4 delivered, 2 review requests (their TV and speaker are "other" without a shop
-    # mapping: no setup tips), and the shop's side: 1 dispatch delay, 1 return step by
-    # step, 2 refunds (the cancelled order's and the returned one's)
+    # 4 delivered, 3 setup tips (two TVs and the speaker, categorised by the example shop
+    # mapping; the HDMI cable has none), 2 review requests, and the shop's side: 1
+    # dispatch delay, 1 return step by step, 2 refunds (the cancelled order's and the
+    # returned one's)
     assert sent == Counter(
         {
             ("thank_you", "email"): 46,
@@ -217,7 +225,7 @@ def test_exactly_these_messages_land_in_the_outbox(demo: dict) -> None:
             ("returned_to_sender", "email"): 4,
             ("returned_to_sender", "sms"): 2,
             ("delivered", "email"): 44,
-            ("setup_tip", "email"): 23,
+            ("setup_tip", "email"): 26,
             ("review_request", "email"): 31,
             ("warranty_expiry", "email"): 2,
             ("fulfilment_delayed", "email"): 1,
@@ -250,6 +258,16 @@ def test_the_shop_orders_arrive_by_webhook_and_tell_their_stories(demo: dict) ->
         )
 
     assert demo["shop"].order_names == ["#1101", "#1102", "#1103", "#1104"]
+    # categories from examples/shop-mapping.yaml (AFTERSALE_SHOP_MAPPING): product type
+    # first, else the SKU prefix (the cable has no product type); warranty per category
+    assert demo["categories"] == {
+        ("#1101", "NW-TV-55"): ("tv", 24),
+        ("#1101", "NW-HDMI-2M"): ("cables", None),
+        ("#1102", "NW-HP-Q1"): ("headphones", 24),
+        ("#1103", "NW-SPK-2"): ("speakers", 24),
+        ("#1104", "NW-TV-65"): ("tv", 24),
+    }
+    assert told("#1101")["setup_tip"] == told("#1104")["setup_tip"] == 1
     # a split shipment: each parcel is shipped and delivered on its own (the replayed
     # orders/create changed nothing)
     parcels = {n for o, _t, _c, _s, n in demo["rows"] if o == "#1101"}
