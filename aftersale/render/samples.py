@@ -59,13 +59,87 @@ class Sample:
     shipment: ShipmentState
 
 
-def _item(sku: str, name: str, category: str, price: str, qty: int = 1) -> Item:
-    return Item(
-        sku=sku, name=name, category=category, quantity=qty, price=Decimal(price), currency="PLN"
+@dataclass(frozen=True, slots=True)
+class Local:
+    """A plausible customer and parcel in one country, for the samples set there."""
+
+    name: str
+    email: str
+    phone: str | None
+    city: str | None  # where the parcel is scanned on its way
+    pickup_point: str  # where it waits when a situation has the customer collect it
+    pickup_type: DeliveryType
+    tracking_number: str  # a made-up number of a carrier that serves the country
+
+
+_UPS = "1Z999AA10123456784"
+_DPD = "09980525414724"
+_DHL = "00340434161094042557"
+#: Per country, so a sample outside Poland shows no Kraków locker (market samples take
+#: their customer from here too). A country missing here gets `_ANYWHERE`.
+LOCALS: dict[str, Local] = {
+    "PL": Local("Anna Kowalska", "anna.kowalska@example.pl", "+48601234567", "Warszawa",
+                "Paczkomat WAW22M, ul. Marszałkowska 104/122, 00-017 Warszawa",
+                DeliveryType.LOCKER, "620012345678901234567890"),
+    "DE": Local("Lena Schneider", "lena.schneider@example.de", "+4915112345670", "Berlin",
+                "DHL Packstation 157, Invalidenstraße 112, 10115 Berlin",
+                DeliveryType.LOCKER, _DHL),
+    "AT": Local("Katharina Gruber", "katharina.gruber@example.at", "+436641234567", "Wien",
+                "DPD Pickup Paketshop, Trafik Neubaugasse 12, 1070 Wien",
+                DeliveryType.PICKUP_POINT, _DPD),
+    "GB": Local("Oliver Bennett", "oliver.bennett@example.co.uk", "+447700900456", "London",
+                "UPS Access Point, Londis, 12 Upper Street, London N1 0PQ",
+                DeliveryType.ACCESS_POINT, _UPS),
+    "IE": Local("Aoife Murphy", "aoife.murphy@example.ie", "+353851234567", "Dublin",
+                "UPS Access Point, Centra, 10 Camden Street Lower, Dublin 2, D02 XE80",
+                DeliveryType.ACCESS_POINT, _UPS),
+    "US": Local("Jessica Miller", "jessica.miller@example.com", "+12125550187", "New York",
+                "UPS Access Point, The UPS Store, 1 Penn Plaza, New York, NY 10119",
+                DeliveryType.ACCESS_POINT, _UPS),
+    "FR": Local("Camille Martin", "camille.martin@example.fr", "+33612345678", "Paris",
+                "DPD Pickup relais, Tabac de la Gare, 12 rue de Rome, 75008 Paris",
+                DeliveryType.PICKUP_POINT, _DPD),
+    "AE": Local("محمد عبد الله", "m.abdullah@example.ae", "+971501234567", "Dubai",
+                "DHL Service Point, Al Wasl Road, Jumeirah 1, Dubai",
+                DeliveryType.PICKUP_POINT, "JJD000390007882347561"),
+}  # fmt: skip
+#: A country with no entry: no city to name, a UPS Access Point (UPS serves most countries).
+_ANYWHERE = Local("Alex Morgan", "alex.morgan@example.com", None, None, "UPS Access Point",
+                  DeliveryType.ACCESS_POINT, _UPS)  # fmt: skip
+
+
+def local_to(country: str | None) -> Local:
+    return LOCALS.get((country or "").upper(), _ANYWHERE)
+
+
+#: What the sample products cost in each currency: a shop prices each market on its own,
+#: not by exchange rate. A currency missing here (a new market's) gets the EUR amount.
+PRICES: dict[str, dict[str, str]] = {
+    "NW-ANC-700": {"PLN": "899.00", "EUR": "219.00", "GBP": "189.00", "USD": "229.00"},
+    "NW-USBC-2M": {"PLN": "39.90", "EUR": "9.90", "GBP": "8.99", "USD": "9.99"},
+    "NW-BOOK-14": {"PLN": "4299.00", "EUR": "999.00", "GBP": "879.00", "USD": "1049.00"},
+    "NW-SPK-MINI": {"PLN": "249.00", "EUR": "59.00", "GBP": "49.00", "USD": "59.00"},
+    "NW-WATCH-2": {"PLN": "1199.00", "EUR": "279.00", "AED": "1099.00", "USD": "299.00"},
+    "NW-ANC-700-LTD": {"PLN": "1299.00", "EUR": "299.00", "GBP": "259.00", "USD": "319.00"},
+}
+_PRICE_FALLBACK = "EUR"
+
+
+def _item(sku: str, name: str, category: str, currency: str, qty: int = 1) -> Item:
+    prices = PRICES[sku]
+    price = prices.get(currency) or prices[_PRICE_FALLBACK]
+    return Item(sku, name, category, qty, Decimal(price), currency)
+
+
+def typical_items(currency: str) -> tuple[Item, ...]:
+    """The typical order's items (headphones and two cables), priced in `currency`."""
+    return (
+        _item("NW-ANC-700", "Northwind ANC 700 wireless headphones", "headphones", currency),
+        _item("NW-USBC-2M", "USB-C cable, 2 m", "accessories", currency, 2),
     )
 
 
-def _sample(
+def make_sample(
     carriers: Carriers,
     order_id: str,
     name: str,
@@ -74,6 +148,8 @@ def _sample(
     items: tuple[Item, ...],
     number: str,
     pickup_point: str | None = None,
+    delivery_type: DeliveryType | None = None,
+    shipping_country: str | None = None,
 ) -> Sample:
     # The carrier is whichever one the directory recognises the number as (none for the
     # awkward sample's made-up number): previews show each carrier's name and page.
@@ -86,6 +162,7 @@ def _sample(
         items=items,
         shipments=(ShipmentRef(number, carrier),),
         promised_delivery=date(2025, 3, 13),
+        shipping_country=shipping_country,
     )
     shipment = ShipmentState(
         shipment_id=f"{order.order_id}-1",
@@ -97,39 +174,38 @@ def _sample(
         first_estimate=date(2025, 3, 13),
         last_event_at=SAMPLE_NOW - timedelta(hours=5),
         pickup_point=pickup_point,
+        delivery_type=delivery_type,
         created_at=placed + timedelta(days=1),
     )
     return Sample(name, description, order, shipment)
 
 
 def build_samples(carriers: Carriers) -> tuple[Sample, ...]:
-    headphones = _item(
-        "NW-ANC-700", "Northwind ANC 700 wireless headphones", "headphones", "899.00"
-    )
-    cable = _item("NW-USBC-2M", "USB-C cable, 2 m", "accessories", "39.90", 2)
-    laptop = _item("NW-BOOK-14", "Northwind Book 14 laptop", "laptops", "4299.00")
+    """The built-in samples, each priced in its customer's market's currency (shop.yaml's
+    markets: PLN in Poland, EUR in Germany, GBP in Britain; AED where no market serves)."""
+    poland = LOCALS["PL"]
     return (
-        _sample(
+        make_sample(
             carriers,
             "NW-1047",
             "typical",
             "Polish customer, two items, parcel locker",
             Customer(
                 "C-1001",
-                "Anna Kowalska",
-                "anna.kowalska@example.pl",
-                "+48601234567",
+                poland.name,
+                poland.email,
+                poland.phone,
                 "pl-PL",
                 "Europe/Warsaw",
                 True,
                 True,
                 "PL",
             ),
-            (headphones, cable),
-            "620012345678901234567890",
-            "Paczkomat WAW22M, ul. Marszałkowska 104/122, 00-017 Warszawa",
+            typical_items("PLN"),
+            poland.tracking_number,
+            poland.pickup_point,
         ),
-        _sample(
+        make_sample(
             carriers,
             "NW-1048",
             "no_phone",
@@ -145,10 +221,10 @@ def build_samples(carriers: Carriers) -> tuple[Sample, ...]:
                 False,
                 "DE",
             ),
-            (laptop,),
-            "00340434161094042557",
+            (_item("NW-BOOK-14", "Northwind Book 14 laptop", "laptops", "EUR"),),
+            _DHL,
         ),
-        _sample(
+        make_sample(
             carriers,
             "NW-1049",
             "zero_price",
@@ -165,12 +241,12 @@ def build_samples(carriers: Carriers) -> tuple[Sample, ...]:
                 "GB",
             ),
             (
-                _item("NW-SPK-MINI", "Northwind Mini speaker", "speakers", "249.00"),
-                _item("NW-GIFT-BAG", "Gift bag", "accessories", "0.00"),
+                _item("NW-SPK-MINI", "Northwind Mini speaker", "speakers", "GBP"),
+                Item("NW-GIFT-BAG", "Gift bag", "accessories", 1, Decimal("0.00"), "GBP"),
             ),
-            "1Z999AA10123456784",
+            _UPS,
         ),
-        _sample(
+        make_sample(
             carriers,
             "NW-1050",
             "twenty_items",
@@ -187,32 +263,40 @@ def build_samples(carriers: Carriers) -> tuple[Sample, ...]:
                 "PL",
             ),
             tuple(
-                _item(f"NW-ACC-{n:02}", f"Accessory pack no. {n}", "accessories", f"{n * 7}.99")
+                Item(
+                    f"NW-ACC-{n:02}",
+                    f"Accessory pack no. {n}",
+                    "accessories",
+                    1,
+                    Decimal(f"{n * 7}.99"),
+                    "PLN",
+                )  # fmt: skip
                 for n in range(1, 20)
             )
-            + (headphones,),
-            "09980525414724",
+            + typical_items("PLN")[:1],
+            _DPD,
         ),
-        _sample(
+        make_sample(
             carriers,
             "NW-1051",
             "rtl_name",
-            "a right-to-left (Arabic) name, locale with no template (falls back)",
+            "a right-to-left (Arabic) name, locale with no template (falls back); no market "
+            "serves the country: the shop's own contact block, prices in dirhams",
             Customer(
                 "C-1005",
-                "محمد عبد الله",
-                "m.abdullah@example.ae",
-                "+971501234567",
+                LOCALS["AE"].name,
+                LOCALS["AE"].email,
+                LOCALS["AE"].phone,
                 "ar-AE",
                 "Asia/Dubai",
                 True,
                 True,
                 "AE",
             ),
-            (_item("NW-WATCH-2", "Northwind Watch 2", "smartwatches", "1199.00"),),
-            "JJD000390007882347561",
+            (_item("NW-WATCH-2", "Northwind Watch 2", "smartwatches", "AED"),),
+            LOCALS["AE"].tracking_number,
         ),
-        _sample(
+        make_sample(
             carriers,
             "NW-1052",
             "long_everything",
@@ -234,12 +318,13 @@ def build_samples(carriers: Carriers) -> tuple[Sample, ...]:
                     "Northwind ANC 700 wireless noise-cancelling over-ear headphones, "
                     "limited anniversary edition in midnight blue with travel case",
                     "headphones",
-                    "1299.00",
+                    "EUR",
                 ),
             ),
             "PKG-0000-0000-0000-0000-0001",
             "DPD Pickup Paketshop im Einkaufszentrum Alexa, Grunerstraße 20, "
             "Erdgeschoss neben dem Haupteingang, Ladenlokal 0.17, 10179 Berlin-Mitte",
+            DeliveryType.PICKUP_POINT,
         ),
     )
 
@@ -247,6 +332,12 @@ def build_samples(carriers: Carriers) -> tuple[Sample, ...]:
 def sample_situations(template: str, sample: Sample) -> list[tuple[str, dict[str, Any]]]:
     """(label, build_context keyword arguments) for each situation `template` is sent in."""
     order, ship = sample.order, sample.shipment
+    local = local_to(order.shipping_country or order.customer.country)
+    # where the parcel waits to be collected: its own pickup place, else its country's
+    collect: dict[str, Any] = {
+        "pickup_point": ship.pickup_point or local.pickup_point,
+        "delivery_type": ship.delivery_type or local.pickup_type,
+    }
     at = SAMPLE_NOW
     first_sku = order.items[-1].sku if template in ITEM_TEMPLATES else None
     scans = (
@@ -258,7 +349,7 @@ def sample_situations(template: str, sample: Sample) -> list[tuple[str, dict[str
             Status.IN_TRANSIT,
             "TRANSIT",
             "Parcel at the sorting centre",
-            "Warszawa",
+            local.city,
         ),
     )
 
@@ -320,11 +411,7 @@ def sample_situations(template: str, sample: Sample) -> list[tuple[str, dict[str
             for reason in DelayReason
         ]
     if template == "available_for_pickup":
-        waiting = replace(
-            ship,
-            status=Status.AVAILABLE_FOR_PICKUP,
-            pickup_point=ship.pickup_point or "Paczkomat KRA01A, ul. Floriańska 1, Kraków",
-        )
+        waiting = replace(ship, status=Status.AVAILABLE_FOR_PICKUP, **collect)
         return [
             (
                 "with code",
@@ -363,8 +450,7 @@ def sample_situations(template: str, sample: Sample) -> list[tuple[str, dict[str
         waiting = replace(
             ship,
             status=Status.AVAILABLE_FOR_PICKUP,
-            delivery_type=DeliveryType.LOCKER,
-            pickup_point=ship.pickup_point or "Paczkomat KRA01A, ul. Floriańska 1, Kraków",
+            **collect,
             pickup_deadline=at + timedelta(hours=20),
             pickup_hours="24/7",
         )
@@ -372,11 +458,7 @@ def sample_situations(template: str, sample: Sample) -> list[tuple[str, dict[str
         return [("waiting at a locker", {**base, "shipment": waiting, "event": reminder})]
     if template == "undeliverable":
         held = replace(ship, status=Status.EXCEPTION)
-        expired = replace(
-            held,
-            delivery_type=DeliveryType.LOCKER,
-            pickup_point=ship.pickup_point or "Paczkomat KRA01A, ul. Floriańska 1, Kraków",
-        )
+        expired = replace(held, **collect)
         gone = event(EventKind.DELAYED, reason=DelayReason.UNDELIVERABLE)
         return [
             ("could not be delivered", {**base, "shipment": held, "event": gone}),

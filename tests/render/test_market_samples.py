@@ -3,13 +3,17 @@ that market's contact block, legal line and money in its currency, in its langua
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from babel.numbers import get_territory_currencies
+
 from aftersale.markets import load_shop, parse_shop
 from aftersale.models import ChannelKind
 from aftersale.render.catalogue import load_catalogue
 from aftersale.render.context import build_context
 from aftersale.render.gallery import build_gallery
 from aftersale.render.library import TemplateLibrary
-from aftersale.render.market_samples import market_samples, principal_zone
+from aftersale.render.market_samples import all_samples, market_samples, principal_zone
 from aftersale.render.samples import SAMPLE_NOW, sample_situations
 from aftersale.settings import PROJECT_ROOT
 from carriers.registry import DIRECTORY
@@ -54,3 +58,37 @@ def test_a_market_added_to_shop_yaml_gets_its_sample_in_the_gallery() -> None:
     assert 'href="/?sample=market_fr"' in page and "market FR" in page
     assert all(e.ok for e in entries)
     assert "+33 1 00 00 00 00" in page
+
+
+#: What only a Polish sample may show: its cities, its lockers, its customer.
+POLISH = ("Kraków", "Warszawa", "Paczkomat", "Kowalsk", "inpost")
+
+
+def test_every_sample_is_priced_and_placed_in_its_own_country() -> None:
+    """Items and offers in the currency of the sample's market (its country's, where no
+    market serves it); outside Poland no Polish city, locker, carrier or customer."""
+    catalogue = load_catalogue(PROJECT_ROOT / "catalogue" / "products.yaml")
+    headphones: dict[str, Decimal] = {}
+    for sample in all_samples(SHOP, DIRECTORY):
+        order = sample.order
+        country = order.shipping_country or order.customer.country or ""
+        currency = SHOP.market_for(country).currency or get_territory_currencies(country)[0]
+        assert {i.currency for i in order.items} == {currency}, sample.name
+        headphones.update((currency, i.price) for i in order.items if i.sku == "NW-ANC-700")
+        for template in ("warranty_expiry", "shipped", "available_for_pickup", "pickup_reminder",
+                         "undeliverable", "delivered"):  # fmt: skip
+            for label, kwargs in sample_situations(template, sample):
+                context = build_context(order, SHOP, carriers=DIRECTORY, catalogue=catalogue,
+                                        now=SAMPLE_NOW, **kwargs)  # fmt: skip
+                offer = context["product"] and context["product"]["extended_warranty"]
+                if offer:
+                    info = catalogue.lookup(context["item"]["sku"], context["item"]["category"])
+                    assert info and info.extended_warranty
+                    assert offer["currency"] == currency, (sample.name, label)
+                    assert offer["price"] == info.extended_warranty.prices[currency]
+                if country != "PL":
+                    # the customer's side (the shop's own address may well be in Warsaw)
+                    seen = repr({k: v for k, v in context.items() if k != "shop"})
+                    assert not [w for w in POLISH if w in seen], (sample.name, label)
+    # a price list per currency, not a Polish price relabelled
+    assert len(set(headphones.values())) == len(headphones) >= 4, headphones

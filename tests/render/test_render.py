@@ -322,7 +322,9 @@ def test_delay_and_warranty_facts() -> None:
     )
     assert context["item"]["warranty_months"] == 24
     assert context["item"]["warranty_ends"] == date(2027, 3, 2)  # delivered 2025-03-02
-    assert context["product"]["extended_warranty"]["price"] == Decimal("399.0")
+    # a German order is offered the catalogue's EUR price (PLN 399.00 in Poland)
+    assert context["product"]["extended_warranty"]["price"] == Decimal("89.00")
+    assert context["product"]["extended_warranty"]["currency"] == "EUR"
     assert context["links"]["extend_warranty"].endswith("/nw-book-14")
     reasons = sample_situations("delayed", sample)
     label, kwargs = next(r for r in reasons if r[0] == "delay: eta_slipped")
