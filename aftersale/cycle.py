@@ -55,7 +55,7 @@ from aftersale.tracking.shop_events import (
     as_return_events,
     detect_promises,
     detect_refund,
-    detect_return_requested,
+    detect_return,
 )
 
 log = logging.getLogger(__name__)
@@ -409,7 +409,7 @@ def detect_stage(
             outbound = [p for p in parcels if p.return_id is None]
             events.extend(detect_due(orders[oid], outbound, now, parts.thresholds))
         events.extend(detect_refund(r) for r in refunds if r.order_id in orders)
-        events.extend(detect_return_requested(r) for r in returns if r.order_id in orders)
+        events.extend(detect_return(r) for r in returns if r.order_id in orders)
         for oid in promised_orders:
             events.extend(detect_promises(orders[oid], by_order.get(oid, []), now, promises))
     events = without_cancelled(events, store.cancelled_orders({e.order_id for e in events}))

@@ -224,6 +224,7 @@ class EventKind(StrEnum):
     REFUND_ISSUED = "refund_issued"  # reason: the platform's refund id; amount, currency in facts
     RETURN_WINDOW_ENDING = "return_window_ending"  # days before the shop's return period ends
     FULFILMENT_DELAYED = "fulfilment_delayed"  # no tracking number past the dispatch promise
+    RETURN_DECLINED = "return_declined"  # reason: the platform's return id; the shop said no
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,6 +149,7 @@ EVENTS_WITHOUT_SHIPMENT = frozenset(
         EventKind.ORDER_PLACED,
         EventKind.WARRANTY_ENDING,
         EventKind.RETURN_REQUESTED,
+        EventKind.RETURN_DECLINED,
         EventKind.REFUND_ISSUED,
         EventKind.RETURN_WINDOW_ENDING,
         EventKind.FULFILMENT_DELAYED,

@@ -48,6 +48,7 @@ from aftersale.tracking.shop_events import (
     as_return_events,
     detect_promises,
     detect_refund,
+    detect_return_declined,
     detect_return_requested,
 )
 
@@ -64,11 +65,13 @@ class Parcel:
 
 @dataclass(frozen=True, slots=True)
 class SimReturn:
-    """A return asked for at `requested_at`, and the parcel sent back (None: not yet)."""
+    """A return asked for at `requested_at`, and the parcel sent back (None: not yet), or
+    declined by the shop at `declined_at`."""
 
     return_id: str
     requested_at: datetime
     parcel: Parcel | None = None
+    declined_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +188,8 @@ def replay(
         ticks.extend(r.created_at for r in o.refunds)
         for ret in o.returns:
             ticks.append(ret.requested_at)
+            if ret.declined_at is not None:
+                ticks.append(ret.declined_at)
             if ret.parcel is not None:
                 ticks.extend(_utc(s.reported_at or s.at) for s in ret.parcel.scans)
     ticks = [x for x in ticks if start <= x <= end] + [end]
@@ -303,6 +308,13 @@ def _shop_side(
                 order.order_id, ret.return_id, "requested", ret.requested_at, ret.requested_at
             )
             events.append(detect_return_requested(record))
+        declined = f"{ret.return_id}/declined"
+        if ret.declined_at is not None and ret.declined_at <= now and declined not in told:
+            told.add(declined)
+            record = ReturnRecord(
+                order.order_id, ret.return_id, "declined", ret.requested_at, ret.declined_at
+            )
+            events.append(detect_return_declined(record))
         parcel = ret.parcel
         if parcel is None:
             continue
@@ -378,6 +390,7 @@ def case_order(case: Case) -> SimOrder:
             Parcel(f"CASE-1/R{n}", r.carrier, f"CASE000009{n}", tuple(r.scans))
             if r.scans
             else None,
+            _utc(r.declined_at) if r.declined_at else None,
         )
         for n, r in enumerate(m.returns, start=1)
     )

@@ -80,6 +80,7 @@ KNOWN_TEMPLATES = (
     "return_received",
     "refund_issued",
     "return_window_ending",
+    "return_declined",
 )
 
 #: Events a rule selects by `days` (their facts carry it).
@@ -87,12 +88,20 @@ _DAYS_EVENTS = frozenset(
     {EventKind.DELIVERED_AGO, EventKind.WARRANTY_ENDING, EventKind.RETURN_WINDOW_ENDING}
 )
 #: Events whose `reason` names their subject: a delay's reason, a refund's or a return's id.
-_REASON_EVENTS = frozenset({EventKind.DELAYED, EventKind.REFUND_ISSUED, EventKind.RETURN_REQUESTED})
+_REASON_EVENTS = frozenset(
+    {
+        EventKind.DELAYED,
+        EventKind.REFUND_ISSUED,
+        EventKind.RETURN_REQUESTED,
+        EventKind.RETURN_DECLINED,
+    }
+)
 _DEFAULT_ONCE = {
     EventKind.ORDER_PLACED: OnceScope.ORDER,
     EventKind.WARRANTY_ENDING: OnceScope.ITEM,
     EventKind.REFUND_ISSUED: OnceScope.REASON,  # once per refund
     EventKind.RETURN_REQUESTED: OnceScope.REASON,  # once per return
+    EventKind.RETURN_DECLINED: OnceScope.REASON,
     EventKind.FULFILMENT_DELAYED: OnceScope.ORDER,
     EventKind.RETURN_WINDOW_ENDING: OnceScope.ORDER,
 }

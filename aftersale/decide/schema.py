@@ -141,11 +141,13 @@ class CaseRefundModel(_Model):
 
 
 class CaseReturnModel(_Model):
-    """A return the customer asked for `at`, and the scans of the parcel sent back."""
+    """A return the customer asked for `at`, and the scans of the parcel sent back; or
+    the shop declined it at `declined_at`."""
 
     at: datetime
     carrier: str | None = None
     scans: list[ScanModel] = []
+    declined_at: datetime | None = None
 
 
 class CaseModel(_Model):

@@ -165,6 +165,7 @@ def _order(o: ScenarioOrder) -> SimOrder:
             Parcel(f"{o.order_id}/RET{n}/1", r.carrier, f"{o.order_id}-RET{n}", tuple(r.scans))
             if r.scans
             else None,
+            r.declined_at.astimezone(UTC) if r.declined_at else None,
         )
         for n, r in enumerate(o.returns, start=1)
     )

@@ -231,6 +231,7 @@ def _shape_for_event(world: World, rule: Rule, reason: str | None) -> World:
 SHOP_SIDE_EVENTS = frozenset(
     {
         EventKind.RETURN_REQUESTED,
+        EventKind.RETURN_DECLINED,
         EventKind.RETURN_IN_TRANSIT,
         EventKind.RETURN_RECEIVED,
         EventKind.REFUND_ISSUED,
@@ -255,7 +256,7 @@ def shop_side_world(world: World, kind: EventKind, days: int | None) -> World:
         facts = {"amount": str(item.price * item.quantity), "currency": item.currency}
         return replace(world, shipment=delivered, event=replace(
             event, shipment_id=None, reason="R-5501", facts=facts))  # fmt: skip
-    if kind is EventKind.RETURN_REQUESTED:
+    if kind in (EventKind.RETURN_REQUESTED, EventKind.RETURN_DECLINED):
         return replace(world, shipment=delivered, event=replace(
             event, shipment_id=None, reason="RET-77"))  # fmt: skip
     if kind is EventKind.RETURN_WINDOW_ENDING:

@@ -45,6 +45,7 @@ SHOP_SIDE_TEMPLATES = {
     "return_received": EventKind.RETURN_RECEIVED,
     "refund_issued": EventKind.REFUND_ISSUED,
     "return_window_ending": EventKind.RETURN_WINDOW_ENDING,
+    "return_declined": EventKind.RETURN_DECLINED,
 }
 
 

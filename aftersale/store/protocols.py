@@ -172,7 +172,8 @@ class PlatformOrderStore(Protocol):
         ...
 
     def returns_without_event(self) -> list[ReturnRecord]:
-        """Returns requested or open that no `return_requested` event was recorded for."""
+        """Returns requested or open that no `return_requested` event was recorded for, and
+        returns declined that no `return_declined` event was recorded for."""
         ...
 
     def cancelled_orders(self, order_ids: Iterable[str]) -> set[str]:

@@ -45,6 +45,23 @@ def detect_return_requested(ret: ReturnRecord) -> DomainEvent:
     )
 
 
+def detect_return_declined(ret: ReturnRecord) -> DomainEvent:
+    """The shop said no to a return: told at the time it did (the return's last update)."""
+    return DomainEvent(
+        EventKind.RETURN_DECLINED, ret.order_id, ret.updated_at, reason=ret.return_id
+    )
+
+
+def detect_return(ret: ReturnRecord) -> DomainEvent:
+    """What the customer hears of a return the store has no event for yet: declined, or
+    asked for (requested or approved). A return declined before any cycle saw it is only
+    told as declined: "we have your request" and "we cannot accept it" at once would be
+    one message too many."""
+    if ret.status == "declined":
+        return detect_return_declined(ret)
+    return detect_return_requested(ret)
+
+
 def as_return_events(events: Sequence[DomainEvent], parcel: ShipmentState) -> list[DomainEvent]:
     """A return parcel's poll in the customer's words: handed to the carrier (`shipped`)
     becomes `return_in_transit`, delivered (to the shop) `return_received`; the rest of

@@ -76,3 +76,11 @@ def test_bad_scenario_names_file_line_and_field(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         simulate(path, RULESET, thresholds=THRESHOLDS)
     assert info.value.problems[0].startswith(f"{path}:5:16 orders.0.placed_at: Input should be")
+
+
+def test_a_declined_return_is_told_and_nothing_else_of_it(lines) -> None:
+    assert find(lines, "NW-1010", "send", "return_requested", "email")
+    [declined] = find(lines, "NW-1010", "send", "return_declined", "email")
+    assert declined.event == "return_declined"
+    for rule in ("return_in_transit", "return_received", "refund_issued"):
+        assert not find(lines, "NW-1010", "send", rule)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 FIXTURES = PROJECT_ROOT / "tests" / "render" / "template_fixtures"
-EMAILS = 20 * 3  # email message types × locales
+EMAILS = 21 * 3  # email message types × locales
 TEXTS = 17 * 3  # SMS message types × locales (some return messages are email only)
 ENTRIES = EMAILS + TEXTS
 

@@ -125,10 +125,18 @@ class Returns(Connection):
 
     def returns_without_event(self) -> list[ReturnRecord]:
         rows = self.rows(
-            f"SELECT {_RETURN_COLS} FROM order_returns r WHERE status = ANY(%s) "
-            "AND NOT EXISTS (SELECT 1 FROM domain_events e WHERE e.kind = %s "
-            "AND e.order_id = r.order_id AND e.reason = r.return_id) ORDER BY requested_at",
-            [list(OPEN_RETURN_STATUSES), EventKind.RETURN_REQUESTED.value],
+            f"SELECT {_RETURN_COLS} FROM order_returns r WHERE "
+            "(status = ANY(%s) AND NOT EXISTS (SELECT 1 FROM domain_events e "
+            "WHERE e.kind = %s AND e.order_id = r.order_id AND e.reason = r.return_id)) "
+            "OR (status = %s AND NOT EXISTS (SELECT 1 FROM domain_events e "
+            "WHERE e.kind = %s AND e.order_id = r.order_id AND e.reason = r.return_id)) "
+            "ORDER BY requested_at",
+            [
+                list(OPEN_RETURN_STATUSES),
+                EventKind.RETURN_REQUESTED.value,
+                "declined",
+                EventKind.RETURN_DECLINED.value,
+            ],
         )
         return [_return(r) for r in rows]
 
