@@ -34,7 +34,13 @@ def later_changes(shop: FakeShop) -> None:
     """Between the runs: #1048 is fulfilled by InPost, a new order #1052 comes in."""
     shipped = shop.order("#1048")
     shipped["fulfillments"] = [
-        {"status": "SUCCESS", "trackingInfo": [{"company": "InPost", "number": INPOST}]}
+        {
+            "status": "SUCCESS",
+            "trackingInfo": [{"company": "InPost", "number": INPOST}],
+            "fulfillmentLineItems": [
+                {"lineItem": {"sku": line["sku"]}} for line in shipped["lineItems"]
+            ],
+        }
     ]
     shipped["updatedAt"] = "2026-11-25T08:00:00Z"
     new = copy.deepcopy(shop.order("#1051"))
@@ -109,6 +115,13 @@ def test_a_second_run_pulls_only_what_changed_and_applies_it(tmp_path: Path) -> 
         assert [(s.carrier, s.tracking_number) for s in shipments.values()] == [("inpost", INPOST)]
         order = store.load_order("#1048")
         assert order is not None and len(order.items) == 12
+        # which parcel carries what comes with the pull too (fulfillmentLineItems)
+        split = store.load_order("#1047")
+        assert split is not None
+        assert [(s.tracking_number, s.items) for s in split.shipments] == [
+            ("1Z999AA10123456784", ("NW-TV-55",)),
+            ("JJD000390007777777", ("NW-HDMI-2M",)),
+        ]
         platform = store.platform_orders(["#1047", "#1049", "#1052"])
         assert str(platform["#1047"].refunded) == "9.99"
         # its refund and its return (a returns/* webhook missed) are kept as if delivered

@@ -39,11 +39,14 @@ from aftersale.errors import ConfigError, ShopApiError
 from aftersale.intake.shops.base import obj
 
 API_VERSION = "2025-10"
-#: Orders per page; halved while Shopify answers MAX_COST_EXCEEDED.
-PAGE_SIZE = 10
+#: Orders per page (a page costs about 960 of the 1000 points one query may ask); halved
+#: while Shopify answers MAX_COST_EXCEEDED.
+PAGE_SIZE = 8
 #: How long each list of an order is on a page, and when the order is read on its own.
 PAGE_LINES, PAGE_FULFILMENTS, PAGE_TRACKING, PAGE_REFUNDS = 10, 5, 3, 5
-ONE_LINES, ONE_FULFILMENTS, ONE_TRACKING, ONE_REFUNDS = 50, 30, 10, 30
+ONE_LINES, ONE_FULFILMENTS, ONE_TRACKING, ONE_REFUNDS = 50, 15, 5, 30
+#: The line items each fulfilment carries (which parcel holds what): on a page, on its own.
+PAGE_CARRIED, ONE_CARRIED = 5, 15
 #: Returns per order: on a page, and read on its own (a connection, unlike the lists above).
 PAGE_RETURNS, ONE_RETURNS = 3, 20
 #: THROTTLED answers in a row before a run gives up (each waits for the points it lacks).
@@ -58,7 +61,13 @@ _LINE_ITEM = (
 
 
 def _order_lists(
-    lines: int, fulfilments: int, tracking: int, refunds: int, returns: int, after: str = ""
+    lines: int,
+    fulfilments: int,
+    tracking: int,
+    carried: int,
+    refunds: int,
+    returns: int,
+    after: str = "",
 ) -> str:
     return f"""
       lineItems(first: {lines}{after}) {{
@@ -68,6 +77,10 @@ def _order_lists(
       fulfillments(first: {fulfilments}) {{
         status
         trackingInfo(first: {tracking}) {{ company number }}
+        fulfillmentLineItems(first: {carried}) {{
+          pageInfo {{ hasNextPage }}
+          nodes {{ lineItem {{ sku }} }}
+        }}
       }}
       refunds(first: {refunds}) {{
         id createdAt
@@ -78,6 +91,9 @@ def _order_lists(
       }}"""
 
 
+_PAGE_ORDER_LISTS = _order_lists(
+    PAGE_LINES, PAGE_FULFILMENTS, PAGE_TRACKING, PAGE_CARRIED, PAGE_REFUNDS, PAGE_RETURNS
+)
 #: Exactly the fields shopify.map_order reads, in GraphQL's names.
 ORDERS_QUERY = f"""
 query ReconcileOrders($first: Int!, $after: String, $query: String!) {{
@@ -94,14 +110,20 @@ query ReconcileOrders($first: Int!, $after: String, $query: String!) {{
         smsMarketingConsent {{ marketingState }}
       }}
       shippingAddress {{ firstName lastName name phone countryCodeV2 }}
-      {_order_lists(PAGE_LINES, PAGE_FULFILMENTS, PAGE_TRACKING, PAGE_REFUNDS, PAGE_RETURNS)}
+      {_PAGE_ORDER_LISTS}
     }}
   }}
 }}
 """
 
 _ONE_ORDER_LISTS = _order_lists(
-    ONE_LINES, ONE_FULFILMENTS, ONE_TRACKING, ONE_REFUNDS, ONE_RETURNS, ", after: $after"
+    ONE_LINES,
+    ONE_FULFILMENTS,
+    ONE_TRACKING,
+    ONE_CARRIED,
+    ONE_REFUNDS,
+    ONE_RETURNS,
+    ", after: $after",
 )
 #: One order's lists, longer than a page holds, its line items by cursor.
 ORDER_LISTS_QUERY = f"""
@@ -264,8 +286,8 @@ class AdminClient:
         if _lists_full(whole, ONE_FULFILMENTS, ONE_TRACKING, ONE_REFUNDS, ONE_RETURNS):
             return whole, (
                 f"{ONE_FULFILMENTS} or more fulfilments, {ONE_TRACKING} or more tracking "
-                f"numbers in one, {ONE_REFUNDS} or more refunds, or {ONE_RETURNS} or more "
-                "returns: more than the Admin API "
+                f"numbers or more than {ONE_CARRIED} line items in one, {ONE_REFUNDS} or "
+                f"more refunds, or {ONE_RETURNS} or more returns: more than the Admin API "
                 "lists; import this order from a saved REST payload (aftersale import --format "
                 "shopify)"
             )
@@ -385,7 +407,12 @@ def _lists_full(
         or len(node.get("refunds") or []) >= refunds
         or len(_nodes(node.get("returns"))) >= returns
         or any(len(obj(f).get("trackingInfo") or []) >= tracking for f in found)
+        or any(_more(obj(f).get("fulfillmentLineItems")) for f in found)
     )
+
+
+def _more(connection: Any) -> bool:
+    return bool(obj(obj(connection).get("pageInfo")).get("hasNextPage"))
 
 
 def _json(response: httpx.Response) -> Any:
@@ -517,14 +544,20 @@ def _line_item(line: dict[str, Any]) -> dict[str, Any]:
 
 def _fulfilments(fulfilment: dict[str, Any]) -> list[dict[str, Any]]:
     """One REST fulfilment per tracking number: GraphQL names a company per number, REST
-    one per fulfilment."""
+    one per fulfilment. Each carries the fulfilment's line items by SKU (which parcel holds
+    what: a split order's tips, reviews and warranty follow each parcel)."""
     status = _lower(fulfilment.get("status"))
+    carried = [
+        {"sku": obj(obj(line).get("lineItem")).get("sku")}
+        for line in _nodes(fulfilment.get("fulfillmentLineItems"))
+    ]
     return [
         {
             "status": status,
             "tracking_company": obj(info).get("company"),
             "tracking_number": obj(info).get("number"),
             "tracking_numbers": [obj(info).get("number")],
+            "line_items": carried,
         }
         for info in fulfilment.get("trackingInfo") or []
     ]

@@ -17,7 +17,9 @@ from aftersale.errors import ConfigError, ShopApiError
 from aftersale.intake.rows import validate_row
 from aftersale.intake.shops import PLATFORMS
 from aftersale.intake.shops.shopify_admin import (
+    ORDER_LISTS_QUERY,
     ORDERS_QUERY,
+    PAGE_SIZE,
     AdminClient,
     AdminConfig,
     to_rest_order,
@@ -78,12 +80,13 @@ def test_a_graphql_order_maps_to_the_same_order_and_facts_as_its_rest_twin() -> 
     node = {
         **stored,
         "lineItems": {"nodes": stored["lineItems"]},
+        "fulfillments": [
+            {**f, "fulfillmentLineItems": {"nodes": f["fulfillmentLineItems"]}}
+            for f in stored["fulfillments"]
+        ],
         "returns": {"nodes": stored["returns"]},
     }
     rest = json.loads((PAYLOADS / "shopify_order_split.json").read_text(encoding="utf-8"))
-    # the reconcile's query reads no fulfilment line items (which parcel carries what)
-    for fulfilment in rest["fulfillments"]:
-        fulfilment.pop("line_items", None)
     now = datetime(2026, 11, 25, tzinfo=UTC)
 
     def mapped(raw: dict):  # type: ignore[no-untyped-def]
@@ -99,9 +102,10 @@ def test_a_graphql_order_maps_to_the_same_order_and_facts_as_its_rest_twin() -> 
     assert (from_graphql[0], replace(from_graphql[1], returns=())) == mapped(rest)
     order = from_graphql[0]
     assert order is not None
-    assert [(s.carrier, s.tracking_number) for s in order.shipments] == [
-        ("ups", "1Z999AA10123456784"),
-        ("dhl", "JJD000390007777777"),
+    # each parcel with the line items its fulfilment carries (fulfillmentLineItems)
+    assert [(s.carrier, s.tracking_number, s.items) for s in order.shipments] == [
+        ("ups", "1Z999AA10123456784", ("NW-TV-55",)),
+        ("dhl", "JJD000390007777777", ("NW-HDMI-2M",)),
     ]
 
 
@@ -186,9 +190,9 @@ def test_a_query_costing_too_much_is_asked_in_smaller_pages(
     with FakeShopifyAdmin(shop) as fake:
         client = client_for(fake, http, clock)
         pages = list(client.orders_updated_since(SINCE))
-    assert requested_cost(parse_query(ORDERS_QUERY, {"first": 10})) > 700
-    assert client.page_size == 5
-    assert names(pages) == [["#1047", "#1048", "#1049", "#1050", "#1051"]]
+    assert requested_cost(parse_query(ORDERS_QUERY, {"first": PAGE_SIZE})) > 700
+    assert client.page_size == PAGE_SIZE // 2 == 4
+    assert names(pages) == [["#1047", "#1048", "#1049", "#1050"], ["#1051"]]
 
 
 def test_a_gateway_fault_is_retried_then_the_run_goes_on(
@@ -266,3 +270,10 @@ def test_the_shop_may_be_given_as_its_myshopify_address() -> None:
     assert config.url == "https://northwind.myshopify.com/admin/api/2025-10/graphql.json"
     assert config.source == "shopify-admin:northwind"
     assert "token=" not in repr(config)  # never in a log line
+
+
+def test_a_page_and_an_order_read_on_its_own_fit_one_query() -> None:
+    """Shopify refuses a query asking more than 1000 points (MAX_COST_EXCEEDED): the page
+    and the one-order query, fulfilment line items included, stay below it."""
+    assert requested_cost(parse_query(ORDERS_QUERY, {"first": PAGE_SIZE})) <= 1000
+    assert requested_cost(parse_query(ORDER_LISTS_QUERY, {})) <= 1000
