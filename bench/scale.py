@@ -34,6 +34,7 @@ server with (docs/operations.md, "10 million active shipments a day").
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -289,6 +290,11 @@ def measure(
         "wal_bytes": wal_bytes,
         "sandbox_cpu_s": own_cpu,
         "peak_per_s": {slug: max(c.values()) for slug, c in seconds.items()},
+        "seconds": {slug: len(c) for slug, c in seconds.items()},
+        "seconds_over": {
+            slug: sum(1 for n in c.values() if n > limits.get(slug, float("inf")))
+            for slug, c in seconds.items()
+        },
         "mean_per_s": {slug: sum(c.values()) / max(1, len(c) - 1) for slug, c in seconds.items()},
         "asked_twice": asked_twice,
         "sent_twice": sum(1 for n in attempts.values() if n > 1),
@@ -326,6 +332,11 @@ def report(
         print(
             f"  {slug:<6} limit {limit:5.0f}/s  peak second {peak:4d}  mean "
             f"{r['mean_per_s'].get(slug, 0):6.1f}/s  {'OK' if peak <= limit else 'OVER'}"
+            + (
+                f" in {r['seconds_over'][slug]} of {r['seconds'][slug]} seconds"
+                if peak > limit
+                else ""
+            )
         )
     rows = sum(n for n, _ in r["tables"].values())
     size = sum(b for _, b in r["tables"].values())
@@ -377,6 +388,12 @@ def main() -> None:
     orders, parcels = build_orders(args.shipments, carrier_mix(limits))
     state = SandboxState(SandboxClock(T0))
     state.add(parcels)
+    # The sandbox counts each request as its event loop takes it, in this process: a full
+    # collection over the 1.4M objects of 200,000 orders stalls it for ~0.5 s, and the
+    # requests that queued meanwhile land in one second's count (with the collector on,
+    # busiest seconds reached 133% of a limit at 200,000). Frozen, they are left alone.
+    gc.collect()
+    gc.freeze()
     with (
         tempfile.TemporaryDirectory() as folder,
         running_cluster(FULL_PAGE_WRITES) as cluster,
