@@ -1,6 +1,7 @@
 """Pull what a shop changed since the last pull (webhooks can be missed) and apply it the
 way every platform import is applied (aftersale.intake.platform): new orders are stored,
-newer copies add later fulfilments, cancel pending messages and record refunds.
+newer copies add later fulfilments, cancel pending messages and record refunds; the parcels
+sent back for approved returns are applied like reverse_deliveries/attach_deliverable.
 
 The checkpoint is the newest `updated_at` seen, kept in the store per shop. A run asks for
 the orders updated after it, less LOOKBACK (Shopify's order search lags its writes by
@@ -23,7 +24,15 @@ from typing import Any, Protocol
 from aftersale.carriers_meta import Carriers
 from aftersale.intake.files import ParseResult
 from aftersale.intake.platform import apply_platform_orders, parse_platform
-from aftersale.intake.shops.base import PlatformFacts, RecordError, ShopMapping, timestamp
+from aftersale.intake.shop_updates import apply_shop_updates
+from aftersale.intake.shops.base import (
+    PlatformFacts,
+    RecordError,
+    ShopMapping,
+    Update,
+    timestamp,
+)
+from aftersale.intake.shops.shopify import map_reverse_delivery
 from aftersale.intake.shops.shopify_admin import Page
 from aftersale.masking import mask_text
 from aftersale.store.protocols import (
@@ -134,6 +143,7 @@ def reconcile_shopify(
     report = ReconcileReport(source, since, checkpoint)
     for page in client.orders_updated_since(since):
         parsed, facts, rejections = _parse_page(page, source, report.seen, mapping, carriers, now)
+        parcels = _return_parcels(page, source, carriers, now, rejections)
         ids = [o.order_id for o in parsed.orders]
         newest = _newest(page)
         with session() as store:
@@ -141,6 +151,9 @@ def reconcile_shopify(
             before = store.platform_orders(ids)
             applied = apply_platform_orders(store, parsed, facts, source, now, carriers, rejections)
             after = store.platform_orders(ids)
+            # after the orders: a parcel belongs to a return the page's orders just stored
+            sent_back = apply_shop_updates(store, "shopify", parcels, source, now=now,
+                                           carriers=carriers)  # fmt: skip
             if newest is not None:
                 store.save_sync_checkpoint(source, newest, now)
         updated = sum(1 for i in known if after.get(i) != before.get(i))
@@ -149,8 +162,8 @@ def reconcile_shopify(
         report.new += applied.loaded
         report.updated += updated
         report.unchanged += len(known) - updated
-        report.rejections += applied.rejections
-        report.notices += applied.notices
+        report.rejections += applied.rejections + sent_back.rejections
+        report.notices += applied.notices + sent_back.notices
         if newest is not None and (report.checkpoint is None or newest > report.checkpoint):
             report.checkpoint = newest
     report.requests, report.throttled = client.requests, client.throttled
@@ -189,6 +202,19 @@ def _parse_page(
         {o.order_id: facts[o.order_id] for o in orders},
         rejections,
     )
+
+
+def _return_parcels(
+    page: Page, source: str, carriers: Carriers, now: datetime, rejections: list[Rejection]
+) -> list[Update]:
+    """The page's return parcels, read as their webhook's body is read."""
+    updates: list[Update] = []
+    for body in page.return_parcels:
+        try:
+            updates += map_reverse_delivery(body, carriers, now)
+        except RecordError as exc:
+            rejections.append(Rejection(source, 0, f"return parcel: {exc}"))
+    return updates
 
 
 def _newest(page: Page) -> datetime | None:

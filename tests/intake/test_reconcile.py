@@ -128,6 +128,10 @@ def test_a_second_run_pulls_only_what_changed_and_applies_it(tmp_path: Path) -> 
         refunds, returns = store.refunds_and_returns_of(["#1047"])
         assert [(r.refund_id, str(r.amount)) for r in refunds] == [("921430", "9.99")]
         assert [(r.return_id, r.status) for r in returns] == [("9901", "open")]
+        # and its parcel sent back (a reverse_deliveries/attach_deliverable webhook missed),
+        # tracked like any parcel, apart from the parcels to the customer
+        back = store.shipments_of(["#1047"])["1Z999AA10123456785"]
+        assert (back.carrier, back.return_id) == ("ups", "9901")
         assert platform["#1049"].cancel_reason == "customer"
         assert platform["#1052"].platform_order_id == "5745038016654"
         assert store.known_order_ids(["#1050"]) == set()
@@ -151,12 +155,14 @@ def test_aftersale_shops_reconcile_by_hand(tmp_path: Path, monkeypatch: pytest.M
     assert result.exit_code == 1, result.output  # one order rejected
     assert result.stdout.splitlines() == [
         f"{SOURCE}: orders updated after 2026-11-20T00:00:00+00:00",
-        "5 seen, 4 new, 0 updated, 0 unchanged, 1 rejected (1 page(s), 2 request(s), waited 0.0 s)",
+        # the page, #1048's long lists, #1047's return parcels (an approved return)
+        "5 seen, 4 new, 0 updated, 0 unchanged, 1 rejected (1 page(s), 3 request(s), waited 0.0 s)",
         "checkpoint: 2026-11-24T19:00:00+00:00",
     ]
     assert result.stderr.splitlines() == [
         f"{SOURCE}:4: order #1050: line_items.0.price: expected a price, got None",
         f"{SOURCE}:3: note: #1049: cancelled",
+        f"{SOURCE}: note: 1 return parcel(s) to track",
     ]
     assert again.exit_code == 0, again.output
     assert '"seen": 1' in again.stdout  # #1051 again, within the 5 minutes looked back

@@ -46,6 +46,8 @@ class Field:
     name: str
     args: dict[str, Any] = field(default_factory=dict)
     selections: list[Field] | None = None
+    #: an inline fragment (`... on Type { … }`): its fields apply when the value is a Type
+    on_type: str | None = None
 
 
 def parse_query(text: str, variables: dict[str, Any]) -> list[Field]:
@@ -61,6 +63,12 @@ def _selection_set(tokens: list[str], i: int, variables: dict[str, Any]) -> tupl
     i += 1
     fields = []
     while tokens[i] != "}":
+        if tokens[i] == "...":
+            assert tokens[i + 1] == "on", "only inline fragments (... on Type)"
+            fragment = Field("...", on_type=tokens[i + 2])
+            fragment.selections, i = _selection_set(tokens, i + 3, variables)
+            fields.append(fragment)
+            continue
         item = Field(tokens[i])
         i += 1
         if tokens[i] == "(":
@@ -96,6 +104,9 @@ def requested_cost(fields: list[Field]) -> int:
         if f.selections is None:
             continue
         inner = requested_cost([s for s in f.selections if s.name != "pageInfo"])
+        if f.on_type is not None:  # a fragment adds its fields to the object it is in
+            total += inner
+            continue
         if "first" in f.args and any(s.name == "nodes" for s in f.selections):
             nodes = next(s for s in f.selections if s.name == "nodes")
             total += 2 + int(f.args["first"]) * requested_cost(nodes.selections or [])
@@ -122,6 +133,12 @@ def project(value: Any, selections: list[Field] | None, counter: list[int]) -> A
     counter[0] += 1
     out = {}
     for f in selections:
+        if f.on_type is not None:
+            # a union's member: its fields when the value is of that type (`__typename`)
+            if value.get("__typename") == f.on_type:
+                counter[0] -= 1  # the same object, not another
+                out.update(project(value, f.selections, counter))
+            continue
         if f.name not in value:
             raise UnknownField(f.name)
         found = value[f.name]

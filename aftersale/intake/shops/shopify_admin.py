@@ -21,7 +21,8 @@ plain lists (no cursor), so an order whose lists fill a page is read again on it
 longer lists, and its line items page by cursor.
 
 Each order becomes the REST `Order` JSON that shopify.map_order reads (to_rest_order), so
-a webhook, a saved payload and a reconcile give the same order row.
+a webhook, a saved payload and a reconcile give the same order row; each parcel sent back
+for an approved return becomes the REST ReverseDelivery body (to_reverse_deliveries).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ ONE_LINES, ONE_FULFILMENTS, ONE_TRACKING, ONE_REFUNDS = 50, 15, 5, 30
 PAGE_CARRIED, ONE_CARRIED = 5, 15
 #: Returns per order: on a page, and read on its own (a connection, unlike the lists above).
 PAGE_RETURNS, ONE_RETURNS = 3, 20
+#: An approved return's reverse fulfilment orders and their reverse deliveries (parcels).
+RETURN_ORDERS, RETURN_DELIVERIES = 3, 3
 #: THROTTLED answers in a row before a run gives up (each waits for the points it lacks).
 MAX_THROTTLED = 5
 #: Attempts at a request that times out or meets a 5xx.
@@ -135,6 +138,35 @@ query ReconcileOrderLists($id: ID!, $after: String) {{
 """
 
 
+#: The parcels customers send back for an order's returns (a missed
+#: reverse_deliveries/attach_deliverable webhook): asked for only for an order with an
+#: approved return, since a return's label and tracking number exist only once approved.
+RETURN_PARCELS_QUERY = f"""
+query ReconcileReturnParcels($id: ID!) {{
+  order(id: $id) {{
+    returns(first: {ONE_RETURNS}) {{
+      nodes {{
+        id status
+        reverseFulfillmentOrders(first: {RETURN_ORDERS}) {{
+          nodes {{
+            reverseDeliveries(first: {RETURN_DELIVERIES}) {{
+              nodes {{
+                deliverable {{
+                  ... on ReverseDeliveryShippingDeliverable {{
+                    tracking {{ number carrierName }}
+                  }}
+                }}
+              }}
+            }}
+          }}
+        }}
+      }}
+    }}
+  }}
+}}
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class AdminConfig:
     shop: str
@@ -182,6 +214,9 @@ class Page:
     orders: list[dict[str, Any]]
     #: index into `orders` -> why that order cannot be applied
     problems: dict[int, str] = field(default_factory=dict)
+    #: the parcels sent back for these orders' approved returns, each as the REST
+    #: ReverseDelivery body reverse_deliveries/attach_deliverable delivers
+    return_parcels: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -248,7 +283,7 @@ class AdminClient:
                 raise ShopApiError("shopify", "hasNextPage without an endCursor", transient=False)
 
     def _page(self, nodes: list[dict[str, Any]]) -> Page:
-        orders, problems = [], {}
+        orders, problems, parcels = [], {}, []
         for index, node in enumerate(nodes):
             if _lists_full(
                 node, PAGE_FULFILMENTS, PAGE_TRACKING, PAGE_REFUNDS, PAGE_RETURNS
@@ -257,7 +292,18 @@ class AdminClient:
                 if problem:
                     problems[index] = problem
             orders.append(to_rest_order(node))
-        return Page(orders, problems)
+            if any(obj(r).get("status") == "OPEN" for r in _nodes(node.get("returns"))):
+                parcels += self._return_parcels(node.get("id"))
+        return Page(orders, problems, parcels)
+
+    def _return_parcels(self, order_id: Any) -> list[dict[str, Any]]:
+        try:
+            data = self._call("ReconcileReturnParcels", RETURN_PARCELS_QUERY, {"id": order_id})
+        except _TooCostly:
+            raise ShopApiError(
+                "shopify", "an order's return parcels cost more than a query may", transient=False
+            ) from None
+        return to_reverse_deliveries(obj(data.get("order")))
 
     def _whole_lists(self, node: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         """The order with all its line items and its longer lists of fulfilments and
@@ -511,6 +557,31 @@ def to_rest_order(node: dict[str, Any]) -> dict[str, Any]:
             "country_code": address.get("countryCodeV2"),
         }
     return rest
+
+
+def to_reverse_deliveries(order: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each return parcel of an Admin GraphQL order (its returns' reverse deliveries with a
+    tracking number) as the REST ReverseDelivery body of
+    reverse_deliveries/attach_deliverable, which shopify.map_reverse_delivery reads."""
+    bodies = []
+    for ret in _nodes(order.get("returns")):
+        return_id = gid_number(obj(ret).get("id"))
+        for rfo in _nodes(obj(ret).get("reverseFulfillmentOrders")):
+            for delivery in _nodes(obj(rfo).get("reverseDeliveries")):
+                tracking = obj(obj(obj(delivery).get("deliverable")).get("tracking"))
+                if return_id and tracking.get("number"):
+                    bodies.append(
+                        {
+                            "return": {"id": return_id},
+                            "shipping_deliverable": {
+                                "tracking": {
+                                    "tracking_number": tracking.get("number"),
+                                    "carrier_name": tracking.get("carrierName"),
+                                }
+                            },
+                        }
+                    )
+    return bodies
 
 
 def _nodes(connection: Any) -> list[Any]:

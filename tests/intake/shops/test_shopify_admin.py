@@ -172,15 +172,26 @@ def test_an_order_read_on_its_own_waits_for_its_own_cost(
     with FakeShopifyAdmin(shop) as fake:
         pages = list(client_for(fake, http, clock, page_size=2).orders_updated_since(SINCE))
     assert names(pages) == [["#1047", "#1048"], ["#1049", "#1050"], ["#1051"]]
+    # #1047's return parcels (an approved return) and #1048's long lists: each its own query
     assert [(r["operation"], r["outcome"]) for r in shop.log] == [
         ("ReconcileOrders", "ok"),
+        ("ReconcileReturnParcels", "THROTTLED"),
+        ("ReconcileReturnParcels", "ok"),
         ("ReconcileOrderLists", "THROTTLED"),
         ("ReconcileOrderLists", "ok"),
         ("ReconcileOrders", "ok"),
         ("ReconcileOrders", "ok"),
     ]
-    lists = shop.log[2]
-    assert lists["available"] == pytest.approx(lists["requested"] + 1)
+    for waited in (shop.log[2], shop.log[4]):
+        assert waited["available"] == pytest.approx(waited["requested"] + 1)
+    assert pages[0].return_parcels == [
+        {
+            "return": {"id": "9901"},
+            "shipping_deliverable": {
+                "tracking": {"tracking_number": "1Z999AA10123456785", "carrier_name": "UPS"}
+            },
+        }
+    ]
 
 
 def test_a_query_costing_too_much_is_asked_in_smaller_pages(
