@@ -51,11 +51,13 @@ from aftersale.tracking.detect import (
 )
 from aftersale.tracking.schedule import PollSchedule, apply_failure, schedule_after_poll
 from aftersale.tracking.shop_events import (
+    ASKED_RETURN_STATUSES,
     ShopPromises,
     as_return_events,
     detect_promises,
     detect_refund,
     detect_return,
+    without_aftercare,
 )
 
 log = logging.getLogger(__name__)
@@ -399,6 +401,11 @@ def detect_stage(
         by_order: dict[str, list[ShipmentState]] = {}
         for s in shipments.values():
             by_order.setdefault(s.order_id, []).append(s)
+        sending_back = {
+            r.order_id
+            for r in store.refunds_and_returns_of(due_orders)[1]
+            if r.status in ASKED_RETURN_STATUSES
+        }
         for oid in due_orders:
             parcels = by_order.get(oid, [])
             # A parcel still due has not been polled this cycle (another worker holds it, or
@@ -407,7 +414,8 @@ def detect_stage(
             if any(awaits_poll(p, now) for p in parcels):
                 continue
             outbound = [p for p in parcels if p.return_id is None]
-            events.extend(detect_due(orders[oid], outbound, now, parts.thresholds))
+            due = detect_due(orders[oid], outbound, now, parts.thresholds)
+            events.extend(without_aftercare(due, sending_back))
         events.extend(detect_refund(r) for r in refunds if r.order_id in orders)
         events.extend(detect_return(r) for r in returns if r.order_id in orders)
         for oid in promised_orders:

@@ -50,6 +50,7 @@ from aftersale.tracking.shop_events import (
     detect_refund,
     detect_return_declined,
     detect_return_requested,
+    without_aftercare,
 )
 
 
@@ -222,9 +223,12 @@ def replay(
                 prev = states[parcel.shipment_id]
                 events.extend(detect_changes(prev, tracking, order, now, thresholds))
                 states[parcel.shipment_id] = advance_state(prev, tracking, now)
-            events.extend(
-                detect_due(order, [states[p.shipment_id] for p in sim.parcels], now, thresholds)
+            due = detect_due(order, [states[p.shipment_id] for p in sim.parcels], now, thresholds)
+            asked = any(
+                r.requested_at <= now and (r.declined_at is None or r.declined_at > now)
+                for r in sim.returns
             )
+            events.extend(without_aftercare(due, {order.order_id} if asked else set()))
             events.extend(_shop_side(sim, now, states, seen_scans, told, thresholds))
             if promises is not None:
                 parcels = [s for s in states.values() if s.order_id == order.order_id]

@@ -17,6 +17,19 @@ from aftersale.models import DomainEvent, EventKind, Order, ShipmentState, Statu
 from aftersale.store.records import RefundRecord, ReturnRecord
 from aftersale.tracking.detect import local_midnight, zone
 
+#: Return states under which the customer has asked to send the items back (declined and
+#: cancelled returns leave the order as it was).
+ASKED_RETURN_STATUSES = frozenset({"requested", "open", "closed"})
+
+
+def without_aftercare(events: Sequence[DomainEvent], sending_back: set[str]) -> list[DomainEvent]:
+    """No setup tips or review request (`delivered_ago`) for an order whose customer asked
+    to return the items: tips for a product on its way back, or a review of it, would read
+    as if nobody listened."""
+    return [
+        e for e in events if not (e.kind is EventKind.DELIVERED_AGO and e.order_id in sending_back)
+    ]
+
 
 @dataclass(frozen=True, slots=True)
 class ShopPromises:

@@ -26,6 +26,7 @@ from aftersale.tracking.shop_events import (
     detect_promises,
     detect_refund,
     dispatch_deadline,
+    without_aftercare,
 )
 
 WARSAW = "Europe/Warsaw"
@@ -143,3 +144,11 @@ def test_a_poll_keeps_a_parcel_sent_back_one() -> None:
     at = datetime(2026, 3, 10, 9, tzinfo=UTC)
     polled = advance_state(back, Tracking("dhl", "JJD9", Status.IN_TRANSIT), at)
     assert (polled.status, polled.return_id) == (Status.IN_TRANSIT, "R1")
+
+
+def test_an_order_sent_back_hears_no_tips_or_review_but_the_rest_stays() -> None:
+    at = datetime(2026, 3, 10, 9, tzinfo=UTC)
+    tip = DomainEvent(EventKind.DELIVERED_AGO, "NW-1", at, facts={"days": 7})
+    other_tip = DomainEvent(EventKind.DELIVERED_AGO, "NW-2", at, facts={"days": 7})
+    warranty = DomainEvent(EventKind.WARRANTY_ENDING, "NW-1", at, facts={"days": 30})
+    assert without_aftercare([tip, other_tip, warranty], {"NW-1"}) == [other_tip, warranty]
