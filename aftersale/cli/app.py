@@ -357,6 +357,7 @@ def _register_commands() -> None:
     from aftersale.cli.shops import shops_app
     from aftersale.cli.store import store_app
     from aftersale.cli.templates import preview, send_test
+    from aftersale.cli.worker import worker
 
     app.command("preview")(preview)
     app.command("send-test")(send_test)
@@ -371,6 +372,10 @@ def _register_commands() -> None:
     messages_app.command("show")(ops.messages_show)
     app.add_typer(orders_app, name="orders")
     app.add_typer(shops_app, name="shops")
+    app.command(
+        "worker",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(worker)
 
 
 _register_commands()
