@@ -270,6 +270,31 @@ def money(value: Any, where: str) -> str:
     return str(amount)
 
 
+def item_row(
+    line: dict[str, Any],
+    where: str,
+    *,
+    sku: str,
+    name: Any,
+    category: str,
+    currency: str | None,
+    mapping: ShopMapping,
+) -> dict[str, Any]:
+    """aftersale's item for one order line of a platform: its name and price checked, and
+    the warranty the shop's mapping gives its category, where it gives one."""
+    item: dict[str, Any] = {
+        "sku": sku,
+        "name": text(name, f"{where}.name", required=True),
+        "category": category,
+        "quantity": line.get("quantity", 1),
+        "price": money(line.get("price"), f"{where}.price"),
+        "currency": currency,
+    }
+    if category in mapping.warranty_months:
+        item["warranty_months"] = mapping.warranty_months[category]
+    return item
+
+
 def timestamp(value: Any, where: str, *, assume_utc: bool = False) -> datetime:
     """An ISO 8601 time with an offset (or, for WooCommerce's *_gmt fields, in UTC)."""
     if not isinstance(value, str) or not value:

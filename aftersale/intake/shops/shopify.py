@@ -51,6 +51,7 @@ from aftersale.intake.shops.base import (
     ShopMapping,
     Update,
     carrier_slug,
+    item_row,
     money,
     obj,
     text,
@@ -112,17 +113,18 @@ def map_order(raw: dict[str, Any], mapping: ShopMapping, carriers: Carriers) -> 
             [str(t) for t in line.get("tags") or [] if isinstance(t, str)],
             sku,
         )
-        item: dict[str, Any] = {
-            "sku": sku,
-            "name": text(line.get("name") or line.get("title"), f"{where}.name", required=True),
-            "category": category,
-            "quantity": line.get("quantity", 1),
-            "price": money(line.get("price"), f"{where}.price"),
-            "currency": currency,
-        }
-        if category in mapping.warranty_months:
-            item["warranty_months"] = mapping.warranty_months[category]
-        items.append(item)
+        line_name = line.get("name") or line.get("title")
+        items.append(
+            item_row(
+                line,
+                where,
+                sku=sku,
+                name=line_name,
+                category=category,
+                currency=currency,
+                mapping=mapping,
+            )
+        )
         sku_of_line[str(line.get("id"))] = sku
     shipments = []
     for index, fulfilment in enumerate(raw.get("fulfillments") or []):

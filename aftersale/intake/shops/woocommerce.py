@@ -37,6 +37,7 @@ from aftersale.intake.shops.base import (
     Return,
     ShopMapping,
     carrier_slug,
+    item_row,
     money,
     obj,
     text,
@@ -83,17 +84,17 @@ def map_order(raw: dict[str, Any], mapping: ShopMapping, carriers: Carriers) -> 
             raise RecordError(f"{where}: expected an object")
         sku = text(line.get("sku"), f"{where}.sku") or f"woo-{line.get('product_id') or index}"
         category = mapping.category(None, [], sku)
-        item: dict[str, Any] = {
-            "sku": sku,
-            "name": text(line.get("name"), f"{where}.name", required=True),
-            "category": category,
-            "quantity": line.get("quantity", 1),
-            "price": money(line.get("price"), f"{where}.price"),
-            "currency": currency,
-        }
-        if category in mapping.warranty_months:
-            item["warranty_months"] = mapping.warranty_months[category]
-        items.append(item)
+        items.append(
+            item_row(
+                line,
+                where,
+                sku=sku,
+                name=line.get("name"),
+                category=category,
+                currency=currency,
+                mapping=mapping,
+            )
+        )
     shipments = []
     for meta in raw.get("meta_data") or []:
         if not isinstance(meta, dict) or meta.get("key") != TRACKING_META:
