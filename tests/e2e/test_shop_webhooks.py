@@ -9,9 +9,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +20,7 @@ from aftersale.intake.shop_webhooks import ingest_shop_spool
 from aftersale.intake.shops.base import ShopMapping
 from aftersale.store import open_store
 from carriers.registry import DIRECTORY
-from tests.support.servers import free_port, wait_for_port
+from tests.support.servers import webhook_receiver
 
 SECRET = "shpss_test_secret"
 WOO_SECRET = "woo-secret"
@@ -34,39 +31,15 @@ NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     workdir = tmp_path_factory.mktemp("shops")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AFTERSALE_", "TWILIO_"))}
-    env.update(
-        {
-            "AFTERSALE_DB": str(workdir / "a.duckdb"),
-            "AFTERSALE_WEBHOOK_PUBLIC_URL": f"http://127.0.0.1:{port}",
-            # the public page behind the https proxy (unsubscribe links must be https)
-            "AFTERSALE_UNSUBSCRIBE_URL": "https://hooks.northwind.example/unsubscribe",
-            "SHOPIFY_WEBHOOK_SECRET": SECRET,
-            "WOOCOMMERCE_WEBHOOK_SECRET": WOO_SECRET,
-        }
-    )
-    log = (workdir / "receiver.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from aftersale.cli.delivery import webhooks_app; webhooks_app()",
-            "serve",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, timeout_s=30, is_alive=lambda: proc.poll() is None)
-        yield f"http://127.0.0.1:{port}", workdir
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
+    env = {
+        "AFTERSALE_DB": str(workdir / "a.duckdb"),
+        # the public page behind the https proxy (unsubscribe links must be https)
+        "AFTERSALE_UNSUBSCRIBE_URL": "https://hooks.northwind.example/unsubscribe",
+        "SHOPIFY_WEBHOOK_SECRET": SECRET,
+        "WOOCOMMERCE_WEBHOOK_SECRET": WOO_SECRET,
+    }
+    with webhook_receiver(workdir, env) as url:
+        yield url, workdir
 
 
 def sign(body: bytes, secret: str = SECRET) -> str:

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,7 +28,7 @@ from aftersale.settings import Settings
 from aftersale.store import Store, is_url, open_store
 from aftersale.tracking.detect import detect_order_placed
 from flows.wiring import build_parts
-from tests.support.servers import free_port, wait_for_port
+from tests.support.servers import webhook_receiver
 
 pytestmark = pytest.mark.slow
 
@@ -120,39 +117,14 @@ def sendgrid_key() -> tuple[ec.EllipticCurvePrivateKey, str]:
 def receiver(
     workdir: Path, settings: Settings, sendgrid_key: tuple[ec.EllipticCurvePrivateKey, str]
 ) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AFTERSALE_", "TWILIO_"))}
-    env.update(
-        {
-            "AFTERSALE_DB": str(settings.db),
-            "AFTERSALE_WEBHOOK_PUBLIC_URL": url,
-            **UNSUBSCRIBE_ENV,
-            "TWILIO_AUTH_TOKEN": TOKEN,
-            "SENDGRID_WEBHOOK_PUBLIC_KEY": sendgrid_key[1],
-        }
-    )
-    log = (workdir / "receiver.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from aftersale.cli.delivery import webhooks_app; webhooks_app()",
-            "serve",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, timeout_s=30, is_alive=lambda: proc.poll() is None)
+    env = {
+        "AFTERSALE_DB": str(settings.db),
+        **UNSUBSCRIBE_ENV,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "SENDGRID_WEBHOOK_PUBLIC_KEY": sendgrid_key[1],
+    }
+    with webhook_receiver(workdir, env) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
     out = (workdir / "receiver.log").read_text()
     assert TOKEN not in out and ANNA_PHONE not in out and ANNA_EMAIL not in out, out
 
