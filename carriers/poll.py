@@ -135,8 +135,9 @@ class TokenBucket:
 #: Seconds of a carrier's rate a worker takes from the shared budget at a time (and the
 #: most the shared bucket saves up): fewer store round trips, bursts stay small. Requests
 #: a worker took are its to spend for this long after it asked; then it drops what is
-#: left, so however many workers there are, none holds a saved-up burst in hand (and a
-#: store round trip longer than this wastes the grant: a millisecond or two is usual).
+#: left, so however many workers there are, none holds a saved-up burst in hand. A store
+#: round trip is a millisecond or two; one longer than this would waste every grant, so
+#: the window then stretches to the round trip (see `SharedBucket._late`).
 SHARED_CHUNK_S = 0.1
 #: The shared bucket fills at this share of the limit. The requests made in any one
 #: second were taken within 1.1 s (they keep 0.1 s), plus what the bucket had saved up
@@ -169,6 +170,8 @@ class SharedBucket:
         self._clock, self._today = clock, today
         self._paused_until = 0.0
         self._spent_on: date | None = None
+        self._window = SHARED_CHUNK_S  # how long after asking requests in hand may be spent
+        self._late_once = False  # the last grant came back after its window
         self._lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -198,6 +201,7 @@ class SharedBucket:
                 # timed from the asking: a grant that comes back late (a slow round trip,
                 # a busy machine) is not spent late, bunched with the next ones
                 self._taken_at = asked_at
+                self._late(self._clock() - asked_at)
                 if grant.day_spent:
                     self._spent_on = today
                 elif not grant.granted:
@@ -207,7 +211,33 @@ class SharedBucket:
         """Requests in hand may still be spent: with a rate, only within SHARED_CHUNK_S of
         asking for them (dropped after: they count as used today, which errs on the safe
         side); a day budget alone puts no time on them."""
-        return self.rate is None or self._clock() - self._taken_at <= SHARED_CHUNK_S
+        return self.rate is None or self._clock() - self._taken_at <= self._window
+
+    def _late(self, round_trip_s: float) -> None:
+        """A grant that came back after its window: once may be a hiccup (it is dropped
+        and a fresh one asked for), but a store that always answers this slowly (another
+        region, an overloaded server) would have every grant dropped and polling stall.
+        The second time the window stretches to the round trip plus a chunk, and the
+        operator is told: requests are then spent up to that much later than granted, so
+        a busy second can go over the 75% headroom by that share of the rate."""
+        if round_trip_s <= self._window:
+            self._late_once = False
+            return
+        if not self._late_once:
+            self._late_once = True
+            return
+        self._window = round_trip_s + SHARED_CHUNK_S
+        self._late_once = False
+        log.warning(
+            "%s: the store took %.2f s to grant requests (usually a few ms), longer than the "
+            "%.1f s grants are kept for; they are now kept %.2f s, and the busiest second "
+            "may exceed %d%% of the carrier's limit: run workers near the database",
+            self.slug,
+            round_trip_s,
+            SHARED_CHUNK_S,
+            self._window,
+            round((SHARED_CHUNK_S * 2 + 1 + round_trip_s) * SHARED_HEADROOM * 100),
+        )
 
     def pause(self, seconds: float) -> None:
         """The carrier said "retry after": this worker does not call it before then."""

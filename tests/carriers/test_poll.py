@@ -511,3 +511,31 @@ def test_shared_requests_granted_late_are_not_spent_late() -> None:
     report = run([shipment(0)], ok, time=time, guards=guards)
     assert report.results[0].error is None
     assert len(budget.asked) == 2  # the late chunk was dropped, a fresh one spent
+
+
+def test_a_store_that_always_grants_late_slows_polling_but_never_stalls_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every round trip 0.3 s (a database in another region): dropping every grant would
+    poll nothing while spending the budget. The second late grant stretches the window
+    to the round trip, and the operator is told why and what it costs."""
+
+    class AlwaysSlow(SharedBudget):
+        def take_requests(self, carrier: str, want: int, **kwargs: Any) -> Grant:
+            time.now += 0.3
+            return super().take_requests(carrier, want, **kwargs)
+
+    budget, time = AlwaysSlow(), FakeTime()
+    guards = PollGuards(
+        {"inpost": CarrierLimits(concurrency=1, rate_per_s=50.0)}, clock=time.clock, shared=budget
+    )
+    with caplog.at_level(logging.WARNING, logger="carriers.poll"):
+        report = run([shipment(i) for i in range(6)], ok, time=time, guards=guards)
+    assert [r.error for r in report.results] == [None] * 6
+    assert len(budget.asked) == 3  # the first dropped; the next two spent whole
+    warned = [r.getMessage() for r in caplog.records if "to grant requests" in r.getMessage()]
+    assert warned == [
+        "inpost: the store took 0.30 s to grant requests (usually a few ms), longer than the "
+        "0.1 s grants are kept for; they are now kept 0.40 s, and the busiest second may "
+        "exceed 112% of the carrier's limit: run workers near the database"
+    ]
