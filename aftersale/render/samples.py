@@ -276,6 +276,9 @@ def build_samples(carriers: Carriers) -> tuple[Sample, ...]:
             )
             + typical_items("PLN")[:1],
             _DPD,
+            # its own: Poland's sample place is an InPost locker, not where DPD delivers
+            "DPD Pickup, Żabka, ul. Długa 5, 31-147 Kraków",
+            DeliveryType.PICKUP_POINT,
         ),
         make_sample(
             carriers,

@@ -14,7 +14,7 @@ from aftersale.render.context import build_context
 from aftersale.render.gallery import build_gallery
 from aftersale.render.library import TemplateLibrary
 from aftersale.render.market_samples import all_samples, market_samples, principal_zone
-from aftersale.render.samples import SAMPLE_NOW, sample_situations
+from aftersale.render.samples import SAMPLE_NOW, local_to, sample_situations
 from aftersale.settings import PROJECT_ROOT
 from carriers.registry import DIRECTORY
 
@@ -92,3 +92,16 @@ def test_every_sample_is_priced_and_placed_in_its_own_country() -> None:
                     assert not [w for w in POLISH if w in seen], (sample.name, label)
     # a price list per currency, not a Polish price relabelled
     assert len(set(headphones.values())) == len(headphones) >= 4, headphones
+
+
+def test_a_parcel_waits_at_a_place_of_its_own_carrier() -> None:
+    """A sample whose parcel has no pickup place of its own waits at its country's sample
+    place; that must be its own carrier's (no DPD parcel in an InPost locker)."""
+    for sample in all_samples(SHOP, DIRECTORY):
+        _, kwargs = sample_situations("available_for_pickup", sample)[0]
+        place = kwargs["shipment"].pickup_point or kwargs["pickup_point"]
+        carrier = sample.shipment.carrier
+        if carrier is None or sample.shipment.pickup_point:
+            continue
+        local = local_to(sample.order.shipping_country or sample.order.customer.country)
+        assert carrier in DIRECTORY.detect(local.tracking_number), (sample.name, carrier, place)
