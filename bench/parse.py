@@ -1,12 +1,13 @@
 """Parse benchmark: parse + normalise per parcel on the recorded payloads of each carrier.
 
 Floor: plain `json.loads` of the same bytes. Target: <= 50 us per parcel and <= 5x the
-floor. The adapters decode with orjson when it is installed (an orjson.loads column
-shows that share). When karrio's parsers are importable (`karrio-ups`, `karrio-dhl-universal`; not a
-dependency: `pip install --target /tmp/karrio karrio-ups karrio-dhl-universal karrio-dpd`
-then `PYTHONPATH=/tmp/karrio`), they run on the same payloads in the same run and their
-statuses are shown where they differ from ours. karrio-dpd parses DPD's SOAP XML
-(option B), not the plc JSON we record, so it has no comparable figure.
+floor. The adapters decode with orjson (`carriers.base.decode_json`; an orjson.loads
+column shows that share). When karrio's parsers are importable (`karrio-ups`,
+`karrio-dhl-universal`; not a dependency: `pip install --target /tmp/karrio karrio-ups
+karrio-dhl-universal karrio-dpd`, then `PYTHONPATH=/tmp/karrio`), they run on the same
+payloads in the same run and their statuses are shown where they differ from ours.
+karrio-dpd parses DPD's SOAP XML (option B), not the plc JSON we record, so it has no
+comparable figure.
 
 Usage: .venv/bin/python bench/parse.py [--rounds N]
 """
@@ -129,10 +130,8 @@ def main() -> int:
 
     karrio = karrio_parsers()
     print(f"python {sys.version.split()[0]}; per parcel, best of 7 runs of {args.rounds} calls")
-    try:
-        from orjson import loads as fast_loads
-    except ImportError:
-        fast_loads = None
+    from orjson import loads as fast_loads
+
     header = f"{'carrier':8} {'parcels':>7} {'json.loads':>11} {'orjson':>8} {'aftersale':>10}"
     header += f" {'ratio':>6}"
     print(header + f" {'karrio':>9} {'karrio/ours':>11}  verdict")
@@ -145,7 +144,7 @@ def main() -> int:
             print(f"{slug:8} no recorded parcels")
             continue
         floor = per_parcel_us(lambda _n, b: json.loads(b), cases, args.rounds)
-        fast = per_parcel_us(lambda _n, b: fast_loads(b), cases, args.rounds) if fast_loads else 0
+        fast = per_parcel_us(lambda _n, b: fast_loads(b), cases, args.rounds)
         parse = partial(_parse, adapter)
         ours = per_parcel_us(parse, cases, args.rounds)
         ratio = ours / floor

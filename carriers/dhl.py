@@ -27,11 +27,13 @@ import httpx
 from aftersale.carriers_meta import CarrierMeta, NumberPattern
 from aftersale.models import DeliveryType, Status, Tracking, TrackingEvent
 from carriers.base import (
+    NOT_JSON,
     Carrier,
     as_dict,
     as_list,
     as_text,
     current_status,
+    decode_json,
     delivery_type_in,
     failed,
     not_found,
@@ -42,11 +44,6 @@ from carriers.base import (
     waiting_since,
     warn_unmapped,
 )
-
-try:  # orjson decodes carrier bodies 2-3x faster; the standard library is the fallback
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover
-    from json import loads as _loads
 
 logger = logging.getLogger(__name__)
 
@@ -259,8 +256,8 @@ class Dhl(Carrier):
 def parse_shipments(tracking_number: str, status_code: int, body: bytes) -> Tracking:
     """Normalise one Unified tracking answer (any status code, any body)."""
     try:
-        doc = _loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        doc = decode_json(body)
+    except NOT_JSON:
         return failed("dhl", tracking_number, not_json("dhl", status_code, body))
     if not isinstance(doc, dict):
         return failed("dhl", tracking_number, f"DHL: unexpected response (HTTP {status_code})")

@@ -29,11 +29,13 @@ import httpx
 from aftersale.carriers_meta import CarrierMeta, NumberPattern
 from aftersale.models import DeliveryType, Status, Tracking, TrackingEvent
 from carriers.base import (
+    NOT_JSON,
     Carrier,
     as_dict,
     as_list,
     as_text,
     current_status,
+    decode_json,
     delivery_type_in,
     failed,
     not_found,
@@ -44,11 +46,6 @@ from carriers.base import (
     waiting_since,
     warn_unmapped,
 )
-
-try:  # orjson decodes carrier bodies 2-3x faster; the standard library is the fallback
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover
-    from json import loads as _loads
 
 logger = logging.getLogger(__name__)
 
@@ -176,8 +173,8 @@ def parse_lifecycle(tracking_number: str, status_code: int, body: bytes) -> Trac
     if status_code == 404:
         return not_found("dpd", tracking_number, "DPD: HTTP 404 (parcel unknown)")
     try:
-        doc = _loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        doc = decode_json(body)
+    except NOT_JSON:
         return failed("dpd", tracking_number, not_json("dpd", status_code, body))
     if status_code != 200:
         return failed("dpd", tracking_number, f"DPD: HTTP {status_code}")

@@ -13,7 +13,6 @@ Quirks: `tracking_details` come newest first; times are ISO 8601 with an offset;
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -24,8 +23,10 @@ import httpx
 from aftersale.carriers_meta import CarrierMeta, NumberPattern
 from aftersale.models import DeliveryType, Status, Tracking, TrackingEvent
 from carriers.base import (
+    NOT_JSON,
     Carrier,
     current_status,
+    decode_json,
     failed,
     not_found,
     other_parcel,
@@ -237,8 +238,8 @@ class InPost(Carrier):
 
     def parse(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
         try:
-            data = json.loads(body) if body else None
-        except (ValueError, RecursionError):  # not JSON, nested too deep, 4,300+ digit numbers
+            data = decode_json(body) if body else None
+        except NOT_JSON:  # not JSON, nested too deep, numbers past 64 bits
             data = None
         if status_code == 404:
             return not_found(self.slug, tracking_number, "InPost does not know this number (404)")

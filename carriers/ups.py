@@ -33,11 +33,13 @@ from aftersale.carriers_meta import CarrierMeta, NumberPattern
 from aftersale.errors import CarrierAuthError, CarrierUnavailable
 from aftersale.models import DeliveryType, Status, Tracking, TrackingEvent
 from carriers.base import (
+    NOT_JSON,
     Carrier,
     as_dict,
     as_list,
     as_text,
     current_status,
+    decode_json,
     failed,
     not_found,
     not_json,
@@ -47,11 +49,6 @@ from carriers.base import (
     sorted_unique,
     warn_unmapped,
 )
-
-try:  # orjson decodes carrier bodies 2-3x faster; the standard library is the fallback
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover
-    from json import loads as _loads
 
 logger = logging.getLogger(__name__)
 
@@ -325,7 +322,7 @@ class Ups(Carrier):
         if status_code != 200:  # 429, 5xx, or anything else unexpected: try again later
             raise CarrierUnavailable(self.slug, None, f"token request failed: HTTP {status_code}")
         try:
-            doc = _loads(body)
+            doc = decode_json(body)
             value = doc["access_token"]
         except (ValueError, TypeError, KeyError, RecursionError) as exc:
             raise CarrierUnavailable(self.slug, None, f"token response unreadable: {exc}") from exc
@@ -414,8 +411,8 @@ class Ups(Carrier):
 def parse_track_response(tracking_number: str, status_code: int, body: bytes) -> Tracking:
     """Normalise one Track API answer (any status code, any body) into a `Tracking`."""
     try:
-        doc = _loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        doc = decode_json(body)
+    except NOT_JSON:
         return failed("ups", tracking_number, not_json("ups", status_code, body))
     if not isinstance(doc, dict):
         return failed("ups", tracking_number, f"UPS: unexpected response (HTTP {status_code})")
@@ -753,8 +750,8 @@ def _join_errors(errors: list[tuple[str, str]]) -> str:
 
 def _errors_text(body: bytes) -> str:
     try:
-        doc = _loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        doc = decode_json(body)
+    except NOT_JSON:
         return body[:200].decode("utf-8", "replace")
     return _join_errors(_codes(as_dict(as_dict(doc).get("response")).get("errors"))) or "no details"
 
