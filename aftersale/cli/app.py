@@ -338,11 +338,9 @@ def messages_release(
     ] = False,
 ) -> None:
     """After checking the provider: resend `unknown` messages, or record them as sent."""
-    from aftersale.store import open_store
-    from carriers.registry import load_settings
+    from aftersale.cli.common import configured_store
 
-    settings = load_settings()
-    with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
+    with configured_store() as store:
         n = store.release_unknown(message_ids, resend=resend, now=datetime.now(UTC))
     console.print(f"{n} message(s) {'queued again' if resend else 'recorded as sent'}")
 

@@ -9,16 +9,15 @@ spool.py). On PostgreSQL it writes them to the store straight away.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
+from aftersale.cli.common import configured_store, fail
 from aftersale.errors import AftersaleError
-from aftersale.store import Store, open_store
 
 suppress_app = typer.Typer(
     help="The suppression list: addresses that get no messages (or no marketing) on a channel.",
@@ -41,29 +40,11 @@ _CHANNEL_HELP = "email or sms (default: guessed from the address)"
 _REASON_HELP = "manual, unsubscribe (marketing only), stop, bounce, spamreport, dropped"
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
-@contextmanager
-def _store() -> Iterator[Store]:
-    from carriers.registry import load_settings
-
-    settings = load_settings()
-    try:
-        store = open_store(settings.db, wait_s=settings.store_lock_wait_s)
-    except AftersaleError as exc:
-        _fail(str(exc))
-    with store:
-        yield store
-
-
 def _checked(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except AftersaleError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @suppress_app.command("add")
@@ -77,7 +58,7 @@ def suppress_add(
 
     addr, kind = _checked(lambda: sup.normalise_address(address, channel))
     why = _checked(lambda: sup.parse_reason(reason))
-    with _store() as store:
+    with configured_store() as store:
         before = store.get_suppression(addr, kind)
         entry, outcome = sup.add_suppression(store, addr, kind, why, datetime.now(UTC))
     if outcome == "added":
@@ -101,7 +82,7 @@ def suppress_remove(
     from aftersale.dispatch import suppressions as sup
 
     addr, kind = _checked(lambda: sup.normalise_address(address, channel))
-    with _store() as store:
+    with configured_store() as store:
         removed = sup.remove_suppression(store, addr, kind)
     if removed is None:
         typer.echo(f"not suppressed: {addr} on {kind}")
@@ -123,7 +104,7 @@ def suppress_list(
 
     kind = _checked(lambda: sup.parse_channel(channel)) if channel else None
     why = _checked(lambda: sup.parse_reason(reason)) if reason else None
-    with _store() as store:
+    with configured_store() as store:
         entries = sup.list_suppressions(store, channel=kind, reason=why)
     for e in entries:
         shown = e.address if unmasked else mask_recipient(e.address)
@@ -140,7 +121,7 @@ def suppress_import(
     """Import suppressions from CSV. Bad rows are reported with their line; the rest load."""
     from aftersale.dispatch import suppressions as sup
 
-    with _store() as store:
+    with configured_store() as store:
         result = sup.import_suppressions(store, file, datetime.now(UTC))
     typer.echo(
         f"{file}: {result.added} added, {result.replaced} replaced, "
@@ -194,7 +175,7 @@ def webhooks_serve(
     with ExitStack() as held:
         store = None
         if spool is None:
-            store = held.enter_context(_store())
+            store = held.enter_context(configured_store())
             sink: SpoolSink | StoreWebhookSink = StoreWebhookSink(store)
             shop_sink: SpoolShopSink | StoreShopSink = StoreShopSink(store, DIRECTORY, mapping)
             where = f"writing to {without_password(settings.db)} as facts arrive"

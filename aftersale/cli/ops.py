@@ -13,12 +13,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from aftersale.errors import AftersaleError
-from aftersale.store import Store, open_store
+from aftersale.cli.common import configured_store, fail
 
 alerts_app = typer.Typer(help="Check that alerts reach the operators.", no_args_is_help=True)
 #: Prefect's own default (20 s) is short for a first start on a busy machine.
@@ -33,34 +32,16 @@ def _alerts() -> None:
     """Check that alerts reach the operators."""
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
 def _when(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        _fail(f"{option} {value!r} is not an ISO 8601 date or time (like 2026-11-23)")
+        fail(f"{option} {value!r} is not an ISO 8601 date or time (like 2026-11-23)")
     if parsed.tzinfo is None:  # a date, or a time without offset: UTC
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
-
-
-@contextmanager
-def _store() -> Iterator[Store]:
-    from carriers.registry import load_settings
-
-    settings = load_settings()
-    try:
-        store = open_store(settings.db, wait_s=settings.store_lock_wait_s)
-    except AftersaleError as exc:
-        _fail(str(exc))
-    with store:
-        yield store
 
 
 # --- Prefect start-up ------------------------------------------------------------------
@@ -77,7 +58,7 @@ def prefect_started() -> Iterator[None]:
         if "ephemeral Prefect API server" not in str(exc):
             raise
         waited = os.environ[STARTUP_SETTING]
-        _fail(
+        fail(
             f"Prefect's temporary API server did not start within {waited} s. "
             f"Give it longer (export {STARTUP_SETTING}=120), point PREFECT_API_URL at a "
             "running Prefect server, or run the cycle without Prefect: "
@@ -102,7 +83,7 @@ def alerts_test(
 
     api = PREFECT_API_URL.value()
     if not api:
-        _fail(
+        fail(
             "PREFECT_API_URL is not set: alerts live on a Prefect server; export "
             "PREFECT_API_URL=http://127.0.0.1:4200/api (docs/operations.md, step 2)"
         )
@@ -127,7 +108,7 @@ def alerts_test(
     try:
         with get_client(sync_client=True) as client:
             if not client.read_automations_by_name(NEEDS_A_HUMAN):
-                _fail(
+                fail(
                     f"no automation named '{NEEDS_A_HUMAN}' on {api}: apply them first with "
                     "`python -m flows.automations --webhook-url URL`"
                 )
@@ -135,9 +116,9 @@ def alerts_test(
             typer.echo(f"sent {ALERTS_TEST} ({event_id}) to {api}; waiting for the automation")
             outcome = _wait_for_action(client, event_id, timeout)
     except httpx.HTTPError as exc:
-        _fail(f"cannot reach the Prefect server at {api}: {exc}")
+        fail(f"cannot reach the Prefect server at {api}: {exc}")
     if outcome is None:
-        _fail(
+        fail(
             f"no automation acted on the test alert within {timeout:g} s: is the server's "
             "automation service running (`prefect server start` runs it; with --no-services, "
             "`prefect server services start`)?"
@@ -152,7 +133,7 @@ def alerts_test(
     payload = outcome.get("payload", {})
     reason = payload.get("reason", "failed")
     detail = payload.get("notification_log") or ""
-    _fail(f"NOT delivered{via}: {reason}. {detail}".strip() + _hint(f"{reason} {detail}"))
+    fail(f"NOT delivered{via}: {reason}. {detail}".strip() + _hint(f"{reason} {detail}"))
 
 
 def _wait_for_action(client: Any, event_id: uuid.UUID, timeout: float) -> dict[str, Any] | None:
@@ -195,7 +176,7 @@ def health() -> None:
     from aftersale.ops.health import HealthUpdate, describe_outage, health_rows
 
     now = datetime.now(UTC)
-    with _store() as store:
+    with configured_store() as store:
         backlog = {b.carrier: b for b in store.carrier_backlog()}
         update = HealthUpdate(store.load_health(), backlog=backlog)
     for h in update.failing:
@@ -236,9 +217,9 @@ def messages_list(
         try:
             wanted = MessageState((state or "unknown").strip().lower())
         except ValueError:
-            _fail(f"state {state!r} is not one of: {', '.join(MessageState)}")
+            fail(f"state {state!r} is not one of: {', '.join(MessageState)}")
     after = _when(since, "--since")
-    with _store() as store:
+    with configured_store() as store:
         if order or customer or after:
             rows = store.find_messages(
                 order_id=order, customer_id=customer, since=after, limit=limit
@@ -281,10 +262,10 @@ def messages_show(
     from aftersale.masking import mask_recipient
     from aftersale.models import MessageState
 
-    with _store() as store:
+    with configured_store() as store:
         m = store.load_message(message_id)
     if m is None:
-        _fail(f"no message {message_id!r} (ids look like m-0123456789abcdef0123)")
+        fail(f"no message {message_id!r} (ids look like m-0123456789abcdef0123)")
     recipient = m.recipient if unmasked else mask_recipient(m.recipient or "")
     facts = [
         ("message", m.message_id),
@@ -369,11 +350,11 @@ def report(
         now.date() + timedelta(days=1), datetime.min.time(), UTC
     )
     since = _when(start, "--from") or until - timedelta(days=7)
-    with _store() as store:
+    with configured_store() as store:
         try:
             trends = read_trends(store, since, until)
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(trends, now), encoding="utf-8")
     on_time = trends.on_time_rate()
