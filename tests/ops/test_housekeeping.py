@@ -49,9 +49,19 @@ def order(oid: str, cid: str, placed: datetime, number: str, warranty: int | Non
     return Order(oid, placed, customer, (item,), (ShipmentRef(number, "inpost"),))
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(tmp_path / "h.duckdb")
+@pytest.fixture(params=["duckdb", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The same old, warranty and new customers on each backend (retention's statements
+    are written once for both)."""
+    if request.param == "duckdb":
+        yield from _filled(str(tmp_path / "h.duckdb"))
+        return
+    with request.getfixturevalue("postgres_cluster").database() as url:
+        yield from _filled(url)
+
+
+def _filled(target: str) -> Iterator[Store]:
+    s = open_store(target)
     s.save_orders([order("O-OLD", "C-OLD", LONG_AGO, "N-OLD")], source="t", now=LONG_AGO)
     s.save_orders(
         [order("O-WAR", "C-WAR", LONG_AGO, "N-WAR", warranty=24)], source="t", now=LONG_AGO

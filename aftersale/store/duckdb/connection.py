@@ -26,6 +26,9 @@ import duckdb
 import pyarrow as pa
 
 from aftersale.errors import StoreError, StoreLockedError
+from aftersale.store.backend import CLOSED, Backend, Params, known_table
+from aftersale.store.columns import column_types
+from aftersale.store.duckdb.dialect import DuckDBDialect
 from aftersale.store.migrations import MIGRATIONS, migration_sql
 from aftersale.store.rows import TABLES, to_db
 
@@ -43,17 +46,28 @@ def make_private(path: Path) -> None:
             os.chmod(file, 0o600)
 
 
-class _Closed:
-    def __getattr__(self, name: str) -> Any:
-        raise StoreError("this store is closed")
+#: Arrow's type for each SQL type of aftersale/store/columns.py
+_ARROW_TYPES = {
+    "varchar": pa.string(),
+    "json": pa.string(),
+    "timestamp": pa.timestamp("us"),
+    "date": pa.date32(),
+    "integer": pa.int32(),
+    "boolean": pa.bool_(),
+    "varchar[]": pa.list_(pa.string()),
+}
 
 
-_CLOSED: Any = _Closed()
+def arrow_schema(table: str, columns: Iterable[str]) -> pa.Schema:
+    """The Arrow schema of a batch of these columns of `table` (aftersale/store/columns.py)."""
+    return pa.schema([(c, _ARROW_TYPES[t]) for c, t in column_types(table, columns).items()])
 
 
-class Connection:
-    """Holds the DuckDB connection; the aggregate mixins (orders.py, messages.py, …) add
-    their statements on top of it."""
+class Connection(Backend):
+    """Holds the DuckDB connection; the queries written once (aftersale/store/queries/) and
+    this backend's own (messages.py, shipments.py) run their statements on it."""
+
+    dialect = DuckDBDialect()
 
     def __init__(self, con: duckdb.DuckDBPyConnection, path: str) -> None:
         self.con = con
@@ -101,34 +115,15 @@ class Connection:
         self.con.close()
         # Drop the handle too: something (a Prefect task's parameters, a traceback) may keep
         # this store alive until exit, where DuckDB would report the connection as leaked.
-        self.con = _CLOSED
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.con = CLOSED
 
     # --- statements ----------------------------------------------------------
 
-    def rows(
-        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
-    ) -> list[tuple[Any, ...]]:
+    def rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         """Run one statement and return all its rows. Every statement of the store runs
         here, and is read to the end: DuckDB refuses other work on a connection (an Arrow
         registration) while a result is half read."""
         return self.con.execute(sql, params).fetchall()
-
-    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> None:
-        """Run one statement whose rows (if any) nobody needs."""
-        self.rows(sql, params)
-
-    def one(
-        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
-    ) -> tuple[Any, ...] | None:
-        """Run one statement and return its first row (None when it has none)."""
-        found = self.rows(sql, params)
-        return found[0] if found else None
 
     @contextmanager
     def arrow(self, name: str, table: pa.Table) -> Iterator[None]:
@@ -161,20 +156,55 @@ class Connection:
         finally:
             self._depth = 0
 
-    def insert_rows(self, table: str, rows: list[dict[str, Any]], conflict: str = "") -> int:
-        """Bulk insert through Arrow; returns how many rows were actually inserted."""
+    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]], conflict: str = "") -> int:
+        """Bulk insert through Arrow (types inferred from the values); returns how many
+        rows were actually inserted."""
         if not rows:
             return 0
-        batch = pa.Table.from_pylist(rows)
+        batch = pa.Table.from_pylist(list(rows))
         cols = ", ".join(batch.column_names)
         with self.arrow("_batch", batch):
             result = self.one(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _batch {conflict}")
         return int(result[0]) if result else 0
 
+    def insert(self, table: str, rows: Sequence[Mapping[str, Any]], conflict: str = "") -> None:
+        self.insert_rows(table, rows, conflict)
+
+    def insert_count(
+        self, table: str, rows: Sequence[Mapping[str, Any]], conflict: str = ""
+    ) -> int:
+        return self.insert_rows(table, rows, conflict)
+
+    def insert_new(self, table: str, rows: Sequence[Mapping[str, Any]], key: str) -> set[str]:
+        """Looks the keys up first, then inserts the rest."""
+        if not rows:
+            return set()
+        known_table(table)
+        seen = {
+            r[0]
+            for r in self.rows(
+                f"SELECT {key} FROM {table} WHERE {self.dialect.in_list(key)}",
+                [[r[key] for r in rows]],
+            )
+        }
+        fresh = [r for r in rows if r[key] not in seen]
+        self.insert_rows(table, fresh, "ON CONFLICT DO NOTHING")
+        return {r[key] for r in fresh}
+
+    def update_rows(self, table: str, rows: Sequence[Mapping[str, Any]], sets: str) -> None:
+        """UPDATE `table` from a batch (as `u`) matched on the rows' first column, which
+        `sets` may read; the batch's types come from aftersale/store/columns.py."""
+        if not rows:
+            return
+        batch = pa.Table.from_pylist(list(rows), schema=arrow_schema(table, rows[0]))
+        key = batch.column_names[0]
+        with self.arrow("_rows", batch):
+            self.execute(f"UPDATE {table} SET {sets} FROM _rows u WHERE {table}.{key} = u.{key}")
+
     # --- whole tables (aftersale store copy) ---------------------------------
 
     def table_columns(self, table: str) -> list[str]:
-        _known(table)
+        known_table(table)
         rows = self.rows(
             "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
             "ORDER BY ordinal_position",
@@ -185,7 +215,7 @@ class Connection:
     def read_table(
         self, table: str, columns: Sequence[str], batch: int = 10_000
     ) -> Iterator[list[tuple[Any, ...]]]:
-        _known(table)
+        known_table(table)
         cursor = self.con.execute(f"SELECT {', '.join(columns)} FROM {table}")
         while rows := cursor.fetchmany(batch):
             yield rows
@@ -193,7 +223,7 @@ class Connection:
     def write_table(
         self, table: str, columns: Sequence[str], batches: Iterable[list[tuple[Any, ...]]]
     ) -> int:
-        _known(table)
+        known_table(table)
         written = 0
         with self.transaction():
             for rows in batches:
@@ -238,14 +268,3 @@ class Connection:
             return 0
         row = self.one("SELECT max(version) FROM schema_version")
         return int(row[0]) if row and row[0] is not None else 0
-
-    def count(self, table: str) -> int:
-        _known(table)
-        row = self.one(f"SELECT count(*) FROM {table}")
-        return int(row[0]) if row else 0
-
-
-def _known(table: str) -> None:
-    """Table names are formatted into SQL: only the store's own pass."""
-    if table not in TABLES:
-        raise StoreError(f"unknown table {table!r}")

@@ -31,12 +31,13 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from aftersale.errors import StoreError
 from aftersale.store import without_password
+from aftersale.store.backend import CLOSED, Backend, Params, known_table
+from aftersale.store.columns import column_types
 from aftersale.store.migrations import MIGRATIONS, migration_sql
+from aftersale.store.postgres.dialect import PostgresDialect
 from aftersale.store.rows import TABLES, to_db
 
 log = logging.getLogger(__name__)
-
-Params = Sequence[Any] | Mapping[str, Any] | None
 #: pg_advisory_xact_lock key held while migrating: workers starting together migrate once.
 _MIGRATION_LOCK = 0x61667473  # "afts"
 #: How long a claimed shipment or message stays with its worker unless the worker is gone.
@@ -120,17 +121,12 @@ def _fetch(cur: psycopg.Cursor[Any]) -> list[tuple[Any, ...]]:
     return cur.fetchall() if cur.description is not None else []
 
 
-class _Closed:
-    def __getattr__(self, name: str) -> Any:
-        raise StoreError("this store is closed")
+class Connection(Backend):
+    """Holds the pool and the runner; the queries written once (aftersale/store/queries/)
+    and this backend's own (messages.py, shipments.py, limits.py) run their statements
+    on it."""
 
-
-_CLOSED: Any = _Closed()
-
-
-class Connection:
-    """Holds the pool and the runner; the aggregate mixins (orders.py, messages.py, …) add
-    their statements on top of it."""
+    dialect = PostgresDialect()
 
     def __init__(self, pool: ConnectionPool, url: str, owner: str, lease_s: float) -> None:
         self.pool = pool
@@ -180,13 +176,7 @@ class Connection:
 
     def close(self) -> None:
         self.pool.close()
-        self.con = _CLOSED
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.con = CLOSED
 
     # --- statements ----------------------------------------------------------
 
@@ -196,13 +186,6 @@ class Connection:
             return self.con.execute(sql, params)
         except psycopg.OperationalError as exc:
             raise StoreError(f"{without_password(self.url)}: {exc}") from exc
-
-    def execute(self, sql: str, params: Params = None) -> None:
-        self.rows(sql, params)
-
-    def one(self, sql: str, params: Params = None) -> tuple[Any, ...] | None:
-        found = self.rows(sql, params)
-        return found[0] if found else None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -251,6 +234,33 @@ class Connection:
             arrays,
         )
 
+    def insert(self, table: str, rows: Sequence[Mapping[str, Any]], conflict: str = "") -> None:
+        if rows:
+            self.insert_unnest(table, column_types(table, rows[0]), rows, conflict)
+
+    def insert_count(
+        self, table: str, rows: Sequence[Mapping[str, Any]], conflict: str = ""
+    ) -> int:
+        if not rows:
+            return 0
+        types = column_types(table, rows[0])
+        return len(self.insert_unnest(table, types, rows, f"{conflict} RETURNING 1"))
+
+    def insert_new(self, table: str, rows: Sequence[Mapping[str, Any]], key: str) -> set[str]:
+        """One INSERT … RETURNING: with several workers, the insert decides who wrote a
+        row first, and only the rows this one wrote come back."""
+        if not rows:
+            return set()
+        types = column_types(table, rows[0])
+        tail = f"ON CONFLICT DO NOTHING RETURNING {key}"
+        return {r[0] for r in self.insert_unnest(table, types, rows, tail)}
+
+    def update_rows(self, table: str, rows: Sequence[Mapping[str, Any]], sets: str) -> None:
+        """UPDATE `table` from the rows (as `u`) matched on their first column, which
+        `sets` may read; the arrays' types come from aftersale/store/columns.py."""
+        if rows:
+            self.update_unnest(table, column_types(table, rows[0]), rows, sets)
+
     def update_unnest(
         self,
         table: str,
@@ -283,7 +293,7 @@ class Connection:
     # --- whole tables (aftersale store copy) ---------------------------------
 
     def table_columns(self, table: str) -> list[str]:
-        _known(table)
+        known_table(table)
         rows = self.rows(
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
@@ -294,7 +304,7 @@ class Connection:
     def read_table(
         self, table: str, columns: Sequence[str], batch: int = 10_000
     ) -> Iterator[list[tuple[Any, ...]]]:
-        _known(table)
+        known_table(table)
         json_columns = {
             r[0]
             for r in self.rows(
@@ -309,7 +319,7 @@ class Connection:
     def write_table(
         self, table: str, columns: Sequence[str], batches: Iterable[list[tuple[Any, ...]]]
     ) -> int:
-        _known(table)
+        known_table(table)
         rows = (row for batch in batches for row in batch)
         with self.transaction():
             return int(self.con.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN", rows))
@@ -348,11 +358,6 @@ class Connection:
         row = self.one("SELECT max(version) FROM schema_version")
         return int(row[0]) if row and row[0] is not None else 0
 
-    def count(self, table: str) -> int:
-        _known(table)
-        row = self.one(f"SELECT count(*) FROM {table}")
-        return int(row[0]) if row else 0
-
 
 def _wait_for_server(url: str, wait_s: float, poll_s: float = 0.25) -> None:
     """Return once PostgreSQL accepts a connection to `url`; a server not answering (or
@@ -379,12 +384,6 @@ def _wait_for_server(url: str, wait_s: float, poll_s: float = 0.25) -> None:
             if attempt == 1 or attempt % 20 == 0:
                 log.warning("PostgreSQL at %s not answering; waiting", without_password(url))
             time.sleep(poll_s)
-
-
-def _known(table: str) -> None:
-    """Table names are formatted into SQL: only the store's own pass."""
-    if table not in TABLES:
-        raise StoreError(f"unknown table {table!r}")
 
 
 def _json_list(value: Sequence[str] | None) -> str | None:

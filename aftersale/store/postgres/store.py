@@ -3,21 +3,21 @@ connection pool (connection.py). Open it with `aftersale.store.open_store`."""
 
 from __future__ import annotations
 
-from aftersale.store.postgres.events import Events
-from aftersale.store.postgres.health import Health
-from aftersale.store.postgres.keys import Keys
 from aftersale.store.postgres.limits import Limits
 from aftersale.store.postgres.messages import Messages
 from aftersale.store.postgres.orders import Orders
 from aftersale.store.postgres.platform_orders import PlatformOrders
-from aftersale.store.postgres.privacy import Privacy
-from aftersale.store.postgres.reports import Reports
-from aftersale.store.postgres.retention import Retention
 from aftersale.store.postgres.returns import Returns
-from aftersale.store.postgres.runs import Runs
 from aftersale.store.postgres.shipments import Shipments
-from aftersale.store.postgres.suppressions import Suppressions
-from aftersale.store.postgres.sync_state import SyncState
+from aftersale.store.queries.events import Events
+from aftersale.store.queries.health import Health
+from aftersale.store.queries.keys import Keys
+from aftersale.store.queries.privacy import Privacy
+from aftersale.store.queries.reports import Reports
+from aftersale.store.queries.retention import Retention
+from aftersale.store.queries.runs import Runs
+from aftersale.store.queries.suppressions import Suppressions
+from aftersale.store.queries.sync_state import SyncState
 
 
 class PostgresStore(

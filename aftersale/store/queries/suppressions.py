@@ -1,47 +1,51 @@
-"""The suppression list (DuckDB). Which reason wins, and how addresses are normalised, is
-decided in aftersale.dispatch.suppressions; this stores and finds entries."""
+"""The suppression list. Which reason wins, and how addresses are normalised, is decided
+in aftersale.dispatch.suppressions; this stores and finds entries."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from aftersale.models import ChannelKind
-from aftersale.store.duckdb.connection import Connection
+from aftersale.store.backend import Backend
 from aftersale.store.records import Suppression
 from aftersale.store.rows import SUPPRESSION_COLS, suppression_from_row, to_db
 
 
-class Suppressions(Connection):
+class Suppressions(Backend):
     def get_suppression(self, address: str, channel: ChannelKind) -> Suppression | None:
+        p = self.dialect.param
         row = self.one(
-            f"SELECT {SUPPRESSION_COLS} FROM suppressions WHERE address = ? AND channel = ?",
+            f"SELECT {SUPPRESSION_COLS} FROM suppressions WHERE address = {p} AND channel = {p}",
             [address, channel.value],
         )
         return suppression_from_row(row) if row else None
 
     def put_suppression(self, entry: Suppression) -> None:
         self.execute(
-            f"INSERT INTO suppressions ({SUPPRESSION_COLS}) VALUES (?, ?, ?, ?) "
+            f"INSERT INTO suppressions ({SUPPRESSION_COLS}) VALUES ({self.dialect.params(4)}) "
             "ON CONFLICT (address, channel) DO UPDATE SET reason = excluded.reason, "
             "created_at = excluded.created_at",
             [entry.address, entry.channel.value, entry.reason, to_db(entry.created_at)],
         )
 
     def delete_suppression(self, address: str, channel: ChannelKind) -> None:
+        p = self.dialect.param
         self.execute(
-            "DELETE FROM suppressions WHERE address = ? AND channel = ?", [address, channel.value]
+            f"DELETE FROM suppressions WHERE address = {p} AND channel = {p}",
+            [address, channel.value],
         )
 
     def list_suppressions(
         self, *, channel: ChannelKind | None = None, reason: str | None = None
     ) -> list[Suppression]:
-        sql = f"SELECT {SUPPRESSION_COLS} FROM suppressions WHERE 1 = 1"
+        p = self.dialect.param
+        sql = f"SELECT {SUPPRESSION_COLS} FROM suppressions WHERE true"
         params: list[object] = []
         if channel is not None:
-            sql += " AND channel = ?"
+            sql += f" AND channel = {p}"
             params.append(channel.value)
         if reason is not None:
-            sql += " AND reason = ?"
+            sql += f" AND reason = {p}"
             params.append(reason)
         sql += " ORDER BY created_at DESC, address"
         return [suppression_from_row(r) for r in self.rows(sql, params)]
@@ -51,7 +55,8 @@ class Suppressions(Connection):
         if not wanted:
             return {}
         rows = self.rows(
-            "SELECT address, channel, reason FROM suppressions WHERE address IN (SELECT unnest(?))",
+            "SELECT address, channel, reason FROM suppressions "
+            f"WHERE {self.dialect.in_list('address')}",
             [wanted],
         )
         return {(r[0], r[1]): r[2] for r in rows}

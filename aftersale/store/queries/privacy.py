@@ -1,5 +1,4 @@
-"""Erasing one customer's personal data on request (GDPR art. 17), in one transaction
-(PostgreSQL; the DuckDB backend runs the same statements).
+"""Erasing one customer's personal data on request (GDPR art. 17), in one transaction.
 
 Rows stay (orders, items, parcels, messages and their states are the shop's counts);
 what names, reaches or quotes the person goes: name, email, phone, tags, country, the
@@ -14,19 +13,23 @@ from __future__ import annotations
 from datetime import datetime
 
 from aftersale.models import MessageState
-from aftersale.store.postgres.connection import Connection
+from aftersale.store.backend import Backend
 from aftersale.store.records import ERASED, Erasure
 from aftersale.store.rows import erased_id, from_db, from_json, subject_hash, to_db, to_json
 
 
-class Privacy(Connection):
+class Privacy(Backend):
     def erase_customer(self, customer_id: str, now: datetime) -> Erasure | None:
+        d = self.dialect
+        p = d.param
         digest = subject_hash(customer_id)
-        done = self.one("SELECT erased_at, counts FROM erasures WHERE subject_hash = %s", [digest])
+        done = self.one(
+            f"SELECT erased_at, counts FROM erasures WHERE subject_hash = {p}", [digest]
+        )
         if done is not None:
             return Erasure(digest, from_db(done[0]), from_json(done[1]), already=True)
         found = self.one(
-            "SELECT name, email, phone FROM customers WHERE customer_id = %s", [customer_id]
+            f"SELECT name, email, phone FROM customers WHERE customer_id = {p}", [customer_id]
         )
         if found is None:
             return None
@@ -37,13 +40,13 @@ class Privacy(Connection):
             message_ids = [
                 r[0]
                 for r in self.rows(
-                    "SELECT message_id FROM messages WHERE customer_id = %s ORDER BY message_id",
+                    f"SELECT message_id FROM messages WHERE customer_id = {p} ORDER BY message_id",
                     [customer_id],
                 )
             ]
             cancelled = self.rows(
-                "UPDATE messages SET state = %s, error_text = %s, updated_at = %s "
-                "WHERE customer_id = %s AND state = %s RETURNING message_id",
+                f"UPDATE messages SET state = {p}, error_text = {p}, updated_at = {p} "
+                f"WHERE customer_id = {p} AND state = {p} RETURNING message_id",
                 [
                     MessageState.CANCELLED.value,
                     "customer's personal data erased on request",
@@ -54,29 +57,30 @@ class Privacy(Connection):
             )
             self.execute(
                 "UPDATE messages SET recipient = NULL, subject = NULL, body_text = NULL, "
-                "customer_id = %s WHERE customer_id = %s",
+                f"customer_id = {p} WHERE customer_id = {p}",
                 [new_id, customer_id],
             )
             orders = self.rows(
-                "UPDATE orders SET customer_id = %s WHERE customer_id = %s RETURNING order_id",
+                f"UPDATE orders SET customer_id = {p} WHERE customer_id = {p} RETURNING order_id",
                 [new_id, customer_id],
             )
             history = self.rows(
-                "DELETE FROM customer_changes WHERE customer_id = %s RETURNING 1", [customer_id]
+                f"DELETE FROM customer_changes WHERE customer_id = {p} RETURNING 1", [customer_id]
             )
-            self.execute("DELETE FROM customers WHERE customer_id = %s", [customer_id])
+            self.execute(f"DELETE FROM customers WHERE customer_id = {p}", [customer_id])
             self.execute(
                 "INSERT INTO customers (customer_id, name, email, phone, locale, time_zone, "
                 "consent_email, consent_sms, country, tags, updated_at) "
-                "VALUES (%s, %s, NULL, NULL, 'en', 'UTC', FALSE, FALSE, NULL, '{}', %s)",
+                f"VALUES ({p}, {p}, NULL, NULL, 'en', 'UTC', FALSE, FALSE, NULL, "
+                f"{d.empty_list}, {p})",
                 [new_id, ERASED, to_db(now)],
             )
             scrubbed_rejections = 0
             for value in quoted:
                 scrubbed_rejections += len(
                     self.rows(
-                        "UPDATE rejections SET reason = replace(reason, %s, %s) "
-                        "WHERE strpos(reason, %s) > 0 RETURNING 1",
+                        f"UPDATE rejections SET reason = replace(reason, {p}, {p}) "
+                        f"WHERE strpos(reason, {p}) > 0 RETURNING 1",
                         [value, ERASED, value],
                     )
                 )
@@ -89,7 +93,7 @@ class Privacy(Connection):
             }
             self.execute(
                 "INSERT INTO erasures (subject_hash, erased_id, erased_at, counts) "
-                "VALUES (%s, %s, %s, %s)",
+                f"VALUES ({d.params(4)})",
                 [digest, new_id, to_db(now), to_json(counts)],
             )
         return Erasure(

@@ -1,5 +1,4 @@
-"""Runs: when each cycle, replay or housekeeping started and finished, and its summary
-(DuckDB)."""
+"""Runs: when each cycle, replay or housekeeping started and finished, and its summary."""
 
 from __future__ import annotations
 
@@ -7,21 +6,22 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from aftersale.store.duckdb.connection import Connection
+from aftersale.store.backend import Backend
 from aftersale.store.records import RunRecord
 from aftersale.store.rows import from_db, from_json, to_db, to_json
 
 
-class Runs(Connection):
+class Runs(Backend):
     def start_run(self, run_id: str, kind: str, clock: datetime) -> None:
         self.execute(
-            "INSERT INTO runs (run_id, kind, started_at, clock) VALUES (?, ?, ?, ?)",
+            f"INSERT INTO runs (run_id, kind, started_at, clock) VALUES ({self.dialect.params(4)})",
             [run_id, kind, to_db(datetime.now(UTC)), to_db(clock)],
         )
 
     def finish_run(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        p = self.dialect.param
         self.execute(
-            "UPDATE runs SET finished_at = ?, summary = ? WHERE run_id = ?",
+            f"UPDATE runs SET finished_at = {p}, summary = {p} WHERE run_id = {p}",
             [to_db(datetime.now(UTC)), to_json(dict(summary)), run_id],
         )
 

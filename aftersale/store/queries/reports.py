@@ -1,12 +1,12 @@
-"""What the period report reads (DuckDB): messages per day, delivered parcels against
-their promise, delay messages and what became of their parcels."""
+"""What the period report reads: messages per day, delivered parcels against their
+promise, delay messages and what became of their parcels."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from aftersale.models import ChannelKind, EventKind, MessageState, Status
-from aftersale.store.duckdb.connection import Connection
+from aftersale.store.backend import Backend
 from aftersale.store.records import DelayNotice, DeliveredShipment, MessageStat
 from aftersale.store.rows import from_db, to_db
 
@@ -14,12 +14,13 @@ from aftersale.store.rows import from_db, to_db
 _NOT_HANDED_OVER = [Status.PENDING.value, Status.LABEL_CREATED.value]
 
 
-class Reports(Connection):
+class Reports(Backend):
     def message_stats(self, start: datetime, end: datetime) -> list[MessageStat]:
+        p = self.dialect.param
         rows = self.rows(
             "SELECT CAST(coalesce(sent_at, updated_at) AS DATE), rule_id, channel, state, "
             "delivery_state, count(opened_at), count(clicked_at), count(*) FROM messages "
-            "WHERE coalesce(sent_at, updated_at) >= ? AND coalesce(sent_at, updated_at) < ? "
+            f"WHERE coalesce(sent_at, updated_at) >= {p} AND coalesce(sent_at, updated_at) < {p} "
             "AND NOT test GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
             [to_db(start), to_db(end)],
         )
@@ -29,17 +30,19 @@ class Reports(Connection):
         ]
 
     def delivered_shipments(self, start: datetime, end: datetime) -> list[DeliveredShipment]:
+        d = self.dialect
+        p = d.param
         rows = self.rows(
             "SELECT s.shipment_id, s.carrier, coalesce(o.shipping_country, c.country), "
             "c.time_zone, coalesce(o.promised_delivery, s.first_estimate), "
             "(SELECT min(t.occurred_at) FROM tracking_events t WHERE t.shipment_id = "
-            "s.shipment_id AND t.status IS NOT NULL AND t.status NOT IN (SELECT unnest(?))), "
+            f"s.shipment_id AND t.status IS NOT NULL AND {d.not_in_list('t.status')}), "
             "s.delivered_at, "
             "(SELECT t.location FROM tracking_events t WHERE t.shipment_id = s.shipment_id "
             "AND t.location <> '' ORDER BY t.occurred_at LIMIT 1) "
             "FROM shipments s JOIN orders o ON o.order_id = s.order_id "
             "JOIN customers c ON c.customer_id = o.customer_id "
-            "WHERE s.status = ? AND s.delivered_at >= ? AND s.delivered_at < ? "
+            f"WHERE s.status = {p} AND s.delivered_at >= {p} AND s.delivered_at < {p} "
             "ORDER BY s.delivered_at, s.shipment_id",
             [_NOT_HANDED_OVER, Status.DELIVERED.value, to_db(start), to_db(end)],
         )
@@ -51,6 +54,7 @@ class Reports(Connection):
         ]
 
     def delay_notices(self, start: datetime, end: datetime) -> list[DelayNotice]:
+        p = self.dialect.param
         rows = self.rows(
             "SELECT m.message_id, m.shipment_id, s.carrier, m.sent_at, c.time_zone, "
             "coalesce(o.promised_delivery, s.first_estimate), s.status, s.delivered_at "
@@ -58,7 +62,7 @@ class Reports(Connection):
             "JOIN shipments s ON s.shipment_id = m.shipment_id "
             "JOIN orders o ON o.order_id = m.order_id "
             "JOIN customers c ON c.customer_id = o.customer_id "
-            "WHERE e.kind = ? AND m.state = ? AND m.sent_at >= ? AND m.sent_at < ? "
+            f"WHERE e.kind = {p} AND m.state = {p} AND m.sent_at >= {p} AND m.sent_at < {p} "
             "ORDER BY m.sent_at, m.message_id",
             [EventKind.DELAYED.value, MessageState.SENT.value, to_db(start), to_db(end)],
         )

@@ -1,10 +1,10 @@
-"""Carriers' and channels' health from run to run, and each carrier's backlog (DuckDB)."""
+"""Carriers' and channels' health from run to run, and each carrier's backlog."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aftersale.store.duckdb.connection import Connection
+from aftersale.store.backend import Backend
 from aftersale.store.records import CarrierBacklog, HealthRecord
 from aftersale.store.rows import (
     HEALTH_COLS,
@@ -19,13 +19,13 @@ _UPDATED = ", ".join(
 )
 
 
-class Health(Connection):
+class Health(Backend):
     def load_health(self) -> list[HealthRecord]:
         rows = self.rows(f"SELECT {HEALTH_COLS} FROM health ORDER BY component, name")
         return [health_from_row(r) for r in rows]
 
     def save_health(self, records: Sequence[HealthRecord]) -> None:
-        self.insert_rows(
+        self.insert(
             "health",
             [health_row(h) for h in records],
             f"ON CONFLICT (component, name) DO UPDATE SET {_UPDATED}",
@@ -35,7 +35,7 @@ class Health(Connection):
         rows = self.rows(
             "SELECT carrier, count(*), count(*) FILTER (WHERE poll_failures > 0), "
             "coalesce(min(next_check_at) FILTER (WHERE poll_failures > 0), min(next_check_at)) "
-            "FROM shipments WHERE carrier IS NOT NULL AND status NOT IN (SELECT unnest(?)) "
+            f"FROM shipments WHERE carrier IS NOT NULL AND {self.dialect.not_in_list('status')} "
             "GROUP BY carrier ORDER BY carrier",
             [TERMINAL],
         )

@@ -1,5 +1,5 @@
-"""Domain events, stored once each by their id (PostgreSQL). With several workers the
-insert decides who saw an event first: only the rows this insert wrote come back."""
+"""Domain events, stored once each by their id: with several workers (PostgreSQL) the
+insert decides who saw an event first, and only the events this one stored are new."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from aftersale.models import DomainEvent
-from aftersale.store.postgres.connection import Connection
+from aftersale.store.backend import Backend
 from aftersale.store.rows import (
     EVENT_COLS,
     domain_event_from_row,
@@ -16,36 +16,15 @@ from aftersale.store.rows import (
     to_db,
 )
 
-_TYPES = {
-    "event_id": "varchar",
-    "kind": "varchar",
-    "order_id": "varchar",
-    "shipment_id": "varchar",
-    "item_sku": "varchar",
-    "status": "varchar",
-    "reason": "varchar",
-    "occurred_at": "timestamp",
-    "facts": "json",
-    "run_id": "varchar",
-    "detected_at": "timestamp",
-}
 
-
-class Events(Connection):
+class Events(Backend):
     def record_domain_events(
         self, events: Sequence[DomainEvent], *, run_id: str, now: datetime
     ) -> list[DomainEvent]:
         unique = {e.event_id: e for e in events}
-        if not unique:
-            return []
         # in id order: two workers inserting the same events lock them in the same order
         rows = [domain_event_row(unique[k], run_id=run_id, now=now) for k in sorted(unique)]
-        inserted = {
-            r[0]
-            for r in self.insert_unnest(
-                "domain_events", _TYPES, rows, "ON CONFLICT DO NOTHING RETURNING event_id"
-            )
-        }
+        inserted = self.insert_new("domain_events", rows, "event_id")
         return [e for eid, e in unique.items() if eid in inserted]
 
     def load_domain_event(self, event_id: str) -> DomainEvent | None:
@@ -56,16 +35,19 @@ class Events(Connection):
         if not ids:
             return {}
         rows = self.rows(
-            f"SELECT event_id, {EVENT_COLS} FROM domain_events WHERE event_id = ANY(%s)", [ids]
+            f"SELECT event_id, {EVENT_COLS} FROM domain_events "
+            f"WHERE {self.dialect.in_list('event_id')}",
+            [ids],
         )
         return {r[0]: domain_event_from_row(r[1:]) for r in rows}
 
     def domain_events_between(
         self, start: datetime, end: datetime
     ) -> list[tuple[datetime, DomainEvent]]:
+        p = self.dialect.param
         rows = self.rows(
             f"SELECT detected_at, {EVENT_COLS} FROM domain_events "
-            "WHERE occurred_at >= %s AND occurred_at < %s "
+            f"WHERE occurred_at >= {p} AND occurred_at < {p} "
             "ORDER BY detected_at, occurred_at, event_id",
             [to_db(start), to_db(end)],
         )
