@@ -104,6 +104,11 @@ class Backend(ABC):
         """Insert the rows whose `key` column is not stored yet; returns those keys."""
 
     @abstractmethod
+    def update_rows(self, table: str, rows: Sequence[Mapping[str, Any]], sets: str) -> None:
+        """UPDATE `table` from `rows` (dicts with the same columns) in one statement: each
+        row matched on its first column; `sets` reads the row's columns as `u.<column>`."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     def __enter__(self) -> Self:

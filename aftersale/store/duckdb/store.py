@@ -4,16 +4,16 @@ connection (connection.py). Open it with `aftersale.store.open_store`."""
 from __future__ import annotations
 
 from aftersale.store.duckdb.messages import Messages
-from aftersale.store.duckdb.orders import Orders
-from aftersale.store.duckdb.platform_orders import PlatformOrders
-from aftersale.store.duckdb.returns import Returns
 from aftersale.store.duckdb.shipments import Shipments
 from aftersale.store.queries.events import Events
 from aftersale.store.queries.health import Health
 from aftersale.store.queries.keys import Keys
+from aftersale.store.queries.orders import Orders
+from aftersale.store.queries.platform_orders import PlatformOrders
 from aftersale.store.queries.privacy import Privacy
 from aftersale.store.queries.reports import Reports
 from aftersale.store.queries.retention import Retention
+from aftersale.store.queries.returns import Returns
 from aftersale.store.queries.runs import Runs
 from aftersale.store.queries.suppressions import Suppressions
 from aftersale.store.queries.sync_state import SyncState

@@ -1,5 +1,5 @@
 """Refunds and returns a shop platform reported, parcels sent back, and the orders whose
-shop promises (dispatch, return period) may be due (DuckDB)."""
+shop promises (dispatch, return period) may be due."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from aftersale.models import EventKind, Status
-from aftersale.store.duckdb.connection import Connection
+from aftersale.store.backend import Backend
 from aftersale.store.records import RefundRecord, ReturnParcel, ReturnRecord
 from aftersale.store.rows import (
     OPEN_RETURN_STATUSES,
@@ -20,30 +20,34 @@ from aftersale.store.rows import (
     to_db,
 )
 
+_REFUND_COLS = "order_id, refund_id, amount, currency, created_at"
 _RETURN_COLS = "order_id, return_id, status, requested_at, updated_at"
 
 
-class Returns(Connection):
+class Returns(Backend):
     def order_ids_by_platform_id(self, platform: str, ids: Iterable[str]) -> dict[str, str]:
         wanted = list(set(ids))
         if not wanted:
             return {}
+        d = self.dialect
         rows = self.rows(
             "SELECT platform_order_id, order_id FROM platform_orders "
-            "WHERE platform = ? AND platform_order_id IN (SELECT unnest(?))",
+            f"WHERE platform = {d.param} AND {d.in_list('platform_order_id')}",
             [platform, wanted],
         )
         return {r[0]: r[1] for r in rows}
 
     def save_refunds(self, refunds: Sequence[RefundRecord]) -> int:
-        return self.insert_rows("order_refunds", refund_rows(refunds), "ON CONFLICT DO NOTHING")
+        # in key order: two workers inserting the same refunds lock them in the same order
+        rows = sorted(refund_rows(refunds), key=lambda r: (r["order_id"], r["refund_id"]))
+        return self.insert_count("order_refunds", rows, "ON CONFLICT DO NOTHING")
 
     def save_returns(self, returns: Sequence[ReturnRecord]) -> int:
-        # one row per key in a statement (ON CONFLICT cannot update a row twice): newest
+        # one row per key in a statement (ON CONFLICT cannot touch a row twice): newest last
         latest: dict[tuple[str, str], dict[str, Any]] = {}
         for row in sorted(return_rows(returns), key=lambda r: r["updated_at"]):
             latest[(row["order_id"], row["return_id"])] = row
-        return self.insert_rows(
+        return self.insert_count(
             "order_returns",
             [latest[k] for k in sorted(latest)],
             "ON CONFLICT (order_id, return_id) DO UPDATE SET status = excluded.status, "
@@ -58,7 +62,7 @@ class Returns(Connection):
         if not ids:
             return {}
         rows = self.rows(
-            f"SELECT {_RETURN_COLS} FROM order_returns WHERE return_id IN (SELECT unnest(?))",
+            f"SELECT {_RETURN_COLS} FROM order_returns WHERE {self.dialect.in_list('return_id')}",
             [ids],
         )
         return {r[1]: _return(r) for r in rows}
@@ -69,42 +73,46 @@ class Returns(Connection):
         ids = list(set(order_ids))
         if not ids:
             return [], []
+        of_orders = self.dialect.in_list("order_id")
         refunds = self.rows(
-            "SELECT order_id, refund_id, amount, currency, created_at FROM order_refunds "
-            "WHERE order_id IN (SELECT unnest(?)) ORDER BY created_at, refund_id",
+            f"SELECT {_REFUND_COLS} FROM order_refunds "
+            f"WHERE {of_orders} ORDER BY created_at, refund_id",
             [ids],
         )
         returns = self.rows(
-            f"SELECT {_RETURN_COLS} FROM order_returns WHERE order_id IN (SELECT unnest(?)) "
+            f"SELECT {_RETURN_COLS} FROM order_returns WHERE {of_orders} "
             "ORDER BY requested_at, return_id",
             [ids],
         )
         return (
-            [RefundRecord(r[0], r[1], Decimal(r[2]), r[3], from_db(r[4])) for r in refunds],
+            [_refund(r) for r in refunds],
             [_return(r) for r in returns],
         )
 
     def add_return_parcels(self, parcels: Sequence[ReturnParcel], now: datetime) -> int:
-        return self.insert_rows(
+        return self.insert_count(
             "shipments", return_parcel_rows(parcels, now), "ON CONFLICT DO NOTHING"
         )
 
     def refunds_without_event(self) -> list[RefundRecord]:
         rows = self.rows(
-            "SELECT order_id, refund_id, amount, currency, created_at FROM order_refunds r "
-            "WHERE NOT EXISTS (SELECT 1 FROM domain_events e WHERE e.kind = ? "
+            f"SELECT {_REFUND_COLS} FROM order_refunds r "
+            f"WHERE NOT EXISTS (SELECT 1 FROM domain_events e WHERE e.kind = {self.dialect.param} "
             "AND e.order_id = r.order_id AND e.reason = r.refund_id) ORDER BY created_at",
             [EventKind.REFUND_ISSUED.value],
         )
-        return [RefundRecord(r[0], r[1], Decimal(r[2]), r[3], from_db(r[4])) for r in rows]
+        return [_refund(r) for r in rows]
 
     def returns_without_event(self) -> list[ReturnRecord]:
+        d = self.dialect
+        p = d.param
+        told = (
+            f"EXISTS (SELECT 1 FROM domain_events e WHERE e.kind = {p} "
+            "AND e.order_id = r.order_id AND e.reason = r.return_id)"
+        )
         rows = self.rows(
             f"SELECT {_RETURN_COLS} FROM order_returns r WHERE "
-            "(status IN (SELECT unnest(?)) AND NOT EXISTS (SELECT 1 FROM domain_events e "
-            "WHERE e.kind = ? AND e.order_id = r.order_id AND e.reason = r.return_id)) "
-            "OR (status = ? AND NOT EXISTS (SELECT 1 FROM domain_events e "
-            "WHERE e.kind = ? AND e.order_id = r.order_id AND e.reason = r.return_id)) "
+            f"({d.in_list('status')} AND NOT {told}) OR (status = {p} AND NOT {told}) "
             "ORDER BY requested_at",
             [
                 list(OPEN_RETURN_STATUSES),
@@ -121,7 +129,7 @@ class Returns(Connection):
             return set()
         rows = self.rows(
             "SELECT order_id FROM platform_orders WHERE cancelled_at IS NOT NULL "
-            "AND order_id IN (SELECT unnest(?))",
+            f"AND {self.dialect.in_list('order_id')}",
             [ids],
         )
         return {r[0] for r in rows}
@@ -134,6 +142,8 @@ class Returns(Connection):
         return_days: int | None,
         return_window_days: Sequence[int],
     ) -> list[str]:
+        d = self.dialect
+        now_ = d.named("now")
         params: dict[str, Any] = {"now": to_db(now)}
         parts = []
         if dispatch_days is not None:
@@ -141,11 +151,11 @@ class Returns(Connection):
             parts.append(
                 # only a shop platform's orders gain tracking numbers after they are stored
                 "SELECT o.order_id FROM orders o JOIN platform_orders p USING (order_id) "
-                "WHERE o.placed_at + to_days($dispatch) <= $now "
+                f"WHERE o.placed_at + {d.interval(d.named('dispatch'), 'days')} <= {now_} "
                 "AND NOT EXISTS (SELECT 1 FROM shipments s "
                 "WHERE s.order_id = o.order_id AND s.return_id IS NULL) "
                 "AND NOT EXISTS (SELECT 1 FROM domain_events e "
-                "WHERE e.order_id = o.order_id AND e.kind = $kind)"
+                f"WHERE e.order_id = o.order_id AND e.kind = {d.named('kind')})"
             )
         if return_days is not None and return_window_days:
             # the exact end (local end of day, in the shop's zone) is computed in detection;
@@ -160,10 +170,10 @@ class Returns(Connection):
                 # a customer who asked to return the items needs no reminder
                 "SELECT order_id FROM shipments WHERE return_id IS NULL "
                 "AND order_id NOT IN (SELECT order_id FROM order_returns "
-                "WHERE status IN (SELECT unnest($asked))) "
-                "GROUP BY order_id HAVING bool_and(status = $delivered) "
-                "AND max(delivered_at) + to_days($lead) <= $now "
-                "AND max(delivered_at) + to_days($ends) > $now"
+                f"WHERE {d.in_list('status', d.named('asked', 'varchar[]'))}) "
+                f"GROUP BY order_id HAVING bool_and(status = {d.named('delivered')}) "
+                f"AND max(delivered_at) + {d.interval(d.named('lead'), 'days')} <= {now_} "
+                f"AND max(delivered_at) + {d.interval(d.named('ends'), 'days')} > {now_}"
             )
         if not parts:
             return []
@@ -173,6 +183,10 @@ class Returns(Connection):
             "AND p.cancelled_at IS NOT NULL)"
         )
         return sorted(r[0] for r in self.rows(sql, params))
+
+
+def _refund(r: tuple[Any, ...]) -> RefundRecord:
+    return RefundRecord(r[0], r[1], Decimal(r[2]), r[3], from_db(r[4]))
 
 
 def _return(r: tuple[Any, ...]) -> ReturnRecord:

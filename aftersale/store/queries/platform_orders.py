@@ -1,4 +1,4 @@
-"""Shop platform facts per order, and the updates a newer platform copy brings (DuckDB)."""
+"""Shop platform facts per order, and the updates a newer platform copy brings."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from aftersale.models import MessageState, Order
-from aftersale.store.duckdb.connection import Connection
+from aftersale.store.backend import Backend
 from aftersale.store.records import PlatformOrderRecord
 from aftersale.store.rows import from_db, order_rows, to_db
 
@@ -16,15 +16,16 @@ _COLS = (
     "order_id, platform, platform_order_id, updated_at, cancelled_at, cancel_reason, "
     "refunded, refund_currency"
 )
+_UPDATED = ", ".join(f"{c} = excluded.{c}" for c in _COLS.split(", ") if c != "order_id")
 
 
-class PlatformOrders(Connection):
+class PlatformOrders(Backend):
     def platform_orders(self, order_ids: Iterable[str]) -> dict[str, PlatformOrderRecord]:
         ids = list(set(order_ids))
         if not ids:
             return {}
         rows = self.rows(
-            f"SELECT {_COLS} FROM platform_orders WHERE order_id IN (SELECT unnest(?))", [ids]
+            f"SELECT {_COLS} FROM platform_orders WHERE {self.dialect.in_list('order_id')}", [ids]
         )
         return {r[0]: _record(r) for r in rows}
 
@@ -40,23 +41,26 @@ class PlatformOrders(Connection):
                 "refunded": str(r.refunded),
                 "refund_currency": r.refund_currency,
             }
-            for r in records
+            # in id order: two workers upserting the same orders lock them in the same order
+            for r in sorted(records, key=lambda r: r.order_id)
         ]
-        sets = ", ".join(f"{c} = excluded.{c}" for c in _COLS.split(", ") if c != "order_id")
-        self.insert_rows("platform_orders", rows, f"ON CONFLICT (order_id) DO UPDATE SET {sets}")
+        self.insert("platform_orders", rows, f"ON CONFLICT (order_id) DO UPDATE SET {_UPDATED}")
 
     def add_shipments(
         self, orders: Sequence[Order], *, now: datetime, candidates: Mapping[str, list[str]]
     ) -> int:
         rows = order_rows(orders, source="", now=now, candidates=candidates).shipments
-        return self.insert_rows("shipments", rows, "ON CONFLICT DO NOTHING")
+        return self.insert_count("shipments", rows, "ON CONFLICT DO NOTHING")
 
     def cancel_pending_of_orders(self, order_ids: Sequence[str], reason: str, now: datetime) -> int:
         if not order_ids:
             return 0
+        d = self.dialect
+        p = d.param
         rows = self.rows(
-            "UPDATE messages SET state = ?, error_text = ?, updated_at = ? "
-            "WHERE order_id IN (SELECT unnest(?)) AND state = ? RETURNING message_id",
+            f"UPDATE messages SET state = {p}, error_text = {p}, updated_at = {p}"
+            f"{d.release_lease} WHERE {d.in_list('order_id')} AND state = {p} "
+            "RETURNING message_id",
             [
                 MessageState.CANCELLED.value,
                 reason,

@@ -1,5 +1,5 @@
 """Orders, their customers and items, rejected rows, and which orders have date-based
-events due (DuckDB)."""
+events due."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from aftersale.models import EventKind, Order
-from aftersale.store.duckdb.connection import Connection
+from aftersale.store.backend import Backend
 from aftersale.store.records import CustomerChange, Rejection, StoredCustomer
 from aftersale.store.rows import (
     CUSTOMER_COLS,
@@ -26,7 +26,7 @@ from aftersale.store.rows import (
 )
 
 
-class Orders(Connection):
+class Orders(Backend):
     def save_orders(
         self,
         orders: Sequence[Order],
@@ -44,27 +44,29 @@ class Orders(Connection):
                 unique.setdefault(order.order_id, order)
         fresh = list(unique.values())
         rows = order_rows(fresh, source=source, now=now, candidates=candidates or {})
+        # Keys in a fixed order: two imports at once lock rows in the same order, no deadlock.
+        rows.customers.sort(key=lambda r: r["customer_id"])
         with self.transaction():
-            self.insert_rows("customers", rows.customers, CUSTOMER_UPSERT)
-            self.insert_rows("customer_changes", customer_change_rows(changes, now))
-            self.insert_rows("orders", rows.orders, "ON CONFLICT DO NOTHING")
-            self.insert_rows("items", rows.items, "ON CONFLICT DO NOTHING")
-            self.insert_rows("shipments", rows.shipments, "ON CONFLICT DO NOTHING")
+            self.insert("customers", rows.customers, CUSTOMER_UPSERT)
+            self.insert("customer_changes", customer_change_rows(changes, now))
+            self.insert("orders", rows.orders, "ON CONFLICT DO NOTHING")
+            self.insert("items", rows.items, "ON CONFLICT DO NOTHING")
+            self.insert("shipments", rows.shipments, "ON CONFLICT DO NOTHING")
         return len(fresh), len(orders) - len(fresh)
 
     def update_customers(
         self, customers: Sequence[StoredCustomer], changes: Sequence[CustomerChange], now: datetime
     ) -> None:
         # within the caller's transaction (the platform update that brought the change)
-        self.insert_rows("customers", customer_rows(customers), CUSTOMER_UPSERT)
-        self.insert_rows("customer_changes", customer_change_rows(changes, now))
+        self.insert("customers", customer_rows(customers), CUSTOMER_UPSERT)
+        self.insert("customer_changes", customer_change_rows(changes, now))
 
     def load_customers(self, customer_ids: Iterable[str]) -> dict[str, StoredCustomer]:
         ids = list(set(customer_ids))
         if not ids:
             return {}
         rows = self.rows(
-            f"SELECT {CUSTOMER_COLS} FROM customers WHERE customer_id IN (SELECT unnest(?))",
+            f"SELECT {CUSTOMER_COLS} FROM customers WHERE {self.dialect.in_list('customer_id')}",
             [ids],
         )
         return {r[0]: stored_customer_from_row(r) for r in rows}
@@ -73,7 +75,9 @@ class Orders(Connection):
         ids = list(set(order_ids))
         if not ids:
             return set()
-        rows = self.rows("SELECT order_id FROM orders WHERE order_id IN (SELECT unnest(?))", [ids])
+        rows = self.rows(
+            f"SELECT order_id FROM orders WHERE {self.dialect.in_list('order_id')}", [ids]
+        )
         return {r[0] for r in rows}
 
     def known_tracking_numbers(self, numbers: Iterable[str]) -> dict[str, str]:
@@ -82,13 +86,13 @@ class Orders(Connection):
             return {}
         rows = self.rows(
             "SELECT tracking_number, order_id FROM shipments "
-            "WHERE tracking_number IN (SELECT unnest(?))",
+            f"WHERE {self.dialect.in_list('tracking_number')}",
             [nums],
         )
         return {r[0]: r[1] for r in rows}
 
     def record_rejections(self, rejections: Sequence[Rejection], now: datetime) -> None:
-        self.insert_rows(
+        self.insert(
             "rejections",
             [
                 {"source": r.source, "line": r.line, "reason": r.reason, "rejected_at": to_db(now)}
@@ -100,16 +104,18 @@ class Orders(Connection):
         ids = list(set(order_ids))
         if not ids:
             return {}
-        where = "WHERE order_id IN (SELECT unnest(?))"
+        of_orders = self.dialect.in_list("order_id")
         return orders_from_rows(
             self.rows(
                 f"SELECT {ORDER_COLS} FROM orders o JOIN customers c USING (customer_id) "
-                "WHERE o.order_id IN (SELECT unnest(?))",
+                f"WHERE {self.dialect.in_list('o.order_id')}",
                 [ids],
             ),
-            self.rows(f"SELECT {ITEM_COLS} FROM items {where} ORDER BY order_id, line", [ids]),
             self.rows(
-                f"SELECT {REF_COLS} FROM shipments {where} AND return_id IS NULL "
+                f"SELECT {ITEM_COLS} FROM items WHERE {of_orders} ORDER BY order_id, line", [ids]
+            ),
+            self.rows(
+                f"SELECT {REF_COLS} FROM shipments WHERE {of_orders} AND return_id IS NULL "
                 "ORDER BY order_id, created_at, shipment_id",
                 [ids],
             ),
@@ -123,7 +129,7 @@ class Orders(Connection):
         if not ids:
             return {}
         rows = self.rows(
-            "SELECT order_id, customer_id FROM orders WHERE order_id IN (SELECT unnest(?))",
+            f"SELECT order_id, customer_id FROM orders WHERE {self.dialect.in_list('order_id')}",
             [ids],
         )
         return {r[0]: r[1] for r in rows}
@@ -131,13 +137,14 @@ class Orders(Connection):
     def orders_without_event(
         self, kind: EventKind, *, among: Iterable[str] | None = None
     ) -> list[str]:
+        d = self.dialect
         sql = (
             "SELECT order_id FROM orders o WHERE NOT EXISTS (SELECT 1 FROM domain_events e "
-            "WHERE e.order_id = o.order_id AND e.kind = ?)"
+            f"WHERE e.order_id = o.order_id AND e.kind = {d.param})"
         )
         params: list[Any] = [kind.value]
         if among is not None:
-            sql += " AND order_id IN (SELECT unnest(?))"
+            sql += f" AND {d.in_list('order_id')}"
             params.append(list(among))
         rows = self.rows(f"{sql} ORDER BY placed_at", params)
         return [r[0] for r in rows]
@@ -154,51 +161,59 @@ class Orders(Connection):
         # warranty from the last delivery, else the purchase, + M months - N days), and an
         # order whose event is already stored at that exact time is left out: the set stays
         # what is due now, not every order ever delivered.
+        d = self.dialect
+        now_ = d.named("now")
         pairs = [(c, days) for c, all_days in delivered_ago_days.items() for days in all_days]
-        params: dict[str, Any] = {
-            "now": to_db(now),
-            "terminal": TERMINAL,
-            "own": [c for c in delivered_ago_days if c is not None],
-            "carriers": [c for c, _ in pairs],
-            "days": [d for _, d in pairs],
-            "warranty_days": list(warranty_ending_days),
-        }
+        # DuckDB refuses a named parameter the statement does not use: each part adds its own
+        params: dict[str, Any] = {}
         parts = []
         if pairs:
             # (carrier, N) pairs; a NULL carrier's N apply to carriers without their own
+            params |= {
+                "now": to_db(now),
+                "own": [c for c in delivered_ago_days if c is not None],
+                "carriers": [c for c, _ in pairs],
+                "days": [days for _, days in pairs],
+            }
+            pairs_table = d.unnest(
+                "t", {"carrier": ("carriers", "varchar"), "days": ("days", "int")}
+            )
+            not_own = d.not_in_list("s.carrier", d.named("own", "varchar[]"))
+            after = f"s.delivered_at + {d.interval('t.days', 'days')}"
             parts.append(
-                "SELECT s.order_id FROM shipments s, "
-                "(SELECT unnest($carriers) AS carrier, unnest($days) AS days) t "
+                f"SELECT s.order_id FROM shipments s, {pairs_table} "
                 "WHERE s.status = 'delivered' AND s.delivered_at IS NOT NULL "
                 "AND s.return_id IS NULL "
                 "AND (t.carrier = s.carrier OR (t.carrier IS NULL "
-                "AND (s.carrier IS NULL OR s.carrier NOT IN (SELECT unnest($own))))) "
-                "AND s.delivered_at + to_days(t.days) <= $now "
+                f"AND (s.carrier IS NULL OR {not_own}))) "
+                f"AND {after} <= {now_} "
                 "AND NOT EXISTS (SELECT 1 FROM domain_events e "
                 "WHERE e.kind = 'delivered_ago' AND e.shipment_id = s.shipment_id "
-                "AND e.occurred_at = s.delivered_at + to_days(t.days))"
+                f"AND e.occurred_at = {after})"
             )
         if warranty_ending_days:
+            params |= {"now": to_db(now), "warranty_days": list(warranty_ending_days)}
+            before = f"w.ends - {d.interval('d.days', 'days')}"
             parts.append(
                 "SELECT w.order_id FROM ("
                 "SELECT i.order_id, i.sku, "
-                "coalesce(max(s.delivered_at), any_value(o.placed_at)) "
-                "+ to_months(any_value(i.warranty_months)) AS ends "
+                "coalesce(max(s.delivered_at), min(o.placed_at)) "
+                f"+ {d.interval('min(i.warranty_months)', 'months')} AS ends "
                 "FROM items i JOIN orders o USING (order_id) "
                 "LEFT JOIN shipments s ON s.order_id = i.order_id AND s.return_id IS NULL "
                 "WHERE i.warranty_months > 0 GROUP BY i.order_id, i.line, i.sku) w, "
-                "(SELECT unnest($warranty_days) AS days) d "
-                "WHERE w.ends > $now AND w.ends - to_days(d.days) <= $now "
+                f"{d.unnest('d', {'days': ('warranty_days', 'int')})} "
+                f"WHERE w.ends > {now_} AND {before} <= {now_} "
                 "AND NOT EXISTS (SELECT 1 FROM domain_events e "
                 "WHERE e.kind = 'warranty_ending' AND e.order_id = w.order_id "
-                "AND e.item_sku = w.sku AND e.occurred_at = w.ends - to_days(d.days))"
+                f"AND e.item_sku = w.sku AND e.occurred_at = {before})"
             )
         if active_shipments:
+            params["terminal"] = TERMINAL
             parts.append(
-                "SELECT order_id FROM shipments WHERE status NOT IN (SELECT unnest($terminal))"
+                "SELECT order_id FROM shipments "
+                f"WHERE {d.not_in_list('status', d.named('terminal'))}"
             )
         if not parts:
             return []
-        sql = " UNION ".join(parts)
-        used = {name: value for name, value in params.items() if f"${name}" in sql}
-        return sorted(r[0] for r in self.rows(sql, used))
+        return sorted(r[0] for r in self.rows(" UNION ".join(parts), params))
