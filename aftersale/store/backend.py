@@ -10,7 +10,7 @@ once with the dialect's words, e.g. `f"WHERE {d.in_list('order_id')}"`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Self
 
@@ -75,6 +75,16 @@ class Backend(ABC):
     def rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         """Run one statement and return all its rows."""
 
+    def rows_in(
+        self, select: str, column: str, values: Iterable[Any], rest: str = ""
+    ) -> list[tuple[Any, ...]]:
+        """The rows of `select` (SELECT … FROM …) whose `column` is one of `values`, `rest`
+        adding conditions or an ORDER BY: one statement, none for no values."""
+        wanted = list(set(values))
+        if not wanted:
+            return []
+        return self.rows(f"{select} WHERE {self.dialect.in_list(column)} {rest}", [wanted])
+
     def execute(self, sql: str, params: Params = None) -> None:
         """Run one statement whose rows (if any) nobody needs."""
         self.rows(sql, params)
@@ -121,6 +131,27 @@ class Backend(ABC):
         known_table(table)
         row = self.one(f"SELECT count(*) FROM {table}")
         return int(row[0]) if row else 0
+
+    def table_columns(self, table: str) -> list[str]:
+        """The columns of one of the store's tables, in their order."""
+        known_table(table)
+        rows = self.rows(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            f"current_schema() AND table_name = {self.dialect.param} ORDER BY ordinal_position",
+            [table],
+        )
+        return [r[0] for r in rows]
+
+    def schema_version(self) -> int:
+        """The last migration applied; 0 for a database never migrated."""
+        exists = self.one(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_name = 'schema_version'"
+        )
+        if not exists or not exists[0]:
+            return 0
+        row = self.one("SELECT max(version) FROM schema_version")
+        return int(row[0]) if row and row[0] is not None else 0
 
 
 def known_table(table: str) -> None:

@@ -203,15 +203,6 @@ class Connection(Backend):
 
     # --- whole tables (aftersale store copy) ---------------------------------
 
-    def table_columns(self, table: str) -> list[str]:
-        known_table(table)
-        rows = self.rows(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-            "ORDER BY ordinal_position",
-            [table],
-        )
-        return [r[0] for r in rows]
-
     def read_table(
         self, table: str, columns: Sequence[str], batch: int = 10_000
     ) -> Iterator[list[tuple[Any, ...]]]:
@@ -259,12 +250,3 @@ class Connection(Backend):
                 )
             applied.append(version)
         return applied
-
-    def schema_version(self) -> int:
-        exists = self.one(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-        )
-        if not exists or not exists[0]:
-            return 0
-        row = self.one("SELECT max(version) FROM schema_version")
-        return int(row[0]) if row and row[0] is not None else 0

@@ -292,15 +292,6 @@ class Connection(Backend):
 
     # --- whole tables (aftersale store copy) ---------------------------------
 
-    def table_columns(self, table: str) -> list[str]:
-        known_table(table)
-        rows = self.rows(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
-            [table],
-        )
-        return [r[0] for r in rows]
-
     def read_table(
         self, table: str, columns: Sequence[str], batch: int = 10_000
     ) -> Iterator[list[tuple[Any, ...]]]:
@@ -350,13 +341,6 @@ class Connection(Backend):
                 )
             applied.append(version)
         return applied
-
-    def schema_version(self) -> int:
-        exists = self.one("SELECT to_regclass('schema_version') IS NOT NULL")
-        if not exists or not exists[0]:
-            return 0
-        row = self.one("SELECT max(version) FROM schema_version")
-        return int(row[0]) if row and row[0] is not None else 0
 
 
 def _wait_for_server(url: str, wait_s: float, poll_s: float = 0.25) -> None:

@@ -31,13 +31,8 @@ class Events(Backend):
         return self.load_domain_events([event_id]).get(event_id)
 
     def load_domain_events(self, event_ids: Iterable[str]) -> dict[str, DomainEvent]:
-        ids = list(set(event_ids))
-        if not ids:
-            return {}
-        rows = self.rows(
-            f"SELECT event_id, {EVENT_COLS} FROM domain_events "
-            f"WHERE {self.dialect.in_list('event_id')}",
-            [ids],
+        rows = self.rows_in(
+            f"SELECT event_id, {EVENT_COLS} FROM domain_events", "event_id", event_ids
         )
         return {r[0]: domain_event_from_row(r[1:]) for r in rows}
 

@@ -62,32 +62,15 @@ class Orders(Backend):
         self.insert("customer_changes", customer_change_rows(changes, now))
 
     def load_customers(self, customer_ids: Iterable[str]) -> dict[str, StoredCustomer]:
-        ids = list(set(customer_ids))
-        if not ids:
-            return {}
-        rows = self.rows(
-            f"SELECT {CUSTOMER_COLS} FROM customers WHERE {self.dialect.in_list('customer_id')}",
-            [ids],
-        )
+        rows = self.rows_in(f"SELECT {CUSTOMER_COLS} FROM customers", "customer_id", customer_ids)
         return {r[0]: stored_customer_from_row(r) for r in rows}
 
     def known_order_ids(self, order_ids: Iterable[str]) -> set[str]:
-        ids = list(set(order_ids))
-        if not ids:
-            return set()
-        rows = self.rows(
-            f"SELECT order_id FROM orders WHERE {self.dialect.in_list('order_id')}", [ids]
-        )
-        return {r[0] for r in rows}
+        return {r[0] for r in self.rows_in("SELECT order_id FROM orders", "order_id", order_ids)}
 
     def known_tracking_numbers(self, numbers: Iterable[str]) -> dict[str, str]:
-        nums = list(set(numbers))
-        if not nums:
-            return {}
-        rows = self.rows(
-            "SELECT tracking_number, order_id FROM shipments "
-            f"WHERE {self.dialect.in_list('tracking_number')}",
-            [nums],
+        rows = self.rows_in(
+            "SELECT tracking_number, order_id FROM shipments", "tracking_number", numbers
         )
         return {r[0]: r[1] for r in rows}
 
@@ -104,20 +87,20 @@ class Orders(Backend):
         ids = list(set(order_ids))
         if not ids:
             return {}
-        of_orders = self.dialect.in_list("order_id")
         return orders_from_rows(
-            self.rows(
-                f"SELECT {ORDER_COLS} FROM orders o JOIN customers c USING (customer_id) "
-                f"WHERE {self.dialect.in_list('o.order_id')}",
-                [ids],
+            self.rows_in(
+                f"SELECT {ORDER_COLS} FROM orders o JOIN customers c USING (customer_id)",
+                "o.order_id",
+                ids,
             ),
-            self.rows(
-                f"SELECT {ITEM_COLS} FROM items WHERE {of_orders} ORDER BY order_id, line", [ids]
+            self.rows_in(
+                f"SELECT {ITEM_COLS} FROM items", "order_id", ids, "ORDER BY order_id, line"
             ),
-            self.rows(
-                f"SELECT {REF_COLS} FROM shipments WHERE {of_orders} AND return_id IS NULL "
-                "ORDER BY order_id, created_at, shipment_id",
-                [ids],
+            self.rows_in(
+                f"SELECT {REF_COLS} FROM shipments",
+                "order_id",
+                ids,
+                "AND return_id IS NULL ORDER BY order_id, created_at, shipment_id",
             ),
         )
 
@@ -125,13 +108,7 @@ class Orders(Backend):
         return self.load_orders([order_id]).get(order_id)
 
     def customer_ids_of(self, order_ids: Iterable[str]) -> dict[str, str]:
-        ids = list(set(order_ids))
-        if not ids:
-            return {}
-        rows = self.rows(
-            f"SELECT order_id, customer_id FROM orders WHERE {self.dialect.in_list('order_id')}",
-            [ids],
-        )
+        rows = self.rows_in("SELECT order_id, customer_id FROM orders", "order_id", order_ids)
         return {r[0]: r[1] for r in rows}
 
     def orders_without_event(

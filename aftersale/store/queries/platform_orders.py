@@ -21,12 +21,7 @@ _UPDATED = ", ".join(f"{c} = excluded.{c}" for c in _COLS.split(", ") if c != "o
 
 class PlatformOrders(Backend):
     def platform_orders(self, order_ids: Iterable[str]) -> dict[str, PlatformOrderRecord]:
-        ids = list(set(order_ids))
-        if not ids:
-            return {}
-        rows = self.rows(
-            f"SELECT {_COLS} FROM platform_orders WHERE {self.dialect.in_list('order_id')}", [ids]
-        )
+        rows = self.rows_in(f"SELECT {_COLS} FROM platform_orders", "order_id", order_ids)
         return {r[0]: _record(r) for r in rows}
 
     def save_platform_orders(self, records: Sequence[PlatformOrderRecord]) -> None:

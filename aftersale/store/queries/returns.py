@@ -58,36 +58,26 @@ class Returns(Backend):
         )
 
     def returns_by_id(self, return_ids: Iterable[str]) -> dict[str, ReturnRecord]:
-        ids = list(set(return_ids))
-        if not ids:
-            return {}
-        rows = self.rows(
-            f"SELECT {_RETURN_COLS} FROM order_returns WHERE {self.dialect.in_list('return_id')}",
-            [ids],
-        )
+        rows = self.rows_in(f"SELECT {_RETURN_COLS} FROM order_returns", "return_id", return_ids)
         return {r[1]: _return(r) for r in rows}
 
     def refunds_and_returns_of(
         self, order_ids: Iterable[str]
     ) -> tuple[list[RefundRecord], list[ReturnRecord]]:
         ids = list(set(order_ids))
-        if not ids:
-            return [], []
-        of_orders = self.dialect.in_list("order_id")
-        refunds = self.rows(
-            f"SELECT {_REFUND_COLS} FROM order_refunds "
-            f"WHERE {of_orders} ORDER BY created_at, refund_id",
-            [ids],
+        refunds = self.rows_in(
+            f"SELECT {_REFUND_COLS} FROM order_refunds",
+            "order_id",
+            ids,
+            "ORDER BY created_at, refund_id",
         )
-        returns = self.rows(
-            f"SELECT {_RETURN_COLS} FROM order_returns WHERE {of_orders} "
+        returns = self.rows_in(
+            f"SELECT {_RETURN_COLS} FROM order_returns",
+            "order_id",
+            ids,
             "ORDER BY requested_at, return_id",
-            [ids],
         )
-        return (
-            [_refund(r) for r in refunds],
-            [_return(r) for r in returns],
-        )
+        return [_refund(r) for r in refunds], [_return(r) for r in returns]
 
     def add_return_parcels(self, parcels: Sequence[ReturnParcel], now: datetime) -> int:
         return self.insert_count(
@@ -124,13 +114,11 @@ class Returns(Backend):
         return [_return(r) for r in rows]
 
     def cancelled_orders(self, order_ids: Iterable[str]) -> set[str]:
-        ids = list(set(order_ids))
-        if not ids:
-            return set()
-        rows = self.rows(
-            "SELECT order_id FROM platform_orders WHERE cancelled_at IS NOT NULL "
-            f"AND {self.dialect.in_list('order_id')}",
-            [ids],
+        rows = self.rows_in(
+            "SELECT order_id FROM platform_orders",
+            "order_id",
+            order_ids,
+            "AND cancelled_at IS NOT NULL",
         )
         return {r[0] for r in rows}
 

@@ -42,36 +42,25 @@ class Shipments(Backend):
         return [shipment_from_row(r) for r in self.rows(sql, params)]
 
     def carrier_candidates(self, shipment_ids: Iterable[str]) -> dict[str, list[str]]:
-        ids = list(set(shipment_ids))
-        if not ids:
-            return {}
-        d = self.dialect
-        rows = self.rows(
-            "SELECT shipment_id, carrier_candidates FROM shipments "
-            f"WHERE {d.in_list('shipment_id')} AND {d.length('carrier_candidates')} > 1",
-            [ids],
+        rows = self.rows_in(
+            "SELECT shipment_id, carrier_candidates FROM shipments",
+            "shipment_id",
+            shipment_ids,
+            f"AND {self.dialect.length('carrier_candidates')} > 1",
         )
         return {r[0]: list(r[1]) for r in rows}
 
     def poll_failures(self, shipment_ids: Iterable[str]) -> dict[str, int]:
-        ids = list(set(shipment_ids))
-        if not ids:
-            return {}
-        rows = self.rows(
-            "SELECT shipment_id, poll_failures FROM shipments "
-            f"WHERE {self.dialect.in_list('shipment_id')} AND poll_failures > 0",
-            [ids],
+        rows = self.rows_in(
+            "SELECT shipment_id, poll_failures FROM shipments",
+            "shipment_id",
+            shipment_ids,
+            "AND poll_failures > 0",
         )
         return {r[0]: int(r[1]) for r in rows}
 
     def shipments_of(self, order_ids: Iterable[str]) -> dict[str, ShipmentState]:
-        ids = list(set(order_ids))
-        if not ids:
-            return {}
-        rows = self.rows(
-            f"SELECT {SHIPMENT_COLS} FROM shipments WHERE {self.dialect.in_list('order_id')}",
-            [ids],
-        )
+        rows = self.rows_in(f"SELECT {SHIPMENT_COLS} FROM shipments", "order_id", order_ids)
         return {r[0]: shipment_from_row(r) for r in rows}
 
     def load_shipment(self, shipment_id: str) -> ShipmentState | None:
@@ -123,14 +112,12 @@ class Shipments(Backend):
         return self.tracking_events_of([shipment_id]).get(shipment_id, [])
 
     def tracking_events_of(self, shipment_ids: Iterable[str]) -> dict[str, list[TrackingEvent]]:
-        ids = list(set(shipment_ids))
-        if not ids:
-            return {}
-        rows = self.rows(
+        rows = self.rows_in(
             "SELECT shipment_id, occurred_at, status, code, description, location "
-            f"FROM tracking_events WHERE {self.dialect.in_list('shipment_id')} "
+            "FROM tracking_events",
+            "shipment_id",
+            shipment_ids,
             "ORDER BY shipment_id, occurred_at",
-            [ids],
         )
         out: dict[str, list[TrackingEvent]] = {}
         for r in rows:

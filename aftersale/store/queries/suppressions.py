@@ -51,12 +51,7 @@ class Suppressions(Backend):
         return [suppression_from_row(r) for r in self.rows(sql, params)]
 
     def suppression_reasons(self, addresses: Iterable[str]) -> dict[tuple[str, str], str]:
-        wanted = list(set(addresses))
-        if not wanted:
-            return {}
-        rows = self.rows(
-            "SELECT address, channel, reason FROM suppressions "
-            f"WHERE {self.dialect.in_list('address')}",
-            [wanted],
+        rows = self.rows_in(
+            "SELECT address, channel, reason FROM suppressions", "address", addresses
         )
         return {(r[0], r[1]): r[2] for r in rows}
