@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -21,9 +21,10 @@ from difflib import get_close_matches
 from functools import wraps
 from typing import Any
 
-from jinja2 import StrictUndefined, Undefined, nodes
+from jinja2 import Environment, StrictUndefined, Template, Undefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import missing
+from markupsafe import escape
 
 from aftersale.locales import currencies, is_locale
 from aftersale.render.context import Fields
@@ -304,11 +305,44 @@ class StrictFieldsUndefined(StrictUndefined):
         return f"{type(obj).__name__} has no attribute '{name}'"
 
 
+def _escape_output(value: Any) -> Any:
+    """What an email template's `{{ … }}` prints: markupsafe's escape, minus its cost for
+    the common case. Jinja only joins what this returns into the page, so text with none of
+    the five characters escape() rewrites goes out as it is, with no Markup made for it."""
+    if type(value) is str and not (
+        "&" in value or "<" in value or ">" in value or '"' in value or "'" in value
+    ):
+        return value
+    return escape(value)
+
+
+class _Template(Template):
+    @classmethod
+    def _from_namespace(
+        cls,
+        environment: Environment,
+        namespace: MutableMapping[str, Any],
+        globals: MutableMapping[str, Any],
+    ) -> Template:
+        # The compiled module's `escape` wraps output expressions only (jinja2.compiler's
+        # _output_child_pre), so the faster equivalent can stand in for it there. Should a
+        # Jinja release rename either, templates keep markupsafe's escape: slower, not wrong.
+        if namespace.get("escape") is escape:
+            namespace["escape"] = _escape_output
+        return super()._from_namespace(environment, namespace, globals)
+
+
+#: Attributes a context record has as a dict (items, get, ...) and as Fields (_path): the
+#: names Jinja's getattr finds on the object before it looks up a key.
+_RECORD_ATTRIBUTES = frozenset(dir(Fields))
+
+
 class Sandbox(ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox, plus caps on repeats, powers and big arguments, a budget
     tick at every loop step and call, and `finalize` for strict mode."""
 
     intercepted_binops = frozenset(["*", "**"])
+    template_class = _Template
 
     def __init__(self, **options: Any) -> None:
         super().__init__(finalize=_finalize, **options)
@@ -332,6 +366,17 @@ class Sandbox(ImmutableSandboxedEnvironment):
                 lineno=loop.lineno,
             )
         return super()._generate(source, name, filename, defer_init)  # type: ignore[no-any-return]
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """`order.total` on a context record reads its key at once: Jinja's way tries the
+        attribute first and pays for an AttributeError on every field read. Same answer,
+        because a record has no attribute but its dict methods and `_path`."""
+        if type(obj) is Fields and attribute not in _RECORD_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         """Stop at the first unsafe attribute, rather than returning an undefined value that
