@@ -306,19 +306,8 @@ def order_rows(
         c = o.customer
         as_of = to_db(o.placed_at)
         before = customers.get(c.customer_id, {}).get("updated_at")
-        customers[c.customer_id] = {
-            "customer_id": c.customer_id,
-            "name": c.name,
-            "email": c.email,
-            "phone": c.phone,
-            "locale": c.locale,
-            "time_zone": c.time_zone,
-            "consent_email": c.consent_email,
-            "consent_sms": c.consent_sms,
-            "country": c.country,
-            "tags": list(c.tags),
-            "updated_at": before if before is not None and as_of and before > as_of else as_of,
-        }
+        newest = before if before is not None and as_of and before > as_of else as_of
+        customers[c.customer_id] = customer_row(c, newest)
         out.orders.append(
             {
                 "order_id": o.order_id,
@@ -346,18 +335,14 @@ def order_rows(
             )
         for ref in o.shipments:
             out.shipments.append(
-                {
-                    "shipment_id": ref.tracking_number,
-                    "order_id": o.order_id,
-                    "carrier": ref.carrier,
-                    "carrier_candidates": candidates.get(ref.tracking_number, []),
-                    "tracking_number": ref.tracking_number,
-                    "items": list(ref.items) or None,
-                    "status": Status.PENDING.value,
-                    "created_at": to_db(now),
-                    "next_check_at": to_db(now),
-                    "poll_failures": 0,
-                }
+                new_shipment_row(
+                    o.order_id,
+                    ref.tracking_number,
+                    ref.carrier,
+                    candidates.get(ref.tracking_number, ()),
+                    now,
+                    items=list(ref.items) or None,
+                )
             )
     out.customers = list(customers.values())
     return out
@@ -378,33 +363,66 @@ CUSTOMER_COLS = (
 )
 
 
+def customer_from_row(r: Sequence[Any]) -> Customer:
+    """A customer from the first ten columns of CUSTOMER_COLS."""
+    return Customer(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], tuple(r[9] or ()))
+
+
 def stored_customer_from_row(r: tuple[Any, ...]) -> StoredCustomer:
-    return StoredCustomer(
-        Customer(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], tuple(r[9] or ())),
-        from_db(r[10]) if r[10] is not None else None,
-    )
+    return StoredCustomer(customer_from_row(r), from_db(r[10]) if r[10] is not None else None)
+
+
+def customer_row(c: Customer, updated_at: datetime | None) -> dict[str, Any]:
+    """A customer's row: their data as of `updated_at` (naive UTC, as stored)."""
+    return {
+        "customer_id": c.customer_id,
+        "name": c.name,
+        "email": c.email,
+        "phone": c.phone,
+        "locale": c.locale,
+        "time_zone": c.time_zone,
+        "consent_email": c.consent_email,
+        "consent_sms": c.consent_sms,
+        "country": c.country,
+        "tags": list(c.tags),
+        "updated_at": updated_at,
+    }
 
 
 def customer_rows(customers: Sequence[StoredCustomer]) -> list[dict[str, Any]]:
     """Rows of customers whose data changed after their orders were stored (a shop
     platform's newer copy of an order), sorted by id (locks taken in one order)."""
     return [
-        {
-            "customer_id": c.customer_id,
-            "name": c.name,
-            "email": c.email,
-            "phone": c.phone,
-            "locale": c.locale,
-            "time_zone": c.time_zone,
-            "consent_email": c.consent_email,
-            "consent_sms": c.consent_sms,
-            "country": c.country,
-            "tags": list(c.tags),
-            "updated_at": to_db(s.as_of),
-        }
+        customer_row(s.customer, to_db(s.as_of))
         for s in sorted(customers, key=lambda s: s.customer.customer_id)
-        for c in (s.customer,)
     ]
+
+
+def new_shipment_row(
+    order_id: str,
+    tracking_number: str,
+    carrier: str | None,
+    candidates: Iterable[str],
+    now: datetime,
+    *,
+    items: list[str] | None = None,
+    return_id: str | None = None,
+) -> dict[str, Any]:
+    """A parcel's row as first stored: pending, its first poll due now. `items`: the SKUs
+    it carries when the order ships in parts; `return_id`: a parcel sent back."""
+    return {
+        "shipment_id": tracking_number,
+        "order_id": order_id,
+        "carrier": carrier,
+        "carrier_candidates": list(candidates),
+        "tracking_number": tracking_number,
+        "items": items,
+        "status": Status.PENDING.value,
+        "created_at": to_db(now),
+        "next_check_at": to_db(now),
+        "poll_failures": 0,
+        "return_id": return_id,
+    }
 
 
 def customer_change_rows(changes: Sequence[CustomerChange], now: datetime) -> list[dict[str, Any]]:
@@ -447,22 +465,10 @@ def orders_from_rows(
         refs.setdefault(r[0], []).append(ShipmentRef(r[1], r[2], tuple(r[3] or ())))
     orders = {}
     for r in order_rows:
-        customer = Customer(
-            customer_id=r[4],
-            name=r[5],
-            email=r[6],
-            phone=r[7],
-            locale=r[8],
-            time_zone=r[9],
-            consent_email=r[10],
-            consent_sms=r[11],
-            country=r[12],
-            tags=tuple(r[13]),
-        )
         orders[r[0]] = Order(
             order_id=r[0],
             placed_at=from_db(r[1]),
-            customer=customer,
+            customer=customer_from_row(r[4:]),
             items=tuple(items.get(r[0], ())),
             shipments=tuple(refs.get(r[0], ())),
             promised_delivery=r[2],
@@ -541,17 +547,8 @@ def return_parcel_rows(parcels: Sequence[ReturnParcel], now: datetime) -> list[d
     """Shipment rows for parcels sent back: polled like any shipment, told apart by
     `return_id`."""
     return [
-        {
-            "shipment_id": p.tracking_number,
-            "order_id": p.order_id,
-            "carrier": p.carrier,
-            "carrier_candidates": list(p.candidates),
-            "tracking_number": p.tracking_number,
-            "status": Status.PENDING.value,
-            "created_at": to_db(now),
-            "next_check_at": to_db(now),
-            "poll_failures": 0,
-            "return_id": p.return_id,
-        }
+        new_shipment_row(
+            p.order_id, p.tracking_number, p.carrier, p.candidates, now, return_id=p.return_id
+        )
         for p in parcels
     ]
