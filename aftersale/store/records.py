@@ -25,8 +25,9 @@ class Rejection:
 
 
 @dataclass(frozen=True, slots=True)
-class NewMessage:
-    """A decision to queue as a pending message; its idempotency key makes it once-only."""
+class MessageDecision:
+    """What a rule decided: which message, by which rule and channel, about which order,
+    parcel or item, to whom, for which event. A new message and a stored one both are."""
 
     message_id: str
     idempotency_key: str
@@ -39,25 +40,20 @@ class NewMessage:
     item_sku: str | None
     customer_id: str
     event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage(MessageDecision):
+    """A decision to queue as a pending message; its idempotency key makes it once-only."""
+
     due_at: datetime
     run_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class MessageRow:
+class MessageRow(MessageDecision):
     """A message as stored: the decision, what went out, and its delivery state."""
 
-    message_id: str
-    idempotency_key: str
-    rule_id: str
-    template: str
-    channel: ChannelKind
-    marketing: bool
-    order_id: str
-    shipment_id: str | None
-    item_sku: str | None
-    customer_id: str
-    event_id: str
     state: MessageState
     due_at: datetime
     attempts: int
