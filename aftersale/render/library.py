@@ -13,6 +13,7 @@ import html as htmllib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -40,6 +41,7 @@ from aftersale.render.filters import DateFormatError, build_filters
 from aftersale.render.html_text import html_to_text
 from aftersale.render.sandbox import (
     BudgetExceeded,
+    Metered,
     RenderBudget,
     Sandbox,
     StrictFieldsUndefined,
@@ -47,7 +49,6 @@ from aftersale.render.sandbox import (
     collect,
     did_you_mean,
     guard_filters,
-    metered,
 )
 from aftersale.render.sms import sms_segments
 from aftersale.settings import Shop
@@ -89,6 +90,12 @@ class Variant:
     locale: str
     name: str  # loader name, e.g. "email/shipped/pl.j2"
     marketing: bool
+    format: RenderFormat  # what its channel's message is made of (channels/kinds.py)
+
+    @property
+    def language(self) -> str:
+        """The variant's language: pl for pl-PL.j2."""
+        return self.locale.split("-")[0].lower()
 
 
 @dataclass(slots=True)
@@ -102,6 +109,9 @@ class TemplateLibrary:
     env: Sandbox
     text_env: Environment  # for text formats: every line break there counts
     variants: dict[tuple[str, ChannelKind], dict[str, Variant]] = field(default_factory=dict)
+    #: Jinja's globals (range, namespace) as one dict: a render's names are built on a copy
+    #: of it, so Jinja need not merge globals and context anew for every template it runs.
+    globals: dict[str, Any] = field(default_factory=dict)
     #: email/_footer.txt.j2 exists: looked up once, like every template (no auto reload)
     has_text_footer: bool = False
     budget: RenderBudget = field(default_factory=RenderBudget)
@@ -149,6 +159,7 @@ class TemplateLibrary:
             text_env=text_env,
             has_text_footer=(templates_dir / TEXT_FOOTER).is_file(),
             budget=budget or RenderBudget(),
+            globals=dict(env.globals),
         )
         for channel in ChannelKind:
             folder = templates_dir / channel.value
@@ -166,6 +177,7 @@ class TemplateLibrary:
                     locale=locale,
                     name=f"{channel.value}/{template}/{path.name}",
                     marketing=bool(MARKETING_MARKER.search(text)),
+                    format=spec_of(channel).render_format,
                 )
         return library
 
@@ -235,13 +247,13 @@ class TemplateLibrary:
         known = self.overran.get(variant.name)
         if known is not None:
             raise TemplateError(known.template, known.message, known.line)
-        render = self._renderers[spec_of(variant.channel).render_format]
+        render = self._renderers[variant.format]
         compiled = self.compile(variant.name)
         # `locale` is the variant's language (pl for pl-PL.j2): shared parts keyed by
         # language serve region variants too; filters still format for the customer's region.
-        values = {**context, "locale": variant.locale.split("-")[0].lower()}
+        values = {**self.globals, **context, "locale": variant.language}
         try:
-            with metered(self.budget, strict=strict):
+            with Metered(self.budget, strict=strict):
                 try:
                     message = render(variant.channel, compiled, values, to)
                 except Exception:  # noqa: BLE001 - let Jinja rewrite the traceback to lines
@@ -264,7 +276,7 @@ class TemplateLibrary:
     def _render_email(
         self, channel: ChannelKind, compiled: Template, values: dict[str, Any], to: str
     ) -> RenderedMessage:
-        ctx = compiled.new_context(values)
+        ctx = compiled.new_context(values, shared=True)  # `values` holds the globals already
         html = collect(compiled.root_render_func(ctx))
         if "subject" not in compiled.blocks:
             raise TemplateError(
@@ -284,14 +296,15 @@ class TemplateLibrary:
             body = html_to_text(html)
         if self.has_text_footer:
             footer = self.compile(TEXT_FOOTER)
-            footer_text = collect(footer.root_render_func(footer.new_context(values)))
+            footer_text = collect(footer.root_render_func(footer.new_context(values, shared=True)))
             body += "\n\n" + _tidy(htmllib.unescape(footer_text))
         return RenderedMessage(channel=channel, to=to, subject=subject, text=body, html=html)
 
     def _render_text(
         self, channel: ChannelKind, compiled: Template, values: dict[str, Any], to: str
     ) -> RenderedMessage:
-        text = " ".join(collect(compiled.root_render_func(compiled.new_context(values))).split())
+        ctx = compiled.new_context(values, shared=True)
+        text = " ".join(collect(compiled.root_render_func(ctx)).split())
         return RenderedMessage(
             channel=channel,
             to=to,
@@ -301,6 +314,7 @@ class TemplateLibrary:
         )
 
 
+@lru_cache(maxsize=1024)  # Jinja asks autoescape for every context it makes
 def _format_of(name: str | None) -> RenderFormat | None:
     """The render format of a template by its folder (email/..., sms/...); None outside."""
     folder = (name or "").split("/", 1)[0]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -72,15 +71,23 @@ _METER: ContextVar[_Meter | None] = ContextVar("aftersale_render_meter", default
 _STRICT: ContextVar[bool] = ContextVar("aftersale_render_strict", default=False)
 
 
-@contextmanager
-def metered(budget: RenderBudget, *, strict: bool = False) -> Iterator[_Meter]:
-    """Run one render under `budget` (and in strict mode for `check`)."""
-    meter = _Meter(budget)
-    token, strict_token = _METER.set(meter), _STRICT.set(strict)
-    try:
-        yield meter
-    finally:
-        _METER.reset(token)
+class Metered:
+    """`with Metered(budget):` runs one render under `budget` (and in strict mode for
+    `check`). A class, not a generator context manager: it wraps every message."""
+
+    __slots__ = ("budget", "strict", "_tokens")
+
+    def __init__(self, budget: RenderBudget, *, strict: bool = False) -> None:
+        self.budget, self.strict = budget, strict
+
+    def __enter__(self) -> _Meter:
+        meter = _Meter(self.budget)
+        self._tokens = (_METER.set(meter), _STRICT.set(self.strict))
+        return meter
+
+    def __exit__(self, *exc: object) -> None:
+        meter_token, strict_token = self._tokens
+        _METER.reset(meter_token)
         _STRICT.reset(strict_token)
 
 
