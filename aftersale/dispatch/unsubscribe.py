@@ -86,7 +86,9 @@ class UnsubscribeLinks:
         """The List-Unsubscribe mailto: target, the token in its subject; None without one."""
         if not self.mailbox:
             return None
-        return f"mailto:{self.mailbox}?subject={quote('unsubscribe ' + token)}"
+        # quote("unsubscribe " + token) byte for byte, without quoting the space's neighbours
+        # one by one: a token's characters (base64url and ".") need none.
+        return f"mailto:{self.mailbox}?subject=unsubscribe%20{quote(token)}"
 
     def read(self, token: str, now: datetime) -> OptOut:
         """The opt-out a token asks for; BadToken when it is forged, broken or expired."""

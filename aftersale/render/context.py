@@ -5,9 +5,10 @@ templates/README.md documents every name for marketers; keep the two in step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, ItemsView, Iterator, Mapping, Sequence, ValuesView
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -47,6 +48,79 @@ class Fields(dict[str, Any]):
     def __init__(self, record: str, /, **values: Any) -> None:
         super().__init__(values)
         self._path = record
+
+
+class _Pending:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PENDING"
+
+
+#: The value of a LazyFields key until its record's deferred fields are made.
+PENDING = _Pending()
+
+
+class LazyFields(Fields):
+    """A record whose PENDING fields cost work to make (signed unsubscribe links), made
+    all at once by `make` the first time any of them is read, and only then: most
+    messages never read them. Every way of reading a value goes through the fill, so
+    nobody sees PENDING; listing the keys needs no fill. Without `make`, a plain record."""
+
+    __slots__ = ("_make",)
+
+    def __init__(
+        self, record: str, make: Callable[[], Mapping[str, Any]] | None, /, **values: Any
+    ) -> None:
+        super().__init__(record, **values)
+        self._make = make
+
+    def _fill(self) -> None:
+        if self._make is not None:
+            make, self._make = self._make, None
+            dict.update(self, make())
+
+    def __getitem__(self, key: str) -> Any:
+        value = dict.__getitem__(self, key)
+        if value is PENDING:
+            self._fill()
+            value = dict.__getitem__(self, key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        value = dict.get(self, key, default)
+        if value is PENDING:
+            self._fill()
+            value = dict.__getitem__(self, key)
+        return value
+
+    # Overriding __iter__ (with the same keys) makes dict(x) and {**x} copy through
+    # __getitem__ rather than the raw values.
+    def __iter__(self) -> Iterator[str]:
+        return dict.__iter__(self)
+
+    def items(self) -> ItemsView[str, Any]:  # type: ignore[override]
+        self._fill()
+        return dict.items(self)
+
+    def values(self) -> ValuesView[Any]:  # type: ignore[override]
+        self._fill()
+        return dict.values(self)
+
+    def copy(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __eq__(self, other: object) -> bool:
+        self._fill()
+        if isinstance(other, LazyFields):
+            other._fill()
+        return dict.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._fill()
+        return dict.__repr__(self)
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -144,8 +218,16 @@ def build_context(
 
     # a shop platform's order name ("#1047") is not a path as it stands: "#" starts a fragment
     in_url = quote(order.order_id, safe="")
-    links = Fields(
+    page = f"{base}/unsubscribe"
+    opt_out: dict[str, Any] = _unsubscribe_links(None, customer, page, now)  # plain page: previews
+    sign = None
+    if unsubscribe is not None:
+        # signed only when a template or List-Unsubscribe reads them: most messages never do
+        opt_out = dict.fromkeys(opt_out, PENDING)
+        sign = partial(_unsubscribe_links, unsubscribe, customer, page, now)
+    links = LazyFields(
         "links",
+        sign,
         order=f"{base}/account/orders/{in_url}",
         help=market.help_url,
         tracking=(
@@ -161,7 +243,7 @@ def build_context(
         ),
         review=f"{base}/review/{in_url}" + (f"/{quote(sku, safe='')}" if sku else ""),
         review_short=f"{_short(base)}/r/{in_url}",
-        **_unsubscribe_links(unsubscribe, customer, f"{base}/unsubscribe", now),
+        **opt_out,
         guide=None,
         extend_warranty=None,
     )
