@@ -1,8 +1,10 @@
 """The store seam: what each stage may ask of the database, one protocol per aggregate.
 
 Stages type their store parameter with the narrowest protocol they need; `Store` is all
-of them plus the lifecycle. A backend (aftersale/store/duckdb/, later postgres/) is one
-class that implements `Store`; `aftersale.store.open_store` picks it from AFTERSALE_DB.
+of them plus the lifecycle. A backend (aftersale/store/duckdb/, postgres/) is one class
+that implements `Store`: the queries written once (aftersale/store/queries/) over its own
+connection, bulk paths and dialect (aftersale/store/backend.py); `aftersale.store.open_store`
+picks it from AFTERSALE_DB.
 Every time in and out is timezone-aware UTC. Writes made inside `transaction()` commit
 together or not at all; outside one, each method commits on its own.
 """
