@@ -29,6 +29,11 @@ from aftersale.settings import PROJECT_ROOT
 from carriers.registry import DIRECTORY
 
 GOLDEN = Path(__file__).with_name("golden_renders.txt")
+REFRESH = (
+    ". If that is meant (a template, sample or Babel change), refresh the digests with "
+    "AFTERSALE_GOLDEN_UPDATE=1 .venv/bin/pytest -p no:cacheprovider tests/render/test_golden.py "
+    "and commit tests/render/golden_renders.txt with the change"
+)
 SIGNER = UnsubscribeLinks(
     b"golden-renders-key-of-32-bytes!!",
     "https://hooks.northwind.example/unsubscribe",
@@ -97,7 +102,8 @@ def test_every_variant_renders_as_recorded(library: TemplateLibrary) -> None:
         )
     golden = read_golden()
     changed = sorted(k for k in found.keys() & golden.keys() if found[k] != golden[k])
-    assert not changed, f"these variants now render differently: {', '.join(changed)}"
+    assert not changed, f"these variants now render differently: {', '.join(changed)}{REFRESH}"
     assert found.keys() == golden.keys(), (
-        f"new: {sorted(found.keys() - golden.keys())}, gone: {sorted(golden.keys() - found.keys())}"
+        f"new: {sorted(found.keys() - golden.keys())}, "
+        f"gone: {sorted(golden.keys() - found.keys())}{REFRESH}"
     )
