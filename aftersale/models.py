@@ -307,6 +307,9 @@ class OutgoingMessage:
     marketing: bool
     content: RenderedMessage
     test: bool = False
+    #: Which send of the message this is (1 the first; a retry or a release adds one): a
+    #: channel that keeps what it sent (the outbox) records it, to settle a send in doubt.
+    attempt: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,22 +1,30 @@
 """Render and send the messages that are due, exactly once each.
 
 Due messages are read a page at a time (`page_size`), until none is left: no backlog
-waits silently for a later cycle. Each page goes in batches (`batch_size`): check address
-and suppression and render each (a template error fails that message only), claim the
-batch in the store (`pending -> sending`) in the same transaction that records the previous
-batch's answers, then send each through its channel (the last batch's answers are recorded
-at the end). A crash leaves one batch's messages in `sending` (claimed and not sent yet, or
-sent and not recorded yet), which the next cycle reports as `unknown` and never resends: the
-batch size bounds how many a human may have to check. Every DuckDB statement costs 1-5 ms
-however few rows it touches, which is why claims and results are written per batch, not
-per message, and share one transaction (one commit per batch).
+waits silently for a later cycle. A page goes in batches: check address and suppression
+and render each message (a template error fails that message only), then, in one
+transaction, close those that will not go out, record the previous batch's answers and
+claim the batch (`pending -> sending`), then send each through its channel (the last
+batch's answers are recorded at the end). A crash leaves one batch's messages in
+`sending` (claimed and not sent yet, or sent and not recorded yet); the next cycle marks
+them `unknown` and never resends one blindly.
+
+How large a batch is depends on who can settle that doubt. A channel that can tell
+whether it got a send (a `Reconciler`: the outbox finds the attempt's file or line,
+Twilio lists its messages) claims up to its own `batch_size` per batch (the outbox 500,
+Twilio a minute of its pace): after a crash the next cycle asks it, records what it has
+as `sent` and sends the rest again, and no person checks anything. A channel that cannot
+tell (SendGrid) claims at most `batch_size` (20) per batch: the most a person may have to
+check after a crash. Every DuckDB statement costs 1-5 ms however few rows it touches,
+which is why a batch is one commit, and why large batches pay.
+
 A dispatch never retries a claimed send inside the run: transient failures that surely
 never reached the provider go back to `pending` with a later due time, so the next cycle
 tries again; a send whose outcome is unknown (a timeout after the request left) becomes
-`unknown`, never `pending`. Before sending, each cycle asks the providers that can tell
-(Twilio's message list) about the `unknown` messages they were given (`reconcile_unknown`):
-those the provider has become `sent`, those it surely has not go out again; the rest
-wait for a person (`aftersale messages release`).
+`unknown`, never `pending`. Before sending, each cycle asks the channels that can tell
+about their `unknown` messages (`reconcile_unknown`, once the channel's `reconcile_after`
+has passed since the claim): those it has become `sent`, those it surely has not go out
+again; the rest wait for a person (`aftersale messages release`).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from aftersale.dispatch import messages as msgs
-from aftersale.dispatch.channels.base import Channel, InDoubt
+from aftersale.dispatch.channels.base import Channel, InDoubt, Reconciler
 from aftersale.dispatch.channels.kinds import spec_of
 from aftersale.dispatch.recheck import stale_reason
 from aftersale.dispatch.suppressions import add_suppression, suppressions_for
@@ -51,7 +59,9 @@ from aftersale.store.records import Claim, Closure, DueCursor, MessageResult, Me
 
 log = logging.getLogger(__name__)
 
-#: Messages claimed and recorded per statement; also the most a crash can leave `unknown`.
+#: Messages of a channel that cannot settle a send in doubt (SendGrid) claimed per batch:
+#: the most a crash can leave `unknown` for a person to check. A channel that can settle
+#: them (`Reconciler`) claims its own `batch_size`.
 DEFAULT_BATCH_SIZE = 20
 #: Due messages read (with everything rendering needs) per query: bounds memory, not work.
 DEFAULT_PAGE_SIZE = 1_000
@@ -125,7 +135,7 @@ def dispatch_due(
     page_size: int = DEFAULT_PAGE_SIZE,
 ) -> DispatchReport:
     report = DispatchReport()
-    for stuck in store.mark_stuck_unknown(now, msgs.STUCK_REASON):
+    for stuck in store.mark_stuck_unknown(msgs.STUCK_REASON):
         masked = mask_recipient(stuck.recipient or "")
         report.outcomes.append(
             _outcome(stuck, "unknown", masked, reason="left in sending by a crashed run")
@@ -141,46 +151,51 @@ def dispatch_due(
         while due := store.due_messages(now, limit=page_size, after=after):
             after = (due[-1].due_at, due[-1].message_id)
             facts = _Facts.load(store, due)
-            for start in range(0, len(due), batch_size):
-                batch = _Batch(store, facts, now=now, run_id=run_id, retry_in=retry_in)
-                for message in due[start : start + batch_size]:
-                    batch.prepare(message, renderer, build_context, channels)
-                report.outcomes.extend(batch.finish(dry_run, unrecorded))
-                unrecorded = batch.recorded
+            batch: _Batch | None = None
+            for number, message in enumerate(due, start=1):
+                batch = batch or _Batch(
+                    store, facts, now=now, run_id=run_id, retry_in=retry_in, limit=batch_size
+                )
+                batch.prepare(message, renderer, build_context, channels)
+                if batch.full() or number == len(due):
+                    report.outcomes.extend(batch.finish(dry_run, unrecorded))
+                    unrecorded, batch = batch.recorded, None
     finally:
         store.record_results(unrecorded, now)
     return report
 
 
-#: A send in doubt is asked about only after this long: a request Twilio is still working
-#: on must not read as "never arrived".
-RECONCILE_AFTER = timedelta(minutes=2)
-
-
 def reconcile_unknown(
     store: Store, channels: Mapping[ChannelKind, Channel], now: datetime
 ) -> list[Outcome]:
-    """Settle `unknown` messages with the channels that can ask their provider: `sent`
-    (with the provider's id) when it has them, `pending` (due now) when it surely has not."""
+    """Settle `unknown` messages with the channels that can tell (`Reconciler`), each once
+    its `reconcile_after` has passed since the claim: `sent` (with the channel's id) when
+    it has the attempt, `pending` (due now) when it surely has not."""
     outcomes: list[Outcome] = []
     waiting = store.messages_in_state(MessageState.UNKNOWN)
     for channel in channels.values():
-        reconcile = getattr(channel, "reconcile", None)
-        if reconcile is None:
+        if not isinstance(channel, Reconciler):
             continue
         asked = {
             m.message_id: m
             for m in waiting
             if m.provider == channel.name
+            and m.channel == channel.kind
             and m.recipient
             and m.body_text is not None
-            and (m.updated_at is None or m.updated_at <= now - RECONCILE_AFTER)
+            and (m.updated_at is None or m.updated_at <= now - channel.reconcile_after)
         }
         if not asked:
             continue
-        answers: dict[str, str | None] = reconcile(
+        answers = channel.reconcile(
             [
-                InDoubt(m.message_id, m.recipient or "", m.body_text or "", m.updated_at or now)
+                InDoubt(
+                    m.message_id,
+                    m.recipient or "",
+                    m.body_text or "",
+                    m.updated_at or now,
+                    m.attempts,
+                )
                 for m in asked.values()
             ]
         )
@@ -216,8 +231,8 @@ def reconcile_unknown(
     return outcomes
 
 
-_FOUND = "in doubt after a timeout; the provider has it: recorded as sent"
-_NOT_FOUND = "in doubt after a timeout; the provider never received it: sending again"
+_FOUND = "in doubt (a timeout or a crash); the channel has it: recorded as sent"
+_NOT_FOUND = "in doubt (a timeout or a crash); the channel never got it: sending again"
 
 
 @dataclass
@@ -268,17 +283,31 @@ _CLOSED_AS = {MessageState.SUPPRESSED: "suppressed", MessageState.CANCELLED: "ca
 
 
 class _Batch:
-    """One batch of due messages on its way: prepared, then claimed, sent and recorded."""
+    """One batch of due messages on its way: prepared, then claimed, sent and recorded.
+    It is full once one channel holds as many of its messages as that channel may have
+    in doubt at once: its own `batch_size` if it settles doubt itself, else `limit`."""
 
     def __init__(
-        self, store: Store, facts: _Facts, *, now: datetime, run_id: str, retry_in: timedelta
+        self,
+        store: Store,
+        facts: _Facts,
+        *,
+        now: datetime,
+        run_id: str,
+        retry_in: timedelta,
+        limit: int,
     ) -> None:
         self.store, self.facts = store, facts
         self.now, self.run_id, self.retry_in = now, run_id, retry_in
+        self.limit = limit
         self.outcomes: dict[str, Outcome] = {}  # in due order (dicts keep insertion order)
         self.closures: list[Closure] = []
         self.ready: list[_Ready] = []
+        self.room: dict[ChannelKind, int] = {}  # claims each channel may still take
         self.recorded: list[MessageResult] = []  # this batch's outcomes, once sent
+
+    def full(self) -> bool:
+        return 0 in self.room.values()
 
     def prepare(
         self,
@@ -333,6 +362,10 @@ class _Batch:
             message, "would_send", masked, provider=channel.name
         )
         self.ready.append(_Ready(message, to, masked, channel, rendered))
+        room = self.room.get(kind)
+        if room is None:
+            room = channel.batch_size if isinstance(channel, Reconciler) else self.limit
+        self.room[kind] = room - 1
 
     def _close(self, message: MessageRow, masked: str, state: MessageState, reason: str) -> None:
         outcome = _CLOSED_AS.get(state, "failed")
@@ -340,14 +373,14 @@ class _Batch:
         self.closures.append(Closure(message.message_id, state, reason))
 
     def finish(self, dry_run: bool, previous: list[MessageResult]) -> list[Outcome]:
-        """Claim the ready messages (recording the previous batch's outcomes in the same
-        transaction) and send them; their outcomes wait in `recorded` for the next batch's
-        claim. Still at most one batch is in doubt after a crash: the previous batch until
-        this commit, this one after it. Nothing is written on a dry run."""
+        """Close the messages that will not go out, record the previous batch's outcomes
+        and claim the ready messages, in one transaction, then send them; their outcomes
+        wait in `recorded` for the next batch's claim. Still at most one batch is in doubt
+        after a crash: the previous batch until this commit, this one after it. Nothing
+        is written on a dry run."""
         if dry_run:
             return list(self.outcomes.values())
         store, now = self.store, self.now
-        store.close_messages(self.closures, now)
         claimed = store.record_and_claim(
             previous,
             [
@@ -361,6 +394,7 @@ class _Batch:
                 )
                 for r in self.ready
             ],
+            closures=self.closures,
             run_id=self.run_id,
             now=now,
         )
@@ -394,6 +428,7 @@ def _outgoing(message: MessageRow, rendered: RenderedMessage) -> OutgoingMessage
         order_id=message.order_id,
         marketing=message.marketing,
         content=rendered,
+        attempt=message.attempts + 1,  # the claim counts this send
     )
 
 

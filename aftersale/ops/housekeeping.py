@@ -100,7 +100,7 @@ def run_housekeeping(
         # The cycle expires the shipments it polls; this catches those it never reaches.
         report.expired = store.expire_stale_shipments(now, now - schedule.expire_after)
         stuck = store.mark_stuck_unknown(
-            now, STUCK_REASON, claimed_before=now - retention.stuck_sending_after
+            STUCK_REASON, claimed_before=now - retention.stuck_sending_after
         )
         report.stuck = [
             {

@@ -332,21 +332,26 @@ class MessageStore(Protocol):
         results: Sequence[MessageResult],
         claims: Sequence[Claim],
         *,
+        closures: Sequence[Closure] = (),
         run_id: str,
         now: datetime,
     ) -> set[str]:
-        """`record_results(results)` and `claim_messages(claims)` in one transaction: a
-        dispatch records one batch's outcomes as it claims the next, one commit per batch."""
+        """`close_messages(closures)`, `record_results(results)` and `claim_messages(claims)`
+        in one transaction: a dispatch closes a batch's messages that will not go out and
+        records the previous batch's outcomes as it claims the batch, one commit per batch.
+        Cost per batch stays flat as the table grows, for batches up to 1,000 messages."""
+        ...
 
     def close_messages(self, closures: Sequence[Closure], now: datetime) -> None:
-        """`pending -> failed / suppressed`, each with its reason."""
+        """`pending -> failed / suppressed / cancelled`, each with its reason."""
         ...
 
     def mark_stuck_unknown(
-        self, now: datetime, reason: str, *, claimed_before: datetime | None = None
+        self, reason: str, *, claimed_before: datetime | None = None
     ) -> list[MessageRow]:
         """`sending -> unknown` (all, or those claimed before `claimed_before`): a run died
-        between claim and result, so nobody knows whether they went out."""
+        between claim and result, so nobody knows whether they went out. `updated_at`
+        stays the claim's time: a provider is asked what it got since then."""
         ...
 
     def settle_unknown(self, results: Sequence[MessageResult], now: datetime) -> set[str]:

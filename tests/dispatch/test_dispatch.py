@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 
 from aftersale.dispatch import messages as msgs
+from aftersale.dispatch.channels.base import InDoubt
+from aftersale.dispatch.channels.outbox import OutboxChannel
 from aftersale.dispatch.send import dispatch_due
 from aftersale.dispatch.suppressions import add_suppression, is_suppressed
 from aftersale.errors import TemplateError
@@ -224,6 +227,94 @@ def test_a_message_left_sending_by_a_crash_becomes_unknown_and_is_not_resent(sto
     assert email.sent == [] and states(store) == {"thank_you": "unknown"}
     assert store.release_unknown([message_id], resend=True, now=NOW) == 1
     assert [o.outcome for o in run(store, email).outcomes] == ["sent"]
+
+
+def test_outbox_sends_a_crash_left_in_doubt_are_settled_without_a_person(
+    store: Store, tmp_path: Path
+) -> None:
+    """A run claimed four messages and died after writing two of them: the next run finds
+    those two in the outbox (sent) and sends the other two, each exactly once."""
+    outbox = {kind: OutboxChannel(tmp_path / "outbox", kind) for kind in ChannelKind}
+    queue(store, *(decision(r) for r in "ab"), *(decision(r, ChannelKind.SMS) for r in "cd"))
+    due = store.due_messages(NOW, limit=10)
+    claims = [
+        Claim(m.message_id, "anna@example.pl", "s", f"text {m.rule_id}", None, "outbox")
+        if m.channel is ChannelKind.EMAIL
+        else Claim(m.message_id, "+48601234567", None, f"text {m.rule_id}", 1, "outbox")
+        for m in due
+    ]
+    assert len(store.claim_messages(claims, run_id="dead", now=NOW)) == 4
+    renderer = FakeRenderer()
+    for m in due:
+        if m.rule_id in "ac":
+            to = next(c.recipient for c in claims if c.message_id == m.message_id)
+            rendered = renderer.render(m.rule_id, m.channel, {"order_id": "NW-1"}, to)
+            outgoing = OutgoingMessage(m.message_id, m.idempotency_key, m.rule_id, m.template,
+                                       m.order_id, m.marketing, rendered, attempt=1)  # fmt: skip
+            assert outbox[m.channel].send(outgoing).ok
+    report = dispatch_due(store, renderer, fake_context, outbox, now=NOW, run_id="next")
+    assert sorted((o.rule_id, o.outcome) for o in report.outcomes) == [
+        ("a", "reconciled_sent"),
+        ("a", "unknown"),
+        ("b", "reconciled_resend"),
+        ("b", "sent"),
+        ("b", "unknown"),
+        ("c", "reconciled_sent"),
+        ("c", "unknown"),
+        ("d", "reconciled_resend"),
+        ("d", "sent"),
+        ("d", "unknown"),
+    ]
+    assert states(store) == dict.fromkeys("abcd", "sent")
+    by_rule = {m.rule_id: m for m in store.list_messages()}
+    assert {r: (m.attempts, m.provider_id) for r, m in by_rule.items()} == {
+        r: (1 if r in "ac" else 2, f"outbox:{where}:{by_rule[r].message_id}")
+        for r, where in (
+            ("a", f"{by_rule['a'].message_id}.eml"),
+            ("b", f"{by_rule['b'].message_id}.eml"),
+            ("c", "sms.jsonl"),
+            ("d", "sms.jsonl"),
+        )
+    }
+    emails = sorted(p.name for p in (tmp_path / "outbox" / "email").iterdir())
+    assert emails == sorted(f"{by_rule[r].message_id}.eml" for r in "ab")
+    lines = (tmp_path / "outbox" / "sms.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["message_id"] for line in lines) == sorted(
+        by_rule[r].message_id for r in "cd"
+    )
+
+
+def test_a_channel_that_settles_its_doubt_claims_large_batches_the_others_small(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Settling(RecordingChannel):
+        reconcile_after = timedelta(0)
+        batch_size = 5
+
+        def reconcile(self, messages: Sequence[InDoubt]) -> dict[str, str | None]:
+            return {}
+
+    batches: list[list[str]] = []
+    record_and_claim = store.record_and_claim
+
+    def recording(results: Any, claims: Sequence[Claim], **kwargs: Any) -> set[str]:
+        if claims:
+            batches.append(sorted(c.provider for c in claims))
+        return record_and_claim(results, claims, **kwargs)
+
+    monkeypatch.setattr(store, "record_and_claim", recording)
+    channels = {
+        ChannelKind.EMAIL: RecordingChannel(ChannelKind.EMAIL),
+        ChannelKind.SMS: Settling(ChannelKind.SMS),
+    }
+    queue(store, *(decision(f"sms-{i}", ChannelKind.SMS) for i in range(12)))
+    dispatch_due(store, FakeRenderer(), fake_context, channels, now=NOW, run_id="r", batch_size=2)
+    assert [len(b) for b in batches] == [5, 5, 2]
+    batches.clear()
+    queue(store, *(decision(f"email-{i}") for i in range(5)))
+    dispatch_due(store, FakeRenderer(), fake_context, channels, now=NOW, run_id="r", batch_size=2)
+    assert [len(b) for b in batches] == [2, 2, 1]
+    assert set(states(store).values()) == {"sent"}
 
 
 def test_dry_run_renders_but_changes_nothing(store: Store) -> None:

@@ -22,7 +22,8 @@ from aftersale.models import ChannelKind, OutgoingMessage, RenderedMessage
 NOW = datetime(2026, 11, 23, 9, 30, 15, tzinfo=UTC)
 SENDER = "Northwind Electronics <orders@northwind.example>"
 HEADERS = {"subject", "from", "to", "date", "message-id", "x-aftersale-message-id",
-           "x-aftersale-rule", "x-aftersale-template", "mime-version", "content-type"}  # fmt: skip
+           "x-aftersale-rule", "x-aftersale-template", "x-aftersale-attempt", "mime-version",
+           "content-type"}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import email
 import json
+import resource
+import signal
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
 from email import policy
 from pathlib import Path
 
+from aftersale.dispatch.channels.base import InDoubt
 from aftersale.dispatch.channels.outbox import OutboxChannel
 from aftersale.models import ChannelKind, OutgoingMessage, RenderedMessage
 
@@ -131,3 +138,78 @@ def test_an_unwritable_outbox_is_a_transient_failure(tmp_path: Path) -> None:
     for kind in ChannelKind:
         result = OutboxChannel(blocker, kind).send(outgoing(kind))
         assert not result.ok and result.transient and result.error_code == "outbox_io"
+
+
+def doubt(attempt: int, message_id: str = "m-1") -> InDoubt:
+    return InDoubt(message_id, "x", "y", datetime(2026, 11, 23, 9, 0, tzinfo=UTC), attempt)
+
+
+def test_the_outbox_tells_which_email_attempts_it_wrote(tmp_path: Path) -> None:
+    """Attempt 1 failed (nothing written), attempt 2 took the first free name, attempt 3
+    is in doubt: the header, not the name, says which attempt a file is."""
+    channel = OutboxChannel(tmp_path, ChannelKind.EMAIL)
+    assert channel.reconcile([doubt(1)]) == {"m-1": None}  # no folder yet
+    assert channel.send(replace(outgoing(ChannelKind.EMAIL), attempt=2)).ok
+    assert channel.reconcile([doubt(2)]) == {"m-1": "outbox:m-1.eml:m-1"}
+    assert channel.reconcile([doubt(3)]) == {"m-1": None}  # not written
+    assert channel.send(replace(outgoing(ChannelKind.EMAIL), attempt=3)).ok
+    assert channel.reconcile([doubt(3), doubt(1, "m-2")]) == {
+        "m-1": "outbox:m-1.2.eml:m-1",
+        "m-2": None,
+    }
+
+
+def test_an_email_file_without_its_attempt_is_left_to_a_person(tmp_path: Path) -> None:
+    channel = OutboxChannel(tmp_path, ChannelKind.EMAIL)
+    assert channel.send(outgoing(ChannelKind.EMAIL)).ok
+    eml = tmp_path / "email" / "m-1.eml"
+    eml.write_bytes(eml.read_bytes().replace(b"X-Aftersale-Attempt: 1\n", b""))
+    assert channel.reconcile([doubt(1)]) == {}  # written before attempts
+    assert channel.send(replace(outgoing(ChannelKind.EMAIL), attempt=2)).ok
+    assert channel.reconcile([doubt(2)]) == {"m-1": "outbox:m-1.2.eml:m-1"}
+
+
+def test_the_outbox_tells_which_sms_attempts_it_wrote(tmp_path: Path) -> None:
+    channel = OutboxChannel(tmp_path, ChannelKind.SMS)
+    asked = [doubt(2), doubt(1, "m-2")]
+    assert channel.reconcile(asked) == {"m-1": None, "m-2": None}  # no file yet
+    assert channel.send(outgoing(ChannelKind.SMS)).ok  # attempt 1 of m-1
+    assert channel.reconcile(asked) == {"m-1": None, "m-2": None}
+    assert channel.send(replace(outgoing(ChannelKind.SMS), attempt=2)).ok
+    found = "outbox:sms.jsonl:m-1"
+    assert channel.reconcile(asked) == {"m-1": found, "m-2": None}
+    with (tmp_path / "sms.jsonl").open("a") as lines:
+        lines.write('{"message_id": "m-2", "to": "+486')  # a torn line is no send
+        lines.write('\n{"message_id": "m-3", "to": "+48601234567"}\n')  # no attempt mark
+    three = doubt(1, "m-3")
+    assert channel.reconcile([*asked, three]) == {"m-1": found, "m-2": None}
+
+
+def test_a_write_the_disk_cuts_short_leaves_nothing(tmp_path: Path) -> None:
+    """A full disk (here: the process's file size limit) fails the send as transient, and
+    neither a file nor a torn line stays: the outbox holds whole sends only."""
+    email_channel = OutboxChannel(tmp_path, ChannelKind.EMAIL)
+    sms_channel = OutboxChannel(tmp_path, ChannelKind.SMS)
+    assert email_channel.send(outgoing(ChannelKind.EMAIL)).ok
+    assert sms_channel.send(outgoing(ChannelKind.SMS)).ok
+    lines = (tmp_path / "sms.jsonl").read_bytes()
+    with file_size_limit(len(lines) + 20):
+        failed_sms = sms_channel.send(replace(outgoing(ChannelKind.SMS), attempt=2))
+        failed_email = email_channel.send(replace(outgoing(ChannelKind.EMAIL), attempt=2))
+    assert not failed_sms.ok and failed_sms.transient and failed_sms.error_code == "outbox_io"
+    assert not failed_email.ok and failed_email.transient
+    assert (tmp_path / "sms.jsonl").read_bytes() == lines
+    assert sorted(p.name for p in (tmp_path / "email").iterdir()) == ["m-1.eml"]
+
+
+@contextmanager
+def file_size_limit(size: int) -> Iterator[None]:
+    """Writes past `size` bytes fail (EFBIG) for this process, as on a full disk."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error, not a kill
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)

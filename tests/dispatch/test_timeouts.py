@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 from aftersale.dispatch.channels.base import InDoubt
 from aftersale.dispatch.channels.twilio import match_sent
 from aftersale.dispatch.send import dispatch_due
-from aftersale.models import ChannelKind, MessageState
+from aftersale.models import ChannelKind, MessageState, OutgoingMessage, SendResult
 from aftersale.store import Store
 from aftersale.store.records import Claim
 from tests.dispatch.channels.fake_providers import Reply, fake_provider
@@ -181,7 +181,8 @@ def test_a_send_twilio_never_got_is_sent_again_once(store: Store) -> None:
         )
         assert [m.message_id for m in claimed] == [message_id]
         outcomes = []
-        for minutes in (15, 30):  # marked unknown, then asked about a cycle later
+        # marked unknown a minute after the claim, asked about two minutes after it
+        for minutes in (1, 15):
             report = dispatch_due(
                 store,
                 FakeRenderer(),
@@ -196,9 +197,52 @@ def test_a_send_twilio_never_got_is_sent_again_once(store: Store) -> None:
     assert store.load_message(message_id).state is MessageState.SENT
 
 
+@dataclass
+class AskedChannel:
+    """A channel that can be asked about sends in doubt and knows nothing: it records
+    what it was asked."""
+
+    asked: list[InDoubt] = field(default_factory=list)
+    kind = ChannelKind.SMS
+    name = "twilio"
+    reconcile_after = timedelta(minutes=2)
+    batch_size = 60
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        raise AssertionError(f"{message.message_id} sent while in doubt")
+
+    def reconcile(self, messages: Sequence[InDoubt]) -> dict[str, str | None]:
+        self.asked.extend(messages)
+        return {}
+
+
+def test_a_crash_left_send_is_asked_about_since_its_claim(store: Store) -> None:
+    """A run that died leaves its claim `sending`; the next cycle marks it `unknown` and
+    asks about what the provider got since the claim (not since it was marked), and about
+    the attempt the claim counted."""
+    (message_id,) = queue(store, decision("shipped", ChannelKind.SMS))
+    store.claim_messages(
+        [Claim(message_id, "+48601234567", None, "text shipped", 1, "twilio")],
+        run_id="dead",
+        now=NOW,
+    )
+    channel = AskedChannel()
+    report = dispatch_due(
+        store,
+        FakeRenderer(),
+        fake_context,
+        {ChannelKind.SMS: channel},
+        now=NOW + timedelta(minutes=15),
+        run_id="next",
+    )
+    assert [o.outcome for o in report.outcomes] == ["unknown"]
+    assert channel.asked == [InDoubt(message_id, "+48601234567", "text shipped", NOW, 1)]
+    assert store.load_message(message_id).state is MessageState.UNKNOWN  # nobody could tell
+
+
 def test_matching_is_by_body_since_the_claim_and_undecided_otherwise() -> None:
     claimed = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-    doubt = InDoubt("m-1", "+48601234567", "Your parcel is out", claimed)
+    doubt = InDoubt("m-1", "+48601234567", "Your parcel is out", claimed, 1)
 
     @dataclass
     class Listed:

@@ -92,7 +92,7 @@ def add_message(
         result = msgs.message_result(mid, SendResult(True), updated, retry_in=timedelta(0))
         store.record_results([result], updated)
     elif state is MessageState.UNKNOWN:
-        store.mark_stuck_unknown(updated, "crashed")
+        store.mark_stuck_unknown("crashed")
     else:
         assert state is MessageState.SENDING
     return mid

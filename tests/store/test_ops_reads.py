@@ -23,7 +23,7 @@ from aftersale.models import (
     TrackingEvent,
 )
 from aftersale.store import Store, open_store
-from aftersale.store.records import Claim, HealthRecord, MessageResult, MessageStat
+from aftersale.store.records import Claim, Closure, HealthRecord, MessageResult, MessageStat
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -152,8 +152,9 @@ def test_one_orders_story_and_the_report_queries(store_target: str) -> None:
 
 
 def test_one_batch_is_recorded_as_the_next_is_claimed(store_target: str) -> None:
-    """record_and_claim: the previous batch's outcomes (only of messages still `sending`)
-    and the next batch's claim (only of messages still `pending`) in one transaction."""
+    """record_and_claim: the batch's closures (only of messages still `pending`), the
+    previous batch's outcomes (only of messages still `sending`) and the next batch's
+    claim (only of messages still `pending`) in one transaction."""
     placed = DomainEvent(EventKind.ORDER_PLACED, "NW-1", NOW - DAY)
     with open_store(store_target) as store:
         store.save_orders([order()], source="t", now=NOW)
@@ -180,6 +181,10 @@ def test_one_batch_is_recorded_as_the_next_is_claimed(store_target: str) -> None
                 MessageResult(fourth, MessageState.SENT, "p-4"),  # never claimed: ignored
             ],
             [claim(first), claim(second), claim(third)],  # first is no longer pending
+            closures=[
+                Closure(fourth, MessageState.SUPPRESSED, "recipient suppressed (bounce)"),
+                Closure(first, MessageState.FAILED, "not pending: ignored"),
+            ],
             run_id="r",
             now=NOW + DAY,
         )
@@ -189,4 +194,7 @@ def test_one_batch_is_recorded_as_the_next_is_claimed(store_target: str) -> None
         assert states[first].attempts == 1
         assert [states[m].state for m in (second, third)] == [MessageState.SENDING] * 2
         assert states[second].subject == f"Subject {second}"
-        assert states[fourth].state is MessageState.PENDING
+        assert (states[fourth].state, states[fourth].error_text) == (
+            MessageState.SUPPRESSED,
+            "recipient suppressed (bounce)",
+        )

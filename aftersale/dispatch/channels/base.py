@@ -3,19 +3,22 @@ Inbound: provider webhooks hand their facts to a `WebhookSink` (the spool, the s
 Facts: one `ChannelSpec` per kind of channel (channels/email.py, channels/sms.py), the only
 place that knows which customer field holds the address, which consent it needs, how an
 address is normalised and what a message of that kind is made of (channels/kinds.py).
-Doubt: a channel whose provider can be asked what it received (Twilio lists messages by
-recipient and sender) also implements `Reconciler`; dispatch asks it about the messages
-whose send ended in doubt (a timeout after the request left, a run killed mid-send)
-before anything is sent again.
+Doubt: a channel that can tell whether it received a send also implements `Reconciler`
+(Twilio lists messages by recipient and sender; the outbox looks for the attempt's file or
+line); dispatch asks it about the messages whose send ended in doubt (a timeout after the
+request left, a run killed mid-send) before anything is sent again. Because such a channel
+settles its own doubt, dispatch claims its messages in large batches (`batch_size`); those
+of a channel that cannot tell (SendGrid) go in small ones, as a person checks each one a
+crash leaves in doubt.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from aftersale.models import ChannelKind, Customer, OutgoingMessage, SendResult
 
@@ -36,13 +39,22 @@ class InDoubt:
     to: str
     body: str
     claimed_at: datetime
+    attempt: int  # which send of the message (its `attempts` as counted by the claim)
 
 
+@runtime_checkable
 class Reconciler(Protocol):
+    #: A send in doubt is asked about only this long after its claim (a provider may
+    #: still be working on a request that timed out: it must not read as never arrived).
+    reconcile_after: timedelta
+    #: How many of its messages one dispatch batch claims at most: all of them may be in
+    #: doubt after a crash, until `reconcile` settles them.
+    batch_size: int
+
     def reconcile(self, messages: Sequence[InDoubt]) -> dict[str, str | None]:
-        """message id -> the provider's id when the provider has the message, None when
-        it surely has not; a message the provider cannot tell about is left out (it
-        stays in doubt for a person or the next cycle)."""
+        """message id -> the provider's id when the provider has this attempt of the
+        message, None when it surely has not; a message the provider cannot tell about is
+        left out (it stays in doubt for a person or the next cycle)."""
         ...
 
 

@@ -6,30 +6,48 @@ when the same message is sent again (an operator's release, a test send). A file
 never replaced: people count the outbox to see what was sent. A text message (SMS) becomes
 one JSON line in `outbox/<channel>.jsonl` (`sms.jsonl`), appended with a single write.
 Which of the two a channel gets is its render format (channels/kinds.py).
+
+The outbox settles its own doubt (`reconcile`, a `Reconciler`): each file or line says
+which attempt of its message it is (`X-Aftersale-Attempt`, `"attempt"`), and a write
+either happened whole or left nothing (a file is linked into place complete; a line is
+one write, a torn one is taken back), so after a crash it tells for certain whether the
+attempt in doubt was written. A message it has is recorded as sent; one it has not goes
+out again at once. This holds for the folder this process writes to: workers sharing a
+store share one outbox folder.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 from aftersale.dispatch.channels import mime
-from aftersale.dispatch.channels.base import RenderFormat
+from aftersale.dispatch.channels.base import InDoubt, RenderFormat
 from aftersale.dispatch.channels.kinds import spec_of
 from aftersale.models import ChannelKind, OutgoingMessage, SendResult
+
+log = logging.getLogger(__name__)
 
 #: Characters `str.splitlines` breaks on that JSON leaves unescaped: escaped here, so one
 #: message stays one line for every reader.
 _LINE_BREAKS = {ord("\x85"): "\\u0085", ord("\u2028"): "\\u2028", ord("\u2029"): "\\u2029"}
+#: The header that says which attempt of its message an `.eml` file is.
+ATTEMPT_HEADER = "X-Aftersale-Attempt"
 
 
 class OutboxChannel:
     name = "outbox"
+    #: What it wrote is on disk when it is asked: no wait (Reconciler).
+    reconcile_after = timedelta(0)
+    #: Messages claimed per batch: a crash's doubt is settled at the next run, so a batch
+    #: may be large; rendered messages wait in memory until their batch is sent.
+    batch_size = 500
 
     def __init__(
         self,
@@ -77,6 +95,7 @@ class OutboxChannel:
             ),
             ("X-Aftersale-Rule", mime.header_text("X-Aftersale-Rule", message.rule_id)),
             ("X-Aftersale-Template", mime.header_text("X-Aftersale-Template", message.template)),
+            (ATTEMPT_HEADER, str(message.attempt)),
         ]
         if message.marketing:
             headers.extend(mime.list_unsubscribe_headers(content.list_unsubscribe))
@@ -101,11 +120,93 @@ class OutboxChannel:
             "rule": message.rule_id,
             "template": message.template,
             "test": message.test,
+            "attempt": message.attempt,
             "written_at": self._clock().isoformat(),
         }
         line = json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
         append_line(path, line.encode("utf-8"))
         return path
+
+    def reconcile(self, messages: Sequence[InDoubt]) -> dict[str, str | None]:
+        """Whether each attempt in doubt was written (Reconciler): its provider id when its
+        file or line is here, None when it surely is not; left out when a file or line of
+        the message predates the attempt marks, or the folder cannot be read."""
+        if not messages:
+            return {}
+        find = {
+            RenderFormat.EMAIL: self._emails_written,
+            RenderFormat.TEXT: self._lines_written,
+        }[spec_of(self.kind).render_format]
+        try:
+            return find(messages)
+        except OSError as exc:
+            log.warning("outbox: cannot read %s to settle sends in doubt: %s", self.outbox_dir, exc)
+            return {}
+
+    def _emails_written(self, messages: Sequence[InDoubt]) -> dict[str, str | None]:
+        folder = self.outbox_dir / self.kind.value
+        answers: dict[str, str | None] = {}
+        for doubt in messages:
+            # Attempt N finds at most N-1 files of its message (one per earlier attempt that
+            # wrote), so its own, if written, is among the first N names.
+            names = [f"{doubt.message_id}.eml"]
+            names += [f"{doubt.message_id}.{n}.eml" for n in range(2, doubt.attempt + 1)]
+            unmarked = False
+            for name in names:
+                try:
+                    attempt = attempt_of(folder / name)
+                except FileNotFoundError:
+                    continue
+                if attempt == doubt.attempt:
+                    answers[doubt.message_id] = f"outbox:{name}:{doubt.message_id}"
+                    break
+                unmarked = unmarked or attempt is None
+            else:
+                if not unmarked:
+                    answers[doubt.message_id] = None
+        return answers
+
+    def _lines_written(self, messages: Sequence[InDoubt]) -> dict[str, str | None]:
+        path = self.outbox_dir / f"{self.kind.value}.jsonl"
+        wanted = {d.message_id: d.attempt for d in messages}
+        found: dict[str, str] = {}
+        unmarked: set[str] = set()
+        try:
+            lines = path.open("rb")
+        except FileNotFoundError:
+            return dict.fromkeys(wanted)
+        with lines:
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                except ValueError:  # not a whole record: no send wrote it
+                    continue
+                message_id = record.get("message_id")
+                if message_id not in wanted:
+                    continue
+                attempt = record.get("attempt")
+                if attempt == wanted[message_id]:
+                    found[message_id] = f"outbox:{path.name}:{message_id}"
+                elif attempt is None:
+                    unmarked.add(message_id)
+        return {
+            message_id: found.get(message_id)
+            for message_id in wanted
+            if message_id in found or message_id not in unmarked
+        }
+
+
+def attempt_of(path: Path) -> int | None:
+    """The attempt an `.eml` file's header names (None: a file written before they did)."""
+    prefix = f"{ATTEMPT_HEADER}:".encode("ascii")
+    with path.open("rb") as eml:
+        for line in eml:
+            if not line.strip():  # the end of the header
+                break
+            if line.startswith(prefix):
+                value = line[len(prefix) :].strip()
+                return int(value) if value.isdigit() else None
+    return None
 
 
 def write_new(folder: Path, stem: str, data: bytes) -> Path:
@@ -113,32 +214,39 @@ def write_new(folder: Path, stem: str, data: bytes) -> Path:
 
     The bytes go to a hidden temporary file that is then hard-linked under the final
     name: linking fails if the name exists (so nothing is replaced, even by a run writing
-    the same message at the same moment) and a reader never sees half a message."""
+    the same message at the same moment) and a reader never sees half a message. A write
+    that fails (a full disk) leaves nothing behind."""
     base = os.path.join(folder, stem)
     tmp = os.path.join(folder, f".{stem}.{os.getpid()}.{threading.get_ident()}.tmp")
     # private: a message holds the customer's name and address
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
-        out.write(data)
-    attempt = 1
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
+        with open(fd, "wb") as out:
+            out.write(data)
+        number = 1
         while True:
-            path = f"{base}.eml" if attempt == 1 else f"{base}.{attempt}.eml"
+            path = f"{base}.eml" if number == 1 else f"{base}.{number}.eml"
             try:
                 os.link(tmp, path)
                 return Path(path)
             except FileExistsError:
-                attempt += 1
+                number += 1
     finally:
         os.unlink(tmp)
 
 
 def append_line(path: Path, line: bytes) -> None:
     """Append one line with one write to a file opened for appending: the kernel places
-    each such write whole at the end, so lines from threads or overlapping runs never mix."""
+    each such write whole at the end, so lines from threads or overlapping runs never mix.
+    A write cut short (a full disk) is taken back when nothing was appended after it, so
+    the file holds whole lines only and a reader never takes a torn one for a send."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         written = os.write(fd, line)
+        if written != len(line):
+            end = os.lseek(fd, 0, os.SEEK_CUR)
+            if os.fstat(fd).st_size == end:
+                os.ftruncate(fd, end - written)
+            raise OSError(f"{path}: wrote {written} of {len(line)} bytes (disk full?)")
     finally:
         os.close(fd)
-    if written != len(line):  # a full disk; the message is retried, the torn line stays
-        raise OSError(f"{path}: wrote {written} of {len(line)} bytes (disk full?)")

@@ -15,7 +15,10 @@ Quirks:   errors are JSON `{"code": 21211, "message": ..., "more_info": ..., "st
           There is no idempotency key on the REST API: exactly-once is the store's job.
           A create that times out after the request left may have been accepted: the
           send is "in doubt" (`unknown`), and the next cycle asks Twilio's message list
-          (GET .../Messages.json?To=&From=, newest first) whether it has it (`reconcile`).
+          (GET .../Messages.json?To=&From=, newest first) whether it has it (`reconcile`),
+          two minutes after the claim at the earliest (`RECONCILE_AFTER`). Because it can
+          be asked, a crash's doubt needs no person, and dispatch claims a minute of its
+          pace per batch (`batch_size`): sent well before a PostgreSQL lease runs out.
           The SDK only knows *.twilio.com hosts (edge/region included), so `base_url`
           works through an `http_client` that rewrites the scheme and host.
 """
@@ -63,6 +66,11 @@ PERMANENT_CODES: dict[int, str] = {
 #: 20003 authentication failed, 20429 too many requests: the account's or Twilio's state,
 #: not the message's fault, so the message waits for the next cycle.
 TRANSIENT_CODES = frozenset({20003, 20429})
+#: A send in doubt is asked about only this long after its claim: a request Twilio is
+#: still working on must not read as "never arrived".
+RECONCILE_AFTER = timedelta(minutes=2)
+#: Seconds of sending at the sender's pace that one dispatch batch claims.
+BATCH_SECONDS = 60
 
 
 class LocalTwilioHttpClient(TwilioHttpClient):
@@ -143,6 +151,7 @@ class TwilioChannel:
 
     kind = ChannelKind.SMS
     name = "twilio"
+    reconcile_after = RECONCILE_AFTER
 
     def __init__(
         self,
@@ -170,6 +179,7 @@ class TwilioChannel:
         self.base_url = base_url
         sender = messaging_service_sid or from_number or ""
         self._limiter = rate_limiter or shared_rate_limiter(account_sid, sender, max_per_second)
+        self.batch_size = max(1, int(max_per_second * BATCH_SECONDS))
 
     def __repr__(self) -> str:  # never show the token
         sender = self.messaging_service_sid or mask_recipient(self.from_number or "")

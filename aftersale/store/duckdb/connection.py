@@ -35,6 +35,11 @@ from aftersale.store.rows import TABLES, to_db
 log = logging.getLogger(__name__)
 
 _LOCK_TEXT = "Could not set lock"
+#: Settings of every connection. A join with a batch of up to this many keys (a page of
+#: dispatch's claims and results, aftersale/store/duckdb/messages.py) becomes a lookup in
+#: the key's index instead of a scan of the table: DuckDB's default, 50, makes a batch of
+#: 500 cost in proportion to the table's size.
+_CONFIG: dict[str, str | bool | int | float | list[str]] = {"dynamic_or_filter_threshold": 1024}
 
 
 def make_private(path: Path) -> None:
@@ -86,7 +91,7 @@ class Connection(Backend):
         attempt = 0
         while True:
             try:
-                con = duckdb.connect(path)
+                con = duckdb.connect(path, config=_CONFIG)
                 break
             except duckdb.IOException as exc:
                 if _LOCK_TEXT not in str(exc):

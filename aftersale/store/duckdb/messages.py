@@ -8,7 +8,10 @@ Cost stays flat per message however large the table grows: every batch statement
 its rows by message id (or idempotency key) alone, so DuckDB looks them up in the key's
 index. A filter on any other column (`AND state = 'pending'`) makes it scan the whole
 table instead, so the expected state is checked on the few rows found (`_in_state`), and
-the UPDATE then names exactly those. Batches travel as Arrow tables joined on message_id.
+the UPDATE then names exactly those. Batches travel as Arrow tables joined on message_id;
+DuckDB turns such a join into an index lookup for up to `dynamic_or_filter_threshold`
+keys, which the connection raises to cover a whole page (duckdb/connection.py). A dispatch
+batch is one transaction of one read and up to three updates (close, record, claim).
 """
 
 from __future__ import annotations
@@ -125,19 +128,28 @@ class Messages(Connection):
     def record_results(self, results: Sequence[MessageResult], now: datetime) -> None:
         self.record_and_claim(results, [], run_id="", now=now)
 
+    def close_messages(self, closures: Sequence[Closure], now: datetime) -> None:
+        self.record_and_claim([], [], closures=closures, run_id="", now=now)
+
     def record_and_claim(
         self,
         results: Sequence[MessageResult],
         claims: Sequence[Claim],
         *,
+        closures: Sequence[Closure] = (),
         run_id: str,
         now: datetime,
     ) -> set[str]:
-        if not results and not claims:
+        if not results and not claims and not closures:
             return set()
         with self.transaction():
-            # one read of both batches' states: each statement costs DuckDB ~1-2 ms
-            states = self._states([r.message_id for r in results] + [c.message_id for c in claims])
+            # one read of all three lists' states: each statement costs DuckDB ~1-2 ms
+            states = self._states(
+                [c.message_id for c in closures]
+                + [r.message_id for r in results]
+                + [c.message_id for c in claims]
+            )
+            self._close([c for c in closures if states.get(c.message_id) == PENDING], now)
             self._record([r for r in results if states.get(r.message_id) == SENDING], now)
             pending = {c.message_id for c in claims if states.get(c.message_id) == PENDING}
             self._claim([c for c in claims if c.message_id in pending], run_id, now)
@@ -190,15 +202,12 @@ class Messages(Connection):
                 [to_db(now)],
             )
 
-    def close_messages(self, closures: Sequence[Closure], now: datetime) -> None:
-        if not closures:
-            return
-        with self.transaction():
-            pending = set(self._in_state("message_id", [c.message_id for c in closures], PENDING))
+    def _close(self, closures: Sequence[Closure], now: datetime) -> None:
+        """Close these messages (all found `pending`), each with its reason."""
+        if closures:
             rows = [
                 {"message_id": c.message_id, "state": c.state.value, "reason": c.reason}
                 for c in closures
-                if c.message_id in pending
             ]
             self._update_from(
                 rows,
@@ -208,10 +217,11 @@ class Messages(Connection):
             )
 
     def mark_stuck_unknown(
-        self, now: datetime, reason: str, *, claimed_before: datetime | None = None
+        self, reason: str, *, claimed_before: datetime | None = None
     ) -> list[MessageRow]:
-        sql = "UPDATE messages SET state = ?, error_text = ?, updated_at = ? WHERE state = ?"
-        params: list[Any] = [UNKNOWN, reason, to_db(now), SENDING]
+        # updated_at stays the claim's time: providers are asked what they got since then
+        sql = "UPDATE messages SET state = ?, error_text = ? WHERE state = ?"
+        params: list[Any] = [UNKNOWN, reason, SENDING]
         if claimed_before is not None:
             sql += " AND updated_at < ?"
             params.append(to_db(claimed_before))

@@ -188,10 +188,12 @@ class Messages(Connection):
         results: Sequence[MessageResult],
         claims: Sequence[Claim],
         *,
+        closures: Sequence[Closure] = (),
         run_id: str,
         now: datetime,
     ) -> set[str]:
         with self.transaction():
+            self.close_messages(closures, now)
             self.record_results(results, now)
             return self.claim_messages(claims, run_id=run_id, now=now)
 
@@ -238,18 +240,19 @@ class Messages(Connection):
         )
 
     def mark_stuck_unknown(
-        self, now: datetime, reason: str, *, claimed_before: datetime | None = None
+        self, reason: str, *, claimed_before: datetime | None = None
     ) -> list[MessageRow]:
         """`sending -> unknown` for messages whose worker is gone or whose lease ran out
-        (a live worker's sends in flight are left alone)."""
+        (a live worker's sends in flight are left alone). updated_at stays the claim's
+        time: providers are asked what they got since then."""
         where = f"m.state = %(sending)s AND {lease_free('m')}"
-        params = self.lease_params(unknown=UNKNOWN, reason=reason, now=to_db(now), sending=SENDING)
+        params = self.lease_params(unknown=UNKNOWN, reason=reason, sending=SENDING)
         if claimed_before is not None:
             where += " AND m.updated_at < %(before)s"
             params["before"] = to_db(claimed_before)
         rows = self.rows(
             "UPDATE messages m SET state = %(unknown)s, error_text = %(reason)s, "
-            "updated_at = %(now)s, lease_owner = NULL, lease_until = NULL "
+            "lease_owner = NULL, lease_until = NULL "
             f"WHERE {where} RETURNING {_COLS_M}",
             params,
         )
