@@ -3,9 +3,10 @@
 Exactly-once rests on the store (aftersale.store.protocols.MessageStore): the
 idempotency key is unique (a decision made twice queues one message), and a claim moves
 `pending -> sending` in one conditional statement (two runs cannot both claim). A crash
-between claim and result leaves `sending`; the next cycle turns that into `unknown` and
-reports it instead of resending (a human checks the provider and runs
-`aftersale messages release`).
+between claim and result leaves `sending`; the next cycle turns that into `unknown`, never
+resends it blindly, and asks the channels that can tell (the outbox, Twilio: dispatch/
+send.py); the rest wait for a human, who checks the provider and runs `aftersale messages
+release`.
 """
 
 from __future__ import annotations

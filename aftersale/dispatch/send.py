@@ -135,13 +135,14 @@ def dispatch_due(
     page_size: int = DEFAULT_PAGE_SIZE,
 ) -> DispatchReport:
     report = DispatchReport()
-    for stuck in store.mark_stuck_unknown(msgs.STUCK_REASON):
-        masked = mask_recipient(stuck.recipient or "")
-        report.outcomes.append(
-            _outcome(stuck, "unknown", masked, reason="left in sending by a crashed run")
-        )
-    if not dry_run:
-        report.outcomes.extend(reconcile_unknown(store, channels, now))
+    stuck = [
+        _outcome(m, "unknown", mask_recipient(m.recipient or ""), reason=_STUCK)
+        for m in store.mark_stuck_unknown(msgs.STUCK_REASON)
+    ]
+    settled = [] if dry_run else reconcile_unknown(store, channels, now)
+    # a message a channel settled at once is reported settled, not `unknown` (no alert)
+    settled_ids = {o.message_id for o in settled}
+    report.outcomes += [o for o in stuck if o.message_id not in settled_ids] + settled
     # Page by (due_at, message_id): a message left pending (dry run, claimed elsewhere)
     # is passed, not read again, so the loop ends.
     after: DueCursor | None = None
@@ -231,6 +232,7 @@ def reconcile_unknown(
     return outcomes
 
 
+_STUCK = "left in sending by a crashed run"
 _FOUND = "in doubt (a timeout or a crash); the channel has it: recorded as sent"
 _NOT_FOUND = "in doubt (a timeout or a crash); the channel never got it: sending again"
 
