@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import secrets
 from collections.abc import Sequence
@@ -81,6 +82,7 @@ def fold(name: str, tokens: list[str]) -> str:
     return "\n ".join(lines)
 
 
+@functools.lru_cache(maxsize=4096)  # rule and template names repeat on every message
 def header_text(name: str, value: str) -> str:
     """`value` as the body of the unstructured header `name:`: as it is when it is plain
     ASCII, folded at its spaces when long, encoded words otherwise."""
