@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -22,7 +21,7 @@ from aftersale.decide.history import load_send_history
 from aftersale.decide.ruleset import RuleSet
 from aftersale.dispatch import messages as msgs
 from aftersale.dispatch.channels.base import Channel
-from aftersale.dispatch.send import ContextBuilder, DispatchReport, Renderer, dispatch_due
+from aftersale.dispatch.send import ContextBuilder, Renderer, dispatch_due
 from aftersale.dispatch.spool import ingest_webhook_spool, webhook_spool_dir
 from aftersale.intake.files import DetectCarriers, ImportReport, import_file
 from aftersale.intake.shop_webhooks import ingest_shop_spool
@@ -30,7 +29,6 @@ from aftersale.intake.shops.base import ShopMapping
 from aftersale.models import (
     TERMINAL_STATUSES,
     ChannelKind,
-    Decision,
     DomainEvent,
     EventKind,
     Order,
@@ -38,9 +36,11 @@ from aftersale.models import (
     ShipmentState,
     TrackingEvent,
 )
-from aftersale.ops.health import HealthUpdate, observe_carriers, observe_channels, record_health
+from aftersale.ops.health import HealthUpdate, record_health
+from aftersale.ops.tally import DecideTally, EventTally, MessageTally, PollTally
 from aftersale.settings import Settings
 from aftersale.store.duckdb.store import Store
+from aftersale.store.records import RefundRecord, ReturnRecord
 from aftersale.tracking.answers import drop_future_scans
 from aftersale.tracking.detect import (
     DelayThresholds,
@@ -101,56 +101,24 @@ class CycleParts:
 
 @dataclass
 class PollStage:
+    """One page's polls: its due shipments and the carriers' answers."""
+
     polled: list[ShipmentState]
     results: list[PollResult]
     breakers_open: list[str] = field(default_factory=list)
     corrections: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def combine(cls, pages: Sequence[PollStage]) -> PollStage:
-        """The cycle's poll, page by page put together (details: the last page's guards)."""
-        return cls(
-            [s for p in pages for s in p.polled],
-            [r for p in pages for r in p.results],
-            sorted({slug for p in pages for slug in p.breakers_open}),
-            {k: v for p in pages for k, v in p.corrections.items()},
-            pages[-1].details if pages else {},
-        )
-
-    def reported(self) -> PollStage:
-        """What the cycle's summary keeps of a page: each answer without its scans (the
-        page's commit has stored them) and none of the page's shipments, so a cycle's memory
-        does not grow with every page it has done."""
-        return PollStage(
-            [],
-            [
-                replace(r, tracking=replace(r.tracking, events=())) if r.tracking else r
-                for r in self.results
-            ],
-            self.breakers_open,
-            self.corrections,
-            self.details,
-        )
-
     def by_carrier(self) -> dict[str, dict[str, int]]:
-        table: dict[str, Counter[str]] = {}
-        for r in self.results:
-            row = table.setdefault(r.carrier or "(none)", Counter())
-            row["polled"] += 1
-            if r.error:
-                row["errors"] += 1
-            elif r.tracking is not None and not r.tracking.found:
-                row["not_found"] += 1
-            elif r.tracking is not None and r.tracking.problems:
-                row["with_problems"] += 1
-        return {k: dict(v) for k, v in sorted(table.items())}
+        tally = PollTally()
+        tally.add(self.results)
+        return tally.by_carrier()
 
 
 @dataclass
 class DetectStage:
     """What one page found. `events` are candidates until the commit: a replayed event
-    (already stored) is dropped there; the cycle's summary keeps only the new ones."""
+    (already stored) is dropped there; the cycle's summary counts only the new ones."""
 
     events: list[DomainEvent]
     changed_states: int
@@ -162,14 +130,6 @@ class DetectStage:
     orders: dict[str, Order] = field(default_factory=dict)
     shipments: dict[str, ShipmentState] = field(default_factory=dict)
 
-    @classmethod
-    def combine(cls, pages: Sequence[DetectStage]) -> DetectStage:
-        return cls(
-            [e for p in pages for e in p.events],
-            sum(p.changed_states for p in pages),
-            [err for p in pages for err in p.errors],
-        )
-
 
 @dataclass
 class DecideStage:
@@ -178,77 +138,52 @@ class DecideStage:
     outcome: DecideOutcome
     events: list[DomainEvent] = field(default_factory=list)  # new this cycle, as committed
 
-    def reported(self, now: datetime) -> DecideStage:
-        """What the cycle's summary keeps of a page: its counts, skips and events, and of
-        its decisions only those held past `now` (the summary lists them); the queued ones
-        are in the store."""
-        held = [d for d in self.outcome.decisions if d.due_at > now]
-        return DecideStage(
-            self.queued, self.cancelled, DecideOutcome(held, self.outcome.skipped, []), self.events
-        )
-
-    @classmethod
-    def combine(cls, pages: Sequence[DecideStage]) -> DecideStage:
-        return cls(
-            sum(p.queued for p in pages),
-            sum(p.cancelled for p in pages),
-            DecideOutcome(
-                [d for p in pages for d in p.outcome.decisions],
-                [s for p in pages for s in p.outcome.skipped],
-                [k for p in pages for k in p.outcome.cancel_keys],
-            ),
-            [e for p in pages for e in p.events],
-        )
-
 
 @dataclass
 class CycleSummary:
+    """What a run keeps of its work: counts, and what an operator reads by name, bounded
+    (aftersale/ops/tally.py), filled in page by page; never the pages themselves."""
+
     now: datetime
-    imports: list[ImportReport]
-    poll: PollStage
-    detect: DetectStage
-    decide: DecideStage
-    dispatch: DispatchReport
+    imports: list[ImportReport] = field(default_factory=list)
+    poll: PollTally = field(default_factory=PollTally)
+    detect: EventTally = field(default_factory=EventTally)
+    decide: DecideTally = field(default_factory=DecideTally)
+    dispatch: MessageTally = field(default_factory=MessageTally)
     #: carriers' and channels' health after this run (what is down, since when)
     health: HealthUpdate = field(default_factory=HealthUpdate)
 
-    def held(self) -> list[Decision]:
-        """This run's decisions that wait past its clock (a delay, quiet hours)."""
-        return [d for d in self.decide.outcome.decisions if d.due_at > self.now]
+    def add_page(self, poll: PollStage, detected: DetectStage, decided: DecideStage) -> None:
+        """Count one committed page: its polls, its new events, its decisions."""
+        self.poll.add(poll.results, poll.breakers_open, poll.corrections)
+        self.detect.add(decided.events, detected.changed_states)
+        self.decide.add(decided.queued, decided.cancelled, decided.outcome, self.now)
 
     def as_dict(self) -> dict[str, Any]:
-        events = self.detect.events
+        events = self.detect
         return {
             "now": self.now.isoformat(),
             "imported": sum(r.loaded for r in self.imports),
             "rejected_rows": sum(len(r.rejections) for r in self.imports),
-            "polled": len(self.poll.results),
+            "polled": self.poll.polled,
             "poll_by_carrier": self.poll.by_carrier(),
-            "poll_errors": [r.error for r in self.poll.results if r.error],
-            "breakers_open": list(self.poll.breakers_open),
+            # the first MAX_LISTED; every one is counted in poll_by_carrier
+            "poll_errors": list(self.poll.first_errors),
+            "breakers_open": sorted(self.poll.breakers_open),
             "carrier_corrections": dict(self.poll.corrections),
-            "events": len(events),
-            "events_by_kind": dict(Counter(e.kind.value for e in events)),
-            "status_changes": dict(
-                Counter(
-                    e.status.value
-                    for e in events
-                    if e.kind is EventKind.STATUS_CHANGED and e.status
-                )
-            ),
-            "delays_by_reason": dict(
-                Counter(e.reason for e in events if e.kind is EventKind.DELAYED)
-            ),
+            "events": events.count,
+            "events_by_kind": dict(events.by_kind),
+            "status_changes": dict(events.status_changes),
+            "delays_by_reason": dict(events.delays),
             # for the operator: orders with no tracking number past the dispatch promise
-            "not_shipped_past_promise": sorted(
-                e.order_id for e in events if e.kind is EventKind.FULFILMENT_DELAYED
-            ),
+            # (the first MAX_LISTED by id; events_by_kind counts them all)
+            "not_shipped_past_promise": events.late_orders.items(),
             "queued": self.decide.queued,
             "cancelled": self.decide.cancelled,
-            "skipped": len(self.decide.outcome.skipped),
-            "skipped_by_reason": dict(Counter(s.why.value for s in self.decide.outcome.skipped)),
-            "queued_for_later": len(self.held()),
-            "outcomes": dict(Counter(o.outcome for o in self.dispatch.outcomes)),
+            "skipped": self.decide.skipped,
+            "skipped_by_reason": dict(self.decide.skipped_by_reason),
+            "queued_for_later": self.decide.held.total,
+            "outcomes": dict(self.dispatch.by_outcome()),
             "sent": self.dispatch.count("sent"),
             "failed": self.dispatch.count("failed"),
             "deferred": self.dispatch.count("deferred"),
@@ -327,44 +262,84 @@ def poll_page(parts: CycleParts, page: Sequence[ShipmentState]) -> PollStage:
     )
 
 
+@dataclass(frozen=True)
+class DueWork:
+    """Orders with events due by date rather than by a poll, as chosen in SQL: time-based
+    events (delivered + N days, warranty end, a parcel silent too long: every order with
+    a parcel still moving), shop promises, refunds and returns without their event, and
+    orders without `order_placed` (none of their parcels due). Worked through a page of
+    orders at a time (`pages`), so no page loads every order."""
+
+    time_events: list[str] = field(default_factory=list)
+    promises: list[str] = field(default_factory=list)
+    placed: list[str] = field(default_factory=list)
+    refunds: list[RefundRecord] = field(default_factory=list)
+    returns: list[ReturnRecord] = field(default_factory=list)
+
+    @classmethod
+    def find(cls, parts: CycleParts, now: datetime) -> DueWork:
+        store, promises = parts.store, shop_promises(parts)
+        return cls(
+            store.orders_due_for_time_events(
+                now,
+                delivered_ago_days=parts.thresholds.delivered_ago_by_carrier(),
+                warranty_ending_days=parts.thresholds.warranty_ending_days,
+            ),
+            store.orders_due_for_shop_promises(
+                now,
+                dispatch_days=promises.dispatch_days,
+                return_days=promises.return_days,
+                return_window_days=promises.return_window_days,
+            ),
+            store.orders_without_event(EventKind.ORDER_PLACED, among=None),
+            store.refunds_without_event(),
+            store.returns_without_event(),
+        )
+
+    def order_ids(self) -> set[str]:
+        return (
+            {*self.time_events, *self.promises, *self.placed}
+            | {r.order_id for r in self.refunds}
+            | {r.order_id for r in self.returns}
+        )
+
+    def pages(self, size: int, first: set[str]) -> list[DueWork]:
+        """This work split into pages of at most `size` orders (at least one page, maybe
+        empty); the orders in `first` (the last polled page's) all go in the first page,
+        so their events are decided together with their polls' as on every other page."""
+        rest = sorted(self.order_ids() - first)
+        room = max(size - len(first), 0)
+        chunks = [first | set(rest[:room])]
+        chunks += [set(rest[i : i + size]) for i in range(room, len(rest), size)]
+        return [self.among(chunk) for chunk in chunks]
+
+    def among(self, orders: set[str]) -> DueWork:
+        return DueWork(
+            [o for o in self.time_events if o in orders],
+            [o for o in self.promises if o in orders],
+            [o for o in self.placed if o in orders],
+            [r for r in self.refunds if r.order_id in orders],
+            [r for r in self.returns if r.order_id in orders],
+        )
+
+
 def detect_stage(
-    parts: CycleParts, poll: PollStage, now: datetime, with_due_dates: bool
+    parts: CycleParts, poll: PollStage, now: datetime, due: DueWork | None
 ) -> DetectStage:
     """What changed: new shipment states, scans and domain events of one page (plus, on the
-    cycle's last page, the events due by date). Reads the page's working set once and
+    cycle's last pages, the events `due` by date). Reads the page's working set once and
     writes nothing: `decide_stage` commits these together with the messages they cause."""
     store = parts.store
     previous = {s.shipment_id: s for s in poll.polled}
-    # only orders with a date-based event due now (or a parcel still moving), chosen in SQL
     promises = shop_promises(parts)
-    due_orders, promised_orders = [], []
-    refunds, returns = [], []
-    if with_due_dates:
-        due_orders = store.orders_due_for_time_events(
-            now,
-            delivered_ago_days=parts.thresholds.delivered_ago_by_carrier(),
-            warranty_ending_days=parts.thresholds.warranty_ending_days,
+    # order_placed for this page's orders, decided with their parcels' events; orders
+    # with no parcel due get theirs with the due work (`DueWork.placed`)
+    work = due or DueWork(
+        placed=store.orders_without_event(
+            EventKind.ORDER_PLACED, among={s.order_id for s in poll.polled}
         )
-        promised_orders = store.orders_due_for_shop_promises(
-            now,
-            dispatch_days=promises.dispatch_days,
-            return_days=promises.return_days,
-            return_window_days=promises.return_window_days,
-        )
-        refunds, returns = store.refunds_without_event(), store.returns_without_event()
-    # order_placed for this page's orders with its parcels' events; the last page adds
-    # those of orders with no parcel due (not a page's): no page loads every order
-    placed_orders = store.orders_without_event(
-        EventKind.ORDER_PLACED, among=None if with_due_dates else {s.order_id for s in poll.polled}
     )
-    orders = store.load_orders(
-        {s.order_id for s in poll.polled}
-        | set(due_orders)
-        | set(placed_orders)
-        | set(promised_orders)
-        | {r.order_id for r in refunds}
-        | {r.order_id for r in returns}
-    )
+    orders = store.load_orders({s.order_id for s in poll.polled} | work.order_ids())
     events: list[DomainEvent] = []
     states: list[ShipmentState] = []
     scans: list[tuple[str, TrackingEvent]] = []
@@ -396,17 +371,17 @@ def detect_stage(
         scans.extend((prev.shipment_id, e) for e in tracking.events)
     # decide needs every parcel of these orders as it stands after this page's polls
     shipments = {**store.shipments_of(orders), **{s.shipment_id: s for s in states}}
-    events.extend(detect_order_placed(orders[oid]) for oid in placed_orders)
-    if with_due_dates:
+    events.extend(detect_order_placed(orders[oid]) for oid in work.placed)
+    if due is not None:
         by_order: dict[str, list[ShipmentState]] = {}
         for s in shipments.values():
             by_order.setdefault(s.order_id, []).append(s)
         sending_back = {
             r.order_id
-            for r in store.refunds_and_returns_of(due_orders)[1]
+            for r in store.refunds_and_returns_of(due.time_events)[1]
             if r.status in ASKED_RETURN_STATUSES
         }
-        for oid in due_orders:
+        for oid in due.time_events:
             parcels = by_order.get(oid, [])
             # A parcel still due has not been polled this cycle (another worker holds it, or
             # will): its estimate may be stale, so its order waits for the worker that
@@ -414,11 +389,11 @@ def detect_stage(
             if any(awaits_poll(p, now) for p in parcels):
                 continue
             outbound = [p for p in parcels if p.return_id is None]
-            due = detect_due(orders[oid], outbound, now, parts.thresholds)
-            events.extend(without_aftercare(due, sending_back))
-        events.extend(detect_refund(r) for r in refunds if r.order_id in orders)
-        events.extend(detect_return(r) for r in returns if r.order_id in orders)
-        for oid in promised_orders:
+            dated = detect_due(orders[oid], outbound, now, parts.thresholds)
+            events.extend(without_aftercare(dated, sending_back))
+        events.extend(detect_refund(r) for r in due.refunds if r.order_id in orders)
+        events.extend(detect_return(r) for r in due.returns if r.order_id in orders)
+        for oid in due.promises:
             events.extend(detect_promises(orders[oid], by_order.get(oid, []), now, promises))
     events = without_cancelled(events, store.cancelled_orders({e.order_id for e in events}))
     changed = sum(1 for s in states if s.status is not previous[s.shipment_id].status)
@@ -476,7 +451,7 @@ def decide_stage(
     return DecideStage(len(queued), cancelled, outcome, fresh)
 
 
-def dispatch_stage(parts: CycleParts, now: datetime, run_id: str) -> DispatchReport:
+def dispatch_stage(parts: CycleParts, now: datetime, run_id: str) -> MessageTally:
     return dispatch_due(
         parts.store,
         parts.renderer,
@@ -485,6 +460,7 @@ def dispatch_stage(parts: CycleParts, now: datetime, run_id: str) -> DispatchRep
         now=now,
         run_id=run_id,
         dry_run=parts.dry_run,
+        into=MessageTally(),
     )
 
 
@@ -511,27 +487,25 @@ def run_cycle(
     workers sharing a cycle, one takes the intake (`intake`: the inbox's files move once).
 
     The due shipments are worked through in pages (`claim_pages`): poll, detect, then
-    decide and commit each page before the next, so memory is bounded by a page, not the
-    shop, and a crash loses at most the page in flight (which the rerun redoes)."""
+    decide and commit each page before the next, and after them the orders with events
+    due by date (`DueWork`), a page of orders at a time too; so memory is bounded by a
+    page, not the shop, and a crash loses at most the page in flight (which the rerun
+    redoes)."""
     parts.store.start_run(run_id, "cycle", now)
-    imports = run_stage("intake", intake_pending, parts, now) if intake else []
-    polls, detects, decides = [], [], []
+    summary = CycleSummary(now)
+    if intake:
+        summary.imports = run_stage("intake", intake_pending, parts, now)
     for page, last in claim_pages(parts, now):
-        poll, detected, decided = run_page(parts, run_stage, page, last, now, run_id)
-        polls.append(poll)
-        detects.append(detected)
-        decides.append(decided)
-    dispatched = run_stage("dispatch", dispatch_stage, parts, now, run_id)
-    summary = CycleSummary(
-        now,
-        imports,
-        PollStage.combine(polls),
-        DetectStage.combine(detects),
-        DecideStage.combine(decides),
-        dispatched,
-    )
-    observed = observe_carriers(summary.poll.results, summary.poll.breakers_open)
-    observed += observe_channels(dispatched.outcomes)
+        if not last:
+            summary.add_page(*run_page(parts, run_stage, page, None, now, run_id))
+            continue
+        # the due work rides with the last page, and goes on in pages of its own
+        work = DueWork.find(parts, now).pages(parts.page_size, {s.order_id for s in page})
+        for n, due in enumerate(work):
+            polled = page if n == 0 else []
+            summary.add_page(*run_page(parts, run_stage, polled, due, now, run_id))
+    summary.dispatch = run_stage("dispatch", dispatch_stage, parts, now, run_id)
+    observed = summary.poll.observations() + summary.dispatch.observations()
     repeat = timedelta(minutes=parts.settings.alert_repeat_minutes)
     summary.health = record_health(parts.store, now, observed, repeat=repeat)
     parts.store.finish_run(run_id, summary.as_dict())
@@ -542,20 +516,16 @@ def run_page(
     parts: CycleParts,
     run_stage: StageRunner,
     page: list[ShipmentState],
-    last: bool,
+    due: DueWork | None,
     now: datetime,
     run_id: str,
 ) -> tuple[PollStage, DetectStage, DecideStage]:
-    """Poll, detect, decide and commit one page; returns what the summary keeps of it
-    (counts, errors, events), not its working set: a cycle's memory stays one page deep."""
+    """Poll, detect, decide and commit one page; the summary counts what it returns and
+    drops it: a cycle's memory stays one page deep."""
     poll = run_stage("poll", poll_page, parts, page)
-    detected = run_stage("detect", detect_stage, parts, poll, now, last)
+    detected = run_stage("detect", detect_stage, parts, poll, now, due)
     decided = run_stage("decide", decide_stage, parts, detected, now, run_id)
-    return (
-        poll.reported(),
-        DetectStage(decided.events, detected.changed_states, detected.errors),
-        decided.reported(now),
-    )
+    return poll, detected, decided
 
 
 def order_files(folder: Path) -> list[Path]:

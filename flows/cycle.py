@@ -33,6 +33,7 @@ from aftersale.errors import RuleSetError
 from aftersale.models import MessageState
 from aftersale.ops.alerts import RUN_DEGRADED, Alert, ruleset_alert
 from aftersale.ops.report import build_report
+from aftersale.ops.tally import MessageTally
 from aftersale.store import open_store
 from carriers.registry import load_settings
 from flows.alerts import (
@@ -88,21 +89,27 @@ def decide_task(stage: Callable[..., core.DecideStage], *args: Any) -> core.Deci
     return decided
 
 
+#: Outcomes logged message by message (the summary lists them too).
+NOTED = ("failed", "unknown", "deferred")
+
+
 @task(name="dispatch", cache_policy=NO_CACHE, retries=0)
-def dispatch_task(stage: Callable[..., Any], *args: Any) -> Any:
+def dispatch_task(stage: Callable[..., MessageTally], *args: Any) -> MessageTally:
     report = stage(*args)
     logger = get_run_logger()
-    for o in report.outcomes:
-        if o.outcome in ("failed", "unknown", "deferred"):
-            logger.warning(
-                "message %s rule=%s order=%s %s %s: %s",
-                o.message_id,
-                o.rule_id,
-                o.order_id,
-                o.channel,
-                o.outcome,
-                o.reason,
-            )
+    noted = [o for o in report.listed() if o.outcome in NOTED]
+    for o in noted:
+        logger.warning(
+            "message %s rule=%s order=%s %s %s: %s",
+            o.message_id,
+            o.rule_id,
+            o.order_id,
+            o.channel,
+            o.outcome,
+            o.reason,
+        )
+    if (more := sum(report.count(o) for o in NOTED) - len(noted)) > 0:
+        logger.warning("… and %d more failed, unknown or deferred (see the summary)", more)
     return report
 
 
@@ -154,8 +161,18 @@ def aftersale_cycle(now: datetime | None = None, dry_run: bool = False, intake: 
         "cycle",
         report.markdown,
         [
-            ("messages", "every message this run touched (recipients masked)", report.messages),
-            ("failed-messages", "failed and unknown messages, with the reason", report.failed),
+            (
+                "messages",
+                "every message this run touched (recipients masked)"
+                + first_of(len(report.messages), report.message_total),
+                report.messages,
+            ),
+            (
+                "failed-messages",
+                "failed and unknown messages, with the reason"
+                + first_of(len(report.failed), report.failed_total),
+                report.failed,
+            ),
         ],
     )
     publish_markdown("carrier-health", report.health)
@@ -166,6 +183,11 @@ def aftersale_cycle(now: datetime | None = None, dry_run: bool = False, intake: 
     reasons = "; ".join(report.degraded)
     emit_alerts([Alert(RUN_DEGRADED, "aftersale.cycle", f"{report.name} is degraded: {reasons}")])
     return Failed(name=DEGRADED, message=f"degraded: {reasons}", data=result)
+
+
+def first_of(shown: int, total: int) -> str:
+    """What a table's description adds when it lists only the first rows (attention first)."""
+    return f" (first {shown} of {total})" if total > shown else ""
 
 
 def cycle_summary(state: State[Any]) -> dict[str, Any]:

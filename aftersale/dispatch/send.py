@@ -30,10 +30,10 @@ again; the rest wait for a person (`aftersale messages release`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aftersale.dispatch import messages as msgs
 from aftersale.dispatch.channels.base import Channel, InDoubt, Reconciler
@@ -108,10 +108,25 @@ class Outcome:
     reason: str | None = None
 
 
+class OutcomeSink(Protocol):
+    """Where a dispatch puts its outcomes, batch by batch as each batch ends. A cycle's
+    (aftersale/ops/tally.py) counts them and keeps the few an operator reads by name, so
+    a dispatch of any size holds none of them itself."""
+
+    def add(self, outcomes: Sequence[Outcome]) -> None: ...
+
+
+Sink = TypeVar("Sink", bound=OutcomeSink)
+
+
 @dataclass
 class DispatchReport:
+    """Every outcome of a dispatch, in order: for a handful of messages (tests, tools)."""
+
     outcomes: list[Outcome] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+
+    def add(self, outcomes: Sequence[Outcome]) -> None:
+        self.outcomes.extend(outcomes)
 
     def count(self, outcome: str) -> int:
         return sum(1 for o in self.outcomes if o.outcome == outcome)
@@ -133,8 +148,9 @@ def dispatch_due(
     retry_in: timedelta = timedelta(minutes=15),
     batch_size: int = DEFAULT_BATCH_SIZE,
     page_size: int = DEFAULT_PAGE_SIZE,
-) -> DispatchReport:
-    report = DispatchReport()
+    into: Sink,
+) -> Sink:
+    """Send what is due; each batch's outcomes go `into` the sink as the batch ends."""
     stuck = [
         _outcome(m, "unknown", mask_recipient(m.recipient or ""), reason=_STUCK)
         for m in store.mark_stuck_unknown(msgs.STUCK_REASON)
@@ -142,7 +158,7 @@ def dispatch_due(
     settled = [] if dry_run else reconcile_unknown(store, channels, now)
     # a message a channel settled at once is reported settled, not `unknown` (no alert)
     settled_ids = {o.message_id for o in settled}
-    report.outcomes += [o for o in stuck if o.message_id not in settled_ids] + settled
+    into.add([o for o in stuck if o.message_id not in settled_ids] + settled)
     # Page by (due_at, message_id): a message left pending (dry run, claimed elsewhere)
     # is passed, not read again, so the loop ends.
     after: DueCursor | None = None
@@ -159,11 +175,11 @@ def dispatch_due(
                 )
                 batch.prepare(message, renderer, build_context, channels)
                 if batch.full() or number == len(due):
-                    report.outcomes.extend(batch.finish(dry_run, unrecorded))
+                    into.add(batch.finish(dry_run, unrecorded))
                     unrecorded, batch = batch.recorded, None
     finally:
         store.record_results(unrecorded, now)
-    return report
+    return into
 
 
 def reconcile_unknown(

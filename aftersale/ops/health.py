@@ -60,6 +60,17 @@ class Observation:
     def failing(self) -> bool:
         return self.calls > 0 and self.failures * 2 > self.calls
 
+    def plus(self, later: Observation) -> Observation:
+        """This observation and a later one of the same thing (the next page, batch)."""
+        return replace(
+            self,
+            calls=self.calls + later.calls,
+            failures=self.failures + later.failures,
+            errors=dict(Counter(self.errors) + Counter(later.errors)),
+            last_error=later.last_error or self.last_error,
+            breaker_opened=self.breaker_opened or later.breaker_opened,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class HealthUpdate:

@@ -1,6 +1,7 @@
 """What a run tells its operator: a readable name, a markdown summary, a table of messages,
 the carriers' and channels' health, and the alerts that need a human. Pure: built from a
-`CycleSummary`, no Prefect, no I/O.
+`CycleSummary` (counts, and bounded lists of what is read by name: aftersale/ops/tally.py),
+no Prefect, no I/O.
 
 Recipients in the rows are already masked by dispatch; free-text reasons are masked again
 here (a provider may quote an address back), so nothing in an artifact reaches a customer.
@@ -8,34 +9,33 @@ here (a provider may quote an address back), so nothing in an artifact reaches a
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from aftersale.cycle import CycleSummary
-from aftersale.decide.engine import describe
 from aftersale.dispatch.messages import message_id_for
 from aftersale.dispatch.send import Outcome
 from aftersale.masking import mask_text
 from aftersale.models import EventKind
 from aftersale.ops.alerts import Alert, unknown_alert
 from aftersale.ops.health import FAILING, HealthUpdate, describe_outage, health_rows
+from aftersale.ops.tally import OUTCOME_ORDER, MessageTally, outcome_rank
 
-#: Order of outcomes in every table: the ones that need attention first.
-OUTCOME_ORDER = ("failed", "unknown", "deferred", "suppressed", "skipped", "would_send", "sent")
 #: At most this many distinct error texts per carrier in the summary.
 MAX_ERRORS_SHOWN = 5
-#: At most this many messages queued for later are listed (the count is always given).
-MAX_HELD_SHOWN = 50
 
 
 @dataclass(frozen=True, slots=True)
 class RunReport:
     name: str
     markdown: str
+    #: the messages listed by name (all of them unless more than MAX_MESSAGE_ROWS), and
+    #: how many there are in all
     messages: list[dict[str, str]]
     failed: list[dict[str, str]]
+    message_total: int
+    failed_total: int
     alerts: list[Alert]
     health: str  # the `carrier-health` artifact
     degraded: list[str]  # why the run is degraded; empty when it is not
@@ -58,23 +58,27 @@ def build_report(
 ) -> RunReport:
     """Everything the run publishes. `unknown_total`: messages in `unknown` in the whole
     store (not only this run's)."""
-    rows = message_rows(summary.dispatch.outcomes)
-    name = run_name(label, len(summary.poll.results), summary.dispatch.count("sent"))
+    messages = summary.dispatch
+    rows = message_rows(messages.listed())
+    name = run_name(label, summary.poll.polled, messages.count("sent"))
     return RunReport(
         name=name,
         markdown=summary_markdown(summary, name),
         messages=rows,
-        failed=[r for r in rows if r["outcome"] in ("failed", "unknown")],
+        failed=[r for r in rows if r["outcome"] in _BAD],
+        message_total=messages.total,
+        failed_total=sum(messages.count(o) for o in _BAD),
         alerts=find_alerts(summary, unknown_total=unknown_total),
         health=health_markdown(summary.health, summary.now),
         degraded=summary.health.degraded(summary.now),
     )
 
 
+_BAD = ("failed", "unknown")
+
+
 def message_rows(outcomes: Sequence[Outcome]) -> list[dict[str, str]]:
-    """One row per message this run touched, attention first; recipients masked."""
-    rank = {o: i for i, o in enumerate(OUTCOME_ORDER)}
-    ordered = sorted(outcomes, key=lambda o: (rank.get(o.outcome, -1), o.rule_id, o.message_id))
+    """One row per message, attention first; recipients masked."""
     return [
         {
             "message": o.message_id,
@@ -88,22 +92,8 @@ def message_rows(outcomes: Sequence[Outcome]) -> list[dict[str, str]]:
             "provider_id": o.provider_id or "",
             "reason": mask_text(o.reason or ""),
         }
-        for o in ordered
+        for o in sorted(outcomes, key=outcome_rank)
     ]
-
-
-def errors_by_carrier(summary: CycleSummary) -> dict[str, Counter[str]]:
-    table: dict[str, Counter[str]] = {}
-    for r in summary.poll.results:
-        if r.error:
-            table.setdefault(r.carrier or "(none)", Counter())[_error_text(r.error)] += 1
-    return dict(sorted(table.items()))
-
-
-def _error_text(error: str) -> str:
-    """Drop the 'carrier number:' prefix so identical faults group together."""
-    head, sep, rest = error.partition(": ")
-    return rest if sep and " " in head else error
 
 
 def find_alerts(summary: CycleSummary, *, unknown_total: int | None = None) -> list[Alert]:
@@ -129,7 +119,7 @@ def summary_markdown(summary: CycleSummary, name: str) -> str:
         f"({d['rejected_rows']} rows rejected); polled {d['polled']} shipments; "
         f"{d['events']} new events; {d['queued']} messages queued "
         f"({d['queued_for_later']} for later), {d['cancelled']} cancelled; "
-        + _outcome_phrase(summary.dispatch.outcomes)
+        + _outcome_phrase(summary.dispatch)
         + ".",
         "",
     ]
@@ -146,14 +136,12 @@ def summary_markdown(summary: CycleSummary, name: str) -> str:
             "(`fulfilment_delayed`); fulfil or contact them.",
             "",
         ]
-    events = Counter(
-        e.kind.value for e in summary.detect.events if e.kind is not EventKind.STATUS_CHANGED
-    )
-    out += _counter_section("Other events", "event", dict(events))
-    out += _messages_section(summary.dispatch.outcomes)
+    events = {k: n for k, n in summary.detect.by_kind.items() if k != EventKind.STATUS_CHANGED}
+    out += _counter_section("Other events", "event", events)
+    out += _messages_section(summary.dispatch)
     out += _not_sent_section(summary)
     out += _held_section(summary)
-    out += _failed_section(summary.dispatch.outcomes)
+    out += _failed_section(summary.dispatch)
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -171,8 +159,8 @@ def health_markdown(update: HealthUpdate, now: datetime) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _outcome_phrase(outcomes: Sequence[Outcome]) -> str:
-    counts = Counter(o.outcome for o in outcomes)
+def _outcome_phrase(messages: MessageTally) -> str:
+    counts = messages.by_outcome()
     order = ("sent", "would_send", "deferred", "suppressed", "skipped", "unknown", "failed")
     return ", ".join(f"{counts[o]} {o}" for o in order if counts[o]) or "nothing dispatched"
 
@@ -189,7 +177,7 @@ def _cell(value: object) -> str:
 
 def _carriers_section(summary: CycleSummary) -> list[str]:
     by = summary.poll.by_carrier()
-    errors = errors_by_carrier(summary)
+    errors = dict(sorted(summary.poll.errors.items()))
     opened = set(summary.poll.breakers_open)
     out = ["## Carriers", ""]
     if not by:
@@ -230,11 +218,11 @@ def _counter_section(title: str, column: str, counts: Mapping[str, int]) -> list
     return [f"## {title}", ""] + _table((column, "count"), rows)
 
 
-def _messages_section(outcomes: Sequence[Outcome]) -> list[str]:
+def _messages_section(messages: MessageTally) -> list[str]:
     out = ["## Messages by rule, channel and outcome", ""]
-    if not outcomes:
+    cube = messages.counts
+    if not cube:
         return out + ["No message was due.", ""]
-    cube = Counter((o.rule_id, o.channel, o.outcome) for o in outcomes)
     present = [o for o in OUTCOME_ORDER if any(k[2] == o for k in cube)]
     present += sorted({k[2] for k in cube} - set(present))
     pairs = sorted({(r, c) for r, c, _ in cube})
@@ -247,30 +235,24 @@ def _messages_section(outcomes: Sequence[Outcome]) -> list[str]:
 def _not_sent_section(summary: CycleSummary) -> list[str]:
     """Per rule (or, without one, per event), how many sent nothing and why, with one
     reason in full; dispatch's suppressions are in the table above."""
-    skipped = summary.decide.outcome.skipped
+    groups = summary.decide.not_sent
     out = ["## Why nothing was sent", ""]
-    if not skipped:
+    if not groups:
         return out + ["Every event that a rule listens to sent its message.", ""]
-    groups: Counter[tuple[str, str]] = Counter()
-    example: dict[tuple[str, str], str] = {}
-    for s in skipped:
-        key = (s.rule_id or f"(no rule) {describe(s.event)}", s.why.value)
-        groups[key] += 1
-        example.setdefault(key, s.reason)
-    rows = sorted(groups.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))
+    rows = sorted(groups.items(), key=lambda kv: (kv[0][0], -kv[1].count, kv[0][1]))
     return out + _table(
         ("rule", "why", "count", "for example"),
-        ((rule, why, n, mask_text(example[(rule, why)])) for (rule, why), n in rows),
+        ((rule, why, g.count, mask_text(g.example)) for (rule, why), g in rows),
     )
 
 
 def _held_section(summary: CycleSummary) -> list[str]:
-    held = sorted(summary.held(), key=lambda d: (d.due_at, d.rule_id, d.order_id))
+    held, total = summary.decide.held.items(), summary.decide.held.total
     if not held:
         return []
     out = ["## Queued for later", ""]
-    if len(held) > MAX_HELD_SHOWN:
-        out += [f"The first {MAX_HELD_SHOWN} of {len(held)}, soonest first.", ""]
+    if total > len(held):
+        out += [f"The first {len(held)} of {total}, soonest first.", ""]
     return out + _table(
         ("message", "rule", "channel", "order", "goes out (UTC)", "why later"),
         (
@@ -282,16 +264,20 @@ def _held_section(summary: CycleSummary) -> list[str]:
                 f"{d.due_at:%Y-%m-%d %H:%M}",
                 d.held or "",
             )
-            for d in held[:MAX_HELD_SHOWN]
+            for d in held
         ),
     )
 
 
-def _failed_section(outcomes: Sequence[Outcome]) -> list[str]:
-    bad = [o for o in outcomes if o.outcome in ("failed", "unknown")]
+def _failed_section(messages: MessageTally) -> list[str]:
+    bad = [o for o in messages.listed() if o.outcome in _BAD]
     if not bad:
         return []
-    return ["## Failed and unknown messages", ""] + _table(
+    out = ["## Failed and unknown messages", ""]
+    total = sum(messages.count(o) for o in _BAD)
+    if total > len(bad):
+        out += [f"The first {len(bad)} of {total} (attention first, then by rule).", ""]
+    return out + _table(
         ("message", "outcome", "rule", "channel", "order", "recipient", "reason"),
         (
             (o.message_id, o.outcome, o.rule_id, o.channel, o.order_id, o.recipient)

@@ -199,7 +199,7 @@ def test_a_bad_answer_brings_the_parcel_back_soon_and_changes_nothing(tmp_path: 
 
         parts_bad = replace(parts, poll=answers)
         ((page, _),) = claim_pages(parts_bad, NOW)
-        stage = detect_stage(parts_bad, poll_page(parts_bad, page), NOW, False)
+        stage = detect_stage(parts_bad, poll_page(parts_bad, page), NOW, None)
         decide_stage(parts_bad, stage, NOW, "r")
         (state,) = store.shipments_of(["O"]).values()
         assert state.status is Status.PENDING and state.next_check_at == NOW + timedelta(minutes=15)
@@ -212,7 +212,7 @@ def test_a_bad_answer_brings_the_parcel_back_soon_and_changes_nothing(tmp_path: 
 
         parts_ok = replace(parts, poll=believed)
         ((page, _),) = claim_pages(parts_ok, later)
-        stage = detect_stage(parts_ok, poll_page(parts_ok, page), later, False)
+        stage = detect_stage(parts_ok, poll_page(parts_ok, page), later, None)
         decide_stage(parts_ok, stage, later, "r2")
         (state,) = store.shipments_of(["O"]).values()
         assert state.status is Status.DELIVERY_ATTEMPTED

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from aftersale.cli.app import app
 from aftersale.dispatch.channels.outbox import OutboxChannel
-from aftersale.dispatch.send import dispatch_due
+from aftersale.dispatch.send import DispatchReport, dispatch_due
 from aftersale.models import ChannelKind, MessageState
 from aftersale.store import open_store
 from tests.dispatch.test_dispatch import NOW, FakeRenderer, decision, fake_context
@@ -74,7 +74,15 @@ def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             now=NOW,
         )
         channels = {k: OutboxChannel(tmp_path / "outbox", k) for k in ChannelKind}
-        dispatch_due(store, FakeRenderer(), fake_context, channels, now=NOW, run_id="d")
+        dispatch_due(
+            store,
+            FakeRenderer(),
+            fake_context,
+            channels,
+            now=NOW,
+            run_id="d",
+            into=DispatchReport(),
+        )
     return tmp_path
 
 

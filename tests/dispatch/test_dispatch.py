@@ -15,7 +15,7 @@ import pytest
 from aftersale.dispatch import messages as msgs
 from aftersale.dispatch.channels.base import InDoubt
 from aftersale.dispatch.channels.outbox import OutboxChannel
-from aftersale.dispatch.send import dispatch_due
+from aftersale.dispatch.send import DispatchReport, dispatch_due
 from aftersale.dispatch.suppressions import add_suppression, is_suppressed
 from aftersale.errors import TemplateError
 from aftersale.models import (
@@ -121,7 +121,13 @@ def queue(store: Store, *decisions: Decision) -> list[str]:
 
 def run(store: Store, *channels: RecordingChannel, now: datetime = NOW):  # type: ignore[no-untyped-def]
     return dispatch_due(
-        store, FakeRenderer(), fake_context, {c.kind: c for c in channels}, now=now, run_id="r2"
+        store,
+        FakeRenderer(),
+        fake_context,
+        {c.kind: c for c in channels},
+        now=now,
+        run_id="r2",
+        into=DispatchReport(),
     )
 
 
@@ -252,7 +258,9 @@ def test_outbox_sends_a_crash_left_in_doubt_are_settled_without_a_person(
             outgoing = OutgoingMessage(m.message_id, m.idempotency_key, m.rule_id, m.template,
                                        m.order_id, m.marketing, rendered, attempt=1)  # fmt: skip
             assert outbox[m.channel].send(outgoing).ok
-    report = dispatch_due(store, renderer, fake_context, outbox, now=NOW, run_id="next")
+    report = dispatch_due(
+        store, renderer, fake_context, outbox, now=NOW, run_id="next", into=DispatchReport()
+    )
     # settled in the same run: none is reported `unknown` (no alert for a person)
     assert sorted((o.rule_id, o.outcome) for o in report.outcomes) == [
         ("a", "reconciled_sent"),
@@ -305,11 +313,29 @@ def test_a_channel_that_settles_its_doubt_claims_large_batches_the_others_small(
         ChannelKind.SMS: Settling(ChannelKind.SMS),
     }
     queue(store, *(decision(f"sms-{i}", ChannelKind.SMS) for i in range(12)))
-    dispatch_due(store, FakeRenderer(), fake_context, channels, now=NOW, run_id="r", batch_size=2)
+    dispatch_due(
+        store,
+        FakeRenderer(),
+        fake_context,
+        channels,
+        now=NOW,
+        run_id="r",
+        batch_size=2,
+        into=DispatchReport(),
+    )
     assert [len(b) for b in batches] == [5, 5, 2]
     batches.clear()
     queue(store, *(decision(f"email-{i}") for i in range(5)))
-    dispatch_due(store, FakeRenderer(), fake_context, channels, now=NOW, run_id="r", batch_size=2)
+    dispatch_due(
+        store,
+        FakeRenderer(),
+        fake_context,
+        channels,
+        now=NOW,
+        run_id="r",
+        batch_size=2,
+        into=DispatchReport(),
+    )
     assert [len(b) for b in batches] == [2, 2, 1]
     assert set(states(store).values()) == {"sent"}
 
@@ -325,6 +351,7 @@ def test_dry_run_renders_but_changes_nothing(store: Store) -> None:
         now=NOW,
         run_id="r",
         dry_run=True,
+        into=DispatchReport(),
     )
     assert [o.outcome for o in report.outcomes] == ["would_send"]
     assert email.sent == [] and states(store) == {"thank_you": "pending"}
@@ -377,6 +404,7 @@ def test_messages_go_in_batches_each_with_its_own_fate(store: Store) -> None:
         now=NOW,
         run_id="r",
         batch_size=2,
+        into=DispatchReport(),
     )
     assert sorted((o.rule_id, o.outcome) for o in report.outcomes) == [
         ("a", "sent"),
@@ -408,6 +436,7 @@ def test_every_due_message_goes_in_one_dispatch_page_after_page(store: Store) ->
         run_id="r",
         batch_size=2,
         page_size=3,
+        into=DispatchReport(),
     )
     assert [o.outcome for o in report.outcomes] == ["sent"] * 7
     assert len(email.sent) == 7 and set(states(store).values()) == {"sent"}
@@ -424,6 +453,7 @@ def test_a_dry_run_pages_through_without_reading_a_message_twice(store: Store) -
         run_id="r",
         dry_run=True,
         page_size=2,
+        into=DispatchReport(),
     )
     assert sorted(o.rule_id for o in report.outcomes) == [f"rule-{i}" for i in range(5)]
 
@@ -463,7 +493,15 @@ def test_a_runaway_template_fails_its_messages_within_budget_and_the_rest_go_out
     )
     email = RecordingChannel(ChannelKind.EMAIL)
     started = time.thread_time()  # CPU time: a busy test machine does not count
-    report = dispatch_due(store, library, context, {ChannelKind.EMAIL: email}, now=NOW, run_id="r")
+    report = dispatch_due(
+        store,
+        library,
+        context,
+        {ChannelKind.EMAIL: email},
+        now=NOW,
+        run_id="r",
+        into=DispatchReport(),
+    )
     assert time.thread_time() - started < 1.0
     expected = (
         "failed",

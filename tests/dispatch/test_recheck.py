@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aftersale.dispatch.recheck import stale_reason
-from aftersale.dispatch.send import dispatch_due
+from aftersale.dispatch.send import DispatchReport, dispatch_due
 from aftersale.models import (
     ChannelKind,
     Customer,
@@ -115,7 +115,13 @@ def test_dispatch_cancels_what_is_no_longer_true_and_says_why(tmp_path: Path) ->
         msgs.queue_decisions(store, [stale], {"NW-1031": "C-1"}, run_id="r", now=NOW)
         email = RecordingChannel(ChannelKind.EMAIL)
         report = dispatch_due(
-            store, FakeRenderer(), fake_context, {ChannelKind.EMAIL: email}, now=NOW, run_id="d"
+            store,
+            FakeRenderer(),
+            fake_context,
+            {ChannelKind.EMAIL: email},
+            now=NOW,
+            run_id="d",
+            into=DispatchReport(),
         )
         assert email.sent == []
         assert [(o.outcome, o.reason) for o in report.outcomes] == [

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from aftersale.cli.delivery import suppress_app
 from aftersale.dispatch import messages as msgs
-from aftersale.dispatch.send import dispatch_due
+from aftersale.dispatch.send import DispatchReport, dispatch_due
 from aftersale.dispatch.spool import SpoolSink, ingest_webhook_spool, webhook_spool_dir
 from aftersale.dispatch.suppressions import (
     StoreWebhookSink,
@@ -450,7 +450,13 @@ def test_dispatch_suppresses_by_reason_and_channel(store: Store) -> None:
     StoreWebhookSink(store).suppress("+48601234567", SMS, "stop", NOW)  # everything on SMS
     email, sms = Recording(EMAIL), Recording(SMS)
     report = dispatch_due(
-        store, Renderer(), lambda order, **kw: {}, {EMAIL: email, SMS: sms}, now=NOW, run_id="r2"
+        store,
+        Renderer(),
+        lambda order, **kw: {},
+        {EMAIL: email, SMS: sms},
+        now=NOW,
+        run_id="r2",
+        into=DispatchReport(),
     )
     assert sorted((o.rule_id, o.outcome) for o in report.outcomes) == [
         ("news", "suppressed"),

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from aftersale.dispatch.channels.base import InDoubt
 from aftersale.dispatch.channels.twilio import match_sent
-from aftersale.dispatch.send import dispatch_due
+from aftersale.dispatch.send import DispatchReport, dispatch_due
 from aftersale.models import ChannelKind, MessageState, OutgoingMessage, SendResult
 from aftersale.store import Store
 from aftersale.store.records import Claim
@@ -148,7 +148,13 @@ def test_a_send_accepted_after_the_client_timeout_is_never_sent_twice(store: Sto
 
         def cycle(now: datetime) -> list[str]:
             report = dispatch_due(
-                store, FakeRenderer(), fake_context, channels, now=now, run_id=f"r{now:%H%M}"
+                store,
+                FakeRenderer(),
+                fake_context,
+                channels,
+                now=now,
+                run_id=f"r{now:%H%M}",
+                into=DispatchReport(),
             )
             return sorted(o.outcome for o in report.outcomes)
 
@@ -190,6 +196,7 @@ def test_a_send_twilio_never_got_is_sent_again_once(store: Store) -> None:
                 {ChannelKind.SMS: channel},
                 now=NOW + timedelta(minutes=minutes),
                 run_id=f"r{minutes}",
+                into=DispatchReport(),
             )
             outcomes.append(sorted(o.outcome for o in report.outcomes))
         assert outcomes == [["unknown"], ["reconciled_resend", "sent"]]
@@ -234,6 +241,7 @@ def test_a_crash_left_send_is_asked_about_since_its_claim(store: Store) -> None:
         {ChannelKind.SMS: channel},
         now=NOW + timedelta(minutes=15),
         run_id="next",
+        into=DispatchReport(),
     )
     assert [o.outcome for o in report.outcomes] == ["unknown"]
     assert channel.asked == [InDoubt(message_id, "+48601234567", "text shipped", NOW, 1)]

@@ -168,7 +168,7 @@ def test_stop_and_bounce_reach_the_store_and_hold_the_next_dispatch(
         store.save_orders(ORDERS, source="test", now=NOW)
         (thanked,) = queue(store, decisions("thank_you", (anna, EMAIL)))
         parts, _ = build_parts(settings, store, env=UNSUBSCRIBE_ENV, carriers={})
-        assert [o.outcome for o in dispatch_stage(parts, NOW, "run-1").outcomes] == ["sent"]
+        assert [o.outcome for o in dispatch_stage(parts, NOW, "run-1").listed()] == ["sent"]
 
     # Anna texts STOP; her thank-you email hard-bounces. A forged STOP changes nothing.
     forged = twilio_post(receiver, "/twilio/inbound", {"From": "+48602345678", "Body": "STOP"}, "x")
@@ -218,7 +218,7 @@ def test_stop_and_bounce_reach_the_store_and_hold_the_next_dispatch(
         )
         parts, _ = build_parts(settings, store, env=UNSUBSCRIBE_ENV, carriers={})
         report = dispatch_stage(parts, NOW, "run-2")
-    outcomes = sorted((o.order_id, o.channel, o.outcome, o.reason) for o in report.outcomes)
+    outcomes = sorted((o.order_id, o.channel, o.outcome, o.reason) for o in report.listed())
     assert outcomes == [
         ("W-1", "email", "suppressed", "recipient suppressed (bounce)"),
         ("W-1", "sms", "suppressed", "recipient suppressed (stop)"),

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from aftersale.cycle import CycleSummary, DecideStage, DetectStage, PollStage
 from aftersale.decide.engine import DecideOutcome, Skip, SkipWhy
-from aftersale.dispatch.send import DispatchReport, Outcome
+from aftersale.dispatch.send import Outcome
 from aftersale.models import (
     ChannelKind,
     Decision,
@@ -18,7 +18,7 @@ from aftersale.models import (
     Tracking,
 )
 from aftersale.ops.alerts import ruleset_alert
-from aftersale.ops.health import HealthUpdate, observe_carriers, update_health
+from aftersale.ops.health import HealthUpdate, update_health
 from aftersale.ops.report import build_report, message_rows, run_label, run_name
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
@@ -48,15 +48,14 @@ def summary(
     decided: DecideOutcome | None = None,
 ) -> CycleSummary:
     polled = [shipment(i, r.carrier) for i, r in enumerate(results)]
-    run = CycleSummary(
-        NOW,
-        [],
+    run = CycleSummary(NOW)
+    run.add_page(
         PollStage(polled, results, list(breakers_open)),
         DetectStage(list(events), 0, []),
-        DecideStage(len(outcomes), 0, decided or DecideOutcome([], [], [])),
-        DispatchReport(outcomes),
+        DecideStage(len(outcomes), 0, decided or DecideOutcome([], [], []), list(events)),
     )
-    run.health = update_health([], observe_carriers(results, breakers_open), NOW)
+    run.dispatch.add(outcomes)
+    run.health = update_health([], run.poll.observations(), NOW)
     return run
 
 

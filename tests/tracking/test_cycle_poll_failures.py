@@ -46,7 +46,7 @@ def test_failed_polls_count_up_back_off_and_reset_on_success(tmp_path: Path) -> 
         now = NOW
         for _ in range(3):
             ((page, _),) = claim_pages(parts, now)
-            stage = detect_stage(parts, poll_page(parts, page), now, False)
+            stage = detect_stage(parts, poll_page(parts, page), now, None)
             decide_stage(parts, stage, now, "r")  # commits the page
             assert stage.errors == [f"inpost {'1' * 24}: inpost: HTTP 503"]
             (state,) = store.shipments_of(["O"]).values()

@@ -88,7 +88,7 @@ def test_a_newer_copy_changes_where_pending_messages_go(database: str, tmp_path:
         assert store.load_order("#1047").customer.email == "james.w@example.net"
         parts, _ = build_parts(settings, store, env=env)
         report = dispatch_stage(parts, NOW + timedelta(hours=2), "send")
-        assert sorted(o.outcome for o in report.outcomes) == ["sent", "sent"]
+        assert sorted(o.outcome for o in report.listed()) == ["sent", "sent"]
         sent = {m.channel: m.recipient for m in store.list_messages()}
     assert sent == {"email": "james.w@example.net", "sms": "+447400123456"}
     emails = list((tmp_path / "outbox" / "email").glob("*.eml"))
