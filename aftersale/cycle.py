@@ -39,7 +39,7 @@ from aftersale.models import (
 from aftersale.ops.health import HealthUpdate, record_health
 from aftersale.ops.tally import DecideTally, EventTally, MessageTally, PollTally
 from aftersale.settings import Settings
-from aftersale.store.duckdb.store import Store
+from aftersale.store.protocols import Store
 from aftersale.store.records import RefundRecord, ReturnRecord
 from aftersale.tracking.answers import drop_future_scans
 from aftersale.tracking.detect import (

@@ -11,7 +11,3 @@ from aftersale.store.queries import Queries
 
 class DuckDBStore(Queries, Shipments, Messages):
     """All of aftersale's state in one DuckDB file (aftersale.store.protocols.Store)."""
-
-
-#: The name aftersale/cycle.py imports until it types its store as aftersale.store.Store.
-Store = DuckDBStore
