@@ -113,10 +113,39 @@ class Backend(ABC):
     def insert_new(self, table: str, rows: Sequence[Mapping[str, Any]], key: str) -> set[str]:
         """Insert the rows whose `key` column is not stored yet; returns those keys."""
 
+    def update_rows(
+        self,
+        table: str,
+        rows: Sequence[Mapping[str, Any]],
+        sets: str,
+        *,
+        where: str = "",
+        params: Mapping[str, Any] | None = None,
+        returning: str = "",
+    ) -> list[tuple[Any, ...]]:
+        """UPDATE `table` (as `t`) from `rows` (dicts with the same columns, as `u`) in one
+        statement, each row matched on its first column; `sets` and `where` (a further
+        condition) may read both and the named `params`. Returns the `returning` columns
+        of the rows updated (nothing for no rows: no statement)."""
+        if not rows:
+            return []
+        known_table(table)
+        key = next(iter(rows[0]))
+        with self.batch(table, rows) as (source, batch_params):
+            sql = f"UPDATE {table} t SET {sets} FROM {source} WHERE t.{key} = u.{key}"
+            if where:
+                sql += f" AND {where}"
+            if returning:
+                sql += f" RETURNING {returning}"
+            return self.rows(sql, {**batch_params, **(params or {})} or None)
+
     @abstractmethod
-    def update_rows(self, table: str, rows: Sequence[Mapping[str, Any]], sets: str) -> None:
-        """UPDATE `table` from `rows` (dicts with the same columns) in one statement: each
-        row matched on its first column; `sets` reads the row's columns as `u.<column>`."""
+    def batch(
+        self, table: str, rows: Sequence[Mapping[str, Any]]
+    ) -> AbstractContextManager[tuple[str, dict[str, Any]]]:
+        """`rows` (dicts with the same columns of `table`, typed by
+        aftersale/store/columns.py) as a table `u` a statement inside the block may read:
+        (its FROM item, the named parameters it needs)."""
 
     @abstractmethod
     def close(self) -> None: ...

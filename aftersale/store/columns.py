@@ -1,8 +1,7 @@
 """The SQL type of each column the shared queries write in bulk, per table, in types
 both backends know. PostgreSQL casts its array parameters to them; DuckDB builds an
 Arrow batch's schema from them where it cannot infer one (aftersale/store/*/connection.py).
-A `[]` suffix is an array. The messages table's own bulk writes keep their types beside
-their statements (duckdb/messages.py, postgres/messages.py)."""
+A `[]` suffix is an array."""
 
 from __future__ import annotations
 
@@ -78,6 +77,35 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
         "pickup_deadline": "timestamp",
         "pickup_hours": "varchar",
         "return_id": "varchar",
+    },
+    "messages": {
+        "message_id": "varchar",
+        "idempotency_key": "varchar",
+        "rule_id": "varchar",
+        "template": "varchar",
+        "channel": "varchar",
+        "marketing": "boolean",
+        "order_id": "varchar",
+        "shipment_id": "varchar",
+        "item_sku": "varchar",
+        "customer_id": "varchar",
+        "event_id": "varchar",
+        "state": "varchar",
+        "due_at": "timestamp",
+        "created_at": "timestamp",
+        "updated_at": "timestamp",
+        "attempts": "integer",
+        "run_id": "varchar",
+        "test": "boolean",
+        "recipient": "varchar",
+        "subject": "varchar",
+        "body_text": "varchar",
+        "sms_segments": "integer",
+        "provider": "varchar",
+        "provider_id": "varchar",
+        "error_code": "varchar",
+        "error_text": "varchar",
+        "sent_at": "timestamp",
     },
     "tracking_events": {
         "shipment_id": "varchar",

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 _LOCK_TEXT = "Could not set lock"
 #: Settings of every connection. A join with a batch of up to this many keys (a page of
-#: dispatch's claims and results, aftersale/store/duckdb/messages.py) becomes a lookup in
+#: dispatch's claims and results, aftersale/store/queries/messages.py) becomes a lookup in
 #: the key's index instead of a scan of the table: DuckDB's default, 50, makes a batch of
 #: 500 cost in proportion to the table's size.
 _CONFIG: dict[str, str | bool | int | float | list[str]] = {"dynamic_or_filter_threshold": 1024}
@@ -196,15 +196,15 @@ class Connection(Backend):
         self.insert_rows(table, fresh, "ON CONFLICT DO NOTHING")
         return {r[key] for r in fresh}
 
-    def update_rows(self, table: str, rows: Sequence[Mapping[str, Any]], sets: str) -> None:
-        """UPDATE `table` from a batch (as `u`) matched on the rows' first column, which
-        `sets` may read; the batch's types come from aftersale/store/columns.py."""
-        if not rows:
-            return
-        batch = pa.Table.from_pylist(list(rows), schema=arrow_schema(table, rows[0]))
-        key = batch.column_names[0]
-        with self.arrow("_rows", batch):
-            self.execute(f"UPDATE {table} SET {sets} FROM _rows u WHERE {table}.{key} = u.{key}")
+    @contextmanager
+    def batch(
+        self, table: str, rows: Sequence[Mapping[str, Any]]
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """An Arrow batch: a join with it on the key is an index lookup (`_CONFIG`)."""
+        with self.arrow(
+            "_rows", pa.Table.from_pylist(list(rows), schema=arrow_schema(table, rows[0]))
+        ):
+            yield "_rows u", {}
 
     # --- whole tables (aftersale store copy) ---------------------------------
 

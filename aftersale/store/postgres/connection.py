@@ -255,40 +255,17 @@ class Connection(Backend):
         tail = f"ON CONFLICT DO NOTHING RETURNING {key}"
         return {r[0] for r in self.insert_unnest(table, types, rows, tail)}
 
-    def update_rows(self, table: str, rows: Sequence[Mapping[str, Any]], sets: str) -> None:
-        """UPDATE `table` from the rows (as `u`) matched on their first column, which
-        `sets` may read; the arrays' types come from aftersale/store/columns.py."""
-        if rows:
-            self.update_unnest(table, column_types(table, rows[0]), rows, sets)
-
-    def update_unnest(
-        self,
-        table: str,
-        types: Mapping[str, str],
-        rows: Sequence[Mapping[str, Any]],
-        sets: str,
-        *,
-        where: str = "",
-        params: Mapping[str, Any] | None = None,
-        returning: str = "",
-    ) -> list[tuple[Any, ...]]:
-        """UPDATE `table` (as `t`) FROM the rows (one array parameter per column, as `u`),
-        matched on the first column of `types`; `sets` and `where` may use named `params`."""
-        if not rows:
-            return []
-        cols = list(types)
-        key = cols[0]
-        named = {f"_c{i}": [r[c] for r in rows] for i, c in enumerate(cols)}
-        arrays = ", ".join(f"%(_c{i})s::{types[c]}[]" for i, c in enumerate(cols))
-        sql = (
-            f"UPDATE {table} t SET {sets} FROM unnest({arrays}) AS u({', '.join(cols)}) "
-            f"WHERE t.{key} = u.{key}"
+    @contextmanager
+    def batch(
+        self, table: str, rows: Sequence[Mapping[str, Any]]
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """One array parameter per column, zipped by unnest."""
+        types = column_types(table, rows[0])
+        columns = {c: (f"_c{i}", kind) for i, (c, kind) in enumerate(types.items())}
+        yield (
+            self.dialect.unnest("u", columns),
+            {param: [r[c] for r in rows] for c, (param, _) in columns.items()},
         )
-        if where:
-            sql += f" AND {where}"
-        if returning:
-            sql += f" RETURNING {returning}"
-        return self.rows(sql, {**named, **(params or {})})
 
     # --- whole tables (aftersale store copy) ---------------------------------
 
