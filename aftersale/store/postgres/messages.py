@@ -20,7 +20,7 @@ from typing import Any
 from aftersale.store.postgres.connection import Connection, lease_free, lease_until
 from aftersale.store.queries import messages
 from aftersale.store.queries.messages import PENDING, SENDING, UNKNOWN, in_state
-from aftersale.store.records import Claim, Closure, DueCursor, MessageResult, MessageRow
+from aftersale.store.records import DueCursor, MessageRow
 from aftersale.store.rows import MESSAGE_COLS, message_from_row, to_db
 
 _COLS_M = ", ".join(f"m.{c.strip()}" for c in MESSAGE_COLS.split(","))
@@ -53,14 +53,6 @@ class Messages(messages.Messages, Connection):
             f"{in_state(PENDING)} AND {lease_free('t')}",
             self.lease_params(),
         )
-
-    def _still_due(
-        self,
-        closures: Sequence[Closure],
-        results: Sequence[MessageResult],
-        claims: Sequence[Claim],
-    ) -> tuple[Sequence[Closure], Sequence[MessageResult], Sequence[Claim]]:
-        return closures, results, claims  # each UPDATE checks the state itself
 
     def _found_in(self, state: str) -> str:
         return in_state(state)

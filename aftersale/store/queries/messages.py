@@ -116,7 +116,6 @@ class Messages(Backend):
         """What a claim's UPDATE adds to hold the claim guarantee: (more SET assignments,
         its WHERE condition on `t`, their named parameters)."""
 
-    @abstractmethod
     def _still_due(
         self,
         closures: Sequence[Closure],
@@ -124,8 +123,9 @@ class Messages(Backend):
         claims: Sequence[Claim],
     ) -> tuple[Sequence[Closure], Sequence[MessageResult], Sequence[Claim]]:
         """A dispatch batch's closures and claims of messages still `pending` and results
-        of messages still `sending`, inside its transaction (or all of them where each
-        UPDATE checks the state itself)."""
+        of messages still `sending`, inside its transaction. All of them where each
+        UPDATE checks the state itself (`_found_in`, `_claim_terms`); DuckDB reads them."""
+        return closures, results, claims
 
     @abstractmethod
     def _found_in(self, state: str) -> str:
