@@ -14,8 +14,6 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,7 +28,7 @@ from aftersale.dispatch.spool import SpoolSink
 from aftersale.intake.shop_webhooks import TRIGGERED_AT_HEADER, SpoolShopSink, shop_routes
 from carriers.registry import DIRECTORY
 from sandbox.app import SandboxClock
-from sandbox.server import free_port
+from sandbox.server import ThreadedServer, free_port
 from sandbox.timelines import SandboxParcel
 
 #: The demo shop's app secret (SHOPIFY_WEBHOOK_SECRET of a real installation).
@@ -94,16 +92,10 @@ class ShopReceiver:
             ),
         )
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="shop-webhooks", daemon=True)
+        self._server = ThreadedServer(config, "the shop webhook receiver")
 
     def __enter__(self) -> ShopReceiver:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the shop webhook receiver did not start on {self.port}")
-            time.sleep(0.02)
+        self._server.start()
         return self
 
     def __exit__(
@@ -112,8 +104,7 @@ class ShopReceiver:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._server.stop()
 
     def post(self, delivery: Delivery, at: datetime, number: int) -> httpx.Response:
         """Send one delivery as Shopify would: signed body, topic, webhook id, time."""

@@ -36,14 +36,35 @@ def _config(state: SandboxState, port: int, log_level: str = "warning") -> uvico
     )  # fmt: skip
 
 
+class ThreadedServer:
+    """An ASGI app served by uvicorn in a daemon thread on 127.0.0.1:`port`, for as long as
+    a run or a test needs it: `start` waits (bounded) until it listens, `stop` ends it."""
+
+    def __init__(self, config: uvicorn.Config, name: str) -> None:
+        self.name, self.port = name, config.port
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name=name, daemon=True)
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start on port {self.port}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
 class SandboxServer:
     """`with SandboxServer(state) as server: server.url` — listening on 127.0.0.1."""
 
     def __init__(self, state: SandboxState, port: int | None = None) -> None:
         self.state = state
         self.port = port or free_port()
-        self._server = uvicorn.Server(_config(state, self.port))
-        self._thread = threading.Thread(target=self._server.run, name="sandbox", daemon=True)
+        self._server = ThreadedServer(_config(state, self.port), "sandbox")
 
     @property
     def url(self) -> str:
@@ -51,18 +72,12 @@ class SandboxServer:
 
     def start(self, timeout_s: float = 10.0) -> SandboxServer:
         self.state.closing.clear()
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"sandbox did not start on port {self.port}")
-            time.sleep(0.02)
+        self._server.start(timeout_s)
         return self
 
     def stop(self) -> None:
         self.state.closing.set()  # hung (timeout-fault) handlers return now
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._server.stop()
 
     def __enter__(self) -> SandboxServer:
         return self.start()

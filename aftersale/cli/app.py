@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from aftersale.cli.common import fail
 from aftersale.errors import AftersaleError
 from aftersale.settings import PROJECT_ROOT
 
@@ -52,11 +53,6 @@ def plain(where: Console, text: str) -> None:
     """Print `text` as it is: file names, reasons and carrier texts hold user data, and
     `[bold]` or `[/]` in them is text, never markup."""
     where.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-def _fail(exc: Exception) -> None:
-    err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-    raise typer.Exit(1)
 
 
 @app.command("import")
@@ -107,7 +103,7 @@ def import_orders(
                     plain(err, f"{path.parent / n.source}:{n.line}: note: {n.text}")
                 bad += len(report.rejections)
     except AftersaleError as exc:
-        _fail(exc)
+        fail(exc)
     raise typer.Exit(1 if bad else 0)
 
 
@@ -151,7 +147,7 @@ def run(
 
                 summary = run_cycle_flow(now=clock, dry_run=dry_run)
     except AftersaleError as exc:
-        _fail(exc)
+        fail(exc)
     console.print_json(json.dumps(summary, default=str))
     for reason in summary["degraded"]:
         err.print(f"[yellow]degraded:[/] {reason}", highlight=False)
@@ -174,7 +170,7 @@ def demo(
         with prefect_started():
             run_demo(workdir, Console(width=max(console.width, 150)), database=demo_database())
     except AftersaleError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @app.command()
@@ -206,7 +202,7 @@ def check() -> None:
     try:
         settings = load_settings()
     except AftersaleError as exc:
-        _fail(exc)
+        fail(exc)
     problems = run_check(
         rules_dir=settings.rules_dir,
         templates_dir=settings.templates_dir,
@@ -241,7 +237,7 @@ def simulate(
 
     settings = load_settings()
     if (scenario is None) == (start is None or end is None):
-        _fail(ValueError("give a scenario file, or --from and --to to replay the store"))
+        fail(ValueError("give a scenario file, or --from and --to to replay the store"))
     try:
         ruleset = load_rules(settings, load_library(settings))
         if scenario is not None:
@@ -255,7 +251,7 @@ def simulate(
             report = backfill(store, ruleset, _now(start), _now(end), datetime.now(UTC))
         typer.echo(report.text())
     except (AftersaleError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @app.command()
@@ -277,19 +273,19 @@ def track(
     adapters = build_carriers(settings.carrier_urls)
     if parse is not None:
         if carrier not in adapters:
-            _fail(ValueError(f"--parse needs --carrier, one of {', '.join(adapters)}"))
+            fail(ValueError(f"--parse needs --carrier, one of {', '.join(adapters)}"))
         try:
             body = parse.read_bytes()
         except OSError as exc:
-            _fail(ValueError(f"{parse}: cannot read: {exc.strerror}"))
+            fail(ValueError(f"{parse}: cannot read: {exc.strerror}"))
         tracking = adapters[carrier].parse_response(number or "", 200, body)  # type: ignore[index]
     else:
         if not number:
-            _fail(ValueError("give a tracking number, or --carrier and --parse FILE"))
+            fail(ValueError("give a tracking number, or --carrier and --parse FILE"))
         number = normalise_tracking_number(number)  # type: ignore[arg-type]
         slugs = [carrier] if carrier else DIRECTORY.detect(number)
         if not slugs:
-            _fail(ValueError(f"{number}: no carrier recognises this format; pass --carrier"))
+            fail(ValueError(f"{number}: no carrier recognises this format; pass --carrier"))
         from aftersale.models import ShipmentState, Status
 
         tracking = None
@@ -297,7 +293,7 @@ def track(
             shipment = ShipmentState(number, "-", slug, number, Status.PENDING)
             result = run_poll([shipment], adapters)[0]
             if result.error:
-                _fail(ValueError(f"{slug}: {result.error}"))
+                fail(ValueError(f"{slug}: {result.error}"))
             tracking = result.tracking
             if tracking and tracking.found:
                 break

@@ -8,14 +8,20 @@ from contextlib import contextmanager
 from typing import NoReturn
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 
 from aftersale.errors import AftersaleError
 from aftersale.store import Store, open_store
 
+#: Errors go to stderr unwrapped: a path or a template line stays whole for a person to copy.
+_err = Console(stderr=True, soft_wrap=True)
+
 
 def fail(problem: str | Exception, code: int = 1) -> NoReturn:
-    """Say what is wrong on stderr, in one line a person can act on, and exit."""
-    typer.echo(f"error: {problem}", err=True)
+    """Say what is wrong on stderr, in one line a person can act on, and exit. The text is
+    printed as it is (a `[bold]` in a template error is not markup)."""
+    _err.print(f"[red]error:[/] {escape(str(problem))}", highlight=False)
     raise typer.Exit(code)
 
 

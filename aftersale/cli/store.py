@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from aftersale.cli.common import fail
 from aftersale.errors import AftersaleError
 
 store_app = typer.Typer(
@@ -19,11 +20,6 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 _DB_HELP = "A DuckDB file path or a postgresql:// URL (default: AFTERSALE_DB)"
-
-
-def _fail(exc: Exception) -> None:
-    err.print(f"[red]error:[/] {exc}")
-    raise typer.Exit(1)
 
 
 def _shown(target: str) -> str:
@@ -50,7 +46,7 @@ def migrate(
             applied = store.migrate()
             after = store.schema_version()
     except AftersaleError as exc:
-        _fail(exc)
+        fail(exc)
     described = dict((version, text) for version, text, _ in MIGRATIONS)
     for version in applied:
         console.print(f"applied migration {version}: {described[version]}")
@@ -76,7 +72,7 @@ def copy(
     settings = load_settings()
     origin = source or settings.db
     if origin == to:
-        _fail(ValueError("--to names the store being copied"))
+        fail(ValueError("--to names the store being copied"))
     try:
         with (
             open_store(origin, wait_s=settings.store_lock_wait_s) as src,
@@ -89,7 +85,7 @@ def copy(
                 progress=lambda table, n: console.print(f"copied {n} rows of {table}"),
             )
     except AftersaleError as exc:
-        _fail(exc)
+        fail(exc)
     table = Table("table", _shown(origin), _shown(to), "same")
     for c in counts:
         table.add_row(c.table, str(c.source), str(c.target), "yes" if c.same else "[red]NO[/]")

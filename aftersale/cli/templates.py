@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from aftersale.cli.common import fail
 from aftersale.dispatch.channels.base import RenderFormat
 from aftersale.dispatch.channels.kinds import CHANNELS, spec_of
 from aftersale.errors import AftersaleError
@@ -52,11 +53,6 @@ LocaleOption = Annotated[
 ]
 
 
-def _fail(exc: Exception | str) -> None:
-    err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-    raise typer.Exit(1)
-
-
 def _library(settings: Settings) -> TemplateLibrary:
     from carriers.registry import DIRECTORY
 
@@ -73,14 +69,14 @@ def _find_sample(library: TemplateLibrary, settings: Settings, order_id: str | N
     from aftersale.store import is_url, open_store
 
     if not is_url(settings.db) and not Path(settings.db).exists():
-        _fail(
+        fail(
             f"no sample or stored order '{order_id}' (no store at {settings.db}); "
             f"samples: {', '.join(samples)}"
         )
     with open_store(settings.db, wait_s=settings.store_lock_wait_s) as store:
         order = store.load_order(order_id)
         if order is None:
-            _fail(
+            fail(
                 f"no order '{order_id}' in {settings.db} and no sample of that name; "
                 f"samples: {', '.join(samples)}"
             )
@@ -153,7 +149,7 @@ def preview(
         try:
             _library(settings)
         except AftersaleError as exc:
-            _fail(exc)
+            fail(exc)
         gallery = start_gallery(lambda: _library(settings), port)
         console.print(f"gallery on {gallery.url} (Ctrl-C to stop)", markup=False)
         try:
@@ -163,14 +159,14 @@ def preview(
             gallery.stop()
         return
     if template is None:
-        _fail("name the template to preview, e.g. `aftersale preview shipped`, or use --serve")
+        fail("name the template to preview, e.g. `aftersale preview shipped`, or use --serve")
     assert template is not None
     try:
         library = _library(settings)
         sample = _find_sample(library, settings, order)
         situation, message = render_for_preview(library, template, channel, sample, locale)
     except AftersaleError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(
         f"[bold]{escape(template)}[/] · {channel.value} · order "
         f"{escape(sample.order.order_id)} ({escape(situation)}) · to {escape(message.to)}",
@@ -217,7 +213,7 @@ def send_test(
     settings = load_settings()
     channel = _channel_for(to)
     if channel is None:
-        _fail(f"'{to}' is neither an email address nor a phone number in E.164 (+48…)")
+        fail(f"'{to}' is neither an email address nor a phone number in E.164 (+48…)")
     assert channel is not None
     try:
         library = _library(settings)
@@ -225,7 +221,7 @@ def send_test(
         _, rendered = render_for_preview(library, template, channel, sample, locale)
         setup = build_channels(os.environ, settings.shop, settings.outbox_dir)
     except AftersaleError as exc:
-        _fail(exc)
+        fail(exc)
     # a test is marked where every inbox shows it: the subject (and the X-Aftersale-Test
     # header, SendGrid's "test" category)
     subject = f"[TEST] {rendered.subject}" if rendered.subject is not None else None
@@ -244,7 +240,7 @@ def send_test(
     sender = setup.channels[channel]
     result = sender.send(outgoing)
     if not result.ok:
-        _fail(
+        fail(
             f"{sender.name} refused the test {channel.value}: {result.error_code} "
             f"{result.error_text}"
         )

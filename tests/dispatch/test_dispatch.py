@@ -312,30 +312,25 @@ def test_a_channel_that_settles_its_doubt_claims_large_batches_the_others_small(
         ChannelKind.EMAIL: RecordingChannel(ChannelKind.EMAIL),
         ChannelKind.SMS: Settling(ChannelKind.SMS),
     }
+
+    def dispatch() -> None:
+        dispatch_due(
+            store,
+            FakeRenderer(),
+            fake_context,
+            channels,
+            now=NOW,
+            run_id="r",
+            batch_size=2,
+            into=DispatchReport(),
+        )
+
     queue(store, *(decision(f"sms-{i}", ChannelKind.SMS) for i in range(12)))
-    dispatch_due(
-        store,
-        FakeRenderer(),
-        fake_context,
-        channels,
-        now=NOW,
-        run_id="r",
-        batch_size=2,
-        into=DispatchReport(),
-    )
+    dispatch()
     assert [len(b) for b in batches] == [5, 5, 2]
     batches.clear()
     queue(store, *(decision(f"email-{i}") for i in range(5)))
-    dispatch_due(
-        store,
-        FakeRenderer(),
-        fake_context,
-        channels,
-        now=NOW,
-        run_id="r",
-        batch_size=2,
-        into=DispatchReport(),
-    )
+    dispatch()
     assert [len(b) for b in batches] == [2, 2, 1]
     assert set(states(store).values()) == {"sent"}
 
