@@ -130,13 +130,15 @@ def failed(carrier: str, tracking_number: str, problem: str) -> Tracking:
     )
 
 
+#: What `same_parcel` ignores: everything but letters and digits (`str.isalnum`'s).
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
 def same_parcel(asked: str, answered: str) -> bool:
     """Do two tracking numbers name one parcel (spaces, dashes and case aside)?"""
-
-    def plain(n: str) -> str:
-        return "".join(c for c in n if c.isalnum()).upper()
-
-    return plain(asked) == plain(answered)
+    return asked == answered or (  # nearly every answer echoes the number as asked
+        _NOT_ALNUM.sub("", asked).upper() == _NOT_ALNUM.sub("", answered).upper()
+    )
 
 
 def other_parcel(carrier: str, asked: str, answered: Any) -> Tracking | None:
