@@ -20,6 +20,7 @@ import orjson
 from aftersale.carriers_meta import CarrierMeta
 from aftersale.errors import CarrierAnswerError, CarrierAuthError, CarrierUnavailable
 from aftersale.models import DeliveryType, Status, Tracking, TrackingEvent
+from carriers.transport import HttpAnswer, HttpClient, HttpRequest
 
 
 class Carrier:
@@ -45,7 +46,7 @@ class Carrier:
         """The adapter with the credentials `env` holds (none by default)."""
         return cls(base_url)
 
-    def build_request(self, tracking_number: str) -> httpx.Request:
+    def build_request(self, tracking_number: str) -> HttpRequest:
         raise NotImplementedError
 
     def parse(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
@@ -59,11 +60,11 @@ class Carrier:
             self.parse(tracking_number, status_code, body), self.own_unknown_codes
         )
 
-    async def fetch(self, client: httpx.AsyncClient, tracking_number: str) -> Tracking:
-        response = await self.send(client, self.build_request(tracking_number), tracking_number)
-        raise_for_outage(self.slug, tracking_number, response)
-        tracking = self.parse_response(tracking_number, response.status_code, response.content)
-        return self.believed(tracking, response.status_code)
+    async def fetch(self, client: HttpClient, tracking_number: str) -> Tracking:
+        answer = await self.send(client, self.build_request(tracking_number), tracking_number)
+        raise_for_outage(self.slug, tracking_number, answer)
+        tracking = self.parse_response(tracking_number, answer.status_code, answer.content)
+        return self.believed(tracking, answer.status_code)
 
     def believed(self, tracking: Tracking, status_code: int) -> Tracking:
         """`tracking`, or CarrierAnswerError when it is unusable: retried like an outage
@@ -76,8 +77,8 @@ class Carrier:
         return tracking
 
     async def send(
-        self, client: httpx.AsyncClient, request: httpx.Request, tracking_number: str | None
-    ) -> httpx.Response:
+        self, client: HttpClient, request: HttpRequest, tracking_number: str | None
+    ) -> HttpAnswer:
         """The one HTTP call: transport faults become `CarrierUnavailable` (retried)."""
         try:
             return await client.send(request)
@@ -96,15 +97,15 @@ decode_json = orjson.loads
 NOT_JSON = (ValueError, UnicodeDecodeError, RecursionError)
 
 
-def raise_for_outage(carrier: str, tracking_number: str, response: httpx.Response) -> None:
+def raise_for_outage(carrier: str, tracking_number: str, answer: HttpAnswer) -> None:
     """Map the HTTP answers that are outages (not data about the parcel) to exceptions."""
-    code = response.status_code
+    code = answer.status_code
     if code == 429 or code >= 500:
         raise CarrierUnavailable(
             carrier,
             tracking_number,
             f"HTTP {code}",
-            retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+            retry_after_s=parse_retry_after(answer.headers.get("Retry-After")),
         )
     if code in (401, 403):
         raise CarrierAuthError(carrier, tracking_number, f"HTTP {code}: credentials refused")

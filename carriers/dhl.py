@@ -20,9 +20,8 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
-
-import httpx
 
 from aftersale.carriers_meta import CarrierMeta, NumberPattern
 from aftersale.models import DeliveryType, Status, Tracking, TrackingEvent
@@ -44,6 +43,7 @@ from carriers.base import (
     waiting_since,
     warn_unmapped,
 )
+from carriers.transport import HttpRequest
 
 logger = logging.getLogger(__name__)
 
@@ -235,16 +235,12 @@ class Dhl(Carrier):
     def from_env(cls, base_url: str, env: Mapping[str, str]) -> Dhl:
         return cls(base_url, api_key=env.get("DHL_API_KEY"))
 
-    def build_request(self, tracking_number: str) -> httpx.Request:
+    def build_request(self, tracking_number: str) -> HttpRequest:
         headers = {"Accept": "application/json"}
         if self.api_key:
             headers["DHL-API-Key"] = self.api_key
-        return httpx.Request(
-            "GET",
-            f"{self.base_url}/track/shipments",
-            params={"trackingNumber": tracking_number, "language": "en"},
-            headers=headers,
-        )
+        query = urlencode({"trackingNumber": tracking_number, "language": "en"})
+        return HttpRequest("GET", f"{self.base_url}/track/shipments?{query}", headers)
 
     def parse(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
         return parse_shipments(tracking_number, status_code, body)

@@ -24,8 +24,6 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import httpx
-
 from aftersale.carriers_meta import CarrierMeta, NumberPattern
 from aftersale.models import DeliveryType, Status, Tracking, TrackingEvent
 from carriers.base import (
@@ -46,6 +44,7 @@ from carriers.base import (
     waiting_since,
     warn_unmapped,
 )
+from carriers.transport import HttpRequest
 
 logger = logging.getLogger(__name__)
 
@@ -140,12 +139,12 @@ class Dpd(Carrier):
         super().__init__(base_url)
         self.locale = locale
 
-    def build_request(self, tracking_number: str) -> httpx.Request:
-        return httpx.Request(
+    def build_request(self, tracking_number: str) -> HttpRequest:
+        return HttpRequest(
             "GET",
             f"{self.base_url}/rest/plc/{quote(self.locale, safe='')}/"
             f"{quote(parcel_number(tracking_number), safe='')}",
-            headers={"Accept": "application/json"},
+            {"Accept": "application/json"},
         )
 
     def parse(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:

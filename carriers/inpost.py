@@ -17,8 +17,7 @@ import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import httpx
+from urllib.parse import quote
 
 from aftersale.carriers_meta import CarrierMeta, NumberPattern
 from aftersale.models import DeliveryType, Status, Tracking, TrackingEvent
@@ -34,6 +33,7 @@ from carriers.base import (
     waiting_since,
     warn_unmapped,
 )
+from carriers.transport import HttpRequest
 
 log = logging.getLogger(__name__)
 
@@ -228,12 +228,12 @@ class InPost(Carrier):
     def from_env(cls, base_url: str, env: Mapping[str, str]) -> InPost:
         return cls(base_url, token=env.get("INPOST_TOKEN"))  # optional for tracking
 
-    def build_request(self, tracking_number: str) -> httpx.Request:
+    def build_request(self, tracking_number: str) -> HttpRequest:
         headers = {"Accept": "application/json", "X-User-Agent": "aftersale"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        return httpx.Request(
-            "GET", f"{self.base_url}/v1/tracking/{tracking_number}", headers=headers
+        return HttpRequest(
+            "GET", f"{self.base_url}/v1/tracking/{quote(tracking_number, safe='')}", headers
         )
 
     def parse(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:

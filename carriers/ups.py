@@ -25,9 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from datetime import time as clock_time
 from typing import Any
-from urllib.parse import quote
-
-import httpx
+from urllib.parse import quote, urlencode
 
 from aftersale.carriers_meta import CarrierMeta, NumberPattern
 from aftersale.errors import CarrierAuthError, CarrierUnavailable
@@ -49,6 +47,7 @@ from carriers.base import (
     sorted_unique,
     warn_unmapped,
 )
+from carriers.transport import HttpClient, HttpRequest
 
 logger = logging.getLogger(__name__)
 
@@ -301,16 +300,17 @@ class Ups(Carrier):
 
     # --- pure halves -------------------------------------------------------
 
-    def build_token_request(self) -> httpx.Request:
+    def build_token_request(self) -> HttpRequest:
         pair = f"{self.client_id or ''}:{self.client_secret or ''}".encode()
-        return httpx.Request(
+        return HttpRequest(
             "POST",
             f"{self.base_url}/security/v1/oauth/token",
-            headers={
+            {
                 "Authorization": "Basic " + base64.b64encode(pair).decode("ascii"),
                 "Accept": "application/json",
+                "Content-Type": "application/x-www-form-urlencoded",
             },
-            data={"grant_type": "client_credentials"},
+            urlencode({"grant_type": "client_credentials"}).encode("ascii"),
         )
 
     def parse_token_response(self, status_code: int, body: bytes, now: float) -> AccessToken:
@@ -337,7 +337,7 @@ class Ups(Carrier):
         margin = min(TOKEN_MARGIN_S, lifetime / 2)
         return AccessToken(value, issued + lifetime - margin)
 
-    def build_request(self, tracking_number: str, access_token: str | None = None) -> httpx.Request:
+    def build_request(self, tracking_number: str, access_token: str | None = None) -> HttpRequest:
         headers = {
             "transId": uuid.uuid4().hex,
             "transactionSrc": self.transaction_src,
@@ -345,11 +345,10 @@ class Ups(Carrier):
         }
         if access_token:
             headers["Authorization"] = f"Bearer {access_token}"
-        return httpx.Request(
+        return HttpRequest(
             "GET",
-            f"{self.base_url}/api/track/v1/details/{quote(tracking_number, safe='')}",
-            params={"locale": "en_US"},
-            headers=headers,
+            f"{self.base_url}/api/track/v1/details/{quote(tracking_number, safe='')}?locale=en_US",
+            headers,
         )
 
     def parse(self, tracking_number: str, status_code: int, body: bytes) -> Tracking:
@@ -357,7 +356,7 @@ class Ups(Carrier):
 
     # --- I/O ---------------------------------------------------------------
 
-    async def fetch(self, client: httpx.AsyncClient, tracking_number: str) -> Tracking:
+    async def fetch(self, client: HttpClient, tracking_number: str) -> Tracking:
         token = await self.access_token(client, tracking_number)
         response = await self.send(
             client, self.build_request(tracking_number, token), tracking_number
@@ -376,7 +375,7 @@ class Ups(Carrier):
         tracking = self.parse_response(tracking_number, response.status_code, response.content)
         return self.believed(tracking, response.status_code)
 
-    async def access_token(self, client: httpx.AsyncClient, tracking_number: str) -> str | None:
+    async def access_token(self, client: HttpClient, tracking_number: str) -> str | None:
         """A valid bearer token (fetched at most once at a time), or None without credentials."""
         if not self.has_credentials:
             return None

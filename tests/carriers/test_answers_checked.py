@@ -33,6 +33,7 @@ from aftersale.tracking.answers import drop_future_scans
 from carriers.dhl import parse_shipments
 from carriers.dpd import parse_lifecycle
 from carriers.poll import RetryPolicy, poll_batch
+from carriers.transport import HttpxClient
 from flows.wiring import build_parts
 from tests.carriers.test_payloads import ADAPTERS, PAYLOADS
 
@@ -143,7 +144,7 @@ def _run_poll(handler, attempts: int = 3) -> PollResult:  # type: ignore[no-unty
             report = await poll_batch(
                 [state],
                 {"inpost": carrier},
-                client,
+                HttpxClient(client),
                 retry=RetryPolicy(attempts=attempts, base_delay_s=0.0, jitter=0.0),
                 sleep=lambda s: asyncio.sleep(0),
             )

@@ -35,6 +35,7 @@ from carriers.poll import (
     poll_shipments,
 )
 from carriers.registry import build_carriers, limits_from_env
+from carriers.transport import HttpxClient
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
@@ -104,7 +105,7 @@ def run(
     async def go() -> PollReport:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
             return await poll_batch(
-                shipments, carriers(), client, retry=kwargs.pop("retry", FAST), guards=guards,
+                shipments, carriers(), HttpxClient(client), retry=kwargs.pop("retry", FAST), guards=guards,
                 sleep=time.sleep, rng=random.Random(1), **kwargs,
             )  # fmt: skip
 
@@ -393,7 +394,7 @@ def test_an_adapter_bug_costs_one_shipment_not_the_batch() -> None:
     async def go() -> list[PollResult]:
         async with httpx.AsyncClient(transport=httpx.MockTransport(ok)) as client:
             return await poll_shipments(
-                [shipment(1), shipment(2)], {"inpost": Broken("https://inpost.test")}, client,
+                [shipment(1), shipment(2)], {"inpost": Broken("https://inpost.test")}, HttpxClient(client),
                 limits={"inpost": UNLIMITED},
             )  # fmt: skip
 

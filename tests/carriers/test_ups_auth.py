@@ -15,6 +15,7 @@ import pytest
 
 from aftersale.errors import CarrierAuthError, CarrierUnavailable
 from aftersale.models import Status
+from carriers.transport import HttpxClient
 from carriers.ups import TOKEN_MARGIN_S, Ups
 
 NUMBER = "1Z5R89390357567127"
@@ -62,7 +63,7 @@ class FakeUps:
 def _run(fake: FakeUps, ups: Ups, times: int = 1) -> list:
     async def go() -> list:
         async with httpx.AsyncClient(transport=httpx.MockTransport(fake.handler)) as client:
-            return [await ups.fetch(client, NUMBER) for _ in range(times)]
+            return [await ups.fetch(HttpxClient(client), NUMBER) for _ in range(times)]
 
     return asyncio.run(go())
 
@@ -141,7 +142,7 @@ def test_concurrent_fetches_share_one_token_request() -> None:
 
     async def go() -> None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(fake.handler)) as client:
-            await asyncio.gather(*(ups.fetch(client, NUMBER) for _ in range(10)))
+            await asyncio.gather(*(ups.fetch(HttpxClient(client), NUMBER) for _ in range(10)))
 
     asyncio.run(go())
     assert fake.issued == ["token-1"]
@@ -165,7 +166,7 @@ def test_token_endpoint_failures_map_to_errors(status: int, error: type, text: s
 
     async def go() -> None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            await ups.fetch(client, NUMBER)
+            await ups.fetch(HttpxClient(client), NUMBER)
 
     with pytest.raises(error, match=text):
         asyncio.run(go())
@@ -201,7 +202,7 @@ def test_timeouts_are_transient() -> None:
 
     async def go() -> None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            await Ups("https://ups.test", "c", "s").fetch(client, NUMBER)
+            await Ups("https://ups.test", "c", "s").fetch(HttpxClient(client), NUMBER)
 
     with pytest.raises(CarrierUnavailable, match="timed out"):
         asyncio.run(go())

@@ -66,6 +66,7 @@ def prism_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
 def test_token_and_tracking_requests_validate_against_the_ups_specs(
     prism_urls: tuple[str, str, Path],
 ) -> None:
+    from carriers.transport import HttpxClient
     from carriers.ups import Ups
 
     oauth, tracking, logs = prism_urls
@@ -74,7 +75,7 @@ def test_token_and_tracking_requests_validate_against_the_ups_specs(
 
     async def go() -> Tracking:
         async with httpx.AsyncClient(transport=route) as client:
-            return await ups.fetch(client, NUMBER)
+            return await ups.fetch(HttpxClient(client), NUMBER)
 
     try:
         asyncio.run(go())

@@ -17,6 +17,7 @@ from aftersale.models import Status, Tracking
 from carriers.base import Carrier
 from carriers.dpd import Dpd
 from carriers.registry import CARRIERS, DIRECTORY, build_carriers
+from carriers.transport import HttpxClient
 from sandbox.app import SandboxClock, SandboxState, build_app
 from sandbox.timelines import LOCAL_ZONE, SCENARIOS, SandboxParcel
 
@@ -62,7 +63,7 @@ def _fetch_all(carrier: str, scenario: str) -> list[Tracking]:
             seen = []
             for step in SCENARIOS[scenario]:
                 state.clock.set(START + step.after + timedelta(minutes=1))
-                seen.append(await adapter.fetch(client, number))
+                seen.append(await adapter.fetch(HttpxClient(client), number))
             return seen
 
     return asyncio.run(go())
@@ -117,7 +118,7 @@ def test_unknown_number_is_not_found(carrier: str) -> None:
     async def go() -> Tracking:
         transport = httpx.ASGITransport(app=build_app(state))
         async with httpx.AsyncClient(transport=transport) as client:
-            return await adapter.fetch(client, NUMBERS[carrier])
+            return await adapter.fetch(HttpxClient(client), NUMBERS[carrier])
 
     tracking = asyncio.run(go())
     assert not tracking.found
@@ -131,6 +132,8 @@ def test_parcel_not_yet_labelled_is_not_found() -> None:
     async def go() -> Tracking:
         transport = httpx.ASGITransport(app=build_app(state))
         async with httpx.AsyncClient(transport=transport) as client:
-            return await Dpd(BASE).fetch(client, NUMBERS["dpd"] + "X")  # printed check character
+            return await Dpd(BASE).fetch(
+                HttpxClient(client), NUMBERS["dpd"] + "X"
+            )  # printed check character
 
     assert not asyncio.run(go()).found
