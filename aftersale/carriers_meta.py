@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
@@ -25,6 +26,7 @@ def normalise_tracking_number(raw: str) -> str:
     return _DROP.sub("", raw).upper()
 
 
+@lru_cache(maxsize=1024)  # every tracking link asks, for one of a few locales
 def language_and_region(locale: str) -> tuple[str, str]:
     """("en", "GB") for en-GB or en_GB; a bare language gets its usual country (CLDR's
     likely subtags: en -> US, de -> DE, pl -> PL)."""

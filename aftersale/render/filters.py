@@ -24,6 +24,7 @@ from babel.dates import format_date, format_datetime, format_time
 from babel.numbers import format_currency, format_decimal, get_currency_symbol
 from jinja2 import pass_context
 from jinja2.runtime import Context
+from jinja2.utils import missing
 
 from aftersale.carriers_meta import Carriers
 from aftersale.render.sms import GSM7_BASIC, GSM7_EXTENSION
@@ -57,8 +58,14 @@ def _format_locale(variant: str, customer_locale: str) -> Locale:
 
 
 def _locale(ctx: Context) -> Locale:
-    customer = ctx.get("customer") or {}
-    return _format_locale(str(ctx.get("locale") or "en"), str(customer.get("locale") or ""))
+    customer = _read(ctx, "customer") or {}
+    return _format_locale(str(_read(ctx, "locale") or "en"), str(customer.get("locale") or ""))
+
+
+def _read(ctx: Context, name: str) -> Any:
+    """`ctx.get(name)` in one call rather than three: filters read a few names each time."""
+    value = ctx.resolve_or_missing(name)
+    return None if value is missing else value
 
 
 def _locale_tag(ctx: Context) -> str:
@@ -69,7 +76,7 @@ def _locale_tag(ctx: Context) -> str:
 
 
 def _local(ctx: Context, value: datetime) -> datetime:
-    customer = ctx.get("customer") or {}
+    customer = _read(ctx, "customer") or {}
     tz = customer.get("time_zone") or "UTC"
     return value.astimezone(zone(tz))
 
@@ -78,8 +85,10 @@ def _local(ctx: Context, value: datetime) -> datetime:
 def money_filter(ctx: Context, amount: Any, currency: str | None = None) -> str:
     """`{{ item.price|money }}` -> "1 299,50 zł"; currency defaults to the order's."""
     if currency is None:
-        currency = (ctx.get("order") or {}).get("currency") or "EUR"
-    return _money(Decimal(str(amount)), str(currency), _locale(ctx))
+        currency = (_read(ctx, "order") or {}).get("currency") or "EUR"
+    # Decimal(str(x)): a float's shortest text (0.1), not its binary value; a Decimal as is
+    value = amount if type(amount) is Decimal else Decimal(str(amount))
+    return _money(value, str(currency), _locale(ctx))
 
 
 # Formatting is pure and the same few prices, dates and locales recur across messages:
@@ -190,12 +199,31 @@ def plural_filter(ctx: Context, count: int, **forms: str) -> str:
 
 @lru_cache(maxsize=8192)
 def add_utm(url: str, medium: str, campaign: str, content: str | None = None) -> str:
+    """`url` with the UTM parameters added to its query."""
+    params = _utm_params(medium, campaign, content)
+    if _PLAIN_LINK.fullmatch(url):  # most links: no need to take them apart
+        return f"{url}&{params}" if "?" in url else f"{url}?{params}"
     parts = urlsplit(url)
+    query = f"{parts.query}&{params}" if parts.query else params
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+@lru_cache(maxsize=256)
+def _utm_params(medium: str, campaign: str, content: str | None) -> str:
     params = {"utm_source": UTM_SOURCE, "utm_medium": medium, "utm_campaign": campaign}
     if content:
         params["utm_content"] = content
-    query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    return urlencode(params)
+
+
+#: A link that urlsplit and urlunsplit give back unchanged: http(s) in lower case, a host
+#: (and port), a path and a non-empty query of plain URL characters, and no fragment. Any
+#: other link is taken apart and put back together, which may normalise it.
+_PLAIN_LINK = re.compile(
+    r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?"
+    r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?"
+    r"(?:\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]+)?"
+)
 
 
 def _campaign(ctx: Context) -> tuple[str, str]:
@@ -204,6 +232,11 @@ def _campaign(ctx: Context) -> tuple[str, str]:
     if len(parts) >= 3:
         return parts[0], parts[1]
     return "email", "message"
+
+
+#: Filters given the render context that read nothing of it but the template's name: a
+#: shared part using them still renders the same for the same values (memo.py).
+NAME_ONLY = frozenset({"utm"})
 
 
 @pass_context
@@ -223,7 +256,7 @@ def tracking_url_filter(carriers: Carriers) -> Callable[[Context, Mapping[str, A
             shipment.get("carrier"), str(shipment.get("tracking_number")), _locale_tag(ctx)
         )
         if page is None:
-            page = str((ctx.get("links") or {}).get("order"))
+            page = str((_read(ctx, "links") or {}).get("order"))
         medium, campaign = _campaign(ctx)
         return add_utm(page, medium, campaign)
 

@@ -27,6 +27,8 @@ from markupsafe import escape
 
 from aftersale.locales import currencies, is_locale
 from aftersale.render.context import Fields
+from aftersale.render.filters import NAME_ONLY
+from aftersale.render.memo import is_shared_part, memoized, plan
 
 MAX_SEQUENCE = 100_000  # "a" * 10**9 would exhaust memory: refuse big repeats and widths
 
@@ -255,15 +257,25 @@ def guard_filters(filters: Mapping[str, Callable[..., Any]]) -> dict[str, Callab
 
 def _guarded(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
     pass_arg = getattr(f, "jinja_pass_arg", None)
-    typed, sized = name in FILTER_INPUTS, name in SIZED_FILTERS
+    sized = name in SIZED_FILTERS
+    # What the value must be, checked here at once; anything else (a wrong value, or
+    # arguments to check: a currency) goes through _check_input for its words.
+    accepted = FILTER_INPUTS[name][0] if name in FILTER_INPUTS else None
+    checks_args = name == "money"
+
+    def check(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+        if accepted is not None and (
+            (args and checks_args) or type(value) is bool or not isinstance(value, accepted)
+        ):
+            _check_input(name, value, args)
+        if sized:
+            _check_sizes(name, (value, *args), kwargs)
+
     if pass_arg is not None:
 
         @wraps(f)
         def with_context(ctx: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
-            if typed:
-                _check_input(name, value, args)
-            if sized:
-                _check_sizes(name, (value, *args), kwargs)
+            check(value, args, kwargs)
             return f(ctx, value, *args, **kwargs)
 
         with_context.jinja_pass_arg = pass_arg  # type: ignore[attr-defined]
@@ -271,10 +283,7 @@ def _guarded(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(f)
     def plain(value: Any, *args: Any, **kwargs: Any) -> Any:
-        if typed:
-            _check_input(name, value, args)
-        if sized:
-            _check_sizes(name, (value, *args), kwargs)
+        check(value, args, kwargs)
         return f(value, *args, **kwargs)
 
     return plain
@@ -336,7 +345,16 @@ class _Template(Template):
         # Jinja release rename either, templates keep markupsafe's escape: slower, not wrong.
         if namespace.get("escape") is escape:
             namespace["escape"] = _escape_output
-        return super()._from_namespace(environment, namespace, globals)
+        template = super()._from_namespace(environment, namespace, globals)
+        reads = namespace.get(_MEMO_READS)
+        if reads is not None:
+            template.root_render_func = memoized(template.root_render_func, reads, _STRICT.get)
+        return template
+
+
+#: The name under which a compiled shared part carries the names it reads, when memo.py
+#: may render it once per set of their values (see Sandbox._generate).
+_MEMO_READS = "aftersale_memo_reads"
 
 
 #: Attributes a context record has as a dict (items, get, ...) and as Fields (_path): the
@@ -362,6 +380,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
         filename: str | None,
         defer_init: bool = False,
     ) -> str:
+        reads = plan(source, self.filters, self.tests, NAME_ONLY) if is_shared_part(name) else None
         # Every {% for %} iterates through the meter (a documented override point).
         for loop in source.find_all(nodes.For):
             loop.iter = nodes.Call(
@@ -372,7 +391,10 @@ class Sandbox(ImmutableSandboxedEnvironment):
                 None,
                 lineno=loop.lineno,
             )
-        return super()._generate(source, name, filename, defer_init)  # type: ignore[no-any-return]
+        code: str = super()._generate(source, name, filename, defer_init)
+        if reads is not None:  # carried by the compiled module to _Template._from_namespace
+            code += f"\n{_MEMO_READS} = {reads!r}\n"
+        return code
 
     def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
         """A template's globals as one plain dict, not Jinja's ChainMap over the

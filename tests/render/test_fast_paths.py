@@ -7,9 +7,11 @@ import json
 from datetime import date
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jinja2 import DictLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
@@ -17,8 +19,17 @@ from markupsafe import Markup, escape
 from aftersale.dispatch.unsubscribe import UnsubscribeLinks
 from aftersale.models import ChannelKind
 from aftersale.render.context import PENDING, Fields, LazyFields, build_context
+from aftersale.render.filters import NAME_ONLY, add_utm, build_filters
+from aftersale.render.memo import plan
 from aftersale.render.samples import SAMPLE_NOW, build_samples, sample_situations
-from aftersale.render.sandbox import Sandbox, StrictFieldsUndefined, _escape_output
+from aftersale.render.sandbox import (
+    Metered,
+    RenderBudget,
+    Sandbox,
+    StrictFieldsUndefined,
+    _escape_output,
+    guard_filters,
+)
 from aftersale.settings import Shop
 from carriers.registry import DIRECTORY
 
@@ -151,3 +162,192 @@ def test_a_message_that_never_reads_its_unsubscribe_link_signs_nothing() -> None
         == f"mailto:u@shop.example?subject={quote('unsubscribe ' + token)}"
     )
     assert PENDING not in dict.values(links)
+
+
+# --- UTM links ------------------------------------------------------------------------
+
+
+def _utm_by_parsing(url: str, medium: str, campaign: str, content: str | None = None) -> str:
+    """add_utm as it was before its shortcut: every link taken apart and put together."""
+    parts = urlsplit(url)
+    params = {"utm_source": "aftersale", "utm_medium": medium, "utm_campaign": campaign}
+    if content:
+        params["utm_content"] = content
+    query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+LINKS = [
+    "https://northwind.example",
+    "https://northwind.example/",
+    "https://northwind.example/account/orders/%231047",
+    "https://inpost.pl/sledzenie-przesylek?number=642600027844200000002001",
+    "http://localhost:8080/a/b?x=1&y=2",
+    "https://shop.example/p?",
+    "https://shop.example/p#top",
+    "https://shop.example/p?q=1#top",
+    "HTTPS://Shop.example/P",
+    "https:///path",
+    "https:////path",
+    "https://[::1]:8080/x",
+    " https://shop.example/lead-space",
+    "https://shop.example/tab\there",
+    "mailto:help@shop.example",
+    "/relative/path?x=1",
+    "https://shop.example/ünïcode",
+]
+
+
+@pytest.mark.parametrize("url", LINKS)
+def test_utm_links_come_out_as_taking_the_link_apart_makes_them(url: str) -> None:
+    assert add_utm.__wrapped__(url, "email", "shipped") == _utm_by_parsing(url, "email", "shipped")
+    assert add_utm.__wrapped__(url, "sms", "x y", "c&d") == _utm_by_parsing(
+        url, "sms", "x y", "c&d"
+    )
+
+
+@given(
+    st.sampled_from(["https://", "http://", "HTTP://", "ftp://", "", "//"]),
+    st.text(alphabet="abc.-:[]@%/?#&=_~ \t09ß", max_size=30),
+)
+def test_any_link_gets_the_same_utm_parameters_either_way(scheme: str, rest: str) -> None:
+    url = scheme + rest
+    try:
+        expected = _utm_by_parsing(url, "email", "shipped")
+    except ValueError:  # urlsplit refuses it (a broken IPv6 host): so must add_utm
+        with pytest.raises(ValueError):
+            add_utm.__wrapped__(url, "email", "shipped")
+        return
+    assert add_utm.__wrapped__(url, "email", "shipped") == expected
+
+
+# --- shared parts rendered once per set of values ----------------------------------------------
+
+LAYOUT = (
+    '{%- set ui = {"en": {"hi": "Hello"}, "pl": {"hi": "Cześć"}}[locale] -%}'
+    '<a href="{{ shop.url|utm }}">{{ ui.hi }} {{ shop.name }}</a>'
+    "[{% block body %}default{% endblock %}]"
+    "{% if shop.hours %}({{ shop.hours }}){% endif %}{{ title or '' }}|{{ shop.phone|replace(' ', '') }}"
+)
+MESSAGE = (
+    '{% extends "LAYOUT" %}{% set title = order.currency %}'
+    "{% block body %}{{ ui.hi }}, {{ customer.name }}: {{ order.total|money }}{% endblock %}"
+)
+
+
+def _envs() -> tuple[Sandbox, Sandbox]:
+    """The same templates, as a shared part (`_layout`) and as a message file (`layout`)."""
+    loader = DictLoader(
+        {
+            "email/_layout.j2": LAYOUT,
+            "email/layout.j2": LAYOUT,
+            "email/shipped/en.j2": MESSAGE.replace("LAYOUT", "email/_layout.j2"),
+            "email/plain/en.j2": MESSAGE.replace("LAYOUT", "email/layout.j2"),
+        }
+    )
+    envs = []
+    for _ in range(2):
+        env = Sandbox(loader=loader, undefined=StrictFieldsUndefined, autoescape=True)
+        env.filters.update(build_filters(DIRECTORY))
+        env.filters = guard_filters(env.filters)
+        envs.append(env)
+    return envs[0], envs[1]
+
+
+def _shop(**values: Any) -> Fields:
+    base = {"name": "Northwind", "url": "https://nw.example", "hours": None, "phone": "+48 22"}
+    return Fields("shop", **{**base, **values})
+
+
+CONTEXTS = [
+    {"locale": "en", "shop": _shop()},
+    {"locale": "pl", "shop": _shop()},
+    {"locale": "en", "shop": _shop(hours="9-17")},
+    {"locale": "en", "shop": _shop(name="Tom & Jerry <3")},
+    {"locale": "en", "shop": _shop(hours=1)},
+    {"locale": "en", "shop": _shop(hours=True)},
+    {"locale": "en", "shop": _shop(hours=1.0)},
+    {"locale": "en", "shop": _shop(hours=Decimal("1.0"))},
+    {"locale": "en", "shop": _shop(hours=Decimal("1.00"))},
+    {"locale": "en", "shop": _shop(hours=Markup("<b>9</b>"))},
+    {"locale": "en", "shop": _shop(hours="<b>9</b>")},
+    {"locale": "en", "shop": _shop(hours=["9", "17"])},
+    {"locale": "en", "shop": _shop(hours=("9", "17"))},
+    {"locale": "en", "shop": _shop(hours={"mon": "9"})},
+    {"locale": "en", "shop": _shop(), "title": "Hi"},
+]
+
+
+def test_a_shared_part_prints_what_it_would_print_rendered_every_time() -> None:
+    memo, _ = _envs()
+    order = Fields("order", total=Decimal("12.5"), currency="EUR")
+    for round_ in range(2):  # the second round reads what the first kept
+        for i, values in enumerate(CONTEXTS):
+            customer = Fields("customer", name=f"Ann {i}", locale="en", time_zone="UTC")
+            context = {**values, "customer": customer, "order": order}
+            shared = memo.get_template("email/shipped/en.j2").render(context)
+            plain = memo.get_template("email/plain/en.j2").render(context)
+            assert shared.replace("utm_campaign=shipped", "utm_campaign=plain") == plain, (
+                round_,
+                values,
+            )
+            assert f"Hello, Ann {i}:" in shared or f"Cześć, Ann {i}:" in shared
+
+
+def test_a_shared_part_that_loops_calls_or_reads_the_customer_renders_every_time() -> None:
+    env, _ = _envs()
+    for source in [
+        "{% for x in shop.list %}{{ x }}{% endfor %}",
+        "{{ shop.name.upper() }}",
+        "{{ order.total|money }}",
+        '{% include "email/layout.j2" %}',
+        "{% block body scoped %}{% endblock %}",
+        "{% macro m() %}{% endmacro %}",
+    ]:
+        assert plan(env.parse(source), env.filters, env.tests, NAME_ONLY) is None, source
+    assert plan(env.parse(LAYOUT), env.filters, env.tests, NAME_ONLY) == (
+        "locale",
+        "shop",
+        "title",
+        "ui",
+    )
+
+
+def test_check_still_sees_every_expression_of_a_shared_part() -> None:
+    env, _ = _envs()
+    template = env.get_template("email/shipped/en.j2")
+    context = {
+        "locale": "en",
+        "shop": _shop(name=None),
+        "customer": Fields("customer", name="Ann", locale="en", time_zone="UTC"),
+        "order": Fields("order", total=Decimal("1"), currency="EUR"),
+    }
+    assert "Hello None" in template.render(context)  # kept for these values
+    with Metered(RenderBudget(), strict=True), pytest.raises(Exception, match="prints 'None'"):
+        template.render(context)
+
+
+def test_a_shared_part_reading_lazy_links_neither_signs_them_nor_keeps_its_text() -> None:
+    record, made = _lazy()
+    env = Sandbox(loader=DictLoader({"_part.j2": "{{ links.order }}"}))
+    assert env.get_template("_part.j2").render(links=record) == "https://x/o"
+    assert not made
+
+
+def test_names_a_shared_part_sets_reach_the_blocks_as_they_would() -> None:
+    part = '{% if shop.hours %}{% set note = "open" %}{% endif %}[{% block body %}{% endblock %}]'
+    message = "{% extends LAYOUT %}{% set note = name %}{% block body %}{{ note }}{% endblock %}"
+    env = Sandbox(
+        loader=DictLoader(
+            {
+                "_part.j2": part,
+                "part.j2": part,
+                "shared.j2": message.replace("LAYOUT", "'_part.j2'"),
+                "plain.j2": message.replace("LAYOUT", "'part.j2'"),
+            }
+        )
+    )
+    for hours, name in [(None, "Ann"), ("9-17", "open"), ("9-17", "Bob"), (None, "Cy"), (None, 1)]:
+        values = {"shop": _shop(hours=hours), "name": name}
+        expected = env.get_template("plain.j2").render(values)
+        assert env.get_template("shared.j2").render(values) == expected
