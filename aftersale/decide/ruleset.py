@@ -403,6 +403,7 @@ class _FileLoader:
             self.problems.append(f"{self.display}:1:1 file: cannot read: {exc}")
             return
         yaml = YAML()
+        yaml.allow_duplicate_keys = True  # reported below, with their positions
         try:
             root = yaml.compose(text)
         except MarkedYAMLError as exc:
@@ -415,9 +416,8 @@ class _FileLoader:
         dupes = _duplicate_keys(root)
         for line, col, subject, key in dupes:
             self.problems.append(f"{self.display}:{line}:{col} {subject}: duplicate key '{key}'")
-        loader = YAML()
-        loader.allow_duplicate_keys = True  # reported above, with their positions
-        data = loader.load(text)
+        # built from the tree just composed: parsing the text again costs as much again
+        data = yaml.constructor.construct_document(root) if root is not None else None
         if data is None:
             return
         if not hasattr(data, "items"):
