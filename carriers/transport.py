@@ -16,7 +16,7 @@ async call between them is `HttpClient.send`:
 
 Both raise transport faults as httpx's exceptions (`httpx.TimeoutException`,
 `httpx.TransportError`), which the carriers map to outages (`Carrier.send`). Carrier APIs
-need no cookies, redirects or client auth: a 3xx comes back as it is.
+need no redirects or client auth: a 3xx comes back as it is.
 """
 
 from __future__ import annotations
