@@ -280,7 +280,7 @@ def _check_variant(
     for line, message in _unknown_blocks(library, source):
         report.add(where, line, message)
     try:
-        library.compile(variant.name)
+        library.compile(variant.name, strict=True)  # as the cases below render
     except TemplateError as exc:
         report.add(exc.template, exc.line, exc.message)
         return

@@ -49,6 +49,7 @@ from aftersale.render.sandbox import (
     collect,
     did_you_mean,
     guard_filters,
+    strict_mode,
 )
 from aftersale.render.sms import sms_segments
 from aftersale.settings import Shop
@@ -108,6 +109,8 @@ class TemplateLibrary:
     carriers: Carriers  # names and tracking pages for contexts and the tracking_url filter
     env: Sandbox
     text_env: Environment  # for text formats: every line break there counts
+    strict_env: Environment  # both in strict mode, for `check` (sandbox.strict_mode)
+    strict_text_env: Environment
     variants: dict[tuple[str, ChannelKind], dict[str, Variant]] = field(default_factory=dict)
     #: Jinja's globals (range, namespace) as one dict: a render's names are built on a copy
     #: of it, so Jinja need not merge globals and context anew for every template it runs.
@@ -157,6 +160,8 @@ class TemplateLibrary:
             carriers=carriers,
             env=env,
             text_env=text_env,
+            strict_env=strict_mode(env),
+            strict_text_env=strict_mode(text_env),
             has_text_footer=(templates_dir / TEXT_FOOTER).is_file(),
             budget=budget or RenderBudget(),
             globals=dict(env.globals),
@@ -222,10 +227,13 @@ class TemplateLibrary:
 
     # --- rendering ----------------------------------------------------------
 
-    def compile(self, name: str) -> Template:
+    def compile(self, name: str, *, strict: bool = False) -> Template:
         """The compiled template (cached); syntax errors become TemplateError with file:line."""
+        if _format_of(name) is RenderFormat.TEXT:
+            env = self.strict_text_env if strict else self.text_env
+        else:
+            env = self.strict_env if strict else self.env
         try:
-            env = self.text_env if _format_of(name) is RenderFormat.TEXT else self.env
             return env.get_template(name)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a TemplateError
             raise render_error(self, exc, name, {}) from exc
@@ -248,12 +256,12 @@ class TemplateLibrary:
         if known is not None:
             raise TemplateError(known.template, known.message, known.line)
         render = self._renderers[variant.format]
-        compiled = self.compile(variant.name)
+        compiled = self.compile(variant.name, strict=strict)
         # `locale` is the variant's language (pl for pl-PL.j2): shared parts keyed by
         # language serve region variants too; filters still format for the customer's region.
         values = {**self.globals, **context, "locale": variant.language}
         try:
-            with Metered(self.budget, strict=strict):
+            with Metered(self.budget):
                 try:
                     message = render(variant.channel, compiled, values, to)
                 except Exception:  # noqa: BLE001 - let Jinja rewrite the traceback to lines
@@ -295,7 +303,8 @@ class TemplateLibrary:
         else:
             body = html_to_text(html)
         if self.has_text_footer:
-            footer = self.compile(TEXT_FOOTER)
+            # from the message's own environment: strict for check, as the message is
+            footer = compiled.environment.get_template(TEXT_FOOTER)
             footer_text = collect(footer.root_render_func(footer.new_context(values, shared=True)))
             body += "\n\n" + _tidy(htmllib.unescape(footer_text))
         return RenderedMessage(channel=channel, to=to, subject=subject, text=body, html=html)

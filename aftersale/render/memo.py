@@ -13,9 +13,9 @@ the part set at each point.
 
 Values are compared by type and exact text, so only values that print the same share a
 rendering; a value that cannot be compared that way (a lazily signed record, a function)
-renders the part as usual. Strict mode (`check`) always renders it as usual, so every
-expression is checked. The budget is unchanged: a part that qualifies takes no budget
-steps, and the joined message is still measured.
+renders the part as usual. Strict mode (`check`) compiles its templates apart and renders
+shared parts as usual, so every expression is checked. The budget is unchanged: a part
+that qualifies takes no budget steps, and the joined message is still measured.
 """
 
 from __future__ import annotations
@@ -120,12 +120,12 @@ class _BlockCall(NamedTuple):
 _Render = Callable[[Context], Iterator[str]]
 
 
-def memoized(root: _Render, reads: tuple[str, ...], skip: Callable[[], bool]) -> _Render:
+def memoized(root: _Render, reads: tuple[str, ...]) -> _Render:
     """`root` (a shared part's compiled root function) rendered once per key."""
     recorded: dict[tuple[Any, ...], tuple[str | _BlockCall, ...]] = {}
 
     def render(context: Context) -> Iterator[str]:
-        key = None if skip() else _key(context, reads)
+        key = _key(context, reads)
         if key is None:
             yield from root(context)
             return
@@ -143,7 +143,9 @@ def memoized(root: _Render, reads: tuple[str, ...], skip: Callable[[], bool]) ->
                 if exported:
                     context.exported_vars.add(name)
             if part.block is not None:  # type: ignore[union-attr]
-                yield from context.blocks[part.block][0](context)  # type: ignore[union-attr]
+                # joined here: its pieces need not climb through this and the message's
+                # root generator one by one (the whole text is measured when it is joined)
+                yield "".join(context.blocks[part.block][0](context))  # type: ignore[union-attr]
 
     return render
 

@@ -21,6 +21,7 @@ from functools import wraps
 from typing import Any
 
 from jinja2 import Environment, StrictUndefined, Template, Undefined, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import missing
 from markupsafe import escape
@@ -70,27 +71,24 @@ class _Meter:
 
 
 _METER: ContextVar[_Meter | None] = ContextVar("aftersale_render_meter", default=None)
-_STRICT: ContextVar[bool] = ContextVar("aftersale_render_strict", default=False)
 
 
 class Metered:
-    """`with Metered(budget):` runs one render under `budget` (and in strict mode for
-    `check`). A class, not a generator context manager: it wraps every message."""
+    """`with Metered(budget):` runs one render under `budget`. A class, not a generator
+    context manager: it wraps every message."""
 
-    __slots__ = ("budget", "strict", "_tokens")
+    __slots__ = ("budget", "_token")
 
-    def __init__(self, budget: RenderBudget, *, strict: bool = False) -> None:
-        self.budget, self.strict = budget, strict
+    def __init__(self, budget: RenderBudget) -> None:
+        self.budget = budget
 
     def __enter__(self) -> _Meter:
         meter = _Meter(self.budget)
-        self._tokens = (_METER.set(meter), _STRICT.set(self.strict))
+        self._token = _METER.set(meter)
         return meter
 
     def __exit__(self, *exc: object) -> None:
-        meter_token, strict_token = self._tokens
-        _METER.reset(meter_token)
-        _STRICT.reset(strict_token)
+        _METER.reset(self._token)
 
 
 def tick() -> None:
@@ -141,7 +139,12 @@ class _MeteredIterable:
         return len(self._iterable)
 
 
+#: The environment's attribute every {% for %} gets its iterable through.
+METERED = "metered_loop"
+
+
 def _metered_loop(iterable: Any) -> Any:
+    tick()  # starting a loop is a step, as a call is
     if isinstance(iterable, Undefined):
         return iterable  # let the undefined name fail under its own name
     return _MeteredIterable(iterable)
@@ -175,26 +178,31 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _finalize(value: Any) -> Any:
-    """What `{{ … }}` prints. In strict mode (check) a value no customer should read is an
+def _strict_finalize(value: Any) -> Any:
+    """What `{{ … }}` prints in strict mode (check): a value no customer should read is an
     error at its line: None, a record or list printed as Python text, a raw date and time."""
-    if _STRICT.get():
-        if value is None:
-            raise PrintedNonsense(
-                "prints 'None': this value is empty here; put it inside {% if … %}…{% endif %} "
-                "or give a fallback with `or`"
-            )
-        if isinstance(value, Mapping | list | tuple):
-            raise PrintedNonsense(
-                f"prints {_describe(value)} as Python text: loop over it with {{% for %}}, "
-                f"use |join(', ') or pick a field"
-            )
-        if isinstance(value, datetime):
-            raise PrintedNonsense(
-                "prints a raw date and time (2025-03-12 09:30:00+00:00): use |date, |time or "
-                "|datetime"
-            )
+    if value is None:
+        raise PrintedNonsense(
+            "prints 'None': this value is empty here; put it inside {% if … %}…{% endif %} "
+            "or give a fallback with `or`"
+        )
+    if isinstance(value, Mapping | list | tuple):
+        raise PrintedNonsense(
+            f"prints {_describe(value)} as Python text: loop over it with {{% for %}}, "
+            f"use |join(', ') or pick a field"
+        )
+    if isinstance(value, datetime):
+        raise PrintedNonsense(
+            "prints a raw date and time (2025-03-12 09:30:00+00:00): use |date, |time or |datetime"
+        )
     return value
+
+
+def strict_mode(env: Environment) -> Environment:
+    """`env` in strict mode, for `check`. Jinja compiles `finalize` into every printed
+    expression, so strict templates compile apart and the ones customers get carry no
+    check at all. Make it before `env` compiles anything (an overlay copies the cache)."""
+    return env.overlay(finalize=_strict_finalize)
 
 
 # --- filters ----------------------------------------------------------------------------
@@ -348,7 +356,7 @@ class _Template(Template):
         template = super()._from_namespace(environment, namespace, globals)
         reads = namespace.get(_MEMO_READS)
         if reads is not None:
-            template.root_render_func = memoized(template.root_render_func, reads, _STRICT.get)
+            template.root_render_func = memoized(template.root_render_func, reads)
         return template
 
 
@@ -362,16 +370,31 @@ _MEMO_READS = "aftersale_memo_reads"
 _RECORD_ATTRIBUTES = frozenset(dir(Fields))
 
 
+class _CodeGenerator(CodeGenerator):
+    def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:  # noqa: N802
+        # The meter around a loop's iterable (Sandbox._generate) is called as it is, not
+        # through the sandbox's `call`, which checks what templates call (the meter is
+        # ours) at the cost of four calls more for every loop. Templates cannot name
+        # environment attributes: only that rewrite makes this node.
+        if isinstance(node.node, nodes.EnvironmentAttribute) and node.node.name == METERED:
+            self.write(f"environment.{METERED}(")
+            self.visit(node.args[0], frame)
+            self.write(")")
+            return
+        super().visit_Call(node, frame, forward_caller=forward_caller)
+
+
 class Sandbox(ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox, plus caps on repeats, powers and big arguments, a budget
-    tick at every loop step and call, and `finalize` for strict mode."""
+    tick at every loop step and call; `strict_mode(sandbox)` for check."""
 
     intercepted_binops = frozenset(["*", "**"])
     template_class = _Template
+    code_generator_class = _CodeGenerator
 
     def __init__(self, **options: Any) -> None:
-        super().__init__(finalize=_finalize, **options)
-        self.metered_loop = _metered_loop
+        super().__init__(**options)
+        setattr(self, METERED, _metered_loop)
 
     def _generate(
         self,
@@ -380,16 +403,14 @@ class Sandbox(ImmutableSandboxedEnvironment):
         filename: str | None,
         defer_init: bool = False,
     ) -> str:
-        reads = plan(source, self.filters, self.tests, NAME_ONLY) if is_shared_part(name) else None
+        # Shared parts render once per set of the values they read (memo.py), except in
+        # strict mode, where every printed value is checked every time.
+        shared = self.finalize is None and is_shared_part(name)
+        reads = plan(source, self.filters, self.tests, NAME_ONLY) if shared else None
         # Every {% for %} iterates through the meter (a documented override point).
         for loop in source.find_all(nodes.For):
             loop.iter = nodes.Call(
-                nodes.EnvironmentAttribute("metered_loop"),
-                [loop.iter],
-                [],
-                None,
-                None,
-                lineno=loop.lineno,
+                nodes.EnvironmentAttribute(METERED), [loop.iter], [], None, None, lineno=loop.lineno
             )
         code: str = super()._generate(source, name, filename, defer_init)
         if reads is not None:  # carried by the compiled module to _Template._from_namespace
