@@ -9,6 +9,7 @@ import textwrap
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,6 +83,51 @@ def test_events_and_tracking_scans_are_stored_once(store_target: str) -> None:
         loaded = store.load_domain_event(event.event_id)
         assert loaded is not None and loaded.kind is EventKind.SHIPPED
         assert loaded.facts == {"at": NOW.isoformat()}
+
+
+def test_duckdb_reads_many_keys_by_a_scan_and_keeps_batches_on_the_index(tmp_path: Path) -> None:
+    """A read of many keys (here 60) scans its table, cheaper in DuckDB than the index,
+    and puts the setting back after, even when the read fails, so the claims' batches
+    still find their rows through the index; inside a transaction nothing is switched (an
+    aborted transaction would refuse to switch it back)."""
+    import duckdb
+
+    orders = [make_order(f"NW-{i}", f"6426000278442000000{i:05d}") for i in range(60)]
+    ids = [o.order_id for o in orders]
+    with open_store(tmp_path / "store.duckdb") as store:
+        store.save_orders(orders, source="t", now=NOW)
+        threshold = "SELECT current_setting('dynamic_or_filter_threshold')"
+        assert store.one(threshold) == (1024,)
+        assert store.load_orders(ids) == {o.order_id: o for o in orders}
+        assert store.one(threshold) == (1024,)
+        with pytest.raises(duckdb.BinderException):
+            store.rows_in("SELECT no_such_column FROM orders", "order_id", ids)
+        assert store.one(threshold) == (1024,)
+        seen: list[str] = []
+        con = store.con  # type: ignore[attr-defined]
+        store.con = Recorder(con, seen)  # type: ignore[attr-defined]
+        store.load_orders(ids)
+        with store.transaction():
+            assert len(store.rows_in("SELECT order_id FROM orders", "order_id", ids)) == 60
+        assert [s.split()[0] for s in seen] == [
+            *["SET", "SELECT", "SET"] * 3,
+            *["BEGIN", "SELECT", "COMMIT"],
+        ]
+        store.con = con  # type: ignore[attr-defined]
+
+
+class Recorder:
+    """A connection proxy that notes each statement."""
+
+    def __init__(self, con: Any, seen: list[str]) -> None:
+        self._con, self._seen = con, seen
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        self._seen.append(sql)
+        return self._con.execute(sql, *args)
 
 
 def test_terminal_and_not_yet_due_shipments_are_not_due(store_target: str) -> None:
