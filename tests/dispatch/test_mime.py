@@ -4,12 +4,15 @@ text can add a header."""
 
 from __future__ import annotations
 
+import binascii
 import email
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email import policy
 from email.message import EmailMessage
+from email.utils import format_datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -227,3 +230,48 @@ def test_any_text_reads_back(tmp_path: Path, subject: str, text: str, html: str)
     if html:
         assert parsed.get_body(("html",)).get_content() == as_body(html)  # type: ignore[union-attr]
     assert raw.isascii() and all(len(line) <= 998 for line in raw.split(b"\n"))
+
+
+QP_AWKWARD = [
+    "",
+    ".",
+    "=",
+    "a=b" * 40,
+    "trailing space ",
+    "trailing tab\t",
+    "x" * 75 + "=",
+    "x" * 74 + "ż",
+    "x" * 76,
+    "x" * 77,
+    "\x00nul and \x7f del and \x1b escape",
+    "zażółć gęślą jaźń " * 12,
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.sampled_from(QP_AWKWARD) | st.text(max_size=200), max_size=12))
+def test_quoted_printable_is_binascii_line_by_line(lines: list[str]) -> None:
+    """The line cache writes exactly what b2a_qp writes for the whole text, the first time
+    a line is seen and every time after."""
+    data = "".join(line.replace("\r", " ").replace("\n", " ") + "\n" for line in lines)
+    expected = binascii.b2a_qp(data.encode("utf-8"), istext=True)
+    assert mime.quoted_printable(data.encode("utf-8")) == expected
+    assert mime.quoted_printable(data.encode("utf-8")) == expected
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        NOW,
+        NOW.replace(microsecond=999_999),
+        datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, 30, tzinfo=ZoneInfo("Europe/Warsaw")),
+        datetime(2026, 3, 29, 2, 30, tzinfo=ZoneInfo("Europe/Warsaw")),  # not a wall time
+        datetime(2026, 11, 23, 9, 30, 15),  # naive: -0000
+        datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=ZoneInfo("Europe/Warsaw")),
+        datetime(2026, 11, 23, 9, 30, 15, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+    ],
+)
+def test_the_date_header_is_the_standard_librarys(now: datetime) -> None:
+    assert mime.date_header(now) == format_datetime(now)
+    assert mime.date_header(now) == format_datetime(now)  # again, from the cache

@@ -24,11 +24,13 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import random
 import re
-import secrets
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from email import policy
 from email.errors import HeaderParseError
+from email.utils import format_datetime
 
 #: Control characters (CR and LF among them) that may not reach a header line.
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
@@ -168,11 +170,66 @@ def body_part(text: str, content_type: str, boundary: str) -> bytes:
         cte, payload = "base64", base64.encodebytes(data)
     else:
         # qp never writes "=_", so a boundary starting with it cannot occur in the body
-        cte, payload = "quoted-printable", binascii.b2a_qp(data, istext=True)
-        if not payload.endswith(b"\n"):
-            payload += b"\n"
+        cte, payload = "quoted-printable", quoted_printable(data)
     head = f'Content-Type: {content_type}; charset="utf-8"\nContent-Transfer-Encoding: {cte}\n\n'
     return head.encode("ascii") + payload
+
+
+class _LineCache:
+    """Encoded lines by their text, in two generations: when the young one is full it
+    becomes the old one (and the old one is dropped), and a line found only in the old
+    one moves back to the young one. The lines every message repeats stay; a line of one
+    customer's (a name, a tracking link) is gone after two generations."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.young: dict[bytes, bytes] = {}
+        self.old: dict[bytes, bytes] = {}
+
+    def quoted_printable(self, data: bytes) -> bytes:
+        young, old = self.young, self.old
+        lines = data.split(b"\n")
+        lines.pop()  # the empty rest after the last LF
+        encoded = []
+        for line in lines:
+            qp = young.get(line)
+            if qp is None:
+                qp = old.get(line)
+                if qp is None:
+                    qp = binascii.b2a_qp(line + b"\n", istext=True)
+                if len(line) <= _QP_CACHE_LINE_BYTES:
+                    young[line] = qp
+            encoded.append(qp)
+        if len(young) > self.size:  # a whole generation at once, safe with threads
+            self.young, self.old = {}, young
+        return b"".join(encoded)
+
+
+#: Lines kept encoded per generation, and the longest kept: at most 2 x 4,096 x (1 KB + its
+#: encoding), about 2 MB with the shipped templates.
+_QP_CACHE_LINE_BYTES = 1024
+_qp_lines = _LineCache(4096)
+
+
+def quoted_printable(data: bytes) -> bytes:
+    """`binascii.b2a_qp(data, istext=True)` for text ending with LF and without CR, worked
+    out a line at a time through a cache. Quoted-printable encodes each line on its own (a
+    soft break or an escaped trailing space never reaches past the line's end), and most
+    lines of a message are its template's, the same on every message: encoding them was
+    the largest cost of writing one (tests/dispatch/test_mime.py checks it against b2a_qp)."""
+    return _qp_lines.quoted_printable(data)
+
+
+def date_header(now: datetime) -> str:
+    """`now` as an RFC 5322 date (`email.utils.format_datetime`), worked out once a second
+    rather than once a message: the text depends on the wall time to the second and the
+    UTC offset only."""
+    return _date_text(now.replace(microsecond=0, tzinfo=None), now.utcoffset())
+
+
+@functools.lru_cache(maxsize=4)
+def _date_text(wall: datetime, offset: timedelta | None) -> str:
+    return format_datetime(wall if offset is None else wall.replace(tzinfo=timezone(offset)))
 
 
 def compose(
@@ -180,8 +237,9 @@ def compose(
 ) -> bytes:
     """The whole message: `headers` (name, ready value) in order, then MIME-Version and
     the body: text/plain alone (no HTML), or multipart/alternative with text then HTML."""
-    boundary = boundary or "=_" + secrets.token_hex(12)
-    head = "".join(f"{name}: {value}\n" for name, value in headers) + "MIME-Version: 1.0\n"
+    # Unguessable is not needed: a body that holds the boundary is never 7bit (body_part).
+    boundary = boundary or f"=_{random.getrandbits(96):024x}"
+    head = "".join([f"{name}: {value}\n" for name, value in headers]) + "MIME-Version: 1.0\n"
     if not html:
         return head.encode("utf-8") + body_part(text, "text/plain", boundary)
     dash = b"--" + boundary.encode("ascii")

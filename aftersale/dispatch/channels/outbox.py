@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime, make_msgid
+from email.utils import make_msgid
 from pathlib import Path
 
 from aftersale.dispatch.channels import mime
@@ -61,6 +61,13 @@ class OutboxChannel:
         self.kind = kind
         self._from = mime.parse_sender(sender)  # checked and encoded once, not per message
         self._clock = clock
+        # worked out once, not per message: which writer, and where
+        self._write = {
+            RenderFormat.EMAIL: self._write_email,
+            RenderFormat.TEXT: self._append_text,
+        }[spec_of(kind).render_format]
+        self._email_dir = os.path.join(self.outbox_dir, kind.value)
+        self._lines_path = os.path.join(self.outbox_dir, f"{kind.value}.jsonl")
 
     def send(self, message: OutgoingMessage) -> SendResult:
         if message.content.channel is not self.kind:
@@ -69,25 +76,21 @@ class OutboxChannel:
                 error_code="wrong_channel",
                 error_text=f"{self.kind} outbox got a {message.content.channel} message",
             )
-        write = {
-            RenderFormat.EMAIL: self._write_email,
-            RenderFormat.TEXT: self._append_text,
-        }[spec_of(self.kind).render_format]
         try:
-            path = write(message)
+            name = self._write(message)
         except mime.AddressError as exc:
             return SendResult(ok=False, error_code="bad_address", error_text=str(exc))
         except OSError as exc:
             return SendResult(ok=False, error_code="outbox_io", error_text=str(exc), transient=True)
-        return SendResult(ok=True, provider_id=f"outbox:{path.name}:{message.message_id}")
+        return SendResult(ok=True, provider_id=f"outbox:{name}:{message.message_id}")
 
-    def _write_email(self, message: OutgoingMessage) -> Path:
+    def _write_email(self, message: OutgoingMessage) -> str:
         content = message.content
         headers = [
             ("Subject", mime.header_text("Subject", content.subject or "")),
             ("From", self._from),
             ("To", mime.check_address(content.to)),
-            ("Date", format_datetime(self._clock())),
+            ("Date", mime.date_header(self._clock())),
             ("Message-ID", make_msgid(idstring=message.message_id, domain="aftersale.local")),
             (
                 "X-Aftersale-Message-Id",
@@ -102,16 +105,13 @@ class OutboxChannel:
         if message.test:
             headers.append(("X-Aftersale-Test", "yes"))
         data = mime.compose(headers, content.text, content.html)
-        folder = self.outbox_dir / self.kind.value
         try:
-            return write_new(folder, message.message_id, data)
+            return write_new(self._email_dir, message.message_id, data)
         except FileNotFoundError:  # the first message (or someone moved the folder away)
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            return write_new(folder, message.message_id, data)
+            os.makedirs(self._email_dir, mode=0o700, exist_ok=True)
+            return write_new(self._email_dir, message.message_id, data)
 
-    def _append_text(self, message: OutgoingMessage) -> Path:
-        self.outbox_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self.outbox_dir / f"{self.kind.value}.jsonl"
+    def _append_text(self, message: OutgoingMessage) -> str:
         record = {
             "message_id": message.message_id,
             "to": message.content.to,
@@ -124,8 +124,12 @@ class OutboxChannel:
             "written_at": self._clock().isoformat(),
         }
         line = json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
-        append_line(path, line.encode("utf-8"))
-        return path
+        try:
+            append_line(self._lines_path, line.encode("utf-8"))
+        except FileNotFoundError:  # the first message (or someone moved the folder away)
+            os.makedirs(self.outbox_dir, mode=0o700, exist_ok=True)
+            append_line(self._lines_path, line.encode("utf-8"))
+        return os.path.basename(self._lines_path)
 
     def reconcile(self, messages: Sequence[InDoubt]) -> dict[str, str | None]:
         """Whether each attempt in doubt was written (Reconciler): its provider id when its
@@ -209,33 +213,38 @@ def attempt_of(path: Path) -> int | None:
     return None
 
 
-def write_new(folder: Path, stem: str, data: bytes) -> Path:
-    """Write `data` as `stem.eml`, or `stem.2.eml`, `stem.3.eml`… whichever is free first.
+def write_new(folder: str, stem: str, data: bytes) -> str:
+    """Write `data` as `stem.eml`, or `stem.2.eml`, `stem.3.eml`… whichever is free first,
+    in `folder`; return the name taken.
 
     The bytes go to a hidden temporary file that is then hard-linked under the final
     name: linking fails if the name exists (so nothing is replaced, even by a run writing
     the same message at the same moment) and a reader never sees half a message. A write
-    that fails (a full disk) leaves nothing behind."""
-    base = os.path.join(folder, stem)
-    tmp = os.path.join(folder, f".{stem}.{os.getpid()}.{threading.get_ident()}.tmp")
+    that fails (a full disk) leaves nothing behind. One write on the bare descriptor: a
+    file object would add system calls (fstat, ioctl, lseek) and buffering for nothing."""
+    tmp = f"{folder}/.{stem}.{os.getpid()}.{threading.get_ident()}.tmp"
     # private: a message holds the customer's name and address
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with open(fd, "wb") as out:
-            out.write(data)
-        number = 1
+        try:
+            written = os.write(fd, data)
+        finally:
+            os.close(fd)
+        if written != len(data):
+            raise OSError(f"{tmp}: wrote {written} of {len(data)} bytes (disk full?)")
+        name, number = f"{stem}.eml", 1
         while True:
-            path = f"{base}.eml" if number == 1 else f"{base}.{number}.eml"
             try:
-                os.link(tmp, path)
-                return Path(path)
+                os.link(tmp, f"{folder}/{name}")
+                return name
             except FileExistsError:
                 number += 1
+                name = f"{stem}.{number}.eml"
     finally:
         os.unlink(tmp)
 
 
-def append_line(path: Path, line: bytes) -> None:
+def append_line(path: str, line: bytes) -> None:
     """Append one line with one write to a file opened for appending: the kernel places
     each such write whole at the end, so lines from threads or overlapping runs never mix.
     A write cut short (a full disk) is taken back when nothing was appended after it, so
