@@ -8,7 +8,7 @@ No file at the default path means the built-in `Shop()`; a path set on purpose
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from difflib import get_close_matches
 from pathlib import Path
@@ -235,7 +235,7 @@ def _texts(
     return {}
 
 
-def pick_text(texts: Mapping[str, str], chain: list[str]) -> str | None:
+def pick_text(texts: Mapping[str, str], chain: Sequence[str]) -> str | None:
     """The text for the first language of `chain` (pl-PL, pl, en) that has one, else the
     language-neutral one, else the first given; None when there is none."""
     for lang in chain:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from difflib import get_close_matches
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,9 @@ class ProductInfo:
         return ()
 
 
-def locale_chain(locale: str, default_locale: str) -> list[str]:
-    """`pl_PL` -> ["pl-PL", "pl", default]: the order in which variants are tried."""
+@lru_cache(maxsize=1024)  # every message asks, for one of a few locales
+def locale_chain(locale: str, default_locale: str) -> tuple[str, ...]:
+    """`pl_PL` -> ("pl-PL", "pl", default): the order in which variants are tried."""
     tag = locale.replace("_", "-").strip()
     chain = []
     if tag:
@@ -71,7 +73,7 @@ def locale_chain(locale: str, default_locale: str) -> list[str]:
             chain.append(language)
     if default_locale not in chain:
         chain.append(default_locale)
-    return chain
+    return tuple(chain)
 
 
 @dataclass(frozen=True, slots=True)

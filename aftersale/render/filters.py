@@ -49,17 +49,23 @@ def zone(name: str) -> ZoneInfo:
 
 
 @lru_cache(maxsize=256)
-def _format_locale(variant: str, customer_locale: str) -> Locale:
+def _format_tag(variant: str, customer_locale: str) -> str:
     """The customer's region when it speaks the variant's language (pl-PL), else the variant."""
     customer = customer_locale.replace("_", "-")
     if customer.split("-")[0].lower() == variant.split("-")[0].lower():
-        return babel_locale(customer)
-    return babel_locale(variant)
+        return customer
+    return variant
+
+
+def _tag(ctx: Context) -> str:
+    """The tag of the locale to format in (babel_locale makes it): a text, so the caches of
+    formatted amounts and dates need not hash a babel Locale at every look-up."""
+    customer = _read(ctx, "customer") or {}
+    return _format_tag(str(_read(ctx, "locale") or "en"), str(customer.get("locale") or ""))
 
 
 def _locale(ctx: Context) -> Locale:
-    customer = _read(ctx, "customer") or {}
-    return _format_locale(str(_read(ctx, "locale") or "en"), str(customer.get("locale") or ""))
+    return babel_locale(_tag(ctx))
 
 
 def _read(ctx: Context, name: str) -> Any:
@@ -88,12 +94,16 @@ def money_filter(ctx: Context, amount: Any, currency: str | None = None) -> str:
         currency = (_read(ctx, "order") or {}).get("currency") or "EUR"
     # Decimal(str(x)): a float's shortest text (0.1), not its binary value; a Decimal as is
     value = amount if type(amount) is Decimal else Decimal(str(amount))
-    return _money(value, str(currency), _locale(ctx))
+    return _money_in(value, str(currency), _tag(ctx))
 
 
 # Formatting is pure and the same few prices, dates and locales recur across messages:
 # memoising keeps Babel's pattern work out of the per-message cost.
 @lru_cache(maxsize=8192)
+def _money_in(amount: Decimal, currency: str, tag: str) -> str:
+    return _money(amount, currency, babel_locale(tag))
+
+
 def _money(amount: Decimal, currency: str, locale: Locale) -> str:
     text = format_currency(amount, currency, locale=locale)
     # CLDR's currency spacing, which Babel leaves out: a symbol that ends (or starts) with
@@ -146,7 +156,8 @@ def date_pattern(format: str, locale: Locale) -> str:
 
 
 @lru_cache(maxsize=8192)
-def _date(value: date, format: str, locale: Locale) -> str:
+def _date(value: date, format: str, tag: str) -> str:
+    locale = babel_locale(tag)
     return format_date(value, format=date_pattern(format, locale), locale=locale)
 
 
@@ -162,7 +173,7 @@ def date_filter(ctx: Context, value: date | datetime, format: str = "long") -> s
     the recipient's calendar (their time zone)."""
     if isinstance(value, datetime):
         value = _local(ctx, value).date()
-    return _date(value, format, _locale(ctx))
+    return _date(value, format, _tag(ctx))
 
 
 @pass_context
@@ -181,7 +192,7 @@ def weekday_filter(ctx: Context, value: date | datetime) -> str:
     """`{{ shipment.estimated_delivery|weekday }}` -> "Dienstag"."""
     if isinstance(value, datetime):
         value = _local(ctx, value).date()
-    return _date(value, "EEEE", _locale(ctx))
+    return _date(value, "EEEE", _tag(ctx))
 
 
 @pass_context
@@ -197,9 +208,9 @@ def plural_filter(ctx: Context, count: int, **forms: str) -> str:
     return list(forms.values())[-1]
 
 
-@lru_cache(maxsize=8192)
 def add_utm(url: str, medium: str, campaign: str, content: str | None = None) -> str:
-    """`url` with the UTM parameters added to its query."""
+    """`url` with the UTM parameters added to its query. Not memoised: the links a shared
+    part tags are rendered once anyway (memo.py), and the rest are each customer's own."""
     params = _utm_params(medium, campaign, content)
     if _PLAIN_LINK.fullmatch(url):  # most links: no need to take them apart
         return f"{url}&{params}" if "?" in url else f"{url}?{params}"

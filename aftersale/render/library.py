@@ -306,7 +306,7 @@ class TemplateLibrary:
             # from the message's own environment: strict for check, as the message is
             footer = compiled.environment.get_template(TEXT_FOOTER)
             footer_text = collect(footer.root_render_func(footer.new_context(values, shared=True)))
-            body += "\n\n" + _tidy(htmllib.unescape(footer_text))
+            body += "\n\n" + _plain_footer(footer_text)
         return RenderedMessage(channel=channel, to=to, subject=subject, text=body, html=html)
 
     def _render_text(
@@ -344,8 +344,16 @@ def _with_unsubscribe(
 
 def _tidy(text: str) -> str:
     """Trim each line and keep at most one blank line between paragraphs."""
-    lines = [line.strip() for line in text.strip().splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+    tidy = "\n".join(map(str.strip, text.strip().splitlines()))
+    return _BLANK_LINES.sub("\n\n", tidy) if "\n\n\n" in tidy else tidy
+
+
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+@lru_cache(maxsize=256)  # the contact block: the same few texts for every message
+def _plain_footer(text: str) -> str:
+    return _tidy(htmllib.unescape(text))
 
 
 def _template_frame(tb: TracebackType | None, known: Callable[[str], bool]) -> tuple[str, int]:

@@ -28,8 +28,11 @@ class SmsInfo:
     length: int  # septets for GSM-7, UTF-16 code units for UCS-2
 
 
+_GSM7 = GSM7_BASIC | GSM7_EXTENSION
+
+
 def is_gsm7(text: str) -> bool:
-    return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+    return _GSM7.issuperset(text)
 
 
 def _count_segments(units: list[int], single: int, multi: int) -> int:
@@ -49,10 +52,16 @@ def _count_segments(units: list[int], single: int, multi: int) -> int:
 def sms_segments(text: str) -> SmsInfo:
     """Encoding, segment count and length of `text` as a carrier would bill it."""
     if is_gsm7(text):
+        length = len(text) + sum(map(text.count, GSM7_EXTENSION))
+        if length <= GSM7_SINGLE:  # most messages: one segment, no need to pack them
+            return SmsInfo("GSM-7", 1, length)
         units = [2 if ch in GSM7_EXTENSION else 1 for ch in text]
-        return SmsInfo("GSM-7", _count_segments(units, GSM7_SINGLE, GSM7_MULTI), sum(units))
+        return SmsInfo("GSM-7", _count_segments(units, GSM7_SINGLE, GSM7_MULTI), length)
+    length = len(text.encode("utf-16-le", "surrogatepass")) // 2  # UTF-16 code units
+    if length <= UCS2_SINGLE:
+        return SmsInfo("UCS-2", 1, length)
     units = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
-    return SmsInfo("UCS-2", _count_segments(units, UCS2_SINGLE, UCS2_MULTI), sum(units))
+    return SmsInfo("UCS-2", _count_segments(units, UCS2_SINGLE, UCS2_MULTI), length)
 
 
 def non_gsm7_characters(text: str) -> list[str]:

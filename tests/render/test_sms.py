@@ -38,6 +38,8 @@ from aftersale.render.sms import SmsInfo, non_gsm7_characters, sms_segments
         # A surrogate pair is not split: 66 + emoji does not fit the 67 of the first segment.
         ("a" * 66 + "📦" + "a" * 10, SmsInfo("UCS-2", 2, 78)),
         ("مرحبا", SmsInfo("UCS-2", 1, 5)),
+        # A lone surrogate (from bad data) is one code unit, not an error.
+        ("ł\ud800", SmsInfo("UCS-2", 1, 2)),
     ],
 )
 def test_sms_segments(text: str, expected: SmsInfo) -> None:
