@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, ItemsView, Iterator, Mapping, Sequence, ValuesView
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import partial
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -219,11 +219,12 @@ def build_context(
     # a shop platform's order name ("#1047") is not a path as it stands: "#" starts a fragment
     in_url = quote(order.order_id, safe="")
     page = f"{base}/unsubscribe"
-    opt_out: dict[str, Any] = _unsubscribe_links(None, customer, page, now)  # plain page: previews
     sign = None
-    if unsubscribe is not None:
+    if unsubscribe is None:
+        opt_out: dict[str, Any] = _unsubscribe_links(None, customer, page, now)  # previews
+    else:
         # signed only when a template or List-Unsubscribe reads them: most messages never do
-        opt_out = dict.fromkeys(opt_out, PENDING)
+        opt_out = dict.fromkeys(_opt_out_keys(), PENDING)
         sign = partial(_unsubscribe_links, unsubscribe, customer, page, now)
     links = LazyFields(
         "links",
@@ -440,11 +441,23 @@ def _unsubscribe_links(
             token = signer.token(address, spec.kind, customer.locale, now)
             url = f"{signer.page_url}?t={token}"
         if spec.render_format is RenderFormat.EMAIL:
-            links["unsubscribe"] = url
+            links[_opt_out_key(spec.render_format)] = url
             links["unsubscribe_mailto"] = signer.mailto(token) if signer and token else None
         else:
-            links["unsubscribe_short"] = _short(url)
+            links[_opt_out_key(spec.render_format)] = _short(url)
     return links
+
+
+def _opt_out_key(render_format: RenderFormat) -> str:
+    """The link a channel's messages unsubscribe by: an email's, or a text's short one."""
+    return "unsubscribe" if render_format is RenderFormat.EMAIL else "unsubscribe_short"
+
+
+@cache
+def _opt_out_keys() -> tuple[str, ...]:
+    """The keys `_unsubscribe_links` makes, in its order, without making the links."""
+    keys = ["unsubscribe_mailto", *(_opt_out_key(s.render_format) for s in CHANNELS.values())]
+    return tuple(dict.fromkeys(keys))
 
 
 def _delivered_item(item: Item, catalogue: Catalogue | None, languages: Sequence[str]) -> Fields:

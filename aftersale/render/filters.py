@@ -77,7 +77,12 @@ def _read(ctx: Context, name: str) -> Any:
 def _locale_tag(ctx: Context) -> str:
     """The customer's locale when the message is in their language (en-US for an "en"
     message to an American), else the message's language: for carriers' pages."""
-    locale = _locale(ctx)
+    return _page_tag(_tag(ctx))
+
+
+@lru_cache(maxsize=256)
+def _page_tag(tag: str) -> str:
+    locale = babel_locale(tag)
     return f"{locale.language}-{locale.territory}" if locale.territory else locale.language
 
 

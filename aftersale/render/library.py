@@ -39,6 +39,7 @@ from aftersale.render.context import build_context
 from aftersale.render.css import inline_css_source
 from aftersale.render.filters import DateFormatError, build_filters
 from aftersale.render.html_text import html_to_text
+from aftersale.render.memo import known_text
 from aftersale.render.sandbox import (
     BudgetExceeded,
     Metered,
@@ -305,7 +306,13 @@ class TemplateLibrary:
         if self.has_text_footer:
             # from the message's own environment: strict for check, as the message is
             footer = compiled.environment.get_template(TEXT_FOOTER)
-            footer_text = collect(footer.root_render_func(footer.new_context(values, shared=True)))
+            kept = known_text(footer, values)  # the same few footers for every message
+            chunks = (
+                (kept,)
+                if kept is not None
+                else footer.root_render_func(footer.new_context(values, shared=True))
+            )
+            footer_text = collect(chunks)
             body += "\n\n" + _plain_footer(footer_text)
         return RenderedMessage(channel=channel, to=to, subject=subject, text=body, html=html)
 

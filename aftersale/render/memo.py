@@ -6,7 +6,7 @@ market, language and message type. Its own code, outside the blocks a message fi
 a pure function of the names it reads, the name of the template being rendered (which
 `|utm` reads) and nothing else, as long as it only prints, tests, sets names and calls
 blocks: no loops, calls, macros or includes, and no filter that reads the render context.
-For such a part `plan` returns the names it reads, and `memoized` renders it once per
+For such a part `plan` returns the names it reads, and `Memoized` renders it once per
 distinct set of those values: it keeps the part's text between the block calls, and
 replays it around the message's own blocks (which still render per message) with the names
 the part set at each point.
@@ -25,7 +25,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from jinja2 import nodes, pass_context
+from jinja2 import Template, nodes, pass_context
 from jinja2.runtime import Context
 from jinja2.utils import missing
 from markupsafe import Markup
@@ -120,20 +120,25 @@ class _BlockCall(NamedTuple):
 _Render = Callable[[Context], Iterator[str]]
 
 
-def memoized(root: _Render, reads: tuple[str, ...]) -> _Render:
-    """`root` (a shared part's compiled root function) rendered once per key."""
-    recorded: dict[tuple[Any, ...], tuple[str | _BlockCall, ...]] = {}
+class Memoized:
+    """A shared part's compiled root function (`root`), rendered once per key."""
 
-    def render(context: Context) -> Iterator[str]:
-        key = _key(context, reads)
+    __slots__ = ("recorded", "reads", "root")
+
+    def __init__(self, root: _Render, reads: tuple[str, ...]) -> None:
+        self.root, self.reads = root, reads
+        self.recorded: dict[tuple[Any, ...], tuple[str | _BlockCall, ...]] = {}
+
+    def __call__(self, context: Context) -> Iterator[str]:
+        key = _key(context.name, context.resolve_or_missing, self.reads)
         if key is None:
-            yield from root(context)
+            yield from self.root(context)
             return
-        parts = recorded.get(key)
+        parts = self.recorded.get(key)
         if parts is None:
-            parts = _record(root, context)
-            if len(recorded) < MAX_ENTRIES:
-                recorded[key] = parts
+            parts = _record(self.root, context)
+            if len(self.recorded) < MAX_ENTRIES:
+                self.recorded[key] = parts
         for part in parts:
             if type(part) is str:
                 yield part
@@ -147,7 +152,22 @@ def memoized(root: _Render, reads: tuple[str, ...]) -> _Render:
                 # root generator one by one (the whole text is measured when it is joined)
                 yield "".join(context.blocks[part.block][0](context))  # type: ignore[union-attr]
 
-    return render
+    def known(self, name: str | None, values: Mapping[str, Any]) -> str | None:
+        """What the part printed before, rendered on its own (in a context of `values`
+        alone), when it calls no block; else None."""
+        key = _key(name, lambda n: values.get(n, missing), self.reads)
+        parts = self.recorded.get(key) if key is not None else None
+        if parts is None or any(type(p) is not str and p.block for p in parts):  # type: ignore[union-attr]
+            return None
+        return "".join(p for p in parts if type(p) is str)  # type: ignore[misc]
+
+
+def known_text(template: Template, values: Mapping[str, Any]) -> str | None:
+    """The text of `template` rendered in a new context of `values`, when it is a shared
+    part that printed it before for the same values: no context, no generators; None when
+    it must be rendered."""
+    root = template.root_render_func
+    return root.known(template.name, values) if isinstance(root, Memoized) else None
 
 
 class _Stubs:
@@ -216,10 +236,14 @@ _TEXT_OR_NONE = frozenset({str, type(None)})
 _UNFIT = object()  # a value that cannot be compared by what it prints
 
 
-def _key(context: Context, reads: tuple[str, ...]) -> tuple[Any, ...] | None:
-    key: list[Any] = [context.name]
+def _key(
+    template: str | None, lookup: Callable[[str], Any], reads: tuple[str, ...]
+) -> tuple[Any, ...] | None:
+    """What a part's text depends on: the name of the template rendered (|utm reads it)
+    and the value of each name it reads."""
+    key: list[Any] = [template]
     for name in reads:
-        value = _frozen(context.resolve_or_missing(name))
+        value = _frozen(lookup(name))
         if value is _UNFIT:
             return None
         key.append(value)

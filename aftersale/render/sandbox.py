@@ -29,7 +29,7 @@ from markupsafe import escape
 from aftersale.locales import currencies, is_locale
 from aftersale.render.context import Fields
 from aftersale.render.filters import NAME_ONLY
-from aftersale.render.memo import is_shared_part, memoized, plan
+from aftersale.render.memo import Memoized, is_shared_part, plan
 
 MAX_SEQUENCE = 100_000  # "a" * 10**9 would exhaust memory: refuse big repeats and widths
 
@@ -356,7 +356,7 @@ class _Template(Template):
         template = super()._from_namespace(environment, namespace, globals)
         reads = namespace.get(_MEMO_READS)
         if reads is not None:
-            template.root_render_func = memoized(template.root_render_func, reads)
+            template.root_render_func = Memoized(template.root_render_func, reads)
         return template
 
 

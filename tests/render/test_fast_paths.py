@@ -20,7 +20,7 @@ from aftersale.dispatch.unsubscribe import UnsubscribeLinks
 from aftersale.models import ChannelKind
 from aftersale.render.context import PENDING, Fields, LazyFields, build_context
 from aftersale.render.filters import NAME_ONLY, add_utm, build_filters
-from aftersale.render.memo import plan
+from aftersale.render.memo import known_text, plan
 from aftersale.render.samples import SAMPLE_NOW, build_samples, sample_situations
 from aftersale.render.sandbox import (
     Sandbox,
@@ -350,3 +350,34 @@ def test_names_a_shared_part_sets_reach_the_blocks_as_they_would() -> None:
         values = {"shop": _shop(hours=hours), "name": name}
         expected = env.get_template("plain.j2").render(values)
         assert env.get_template("shared.j2").render(values) == expected
+
+
+def test_a_shared_part_rendered_before_is_known_without_a_context() -> None:
+    env = Sandbox(
+        loader=DictLoader(
+            {
+                "_footer.j2": "{{ shop.name }} {{ shop.phone }}",
+                "_l.j2": "[{% block b %}{% endblock %}]",
+            }
+        )
+    )
+    footer = env.get_template("_footer.j2")
+    values = {"shop": _shop()}
+    assert known_text(footer, values) is None  # not rendered yet
+    text = footer.render(values)
+    assert known_text(footer, values) == text == "Northwind +48 22"
+    assert known_text(footer, {"shop": _shop(phone="+48 23")}) is None
+    layout = env.get_template("_l.j2")
+    layout.render(values)
+    assert known_text(layout, values) is None  # it has a block to fill
+
+
+def test_links_to_be_signed_come_in_the_order_of_plain_ones() -> None:
+    sample = build_samples(DIRECTORY)[0]
+    _, kwargs = sample_situations("shipped", sample)[0]
+    signer = UnsubscribeLinks(b"k" * 32, "https://hooks.example/unsubscribe", "u@shop.example")
+    made = [
+        build_context(sample.order, Shop(), carriers=DIRECTORY, now=SAMPLE_NOW, **kwargs, **extra)
+        for extra in ({}, {"unsubscribe": signer})
+    ]
+    assert list(made[0]["links"]) == list(made[1]["links"])
