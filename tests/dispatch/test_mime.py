@@ -275,3 +275,14 @@ def test_quoted_printable_is_binascii_line_by_line(lines: list[str]) -> None:
 def test_the_date_header_is_the_standard_librarys(now: datetime) -> None:
     assert mime.date_header(now) == format_datetime(now)
     assert mime.date_header(now) == format_datetime(now)  # again, from the cache
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["a", " ", "ż", "€", "📦", "中"]) | st.text(max_size=5)))
+def test_base64_is_chosen_when_more_than_a_sixth_of_the_bytes_are_not_ascii(
+    pieces: list[str],
+) -> None:
+    text = "".join(pieces)
+    data = text.encode("utf-8")
+    high = sum(byte >= 0x80 for byte in data)
+    assert mime.mostly_non_ascii(text, data) == (high * 6 > len(data))

@@ -166,13 +166,26 @@ def body_part(text: str, content_type: str, boundary: str) -> bytes:
         and boundary.encode("ascii") not in data
     ):
         cte, payload = "7bit", data
-    elif (len(data) - len(data.translate(None, _HIGH_BYTES))) * 6 > len(data):
+    elif mostly_non_ascii(text, data):
         cte, payload = "base64", base64.encodebytes(data)
     else:
         # qp never writes "=_", so a boundary starting with it cannot occur in the body
         cte, payload = "quoted-printable", quoted_printable(data)
     head = f'Content-Type: {content_type}; charset="utf-8"\nContent-Transfer-Encoding: {cte}\n\n'
     return head.encode("ascii") + payload
+
+
+def mostly_non_ascii(text: str, data: bytes) -> bool:
+    """Whether more than a sixth of `data`, the UTF-8 of `text`, is non-ASCII bytes (then
+    base64 is shorter than quoted-printable). A non-ASCII character is 2 to 4 such bytes,
+    1 to 3 more than one: so there are between 4/3 and 2 times as many as the bytes over
+    the character count, and only when that leaves it open are they counted."""
+    extra = len(data) - len(text)
+    if 12 * extra <= len(data):
+        return False
+    if 8 * extra > len(data):
+        return True
+    return (len(data) - len(data.translate(None, _HIGH_BYTES))) * 6 > len(data)
 
 
 class _LineCache:
