@@ -286,3 +286,16 @@ def test_base64_is_chosen_when_more_than_a_sixth_of_the_bytes_are_not_ascii(
     data = text.encode("utf-8")
     high = sum(byte >= 0x80 for byte in data)
     assert mime.mostly_non_ascii(text, data) == (high * 6 > len(data))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    name=st.sampled_from(["Subject", "X-Aftersale-Message-Id"]),
+    value=st.text(st.sampled_from("ab =?\t\x7fż"), max_size=90)
+    | st.sampled_from(["x" * 67, "x" * 68, "x" * 69, "m-0123456789abcdef0123"]),
+)
+def test_a_plain_header_value_is_written_as_the_folding_rules_write_it(
+    name: str, value: str
+) -> None:
+    """Short plain ASCII skips the folding and encoding rules: the same text they give."""
+    assert mime.header_text(name, value) == mime._folded_or_encoded.__wrapped__(name, value)

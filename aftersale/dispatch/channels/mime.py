@@ -84,10 +84,23 @@ def fold(name: str, tokens: list[str]) -> str:
     return "\n ".join(lines)
 
 
-@functools.lru_cache(maxsize=4096)  # rule and template names repeat on every message
 def header_text(name: str, value: str) -> str:
     """`value` as the body of the unstructured header `name:`: as it is when it is plain
     ASCII, folded at its spaces when long, encoded words otherwise."""
+    if (  # short plain ASCII as it is, on the spot: a message id or order number is new
+        len(value) < _LINE_LIMIT - len(name) - 2  # every time, no use keeping it
+        and value.isascii()
+        and value.isprintable()
+        and "=?" not in value
+        and "  " not in value
+        and value.strip() == value
+    ):
+        return value
+    return _folded_or_encoded(name, value)
+
+
+@functools.lru_cache(maxsize=4096)  # subjects (often), rule and template names repeat
+def _folded_or_encoded(name: str, value: str) -> str:
     value = _CONTROLS.sub(" ", value)
     if value.isascii() and "=?" not in value and value.strip() == value and "  " not in value:
         words = value.split(" ")
