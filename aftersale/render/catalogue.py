@@ -80,9 +80,19 @@ def locale_chain(locale: str, default_locale: str) -> tuple[str, ...]:
 class Catalogue:
     categories: Mapping[str, ProductInfo] = field(default_factory=dict)
     products: Mapping[str, ProductInfo] = field(default_factory=dict)
+    #: Entries merged so far, by (sku, category): every message about a product asks.
+    _merged: dict[tuple[str, str | None], ProductInfo | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def lookup(self, sku: str, category: str | None) -> ProductInfo | None:
         """The SKU's entry over its category's; None when the catalogue knows neither."""
+        key = (sku, category)
+        if key not in self._merged:
+            self._merged[key] = self._merge(sku, category)
+        return self._merged[key]
+
+    def _merge(self, sku: str, category: str | None) -> ProductInfo | None:
         by_sku = self.products.get(sku)
         by_category = self.categories.get((by_sku and by_sku.category) or category or "")
         if by_sku is None:

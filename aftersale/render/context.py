@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, ItemsView, Iterator, Mapping, Sequence, ValuesView
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -46,7 +46,7 @@ class Fields(dict[str, Any]):
     __slots__ = ("_path",)
 
     def __init__(self, record: str, /, **values: Any) -> None:
-        super().__init__(values)
+        dict.__init__(self, values)  # not super(): a context makes dozens of records
         self._path = record
 
 
@@ -139,6 +139,11 @@ def _short(url: str) -> str:
     return url.split("://", 1)[-1].rstrip("/")
 
 
+@lru_cache(maxsize=256)  # one `now` per cycle, a few time zones
+def _today(now: datetime, time_zone: str) -> date:
+    return now.astimezone(ZoneInfo(time_zone)).date()
+
+
 def build_context(
     order: Order,
     shop: Shop,
@@ -167,6 +172,7 @@ def build_context(
     Field by field: templates/README.md.
     """
     base = shop.base_url.rstrip("/")
+    short = _short(base)
     customer = order.customer
     market = shop.market_for(order.shipping_country, customer.country)
     languages = locale_chain(customer.locale, shop.default_locale)
@@ -238,12 +244,12 @@ def build_context(
         )
         or f"{base}/account/orders/{in_url}",
         tracking_short=(
-            f"{_short(base)}/t/{shipment.tracking_number}"
+            f"{short}/t/{shipment.tracking_number}"
             if shipment is not None
-            else f"{_short(base)}/o/{in_url}"
+            else f"{short}/o/{in_url}"
         ),
         review=f"{base}/review/{in_url}" + (f"/{quote(sku, safe='')}" if sku else ""),
-        review_short=f"{_short(base)}/r/{in_url}",
+        review_short=f"{short}/r/{in_url}",
         **opt_out,
         guide=None,
         extend_warranty=None,
@@ -271,7 +277,7 @@ def build_context(
         months = chosen.warranty_months or (info.warranty_months if info else None)
         start = warranty_from(order, chosen.sku, parcels)
         ends = warranty_ends(start, months, customer.time_zone) if months and start else None
-        today = now.astimezone(ZoneInfo(customer.time_zone)).date()
+        today = _today(now, customer.time_zone)
         item = Fields(
             "item",
             sku=chosen.sku,
@@ -379,7 +385,7 @@ def build_context(
             legal=pick_text(market.legal, languages),
             market=market.code,
             base_url=base,
-            short_url=_short(base),
+            short_url=short,
         ),
         "links": links,
     }

@@ -417,6 +417,19 @@ class Sandbox(ImmutableSandboxedEnvironment):
             code += f"\n{_MEMO_READS} = {reads!r}\n"
         return code
 
+    def _load_template(self, name: str, globals: MutableMapping[str, Any] | None) -> Template:
+        """A compiled template by its name alone: Jinja keys its cache by a new weak
+        reference to the loader at every look-up, four per email (message, layout,
+        include, footer). Only without reloading, where a compiled template stays valid;
+        in the environment's own cache, which an overlay (strict mode) does not share."""
+        cache = self.cache
+        if type(cache) is not dict or self.auto_reload or globals:
+            return super()._load_template(name, globals)  # type: ignore[no-any-return]
+        template = cache.get(name)
+        if template is None:
+            template = cache[name] = super()._load_template(name, globals)
+        return template  # type: ignore[no-any-return]
+
     def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
         """A template's globals as one plain dict, not Jinja's ChainMap over the
         environment's: every context made copies their names, which a ChainMap makes slow.
