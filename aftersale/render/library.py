@@ -57,7 +57,6 @@ from aftersale.settings import Shop
 
 __all__ = ["TemplateLibrary", "build_context", "did_you_mean", "render_error"]
 
-_Render = Callable[[ChannelKind, Template, dict[str, Any], str], RenderedMessage]
 
 STYLESHEET = "email/_style.css"
 TEXT_FOOTER = "email/_footer.txt.j2"
@@ -93,11 +92,10 @@ class Variant:
     name: str  # loader name, e.g. "email/shipped/pl.j2"
     marketing: bool
     format: RenderFormat  # what its channel's message is made of (channels/kinds.py)
+    language: str = field(init=False)  # the variant's language: pl for pl-PL.j2
 
-    @property
-    def language(self) -> str:
-        """The variant's language: pl for pl-PL.j2."""
-        return self.locale.split("-")[0].lower()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "language", self.locale.split("-")[0].lower())
 
 
 @dataclass(slots=True)
@@ -122,6 +120,8 @@ class TemplateLibrary:
     # A variant that ran past its budget fails at once for the rest of this library's life:
     # one runaway template costs one budget, not one per message of the cycle.
     overran: dict[str, TemplateError] = field(default_factory=dict)
+    #: resolve's answers: every message asks for one of a few templates x locales
+    resolved: dict[tuple[str, ChannelKind, str], Variant] = field(default_factory=dict)
 
     @classmethod
     def load(
@@ -206,10 +206,14 @@ class TemplateLibrary:
 
     def resolve(self, template: str, channel: ChannelKind, locale: str) -> Variant:
         """The variant for `locale`: pl-PL, then pl, then the shop's default locale."""
+        variant = self.resolved.get((template, channel, locale))
+        if variant is not None:
+            return variant
         found = self.variants.get((template, channel), {})
         for candidate in locale_chain(locale, self.shop.default_locale):
             if candidate.lower() in found:
-                return found[candidate.lower()]
+                variant = self.resolved[(template, channel, locale)] = found[candidate.lower()]
+                return variant
         raise TemplateError(
             f"{self.root.name}/{channel.value}/{template}",
             f"no {channel.value} template '{template}' in {locale!r} nor in the shop's "
@@ -256,7 +260,7 @@ class TemplateLibrary:
         known = self.overran.get(variant.name)
         if known is not None:
             raise TemplateError(known.template, known.message, known.line)
-        render = self._renderers[variant.format]
+        render = self._render_email if variant.format is RenderFormat.EMAIL else self._render_text
         compiled = self.compile(variant.name, strict=strict)
         # `locale` is the variant's language (pl for pl-PL.j2): shared parts keyed by
         # language serve region variants too; filters still format for the customer's region.
@@ -277,10 +281,6 @@ class TemplateLibrary:
                 self.overran[variant.name] = error
             raise error from exc
         raise AssertionError("unreachable")
-
-    @property
-    def _renderers(self) -> Mapping[RenderFormat, _Render]:
-        return {RenderFormat.EMAIL: self._render_email, RenderFormat.TEXT: self._render_text}
 
     def _render_email(
         self, channel: ChannelKind, compiled: Template, values: dict[str, Any], to: str

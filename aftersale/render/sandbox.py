@@ -331,13 +331,20 @@ class StrictFieldsUndefined(StrictUndefined):
 
 def _escape_output(value: Any) -> Any:
     """What an email template's `{{ … }}` prints: markupsafe's escape, minus its cost for
-    the common case. Jinja only joins what this returns into the page, so text with none of
-    the five characters escape() rewrites goes out as it is, with no Markup made for it."""
-    if type(value) is str and not (
-        "&" in value or "<" in value or ">" in value or '"' in value or "'" in value
-    ):
-        return value
-    return escape(value)
+    plain text. Jinja only joins what this returns into the page, so text goes out as text,
+    with no Markup made for it: as it is when it has none of the five characters escape()
+    rewrites (most values), else with them rewritten as escape() does (links with a query)."""
+    if type(value) is not str:
+        return escape(value)
+    if "&" in value or "<" in value or ">" in value or '"' in value or "'" in value:
+        return (
+            value.replace("&", "&amp;")
+            .replace("<", "&lt;")
+            .replace(">", "&gt;")
+            .replace('"', "&#34;")
+            .replace("'", "&#39;")
+        )
+    return value
 
 
 class _Template(Template):

@@ -40,6 +40,8 @@ VALUES: list[Any] = [
     "a > b",
     'say "hi"',
     "it's",
+    "Tom & Jerry <3 \"x\" 'y' &amp; >",
+    "https://x.example/a?b=1&c=2",
     "ﻣﺤﻤﺪ",
     Markup("<br>"),
     42,
