@@ -33,6 +33,7 @@ bench: $(VENV)/.synced
 	$(VENV)/bin/python bench/render.py
 	$(VENV)/bin/python bench/cycle.py
 	$(VENV)/bin/python bench/messages.py
+	$(VENV)/bin/python bench/store.py
 	$(VENV)/bin/python bench/limits.py
 
 install: $(VENV)/.synced node_modules/.installed
