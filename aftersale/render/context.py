@@ -275,11 +275,11 @@ def build_context(
     if chosen is not None:
         info = catalogue.lookup(chosen.sku, chosen.category) if catalogue else None
         months = chosen.warranty_months or (info.warranty_months if info else None)
-        start = warranty_from(order, chosen.sku, parcels)
-        ends = warranty_ends(start, months, customer.time_zone) if months and start else None
         today = _today(now, customer.time_zone)
-        item = Fields(
+        # the warranty's end looks at every parcel: made when a template reads it, as few do
+        item = LazyFields(
             "item",
+            partial(_warranty, order, chosen.sku, parcels, months, customer.time_zone, today),
             sku=chosen.sku,
             name=chosen.name,
             category=chosen.category,
@@ -287,8 +287,8 @@ def build_context(
             price=chosen.price,
             currency=chosen.currency,
             warranty_months=months,
-            warranty_ends=ends,
-            warranty_days_left=(ends - today).days if ends else None,
+            warranty_ends=PENDING,
+            warranty_days_left=PENDING,
         )
         if info is not None:
             offer = info.extended_warranty
@@ -464,6 +464,20 @@ def _opt_out_keys() -> tuple[str, ...]:
     """The keys `_unsubscribe_links` makes, in its order, without making the links."""
     keys = ["unsubscribe_mailto", *(_opt_out_key(s.render_format) for s in CHANNELS.values())]
     return tuple(dict.fromkeys(keys))
+
+
+def _warranty(
+    order: Order,
+    sku: str,
+    parcels: Sequence[ShipmentState],
+    months: int | None,
+    time_zone: str,
+    today: date,
+) -> dict[str, Any]:
+    """An item's last day of cover and the days left until it (None without a warranty)."""
+    start = warranty_from(order, sku, parcels)
+    ends = warranty_ends(start, months, time_zone) if months and start else None
+    return {"warranty_ends": ends, "warranty_days_left": (ends - today).days if ends else None}
 
 
 def _delivered_item(item: Item, catalogue: Catalogue | None, languages: Sequence[str]) -> Fields:

@@ -27,7 +27,7 @@ from jinja2.utils import missing
 from markupsafe import escape
 
 from aftersale.locales import currencies, is_locale
-from aftersale.render.context import Fields
+from aftersale.render.context import Fields, LazyFields
 from aftersale.render.filters import NAME_ONLY
 from aftersale.render.memo import Memoized, is_shared_part, plan
 
@@ -374,7 +374,8 @@ _MEMO_READS = "aftersale_memo_reads"
 
 #: Attributes a context record has as a dict (items, get, ...) and as Fields (_path): the
 #: names Jinja's getattr finds on the object before it looks up a key.
-_RECORD_ATTRIBUTES = frozenset(dir(Fields))
+_RECORD_ATTRIBUTES = frozenset(dir(LazyFields))  # a Fields' and more
+_RECORDS = frozenset({Fields, LazyFields})
 
 
 class _CodeGenerator(CodeGenerator):
@@ -446,8 +447,9 @@ class Sandbox(ImmutableSandboxedEnvironment):
     def getattr(self, obj: Any, attribute: str) -> Any:
         """`order.total` on a context record reads its key at once: Jinja's way tries the
         attribute first and pays for an AttributeError on every field read. Same answer,
-        because a record has no attribute but its dict methods and `_path`."""
-        if type(obj) is Fields and attribute not in _RECORD_ATTRIBUTES:
+        because a record has no attribute but its dict methods and private ones (`_path`;
+        a lazy record's `_make`, which its key read runs when its fields are pending)."""
+        if type(obj) in _RECORDS and attribute not in _RECORD_ATTRIBUTES:
             try:
                 return obj[attribute]
             except KeyError:

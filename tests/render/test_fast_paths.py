@@ -91,6 +91,10 @@ def test_a_record_field_reads_as_in_jinjas_sandbox(source: str) -> None:
     assert ours.from_string(source).render(order=RECORD) == theirs.from_string(source).render(
         order=RECORD
     )
+    lazy = LazyFields("order", lambda: {"number": "NW-1"}, **{**RECORD, "number": PENDING})
+    assert ours.from_string(source).render(order=lazy) == theirs.from_string(source).render(
+        order=RECORD
+    )
 
 
 def test_a_missing_field_names_the_record_and_a_private_one_is_refused() -> None:
@@ -101,6 +105,9 @@ def test_a_missing_field_names_the_record_and_a_private_one_is_refused() -> None
         env.from_string("{{ order.totl }}").render(order=RECORD)
     with pytest.raises(Exception, match="access to attribute '_path' of 'Fields' object is unsafe"):
         env.from_string("{{ order._path }}").render(order=RECORD)
+    lazy = LazyFields("order", None, **RECORD)
+    with pytest.raises(Exception, match="'_make' of 'LazyFields' object is unsafe"):
+        env.from_string("{{ order._make }}").render(order=lazy)
 
 
 def _lazy() -> tuple[LazyFields, list[int]]:
