@@ -268,17 +268,25 @@ def utm_filter(ctx: Context, url: str, content: str | None = None) -> str:
 
 
 def tracking_url_filter(carriers: Carriers) -> Callable[[Context, Mapping[str, Any]], str]:
+    # An email links its parcel twice (in its HTML and in its text): the second time from
+    # here. Keyed by every value the link is made of.
+    @lru_cache(maxsize=256)
+    def tagged_page(
+        carrier: str | None, number: str, locale: str, medium: str, campaign: str
+    ) -> str | None:
+        page = carriers.tracking_page(carrier, number, locale)
+        return add_utm(page, medium, campaign) if page is not None else None
+
     @pass_context
     def tracking_url(ctx: Context, shipment: Mapping[str, Any]) -> str:
         """`{{ shipment|tracking_url }}`: the carrier's tracking page with UTM parameters, or
         the order page when the carrier is not known yet."""
-        page = carriers.tracking_page(
-            shipment.get("carrier"), str(shipment.get("tracking_number")), _locale_tag(ctx)
-        )
-        if page is None:
-            page = str((_read(ctx, "links") or {}).get("order"))
         medium, campaign = _campaign(ctx)
-        return add_utm(page, medium, campaign)
+        number = str(shipment.get("tracking_number"))
+        link = tagged_page(shipment.get("carrier"), number, _locale_tag(ctx), medium, campaign)
+        if link is None:
+            link = add_utm(str((_read(ctx, "links") or {}).get("order")), medium, campaign)
+        return link
 
     return tracking_url
 

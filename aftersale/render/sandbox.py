@@ -222,9 +222,13 @@ FILTER_INPUTS: dict[str, tuple[tuple[type, ...], str, str]] = {
 }
 
 
+def _currency(code: Any) -> bool:
+    return str(code) in currencies()
+
+
 def _check_input(name: str, value: Any, args: tuple[Any, ...] = ()) -> None:
     accepted, noun, hint = FILTER_INPUTS[name]
-    if name == "money" and args and args[0] is not None and str(args[0]) not in currencies():
+    if name == "money" and args and args[0] is not None and not _currency(args[0]):
         raise FilterInputError(
             f"|money({args[0]!r}): not a currency code; use an ISO 4217 code such as PLN or "
             f"EUR, or leave it out for the order's currency"
@@ -272,10 +276,10 @@ def _guarded(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
     checks_args = name == "money"
 
     def check(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-        if accepted is not None and (
-            (args and checks_args) or type(value) is bool or not isinstance(value, accepted)
-        ):
-            _check_input(name, value, args)
+        if accepted is not None:
+            unknown = checks_args and args and args[0] is not None and not _currency(args[0])
+            if unknown or type(value) is bool or not isinstance(value, accepted):
+                _check_input(name, value, args)
         if sized:
             _check_sizes(name, (value, *args), kwargs)
 
