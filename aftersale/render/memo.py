@@ -123,11 +123,12 @@ _Render = Callable[[Context], Iterator[str]]
 class Memoized:
     """A shared part's compiled root function (`root`), rendered once per key."""
 
-    __slots__ = ("recorded", "reads", "root")
+    __slots__ = ("recorded", "reads", "root", "texts")
 
     def __init__(self, root: _Render, reads: tuple[str, ...]) -> None:
         self.root, self.reads = root, reads
         self.recorded: dict[tuple[Any, ...], tuple[str | _BlockCall, ...]] = {}
+        self.texts: dict[tuple[Any, ...], str] = {}  # the recorded parts that call no block
 
     def __call__(self, context: Context) -> Iterator[str]:
         key = _key(context.name, context.resolve_or_missing, self.reads)
@@ -139,6 +140,8 @@ class Memoized:
             parts = _record(self.root, context)
             if len(self.recorded) < MAX_ENTRIES:
                 self.recorded[key] = parts
+                if all(type(p) is str or p.block is None for p in parts):  # type: ignore[union-attr]
+                    self.texts[key] = "".join(p for p in parts if type(p) is str)  # type: ignore[misc]
         for part in parts:
             if type(part) is str:
                 yield part
@@ -156,10 +159,7 @@ class Memoized:
         """What the part printed before, rendered on its own (in a context of `values`
         alone), when it calls no block; else None."""
         key = _key(name, lambda n: values.get(n, missing), self.reads)
-        parts = self.recorded.get(key) if key is not None else None
-        if parts is None or any(type(p) is not str and p.block for p in parts):  # type: ignore[union-attr]
-            return None
-        return "".join(p for p in parts if type(p) is str)  # type: ignore[misc]
+        return self.texts.get(key) if key is not None else None
 
 
 def known_text(template: Template, values: Mapping[str, Any]) -> str | None:
