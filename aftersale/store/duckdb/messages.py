@@ -13,8 +13,10 @@ table instead, so the expected state is checked on the few rows found (`_states`
 the UPDATE then names exactly those. Batches travel as Arrow tables joined on message_id
 (`update_rows`); DuckDB turns such a join into an index lookup for up to
 `dynamic_or_filter_threshold` keys, which the connection raises to cover a whole page
-(duckdb/connection.py). A dispatch batch is one transaction of one read and up to three
-updates (close, record, claim).
+(duckdb/connection.py). The columns a claim and a result write are stored uncompressed
+(migration 13): writing into DuckDB's compressed text, and the checkpoint compressing it
+again, cost more the more messages the table held. A dispatch batch is one transaction of
+one read and up to three updates (close, record, claim).
 """
 
 from __future__ import annotations
