@@ -201,7 +201,13 @@ def weekday_filter(ctx: Context, value: date | datetime) -> str:
     """`{{ shipment.estimated_delivery|weekday }}` -> "Dienstag"."""
     if isinstance(value, datetime):
         value = _local(ctx, value).date()
-    return _date(value, "EEEE", _tag(ctx))
+    return _weekday(value, _tag(ctx))
+
+
+@lru_cache(maxsize=1024)
+def _weekday(value: date, tag: str) -> str:
+    # a CLDR pattern of its own, not one of the named formats `date_pattern` looks up
+    return format_date(value, format="EEEE", locale=babel_locale(tag))
 
 
 @pass_context

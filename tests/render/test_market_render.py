@@ -128,3 +128,19 @@ def test_a_date_pattern_of_ones_own_is_refused(tmp_path: Path) -> None:
         TemplateError, match=r"\|date\(.d MMM.\): use a named format \(short, medium"
     ):
         custom.render("note", ChannelKind.SMS, _customer_in("GB", "en-GB", "GBP"), "+44")
+
+
+@pytest.mark.parametrize(
+    ("locale", "monday"), [("en-GB", "Monday"), ("de-DE", "Montag"), ("pl-PL", "poniedziałek")]
+)
+def test_weekday_names_the_day_in_the_customers_language(
+    tmp_path: Path, locale: str, monday: str
+) -> None:
+    root = tmp_path / "templates"
+    (root / "sms" / "note").mkdir(parents=True)
+    for language in ("en", "de", "pl"):
+        (root / "sms" / "note" / f"{language}.j2").write_text("Arrives {{ day|weekday }}")
+    custom = TemplateLibrary.load(root, SHOP, None, DIRECTORY)
+    context = {**_customer_in("GB", locale, "GBP"), "day": date(2026, 11, 30)}  # a Monday
+    rendered = custom.render("note", ChannelKind.SMS, context, "+44")
+    assert rendered.text == f"Arrives {monday}"
