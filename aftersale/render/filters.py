@@ -60,12 +60,8 @@ def _format_tag(variant: str, customer_locale: str) -> str:
 def _tag(ctx: Context) -> str:
     """The tag of the locale to format in (babel_locale makes it): a text, so the caches of
     formatted amounts and dates need not hash a babel Locale at every look-up."""
-    variant, customer = ctx.resolve_or_missing("locale"), ctx.resolve_or_missing("customer")
-    if variant is missing:
-        variant = None
-    if customer is missing:
-        customer = None
-    return _format_tag(str(variant or "en"), str((customer or {}).get("locale") or ""))
+    customer = _read(ctx, "customer") or {}
+    return _format_tag(str(_read(ctx, "locale") or "en"), str(customer.get("locale") or ""))
 
 
 def _locale(ctx: Context) -> Locale:
