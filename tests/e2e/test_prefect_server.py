@@ -112,15 +112,26 @@ def wait_healthy(
     raise TimeoutError(f"prefect server not healthy in {timeout_s} s:\n{log.read_text()[-3000:]}")
 
 
+def api_call(method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """One call of the server's REST API, retried on 502/503 as Prefect's own client does:
+    the server answers 503 to errors a client may retry (its SQLite database locked by the
+    worker's writes when the machine is busy), not to a failed request."""
+    for attempt in range(6):
+        answer = httpx.request(method, url, timeout=10, **kwargs)
+        if answer.status_code not in (502, 503):
+            break
+        time.sleep(0.5 * 2**attempt)
+    answer.raise_for_status()
+    return answer
+
+
 def run_deployment(api: str, name: str, parameters: dict[str, Any]) -> str:
-    dep = httpx.get(f"{api}/deployments/name/{name}", timeout=10)
-    dep.raise_for_status()
-    run = httpx.post(
+    dep = api_call("GET", f"{api}/deployments/name/{name}")
+    run = api_call(
+        "POST",
         f"{api}/deployments/{dep.json()['id']}/create_flow_run",
         json={"parameters": parameters},
-        timeout=10,
     )
-    run.raise_for_status()
     return str(run.json()["id"])
 
 
@@ -129,7 +140,7 @@ def wait_runs(
 ) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     while True:
-        runs = {rid: httpx.get(f"{api}/flow_runs/{rid}", timeout=10).json() for rid in run_ids}
+        runs = {rid: api_call("GET", f"{api}/flow_runs/{rid}").json() for rid in run_ids}
         if all(r["state"]["type"] in TERMINAL for r in runs.values()):
             return runs
         if time.monotonic() > deadline:
@@ -139,10 +150,8 @@ def wait_runs(
 
 
 def artifacts_of(api: str, run_id: str) -> dict[str, dict[str, Any]]:
-    found = httpx.post(
-        f"{api}/artifacts/filter",
-        json={"artifacts": {"flow_run_id": {"any_": [run_id]}}},
-        timeout=10,
+    found = api_call(
+        "POST", f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}
     ).json()
     return {a["key"]: a for a in found if a.get("key")}
 
