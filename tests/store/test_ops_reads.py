@@ -198,3 +198,58 @@ def test_one_batch_is_recorded_as_the_next_is_claimed(store_target: str) -> None
             MessageState.SUPPRESSED,
             "recipient suppressed (bounce)",
         )
+
+
+def test_a_batch_moves_only_messages_it_finds(store_target: str) -> None:
+    """A batch whose every message is as expected writes them all; one naming a message
+    not stored (any more) writes the others and claims only those found."""
+    placed = DomainEvent(EventKind.ORDER_PLACED, "NW-1", NOW - DAY)
+    with open_store(store_target) as store:
+        store.save_orders([order()], source="t", now=NOW)
+        store.record_domain_events([placed], run_id="r", now=NOW)
+        ids = queue_decisions(
+            store,
+            [
+                Decision(f"r{i}", "thank_you", ChannelKind.EMAIL, "NW-1", f"k{i}", NOW, placed)
+                for i in range(5)
+            ],
+            {"NW-1": "C-1"},
+            run_id="cycle · 1",
+            now=NOW,
+        )
+        first, second, third, fourth, fifth = sorted(ids)
+
+        def claim(mid: str) -> Claim:
+            return Claim(mid, "anna@example.pl", f"Subject {mid}", "text", None, "outbox")
+
+        assert store.record_and_claim([], [claim(first)], run_id="r", now=NOW) == {first}
+        got = store.record_and_claim(
+            [MessageResult(first, MessageState.FAILED, error_code="550", error_text="no")],
+            [claim(second), claim(third)],
+            closures=[Closure(fourth, MessageState.CANCELLED, "superseded")],
+            run_id="r2",
+            now=NOW + DAY,
+        )
+        assert got == {second, third}
+        got = store.record_and_claim(
+            [
+                MessageResult(second, MessageState.SENT, "p-2"),
+                MessageResult("m-gone", MessageState.SENT, "p-x"),
+            ],
+            [claim(fifth), claim("m-gone-too")],
+            closures=[Closure("m-gone-as-well", MessageState.FAILED, "gone")],
+            run_id="r3",
+            now=NOW + 2 * DAY,
+        )
+        assert got == {fifth}
+        states = {m.message_id: m for m in store.list_messages()}
+        assert set(states) == set(ids)
+        assert (states[first].state, states[first].error_code) == (MessageState.FAILED, "550")
+        assert (states[second].state, states[second].provider_id) == (MessageState.SENT, "p-2")
+        assert (states[third].state, states[third].run_id) == (MessageState.SENDING, "r2")
+        assert (states[fourth].state, states[fourth].error_text) == (
+            MessageState.CANCELLED,
+            "superseded",
+        )
+        assert (states[fifth].state, states[fifth].attempts) == (MessageState.SENDING, 1)
+        assert states[fifth].subject == f"Subject {fifth}"

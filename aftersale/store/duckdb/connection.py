@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -160,8 +160,13 @@ class Connection(Backend):
         self.con.register(name, table)
         try:
             yield
-        finally:
-            self.con.unregister(name)
+        except BaseException:
+            # A statement that failed aborted the transaction it ran in, which refuses
+            # the unregister; its ROLLBACK, which follows, drops the registration.
+            with suppress(duckdb.TransactionException):
+                self.con.unregister(name)
+            raise
+        self.con.unregister(name)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -5,10 +5,11 @@ Exactly-once rests on two facts: the idempotency key is UNIQUE (a decision made 
 anyone, queues one message), and a message moves on only from the state it was found in
 (a claim only `pending -> sending`, a result only on a message still `sending`), inside
 one transaction per dispatch batch. How a backend holds the second fact is its own, in the
-hooks below (duckdb/messages.py, postgres/messages.py): DuckDB, one writer, reads a
-batch's states once and updates exactly the rows found in the right state (a filter on
-the state in an UPDATE would make it scan the table); PostgreSQL, several workers, puts
-the state and the worker's lease in each UPDATE's WHERE.
+hooks below (duckdb/messages.py, postgres/messages.py): DuckDB, one writer, checks each
+message's state in the UPDATE's SET and aborts the batch if one is not as expected (a
+filter on the state in an UPDATE would make it scan the table), then writes it again
+with the states read first; PostgreSQL, several workers, puts the state and the worker's
+lease in each UPDATE's WHERE.
 
 Batch statements find their rows by message id (or idempotency key) alone: each
 backend's `update_rows` joins its batch to the table on the key, so a batch costs the
@@ -85,24 +86,25 @@ def closure_row(c: Closure) -> dict[str, Any]:
     return {"message_id": c.message_id, "state": c.state.value, "error_text": c.reason}
 
 
-def claim_sets(d: Dialect) -> str:
-    """`pending -> sending`, counting the attempt (named parameters `sending`, `run_id`,
-    `now`); the batch row is a `claim_row`."""
+def claim_sets(d: Dialect, state: str) -> str:
+    """`pending -> sending` (`state`: the SQL it sets the state to), counting the attempt
+    (named parameters `run_id`, `now`); the batch row is a `claim_row`."""
     return (
-        f"state = {d.named('sending')}, recipient = u.recipient, subject = u.subject, "
+        f"state = {state}, recipient = u.recipient, subject = u.subject, "
         "body_text = u.body_text, sms_segments = u.sms_segments, provider = u.provider, "
         f"attempts = t.attempts + 1, run_id = {d.named('run_id')}, "
         f"updated_at = {d.named('now')}"
     )
 
 
-def result_sets(d: Dialect, *, settle: bool) -> str:
-    """A `result_row` written (named parameter `now`). Settling a doubt keeps the provider
-    id a message already has when the provider gives none, and its error code."""
+def result_sets(d: Dialect, *, settle: bool, state: str = "u.state") -> str:
+    """A `result_row` written (named parameter `now`; `state`: the SQL it sets the state
+    to). Settling a doubt keeps the provider id a message already has when the provider
+    gives none, and its error code."""
     provider_id = "coalesce(u.provider_id, t.provider_id)" if settle else "u.provider_id"
     error_code = "" if settle else "error_code = u.error_code, "
     return (
-        f"state = u.state, provider_id = {provider_id}, {error_code}error_text = u.error_text, "
+        f"state = {state}, provider_id = {provider_id}, {error_code}error_text = u.error_text, "
         "sent_at = coalesce(u.sent_at, t.sent_at), due_at = coalesce(u.due_at, t.due_at), "
         f"updated_at = {d.named('now')}{d.release_lease}"
     )
@@ -124,13 +126,24 @@ class Messages(Backend):
     ) -> tuple[Sequence[Closure], Sequence[MessageResult], Sequence[Claim]]:
         """A dispatch batch's closures and claims of messages still `pending` and results
         of messages still `sending`, inside its transaction. All of them where each
-        UPDATE checks the state itself (`_found_in`, `_claim_terms`); DuckDB reads them."""
+        UPDATE checks the state itself (`_found_in`, `_claim_terms`); DuckDB reads them
+        when a batch written without reading met a message not as expected."""
         return closures, results, claims
 
     @abstractmethod
     def _found_in(self, state: str) -> str:
         """The WHERE condition on `t` an UPDATE of a batch of messages meets so it moves
         only messages in `state`; '' where the batch was checked before."""
+
+    def _state_to(self, state: str, found: str) -> str:
+        """The SQL a batch UPDATE sets a message's state to: `state` (SQL), the message
+        being in state `found`, which `_found_in` holds where it is a WHERE condition
+        (DuckDB checks it here instead)."""
+        return state
+
+    def _wrote(self, answer: list[tuple[Any, ...]], rows: int) -> None:
+        """What a batch UPDATE of `rows` rows with no WHERE condition of `_found_in`
+        answered (DuckDB checks that it wrote every row)."""
 
     @abstractmethod
     def _move(
@@ -195,39 +208,52 @@ class Messages(Backend):
         """`pending -> sending` for these claims; the ids claimed."""
         lease, where, params = self._claim_terms()
         # in id order: two workers updating the same messages lock them in the same order
+        rows = [claim_row(c) for c in sorted(claims, key=lambda c: c.message_id)]
         claimed = self.update_rows(
             "messages",
-            [claim_row(c) for c in sorted(claims, key=lambda c: c.message_id)],
-            claim_sets(self.dialect) + lease,
+            rows,
+            claim_sets(self.dialect, self._state_to(self.dialect.named("sending"), PENDING))
+            + lease,
             where=where,
             params={"sending": SENDING, "run_id": run_id, "now": to_db(now), **params},
             # claims found `pending` beforehand are all claimed: RETURNING costs DuckDB a
             # scan-like pass as the table grows (bench/messages.py)
             returning="t.message_id" if where else "",
         )
-        return {r[0] for r in claimed} if where else {c.message_id for c in claims}
+        if where:
+            return {r[0] for r in claimed}
+        self._wrote(claimed, len(rows))
+        return {c.message_id for c in claims}
 
     def _record(self, results: Sequence[MessageResult], now: datetime) -> None:
         """Record these outcomes of messages still `sending` (even if a lease ran out
         meanwhile: the truth is recorded)."""
-        self.update_rows(
+        rows = [result_row(r, now) for r in sorted(results, key=lambda r: r.message_id)]
+        where = self._found_in(SENDING)
+        answer = self.update_rows(
             "messages",
-            [result_row(r, now) for r in sorted(results, key=lambda r: r.message_id)],
-            result_sets(self.dialect, settle=False),
-            where=self._found_in(SENDING),
+            rows,
+            result_sets(self.dialect, settle=False, state=self._state_to("u.state", SENDING)),
+            where=where,
             params={"now": to_db(now)},
         )
+        if not where:
+            self._wrote(answer, len(rows))
 
     def _close(self, closures: Sequence[Closure], now: datetime) -> None:
         """Close these messages still `pending`, each with its reason."""
-        self.update_rows(
+        rows = [closure_row(c) for c in sorted(closures, key=lambda c: c.message_id)]
+        where = self._found_in(PENDING)
+        answer = self.update_rows(
             "messages",
-            [closure_row(c) for c in sorted(closures, key=lambda c: c.message_id)],
-            "state = u.state, error_text = u.error_text, "
+            rows,
+            f"state = {self._state_to('u.state', PENDING)}, error_text = u.error_text, "
             f"updated_at = {self.dialect.named('now')}{self.dialect.release_lease}",
-            where=self._found_in(PENDING),
+            where=where,
             params={"now": to_db(now)},
         )
+        if not where:
+            self._wrote(answer, len(rows))
 
     # --- messages in doubt ---------------------------------------------------------
 
