@@ -38,6 +38,12 @@ def normalise_phone(text: str, region: str | None = None) -> str:
     """`text` in E.164. A number starting with `+` or an international prefix (`00`,
     `011`) needs no `region`; a national one is read in `region` (ISO country code).
     ValueError saying what is wrong."""
+    return e164(parse_phone(text, region))
+
+
+def parse_phone(text: str, region: str | None = None) -> phonenumbers.PhoneNumber:
+    """`text` as a valid phone number (read as `normalise_phone` reads it), for a caller
+    that needs more than its E.164 text (the country code) without parsing it twice."""
     raw = text.strip()
     dialled = _IDD.match(raw) is not None  # 0048…: the + written the way one dials it
     international = raw.startswith("+") or dialled
@@ -49,6 +55,10 @@ def normalise_phone(text: str, region: str | None = None) -> str:
     if number is None or not phonenumbers.is_valid_number(number):
         hint = "" if international or region else ": without a country it must start with +"
         raise ValueError(f"{raw!r} is not a valid phone number{hint} (like +48601234567)")
+    return number
+
+
+def e164(number: phonenumbers.PhoneNumber) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

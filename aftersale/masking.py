@@ -6,12 +6,11 @@ Enough stays visible to tell recipients apart when debugging ("j***@example.com"
 
 from __future__ import annotations
 
-import contextlib
 import re
 
 import phonenumbers
 
-from aftersale.contacts import normalise_phone
+from aftersale.contacts import e164, parse_phone
 
 _EMAIL_IN_TEXT = re.compile(r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)+")
 # A phone number in any form people write: "+" or an international prefix ("00") and 7+
@@ -22,6 +21,7 @@ _PHONE_IN_TEXT = re.compile(
     r"|(?<![\w+\-.:/])\(?\d{2,4}\)?(?:[ \-.]\d{2,4}){2,4}(?![\w\-:/])"
 )
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_NOT_DIGIT = re.compile(r"\D")
 
 
 def mask_email(s: str) -> str:
@@ -37,13 +37,16 @@ def mask_phone(s: str) -> str:
     """'+48123456789' -> '+48******789': country code and last three digits stay readable.
     `0048 123 456 789` is the same number and masks the same way."""
     raw = s.strip()
-    with contextlib.suppress(ValueError):  # not a valid number: mask the digits as written
-        raw = normalise_phone(raw)
-    digits = re.sub(r"\D", "", raw)
+    country = ""
+    try:  # one parse gives the E.164 form and its country code
+        number = parse_phone(raw)
+        raw, country = e164(number), str(number.country_code)
+    except ValueError:  # not a valid number: mask the digits as written
+        pass
+    digits = _NOT_DIGIT.sub("", raw)
     if len(digits) < 6:
         return "*" * len(digits) if digits else "***"
-    country = ""
-    if raw.startswith("+"):
+    if raw.startswith("+") and not country:
         try:
             country = str(phonenumbers.parse(raw, None).country_code)
         except phonenumbers.NumberParseException:
