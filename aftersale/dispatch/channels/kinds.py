@@ -22,4 +22,7 @@ if _missing:
 
 def spec_of(kind: ChannelKind | str) -> ChannelSpec:
     """The facts of `kind` (a ChannelKind or its value, as the store keeps it)."""
-    return CHANNELS[ChannelKind(kind)]
+    try:  # a StrEnum member and its value are the same key: no conversion per message
+        return CHANNELS[kind]  # type: ignore[index]
+    except KeyError:
+        return CHANNELS[ChannelKind(kind)]  # ValueError naming an unknown kind
