@@ -45,7 +45,7 @@ def rendered() -> dict[ChannelKind, list[Rendered]]:
             template, library.shop, library.catalogue, library.carriers
         ):
             for locale in library.locales():
-                customer = Fields("customer", **{**context["customer"], "locale": locale})
+                customer = Fields("customer", {**context["customer"], "locale": locale})
                 ctx = {**context, "customer": customer}
                 message = library.render(template, channel, ctx, sample_recipient(ctx, channel))
                 tracking = (ctx["shipment"] or {}).get("tracking_number") or ""

@@ -39,7 +39,7 @@ def main() -> None:
             template, library.shop, library.catalogue, library.carriers
         ):
             for locale in library.locales():
-                customer = Fields("customer", **{**context["customer"], "locale": locale})
+                customer = Fields("customer", {**context["customer"], "locale": locale})
                 ctx = {**context, "customer": customer}
                 work.append((template, channel, ctx, sample_recipient(ctx, channel)))
     started = time.perf_counter()

@@ -45,8 +45,10 @@ class Fields(dict[str, Any]):
 
     __slots__ = ("_path",)
 
-    def __init__(self, record: str, /, **values: Any) -> None:
-        dict.__init__(self, values)  # not super(): a context makes dozens of records
+    # The fields come as one dict, not as keywords: a context makes a dozen records per
+    # message, and packing keywords costs as much again as the record itself.
+    def __init__(self, record: str, values: Mapping[str, Any], /) -> None:
+        dict.update(self, values)  # not super(): the cheapest way in
         self._path = record
 
 
@@ -70,9 +72,14 @@ class LazyFields(Fields):
     __slots__ = ("_make",)
 
     def __init__(
-        self, record: str, make: Callable[[], Mapping[str, Any]] | None, /, **values: Any
+        self,
+        record: str,
+        make: Callable[[], Mapping[str, Any]] | None,
+        values: Mapping[str, Any],
+        /,
     ) -> None:
-        super().__init__(record, **values)
+        dict.update(self, values)
+        self._path = record
         self._make = make
 
     def _fill(self) -> None:
@@ -182,14 +189,16 @@ def build_context(
     items = [
         Fields(
             "item",
-            sku=i.sku,
-            name=i.name,
-            category=i.category,
-            quantity=i.quantity,
-            price=i.price,
-            currency=i.currency,
-            line_total=i.price * i.quantity,
-            warranty_months=i.warranty_months,
+            {
+                "sku": i.sku,
+                "name": i.name,
+                "category": i.category,
+                "quantity": i.quantity,
+                "price": i.price,
+                "currency": i.currency,
+                "line_total": i.price * i.quantity,
+                "warranty_months": i.warranty_months,
+            },
         )
         for i in order.items
     ]
@@ -198,28 +207,31 @@ def build_context(
         window = shipment.estimated_window
         ship = Fields(
             "shipment",
-            carrier=shipment.carrier,
-            carrier_name=carriers.name(shipment.carrier),
-            tracking_number=shipment.tracking_number,
-            status=str(shipment.status),
-            estimated_delivery=shipment.estimated_delivery,
-            window_start=window[0] if window else None,
-            window_end=window[1] if window else None,
-            delivered_at=shipment.delivered_at,
-            pickup_point=shipment.pickup_point,
-            pickup_code=str(facts["pickup_code"]) if facts.get("pickup_code") else None,
-            pickup_deadline=shipment.pickup_deadline or _as_datetime(facts.get("pickup_deadline")),
-            pickup_hours=shipment.pickup_hours,
-            delivery_type=str(shipment.delivery_type) if shipment.delivery_type else None,
-            # collected by the customer (locker, pickup or access point), not brought home
-            to_pickup=shipment.delivery_type in COLLECTED,
-            last_event_at=shipment.last_event_at,
-            contents=parcel_items(order, shipment),
-            # what the items in this parcel cost (the order's total for its only parcel)
-            value=sum(
-                (i.price * i.quantity for i in items_in(order, shipment.tracking_number)),
-                Decimal(0),
-            ),
+            {
+                "carrier": shipment.carrier,
+                "carrier_name": carriers.name(shipment.carrier),
+                "tracking_number": shipment.tracking_number,
+                "status": str(shipment.status),
+                "estimated_delivery": shipment.estimated_delivery,
+                "window_start": window[0] if window else None,
+                "window_end": window[1] if window else None,
+                "delivered_at": shipment.delivered_at,
+                "pickup_point": shipment.pickup_point,
+                "pickup_code": str(facts["pickup_code"]) if facts.get("pickup_code") else None,
+                "pickup_deadline": shipment.pickup_deadline
+                or _as_datetime(facts.get("pickup_deadline")),
+                "pickup_hours": shipment.pickup_hours,
+                "delivery_type": str(shipment.delivery_type) if shipment.delivery_type else None,
+                # collected by the customer (locker, pickup or access point), not brought home
+                "to_pickup": shipment.delivery_type in COLLECTED,
+                "last_event_at": shipment.last_event_at,
+                "contents": parcel_items(order, shipment),
+                # what the items in this parcel cost (the order's total for its only parcel)
+                "value": sum(
+                    (i.price * i.quantity for i in items_in(order, shipment.tracking_number)),
+                    Decimal(0),
+                ),
+            },
         )
 
     # a shop platform's order name ("#1047") is not a path as it stands: "#" starts a fragment
@@ -235,24 +247,24 @@ def build_context(
     links = LazyFields(
         "links",
         sign,
-        order=f"{base}/account/orders/{in_url}",
-        help=market.help_url,
-        tracking=(
-            carriers.tracking_page(shipment.carrier, shipment.tracking_number, customer.locale)
+        {
+            "order": f"{base}/account/orders/{in_url}",
+            "help": market.help_url,
+            "tracking": (
+                carriers.tracking_page(shipment.carrier, shipment.tracking_number, customer.locale)
+                if shipment is not None
+                else None
+            )
+            or f"{base}/account/orders/{in_url}",
+            "tracking_short": f"{short}/t/{shipment.tracking_number}"
             if shipment is not None
-            else None
-        )
-        or f"{base}/account/orders/{in_url}",
-        tracking_short=(
-            f"{short}/t/{shipment.tracking_number}"
-            if shipment is not None
-            else f"{short}/o/{in_url}"
-        ),
-        review=f"{base}/review/{in_url}" + (f"/{quote(sku, safe='')}" if sku else ""),
-        review_short=f"{short}/r/{in_url}",
-        **opt_out,
-        guide=None,
-        extend_warranty=None,
+            else f"{short}/o/{in_url}",
+            "review": f"{base}/review/{in_url}" + (f"/{quote(sku, safe='')}" if sku else ""),
+            "review_short": f"{short}/r/{in_url}",
+            **opt_out,
+            "guide": None,
+            "extend_warranty": None,
+        },
     )
 
     parcels = shipments or ([shipment] if shipment is not None else [])
@@ -280,15 +292,17 @@ def build_context(
         item = LazyFields(
             "item",
             partial(_warranty, order, chosen.sku, parcels, months, customer.time_zone, today),
-            sku=chosen.sku,
-            name=chosen.name,
-            category=chosen.category,
-            quantity=chosen.quantity,
-            price=chosen.price,
-            currency=chosen.currency,
-            warranty_months=months,
-            warranty_ends=PENDING,
-            warranty_days_left=PENDING,
+            {
+                "sku": chosen.sku,
+                "name": chosen.name,
+                "category": chosen.category,
+                "quantity": chosen.quantity,
+                "price": chosen.price,
+                "currency": chosen.currency,
+                "warranty_months": months,
+                "warranty_ends": PENDING,
+                "warranty_days_left": PENDING,
+            },
         )
         if info is not None:
             offer = info.extended_warranty
@@ -297,21 +311,23 @@ def build_context(
             tips_locale = next((c for c in languages if c in info.tips), None)
             product = Fields(
                 "product",
-                category=info.category or chosen.category,
-                guide_url=info.guide_url,
-                tips=list(info.tips[tips_locale]) if tips_locale else [],
-                warranty_months=info.warranty_months,
-                extended_warranty=(
-                    Fields(
+                {
+                    "category": info.category or chosen.category,
+                    "guide_url": info.guide_url,
+                    "tips": list(info.tips[tips_locale]) if tips_locale else [],
+                    "warranty_months": info.warranty_months,
+                    "extended_warranty": Fields(
                         "product.extended_warranty",
-                        months=offer.months,
-                        price=offer_price,
-                        currency=order.currency,
-                        url=offer.url,
+                        {
+                            "months": offer.months,
+                            "price": offer_price,
+                            "currency": order.currency,
+                            "url": offer.url,
+                        },
                     )
                     if offer and offer_price is not None
-                    else None
-                ),
+                    else None,
+                },
             )
             links["guide"] = info.guide_url
             links["extend_warranty"] = offer.url if offer and offer_price is not None else None
@@ -323,41 +339,45 @@ def build_context(
         last_scan = shipment.last_event_at if shipment else None
         delay = Fields(
             "delay",
-            reason=event.reason,
-            promised=promised,
-            new_estimate=new_estimate,
-            days_late=(
-                (new_estimate - promised).days
+            {
+                "reason": event.reason,
+                "promised": promised,
+                "new_estimate": new_estimate,
+                "days_late": (new_estimate - promised).days
                 if new_estimate and promised and new_estimate > promised
-                else None
-            ),
-            days_since_scan=(now - last_scan).days if last_scan else None,
-            # a parcel the carrier never scanned is not "on its way"
-            scanned=shipment is not None and shipment.status not in _NOT_SCANNED,
+                else None,
+                "days_since_scan": (now - last_scan).days if last_scan else None,
+                # a parcel the carrier never scanned is not "on its way"
+                "scanned": shipment is not None and shipment.status not in _NOT_SCANNED,
+            },
         )
 
     return {
         **_shop_side(event, order),
         "order": Fields(
             "order",
-            id=order.order_id,
-            number=order.order_id,
-            placed_at=order.placed_at,
-            total=order.total,
-            currency=order.currency or "EUR",
-            item_count=sum(i.quantity for i in order.items),
-            promised_delivery=order.promised_delivery,
-            url=links["order"],
+            {
+                "id": order.order_id,
+                "number": order.order_id,
+                "placed_at": order.placed_at,
+                "total": order.total,
+                "currency": order.currency or "EUR",
+                "item_count": sum(i.quantity for i in order.items),
+                "promised_delivery": order.promised_delivery,
+                "url": links["order"],
+            },
         ),
         "customer": Fields(
             "customer",
-            name=customer.name,
-            first_name=(customer.name.split() or [""])[0],
-            email=customer.email,
-            phone=customer.phone,
-            locale=customer.locale,
-            time_zone=customer.time_zone,
-            country=customer.country,
+            {
+                "name": customer.name,
+                "first_name": (customer.name.split() or [""])[0],
+                "email": customer.email,
+                "phone": customer.phone,
+                "locale": customer.locale,
+                "time_zone": customer.time_zone,
+                "country": customer.country,
+            },
         ),
         "items": items,
         "delivered_items": [_delivered_item(i, catalogue, languages) for i in after_delivery],
@@ -365,10 +385,12 @@ def build_context(
         "tracking_events": [
             Fields(
                 "tracking_event",
-                occurred_at=e.occurred_at,
-                status=str(e.status) if e.status else None,
-                description=e.description,
-                location=e.location,
+                {
+                    "occurred_at": e.occurred_at,
+                    "status": str(e.status) if e.status else None,
+                    "description": e.description,
+                    "location": e.location,
+                },
             )
             for e in sorted(events, key=lambda e: e.occurred_at, reverse=True)
         ],
@@ -377,15 +399,17 @@ def build_context(
         "product": product,
         "shop": Fields(
             "shop",
-            name=shop.name,
-            email=market.email,
-            phone=market.phone,
-            help_url=market.help_url,
-            hours=pick_text(market.hours, languages),
-            legal=pick_text(market.legal, languages),
-            market=market.code,
-            base_url=base,
-            short_url=short,
+            {
+                "name": shop.name,
+                "email": market.email,
+                "phone": market.phone,
+                "help_url": market.help_url,
+                "hours": pick_text(market.hours, languages),
+                "legal": pick_text(market.legal, languages),
+                "market": market.code,
+                "base_url": base,
+                "short_url": short,
+            },
         ),
         "links": links,
     }
@@ -417,18 +441,24 @@ def _shop_side(event: DomainEvent | None, order: Order) -> dict[str, Fields | No
     if kind is EventKind.REFUND_ISSUED and facts.get("amount") is not None:
         refund = Fields(
             "refund",
-            id=event.reason if event else None,
-            amount=Decimal(str(facts["amount"])),
-            currency=str(facts.get("currency") or order.currency or ""),
+            {
+                "id": event.reason if event else None,
+                "amount": Decimal(str(facts["amount"])),
+                "currency": str(facts.get("currency") or order.currency or ""),
+            },
         )
     if kind is EventKind.RETURN_WINDOW_ENDING and facts.get("return_by"):
         ends = date.fromisoformat(str(facts["return_by"]))
-        return_window = Fields("return_window", ends=ends, days_left=int(facts.get("days", 0)))
+        return_window = Fields(
+            "return_window", {"ends": ends, "days_left": int(facts.get("days", 0))}
+        )
     if kind is EventKind.FULFILMENT_DELAYED and facts.get("dispatch_by"):
         dispatch = Fields(
             "dispatch",
-            promised=date.fromisoformat(str(facts["dispatch_by"])),
-            business_days=int(facts.get("business_days", 0)),
+            {
+                "promised": date.fromisoformat(str(facts["dispatch_by"])),
+                "business_days": int(facts.get("business_days", 0)),
+            },
         )
     return {"refund": refund, "return_window": return_window, "dispatch": dispatch}
 
@@ -485,12 +515,14 @@ def _delivered_item(item: Item, catalogue: Catalogue | None, languages: Sequence
     tips_locale = next((c for c in languages if info and c in info.tips), None)
     return Fields(
         "delivered_item",
-        sku=item.sku,
-        name=item.name,
-        category=item.category,
-        quantity=item.quantity,
-        tips=list(info.tips[tips_locale]) if info and tips_locale else [],
-        guide_url=info.guide_url if info else None,
+        {
+            "sku": item.sku,
+            "name": item.name,
+            "category": item.category,
+            "quantity": item.quantity,
+            "tips": list(info.tips[tips_locale]) if info and tips_locale else [],
+            "guide_url": info.guide_url if info else None,
+        },
     )
 
 

@@ -70,7 +70,9 @@ def test_email_templates_escape_through_the_shortcut_and_text_templates_do_not()
     assert html.root_render_func.__globals__["escape"] is _escape_output
 
 
-RECORD = Fields("order", total=Decimal("10"), number="NW-1", items=["first"], empty=None)
+RECORD = Fields(
+    "order", {"total": Decimal("10"), "number": "NW-1", "items": ["first"], "empty": None}
+)
 
 
 @pytest.mark.parametrize(
@@ -91,7 +93,7 @@ def test_a_record_field_reads_as_in_jinjas_sandbox(source: str) -> None:
     assert ours.from_string(source).render(order=RECORD) == theirs.from_string(source).render(
         order=RECORD
     )
-    lazy = LazyFields("order", lambda: {"number": "NW-1"}, **{**RECORD, "number": PENDING})
+    lazy = LazyFields("order", lambda: {"number": "NW-1"}, {**RECORD, "number": PENDING})
     assert ours.from_string(source).render(order=lazy) == theirs.from_string(source).render(
         order=RECORD
     )
@@ -105,7 +107,7 @@ def test_a_missing_field_names_the_record_and_a_private_one_is_refused() -> None
         env.from_string("{{ order.totl }}").render(order=RECORD)
     with pytest.raises(Exception, match="access to attribute '_path' of 'Fields' object is unsafe"):
         env.from_string("{{ order._path }}").render(order=RECORD)
-    lazy = LazyFields("order", None, **RECORD)
+    lazy = LazyFields("order", None, RECORD)
     with pytest.raises(Exception, match="'_make' of 'LazyFields' object is unsafe"):
         env.from_string("{{ order._make }}").render(order=lazy)
 
@@ -118,7 +120,9 @@ def _lazy() -> tuple[LazyFields, list[int]]:
         return {"unsubscribe": "https://x/u?t=signed", "unsubscribe_short": "x/u?t=signed"}
 
     record = LazyFields(
-        "links", make, order="https://x/o", unsubscribe=PENDING, unsubscribe_short=PENDING
+        "links",
+        make,
+        {"order": "https://x/o", "unsubscribe": PENDING, "unsubscribe_short": PENDING},
     )
     return record, made
 
@@ -262,7 +266,7 @@ def _envs() -> tuple[Sandbox, Sandbox]:
 
 def _shop(**values: Any) -> Fields:
     base = {"name": "Northwind", "url": "https://nw.example", "hours": None, "phone": "+48 22"}
-    return Fields("shop", **{**base, **values})
+    return Fields("shop", {**base, **values})
 
 
 CONTEXTS = [
@@ -286,10 +290,10 @@ CONTEXTS = [
 
 def test_a_shared_part_prints_what_it_would_print_rendered_every_time() -> None:
     memo, _ = _envs()
-    order = Fields("order", total=Decimal("12.5"), currency="EUR")
+    order = Fields("order", {"total": Decimal("12.5"), "currency": "EUR"})
     for round_ in range(2):  # the second round reads what the first kept
         for i, values in enumerate(CONTEXTS):
-            customer = Fields("customer", name=f"Ann {i}", locale="en", time_zone="UTC")
+            customer = Fields("customer", {"name": f"Ann {i}", "locale": "en", "time_zone": "UTC"})
             context = {**values, "customer": customer, "order": order}
             shared = memo.get_template("email/shipped/en.j2").render(context)
             plain = memo.get_template("email/plain/en.j2").render(context)
@@ -324,8 +328,8 @@ def test_check_still_sees_every_expression_of_a_shared_part() -> None:
     context = {
         "locale": "en",
         "shop": _shop(name=None),
-        "customer": Fields("customer", name="Ann", locale="en", time_zone="UTC"),
-        "order": Fields("order", total=Decimal("1"), currency="EUR"),
+        "customer": Fields("customer", {"name": "Ann", "locale": "en", "time_zone": "UTC"}),
+        "order": Fields("order", {"total": Decimal("1"), "currency": "EUR"}),
     }
     for _ in range(2):  # the second time from what the first kept
         assert "Hello None" in env.get_template("email/shipped/en.j2").render(context)
