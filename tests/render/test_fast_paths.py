@@ -1,8 +1,10 @@
 """Rendering's shortcuts answer exactly as the code they stand in for: output escaping,
-reading a context record's field, and unsubscribe links signed only when read."""
+reading a context record's field, unsubscribe links signed only when read, and unescaping
+a text block."""
 
 from __future__ import annotations
 
+import html
 import json
 from datetime import date
 from decimal import Decimal
@@ -20,6 +22,7 @@ from aftersale.dispatch.unsubscribe import UnsubscribeLinks
 from aftersale.models import ChannelKind
 from aftersale.render.context import PENDING, Fields, LazyFields, build_context
 from aftersale.render.filters import NAME_ONLY, add_utm, build_filters
+from aftersale.render.library import unescape
 from aftersale.render.memo import known_text, plan
 from aftersale.render.samples import SAMPLE_NOW, build_samples, sample_situations
 from aftersale.render.sandbox import (
@@ -394,3 +397,25 @@ def test_links_to_be_signed_come_in_the_order_of_plain_ones() -> None:
         for extra in ({}, {"unsubscribe": signer})
     ]
     assert list(made[0]["links"]) == list(made[1]["links"])
+
+
+#: Pieces of text that make entities, near-entities and bare ampersands when joined.
+ENTITY_PIECES = [
+    "&amp;",
+    "&amp",
+    "&lt;",
+    "&#34;",
+    "&#39",
+    "&#x27;",
+    "&nbsp;",
+    "&",
+    "amp;",
+    ";",
+    "a",
+    "ü",
+]
+
+
+@given(st.lists(st.sampled_from(ENTITY_PIECES), max_size=8).map("".join))
+def test_unescape_is_html_unescape(text: str) -> None:
+    assert unescape(text) == html.unescape(text)
