@@ -346,13 +346,19 @@ def detect_stage(
     states: list[ShipmentState] = []
     scans: list[tuple[str, TrackingEvent]] = []
     errors: list[str] = []
-    # every polled shipment: an answer may turn out unusable only here (future scans)
-    failed_before = store.poll_failures(r.shipment_id for r in poll.results)
+    # scans dated in the future are the carrier's error: dropped, never believed (so an
+    # answer may turn out unusable only here)
+    answers = [
+        (result, drop_future_scans(result.tracking, now) if result.tracking else None)
+        for result in poll.results
+    ]
+    # the failure counts of the failed polls only: none failed, no statement at all
+    failed_before = store.poll_failures(
+        result.shipment_id for result, tracking in answers if tracking is None or tracking.unusable
+    )
     failures: dict[str, int] = {}
-    for result in poll.results:
+    for result, tracking in answers:
         prev = previous[result.shipment_id]
-        # scans dated in the future are the carrier's error: dropped, never believed
-        tracking = drop_future_scans(result.tracking, now) if result.tracking else None
         if tracking is None or tracking.unusable:
             error = result.error or f"{result.carrier}: {tracking.unusable if tracking else ''}"
             errors.append(f"{result.carrier} {prev.tracking_number}: {error}")

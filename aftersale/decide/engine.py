@@ -389,8 +389,9 @@ class _CycleState:
                 return None
             spec = spec_of(current)
             problem = spec.contact_problem(customer, rule.marketing)
-            why = SkipWhy.CONSENT if spec.recipient(customer) else SkipWhy.NO_ADDRESS
-            if problem is None:
+            if problem is not None:
+                why = SkipWhy.CONSENT if spec.recipient(customer) else SkipWhy.NO_ADDRESS
+            else:
                 # when it would go out: after the delay, not before now, inside the window
                 tz = customer.time_zone
                 occurred = event.occurred_at

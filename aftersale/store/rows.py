@@ -82,7 +82,10 @@ def to_db(dt: datetime | None) -> datetime | None:
     """Aware UTC in the core, naive UTC in the database."""
     if dt is None:
         return None
-    if dt.tzinfo is None:
+    tz = dt.tzinfo
+    if tz is UTC:  # nearly every time the core holds: nothing to convert
+        return dt.replace(tzinfo=None)
+    if tz is None:
         raise ValueError(f"naive datetime {dt!r} reached the store; the core keeps UTC-aware times")
     return dt.astimezone(UTC).replace(tzinfo=None)
 
@@ -238,9 +241,13 @@ def domain_event_from_row(r: tuple[Any, ...]) -> DomainEvent:
     )
 
 
-def domain_event_row(event: DomainEvent, *, run_id: str, now: datetime) -> dict[str, Any]:
+def domain_event_row(
+    event_id: str, event: DomainEvent, *, run_id: str, detected_at: datetime | None
+) -> dict[str, Any]:
+    """`event` as inserted; `event_id` is its `event_id` and `detected_at` the time in
+    the store's form (`to_db`), both worked out once by the caller, not once a row."""
     return {
-        "event_id": event.event_id,
+        "event_id": event_id,
         "kind": event.kind.value,
         "order_id": event.order_id,
         "shipment_id": event.shipment_id,
@@ -250,7 +257,7 @@ def domain_event_row(event: DomainEvent, *, run_id: str, now: datetime) -> dict[
         "occurred_at": to_db(event.occurred_at),
         "facts": to_json(dict(event.facts), sort_keys=True),
         "run_id": run_id,
-        "detected_at": to_db(now),
+        "detected_at": detected_at,
     }
 
 
@@ -263,6 +270,7 @@ def suppression_from_row(r: tuple[Any, ...]) -> Suppression:
 
 def new_message_row(m: NewMessage, now: datetime) -> dict[str, Any]:
     """A decided message as it is inserted: `pending`, not attempted yet."""
+    created = to_db(now)
     return {
         "message_id": m.message_id,
         "idempotency_key": m.idempotency_key,
@@ -277,8 +285,8 @@ def new_message_row(m: NewMessage, now: datetime) -> dict[str, Any]:
         "event_id": m.event_id,
         "state": MessageState.PENDING.value,
         "due_at": to_db(m.due_at),
-        "created_at": to_db(now),
-        "updated_at": to_db(now),
+        "created_at": created,
+        "updated_at": created,
         "attempts": 0,
         "run_id": m.run_id,
         "test": False,

@@ -23,7 +23,11 @@ class Events(Backend):
     ) -> list[DomainEvent]:
         unique = {e.event_id: e for e in events}
         # in id order: two workers inserting the same events lock them in the same order
-        rows = [domain_event_row(unique[k], run_id=run_id, now=now) for k in sorted(unique)]
+        detected_at = to_db(now)
+        rows = [
+            domain_event_row(k, unique[k], run_id=run_id, detected_at=detected_at)
+            for k in sorted(unique)
+        ]
         inserted = self.insert_new("domain_events", rows, "event_id")
         return [e for eid, e in unique.items() if eid in inserted]
 

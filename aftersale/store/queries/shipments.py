@@ -92,6 +92,7 @@ class Shipments(Backend):
     def save_tracking_events(
         self, events: Sequence[tuple[str, TrackingEvent]], now: datetime
     ) -> int:
+        recorded_at = to_db(now)
         rows = [
             {
                 "shipment_id": sid,
@@ -100,7 +101,7 @@ class Shipments(Backend):
                 "location": e.location or "",
                 "status": e.status.value if e.status else None,
                 "description": e.description,
-                "recorded_at": to_db(now),
+                "recorded_at": recorded_at,
             }
             for sid, e in events
         ]
