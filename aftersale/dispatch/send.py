@@ -318,7 +318,9 @@ class _Batch:
         self.store, self.facts = store, facts
         self.now, self.run_id, self.retry_in = now, run_id, retry_in
         self.limit = limit
-        self.outcomes: dict[str, Outcome] = {}  # in due order (dicts keep insertion order)
+        #: in due order (dicts keep insertion order); a ready message's outcome is None
+        #: until finish knows it, so it is made once, not as `would_send` and again
+        self.outcomes: dict[str, Outcome | None] = {}
         self.closures: list[Closure] = []
         self.ready: list[_Ready] = []
         self.room: dict[ChannelKind, int] = {}  # claims each channel may still take
@@ -376,9 +378,7 @@ class _Batch:
             return self._close(
                 message, masked, MessageState.FAILED, f"no {kind} channel configured"
             )
-        self.outcomes[message.message_id] = _outcome(
-            message, "would_send", masked, provider=channel.name
-        )
+        self.outcomes[message.message_id] = None
         self.ready.append(_Ready(message, to, masked, channel, rendered))
         room = self.room.get(kind)
         if room is None:
@@ -397,7 +397,11 @@ class _Batch:
         after a crash: the previous batch until this commit, this one after it. Nothing
         is written on a dry run."""
         if dry_run:
-            return list(self.outcomes.values())
+            for r in self.ready:
+                self.outcomes[r.message.message_id] = _outcome(
+                    r.message, "would_send", r.masked, provider=r.channel.name
+                )
+            return self._known()
         store, now = self.store, self.now
         claimed = store.record_and_claim(
             previous,
@@ -434,7 +438,13 @@ class _Batch:
         by_id = {r.message.message_id: r for r in self.ready}
         for (message_id, result), done in zip(results, recorded, strict=True):
             self.outcomes[message_id] = _result_outcome(by_id[message_id], result, done.state)
-        return list(self.outcomes.values())
+        return self._known()
+
+    def _known(self) -> list[Outcome]:
+        """The outcomes once finish has made every ready message's."""
+        known = [o for o in self.outcomes.values() if o is not None]
+        assert len(known) == len(self.outcomes), "a ready message without its outcome"
+        return known
 
 
 def _outgoing(message: MessageRow, rendered: RenderedMessage) -> OutgoingMessage:
