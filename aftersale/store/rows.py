@@ -255,7 +255,8 @@ def domain_event_row(
         "status": event.status.value if event.status else None,
         "reason": event.reason,
         "occurred_at": to_db(event.occurred_at),
-        "facts": to_json(dict(event.facts), sort_keys=True),
+        # most events carry no facts (placed, shipped): their JSON needs no encoder
+        "facts": to_json(dict(event.facts), sort_keys=True) if event.facts else "{}",
         "run_id": run_id,
         "detected_at": detected_at,
     }
