@@ -55,7 +55,14 @@ from aftersale.models import (
     TrackingEvent,
 )
 from aftersale.store.protocols import Store
-from aftersale.store.records import Claim, Closure, DueCursor, MessageResult, MessageRow
+from aftersale.store.records import (
+    Claim,
+    Closure,
+    DueCursor,
+    DueMessage,
+    MessageDecision,
+    MessageResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +272,7 @@ class _Facts:
     parcels: Mapping[str, list[ShipmentState]] = field(default_factory=dict)  # by order id
 
     @classmethod
-    def load(cls, store: Store, due: list[MessageRow]) -> _Facts:
+    def load(cls, store: Store, due: list[DueMessage]) -> _Facts:
         orders = store.load_orders({m.order_id for m in due})
         shipments = store.shipments_of(orders)
         addresses = [
@@ -289,7 +296,7 @@ class _Facts:
 
 @dataclass
 class _Ready:
-    message: MessageRow
+    message: DueMessage
     to: str
     masked: str
     channel: Channel
@@ -331,7 +338,7 @@ class _Batch:
 
     def prepare(
         self,
-        message: MessageRow,
+        message: DueMessage,
         renderer: Renderer,
         build_context: ContextBuilder,
         channels: Mapping[ChannelKind, Channel],
@@ -385,7 +392,7 @@ class _Batch:
             room = channel.batch_size if isinstance(channel, Reconciler) else self.limit
         self.room[kind] = room - 1
 
-    def _close(self, message: MessageRow, masked: str, state: MessageState, reason: str) -> None:
+    def _close(self, message: DueMessage, masked: str, state: MessageState, reason: str) -> None:
         outcome = _CLOSED_AS.get(state, "failed")
         self.outcomes[message.message_id] = _outcome(message, outcome, masked, reason=reason)
         self.closures.append(Closure(message.message_id, state, reason))
@@ -447,7 +454,7 @@ class _Batch:
         return known
 
 
-def _outgoing(message: MessageRow, rendered: RenderedMessage) -> OutgoingMessage:
+def _outgoing(message: DueMessage, rendered: RenderedMessage) -> OutgoingMessage:
     return OutgoingMessage(
         message_id=message.message_id,
         idempotency_key=message.idempotency_key,
@@ -495,7 +502,7 @@ def _send(channel: Channel, outgoing: OutgoingMessage) -> SendResult:
         )
 
 
-def _outcome(message: MessageRow, outcome: str, masked: str, **extra: Any) -> Outcome:
+def _outcome(message: MessageDecision, outcome: str, masked: str, **extra: Any) -> Outcome:
     return Outcome(
         message_id=message.message_id,
         rule_id=message.rule_id,

@@ -33,6 +33,7 @@ from aftersale.store.records import (
     DelayNotice,
     DeliveredShipment,
     DueCursor,
+    DueMessage,
     Erasure,
     Grant,
     HealthRecord,
@@ -313,7 +314,7 @@ class MessageStore(Protocol):
 
     def due_messages(
         self, now: datetime, *, limit: int, after: DueCursor | None = None
-    ) -> list[MessageRow]:
+    ) -> list[DueMessage]:
         """One page of pending messages due at `now`, in (due_at, message_id) order,
         starting after `after` (the previous page's last message)."""
         ...

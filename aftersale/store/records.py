@@ -73,6 +73,15 @@ class MessageRow(MessageDecision):
     clicked_at: datetime | None = None  # first click the provider reported (SendGrid)
 
 
+@dataclass(frozen=True, slots=True)
+class DueMessage(MessageDecision):
+    """A pending message as dispatch reads it: the decision, when it is due, and how
+    many sends it had (nothing of earlier attempts: a retry is rendered afresh)."""
+
+    due_at: datetime
+    attempts: int
+
+
 #: Where a page of due messages ended: (due_at, message_id) of its last message.
 DueCursor = tuple[datetime, str]
 

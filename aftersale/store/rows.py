@@ -31,6 +31,7 @@ from aftersale.models import (
 )
 from aftersale.store.records import (
     CustomerChange,
+    DueMessage,
     HealthRecord,
     MessageRow,
     NewMessage,
@@ -222,6 +223,32 @@ def message_from_row(r: tuple[Any, ...]) -> MessageRow:
         run_id=r[25],
         opened_at=from_db(r[26]),
         clicked_at=from_db(r[27]),
+    )
+
+
+#: What dispatch reads of a due message (`due_message_from_row`).
+DUE_COLS = (
+    "message_id, idempotency_key, rule_id, template, channel, marketing, order_id, "
+    "shipment_id, item_sku, customer_id, event_id, due_at, attempts"
+)
+
+
+def due_message_from_row(r: tuple[Any, ...]) -> DueMessage:
+    """A due message from a row of DUE_COLS."""
+    return DueMessage(
+        message_id=r[0],
+        idempotency_key=r[1],
+        rule_id=r[2],
+        template=r[3],
+        channel=ChannelKind(r[4]),
+        marketing=r[5],
+        order_id=r[6],
+        shipment_id=r[7],
+        item_sku=r[8],
+        customer_id=r[9],
+        event_id=r[10],
+        due_at=from_db(r[11]),
+        attempts=r[12],
     )
 
 

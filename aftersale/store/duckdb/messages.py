@@ -39,8 +39,21 @@ import duckdb
 from aftersale.store.duckdb.connection import Connection
 from aftersale.store.queries import messages
 from aftersale.store.queries.messages import PENDING, SENDING, UNKNOWN, in_state
-from aftersale.store.records import Claim, Closure, DueCursor, MessageResult, MessageRow
-from aftersale.store.rows import MESSAGE_COLS, message_from_row, to_db
+from aftersale.store.records import (
+    Claim,
+    Closure,
+    DueCursor,
+    DueMessage,
+    MessageResult,
+    MessageRow,
+)
+from aftersale.store.rows import (
+    DUE_COLS,
+    MESSAGE_COLS,
+    due_message_from_row,
+    message_from_row,
+    to_db,
+)
 
 #: What aborts a batch UPDATE that met a message not in the state its batch expects.
 _NOT_AS_READ = "aftersale: a message of the batch is no longer in the state it was read in"
@@ -53,14 +66,14 @@ class _NotAsRead(Exception):
 class Messages(messages.Messages, Connection):
     def due_messages(
         self, now: datetime, *, limit: int, after: DueCursor | None = None
-    ) -> list[MessageRow]:
-        sql = f"SELECT {MESSAGE_COLS} FROM messages WHERE state = ? AND due_at <= ?"
+    ) -> list[DueMessage]:
+        sql = f"SELECT {DUE_COLS} FROM messages WHERE state = ? AND due_at <= ?"
         params: list[Any] = [PENDING, to_db(now)]
         if after is not None:
             sql += " AND (due_at, message_id) > (?, ?)"
             params += [to_db(after[0]), after[1]]
         sql += " ORDER BY due_at, message_id LIMIT ?"
-        return [message_from_row(r) for r in self.rows(sql, [*params, limit])]
+        return [due_message_from_row(r) for r in self.rows(sql, [*params, limit])]
 
     def record_and_claim(
         self,

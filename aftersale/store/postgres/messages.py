@@ -20,16 +20,27 @@ from typing import Any
 from aftersale.store.postgres.connection import Connection, lease_free, lease_until
 from aftersale.store.queries import messages
 from aftersale.store.queries.messages import PENDING, SENDING, UNKNOWN, in_state
-from aftersale.store.records import DueCursor, MessageRow
-from aftersale.store.rows import MESSAGE_COLS, message_from_row, to_db
+from aftersale.store.records import DueCursor, DueMessage, MessageRow
+from aftersale.store.rows import (
+    DUE_COLS,
+    MESSAGE_COLS,
+    due_message_from_row,
+    message_from_row,
+    to_db,
+)
 
-_COLS_M = ", ".join(f"m.{c.strip()}" for c in MESSAGE_COLS.split(","))
+
+def _of_m(cols: str) -> str:
+    return ", ".join(f"m.{c.strip()}" for c in cols.split(","))
+
+
+_COLS_M = _of_m(MESSAGE_COLS)
 
 
 class Messages(messages.Messages, Connection):
     def due_messages(
         self, now: datetime, *, limit: int, after: DueCursor | None = None
-    ) -> list[MessageRow]:
+    ) -> list[DueMessage]:
         """Lease one page of due messages to this worker: messages another live worker
         holds are skipped, and it skips these until they are sent or the lease ends."""
         where = f"m.state = %(pending)s AND m.due_at <= %(now)s AND {lease_free('m')}"
@@ -41,10 +52,12 @@ class Messages(messages.Messages, Connection):
             f"WITH picked AS (SELECT m.message_id FROM messages m WHERE {where} "
             "ORDER BY m.due_at, m.message_id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
             f"UPDATE messages m SET lease_owner = %(me)s, lease_until = {lease_until()} "
-            f"FROM picked WHERE m.message_id = picked.message_id RETURNING {_COLS_M}",
+            f"FROM picked WHERE m.message_id = picked.message_id RETURNING {_of_m(DUE_COLS)}",
             params,
         )
-        return sorted((message_from_row(r) for r in rows), key=lambda m: (m.due_at, m.message_id))
+        return sorted(
+            (due_message_from_row(r) for r in rows), key=lambda m: (m.due_at, m.message_id)
+        )
 
     def _claim_terms(self) -> tuple[str, str, dict[str, Any]]:
         # the claim takes the lease (or keeps this worker's), and only a free one
