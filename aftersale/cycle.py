@@ -377,8 +377,10 @@ def detect_stage(
         events.extend(as_return_events(changes, prev) if prev.return_id else changes)
         states.append(schedule_after_poll(advance_state(prev, tracking, now), now, parts.schedule))
         scans.extend((prev.shipment_id, e) for e in tracking.events)
-    # decide needs every parcel of these orders as it stands after this page's polls
-    shipments = {**store.shipments_of(orders), **{s.shipment_id: s for s in states}}
+    # decide needs every parcel of these orders as it stands after this page's polls: the
+    # store's for those not polled
+    polled = {s.shipment_id: s for s in states}
+    shipments = {**store.shipments_of(orders, leaving_out=polled.keys()), **polled}
     events.extend(detect_order_placed(orders[oid]) for oid in work.placed)
     if due is not None:
         by_order: dict[str, list[ShipmentState]] = {}

@@ -76,14 +76,20 @@ class Backend(ABC):
         """Run one statement and return all its rows."""
 
     def rows_in(
-        self, select: str, column: str, values: Iterable[Any], rest: str = ""
+        self,
+        select: str,
+        column: str,
+        values: Iterable[Any],
+        rest: str = "",
+        params: Sequence[Any] = (),
     ) -> list[tuple[Any, ...]]:
         """The rows of `select` (SELECT … FROM …) whose `column` is one of `values`, `rest`
-        adding conditions or an ORDER BY: one statement, none for no values."""
+        adding conditions (with their positional `params`) or an ORDER BY: one statement,
+        none for no values."""
         wanted = list(set(values))
         if not wanted:
             return []
-        return self.rows(f"{select} WHERE {self.dialect.in_list(column)} {rest}", [wanted])
+        return self.rows(f"{select} WHERE {self.dialect.in_list(column)} {rest}", [wanted, *params])
 
     def execute(self, sql: str, params: Params = None) -> None:
         """Run one statement whose rows (if any) nobody needs."""

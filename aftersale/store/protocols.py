@@ -11,7 +11,7 @@ together or not at all; outside one, each method commits on its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -248,7 +248,12 @@ class ShipmentStore(Protocol):
         """Consecutive failed polls so far, for shipments that have any."""
         ...
 
-    def shipments_of(self, order_ids: Iterable[str]) -> dict[str, ShipmentState]: ...
+    def shipments_of(
+        self, order_ids: Iterable[str], *, leaving_out: Collection[str] = ()
+    ) -> dict[str, ShipmentState]:
+        """The parcels of these orders by id, but those in `leaving_out` (parcels the
+        caller holds newer states of)."""
+        ...
 
     def load_shipment(self, shipment_id: str) -> ShipmentState | None: ...
 

@@ -164,3 +164,18 @@ def test_due_messages_come_in_pages_that_end(store: Store) -> None:
     assert sorted(len(p) for p in pages) == [1, 2, 2]
     assert sorted(r for p in pages for r in p) == ["r0", "r1", "r2", "r3", "r4"]
     assert all(m.state is MessageState.PENDING for m in store.list_messages())
+
+
+def test_shipments_of_leaves_out_the_parcels_the_caller_holds(store: Store) -> None:
+    second = "642600027844200000000002"
+    order = make_order()
+    store.save_orders(
+        [replace(order, order_id="NW-2", shipments=(ShipmentRef(second, "inpost"),))],
+        source="t",
+        now=NOW,
+    )
+    assert set(store.shipments_of(["NW-1", "NW-2"], leaving_out=[NUMBER])) == {second}
+    # many orders: DuckDB scans the table instead of looking each up
+    many = ["NW-1", "NW-2", *(f"X-{i}" for i in range(60))]
+    assert set(store.shipments_of(many, leaving_out={second})) == {NUMBER}
+    assert set(store.shipments_of(many)) == {NUMBER, second}

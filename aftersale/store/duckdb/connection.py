@@ -137,7 +137,12 @@ class Connection(Backend):
         return self.con.execute(sql, params).fetchall()
 
     def rows_in(
-        self, select: str, column: str, values: Iterable[Any], rest: str = ""
+        self,
+        select: str,
+        column: str,
+        values: Iterable[Any],
+        rest: str = "",
+        params: Sequence[Any] = (),
     ) -> list[tuple[Any, ...]]:
         """A read of many keys (a dispatch page's orders, parcels, scans, events) scans the
         table and joins it to the keys instead of fetching each row through the key's
@@ -147,10 +152,10 @@ class Connection(Backend):
         is put back after the read, which a transaction aborted by a failed read refuses."""
         wanted = list(set(values))
         if len(wanted) <= _SCAN_KEYS or self._depth:
-            return super().rows_in(select, column, wanted, rest)
+            return super().rows_in(select, column, wanted, rest, params)
         self.execute("SET dynamic_or_filter_threshold = 0")
         try:
-            return super().rows_in(select, column, wanted, rest)
+            return super().rows_in(select, column, wanted, rest, params)
         finally:
             self.execute(f"SET dynamic_or_filter_threshold = {_INDEX_KEYS}")
 

@@ -4,7 +4,7 @@ postgres/shipments.py: leases)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -59,8 +59,15 @@ class Shipments(Backend):
         )
         return {r[0]: int(r[1]) for r in rows}
 
-    def shipments_of(self, order_ids: Iterable[str]) -> dict[str, ShipmentState]:
-        rows = self.rows_in(f"SELECT {SHIPMENT_COLS} FROM shipments", "order_id", order_ids)
+    def shipments_of(
+        self, order_ids: Iterable[str], *, leaving_out: Collection[str] = ()
+    ) -> dict[str, ShipmentState]:
+        rest, params = "", []
+        if leaving_out:
+            rest, params = f"AND {self.dialect.not_in_list('shipment_id')}", [list(leaving_out)]
+        rows = self.rows_in(
+            f"SELECT {SHIPMENT_COLS} FROM shipments", "order_id", order_ids, rest, params
+        )
         return {r[0]: shipment_from_row(r) for r in rows}
 
     def load_shipment(self, shipment_id: str) -> ShipmentState | None:
