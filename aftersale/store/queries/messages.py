@@ -35,8 +35,10 @@ from aftersale.store.records import (
     PastMessage,
 )
 from aftersale.store.rows import (
+    CHANNELS,
     ENGAGEMENT_COLUMNS,
     MESSAGE_COLS,
+    MESSAGE_STATES,
     from_db,
     message_from_row,
     new_message_row,
@@ -347,10 +349,10 @@ class Messages(Backend):
             PastMessage(
                 idempotency_key=r[0],
                 customer_id=r[1],
-                channel=ChannelKind(r[2]),
+                channel=CHANNELS[r[2]],
                 rule_id=r[3],
                 marketing=r[4],
-                state=MessageState(r[5]),
+                state=MESSAGE_STATES[r[5]],
                 at=from_db(r[6]),
                 shipment_id=r[7],
                 due_at=from_db(r[8]),

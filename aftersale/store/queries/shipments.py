@@ -12,6 +12,7 @@ from aftersale.models import ShipmentState, Status, TrackingEvent
 from aftersale.store.backend import Backend, Dialect
 from aftersale.store.rows import (
     SHIPMENT_COLS,
+    STATUSES,
     TERMINAL,
     from_db,
     shipment_from_row,
@@ -131,7 +132,7 @@ class Shipments(Backend):
         for r in rows:
             out.setdefault(r[0], []).append(
                 TrackingEvent(
-                    from_db(r[1]), Status(r[2]) if r[2] else None, r[3], r[4], r[5] or None
+                    from_db(r[1]), STATUSES[r[2]] if r[2] else None, r[3], r[4], r[5] or None
                 )
             )
         return out
