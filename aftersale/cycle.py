@@ -377,10 +377,17 @@ def detect_stage(
         events.extend(as_return_events(changes, prev) if prev.return_id else changes)
         states.append(schedule_after_poll(advance_state(prev, tracking, now), now, parts.schedule))
         scans.extend((prev.shipment_id, e) for e in tracking.events)
-    # decide needs every parcel of these orders as it stands after this page's polls: the
-    # store's for those not polled
+    # The parcels as they stand after this page's polls: the store's for those not polled.
+    # Decide looks up the parcel each event names; the due work reads every parcel of its
+    # orders. So a page with due work reads its orders' other parcels, and a page without
+    # it only those of orders an event names another parcel of (normally none: no read).
     polled = {s.shipment_id: s for s in states}
-    shipments = {**store.shipments_of(orders, leaving_out=polled.keys()), **polled}
+    wanted = (
+        orders.keys()
+        if due is not None
+        else {e.order_id for e in events if e.shipment_id and e.shipment_id not in polled}
+    )
+    shipments = {**store.shipments_of(wanted, leaving_out=polled.keys()), **polled}
     events.extend(detect_order_placed(orders[oid]) for oid in work.placed)
     if due is not None:
         by_order: dict[str, list[ShipmentState]] = {}
@@ -445,7 +452,11 @@ def decide_stage(
     store = parts.store
     orders = detected.orders
     customer_of = {oid: o.customer.customer_id for oid, o in orders.items()}
-    history = load_send_history(store, set(customer_of.values()), now)
+    # only the customers an event may message: most polls of a cycle bring no news, and
+    # decide reads the history of an event's own customer only (keys, caps, pending)
+    history = load_send_history(
+        store, {customer_of[e.order_id] for e in detected.events if e.order_id in customer_of}, now
+    )
     with store.transaction():
         store.save_shipment_states(detected.states, detected.failures)
         store.save_tracking_events(detected.scans, now)
