@@ -7,7 +7,8 @@ customer, an item, a parcel, three scans, two domain events and two or three mes
 a cycle leaves them), this times each call a decide page and a dispatch batch make, on
 pages at several places in the tables, through the store seam on a DuckDB file in a
 temporary folder. Writes run in a transaction that is rolled back, so every round sees
-the same tables.
+the same tables; but a dispatch batch (`record + claim`: 500 results recorded as 500 claims
+are made) commits, as dispatch runs it, and each round's claims other messages.
 
 Printed per call: CPU ms per call (this process, DuckDB's threads included) at each size
 and the ratio to the first size. Target: flat, each size within 1.5x of the first.
@@ -215,11 +216,17 @@ def batch_calls(store: Store, skip: int) -> dict[str, Callable[[], Any]]:
         Claim(m.message_id, f"{m.customer_id}@example.com", "Your parcel", BODY, None, "outbox")
         for m in due
     ]
-    results = [MessageResult(c.message_id, MessageState.SENT, provider_id="x") for c in claims]
+    # as dispatch sends through the outbox: batches of 500, each claimed as the previous
+    # one's results are recorded, committed (outside a transaction, as dispatch runs it):
+    # the warm-up call claims the first half, the timed one records it and claims the rest
+    halves = [claims[: len(claims) // 2], claims[len(claims) // 2 :]]
+    sent: list[MessageResult] = []
 
-    def claim_then_record() -> None:
-        store.record_and_claim([], claims, run_id="bench", now=NOW)
-        store.record_and_claim(results, [], run_id="bench", now=NOW)
+    def record_and_claim() -> None:
+        nonlocal sent
+        batch = halves.pop(0) if halves else []
+        store.record_and_claim(sent, batch, run_id="bench", now=NOW)
+        sent = [MessageResult(c.message_id, MessageState.SENT, provider_id="x") for c in batch]
 
     return {
         "due_messages": lambda: store.due_messages(NOW, limit=MESSAGE_PAGE, after=cursor),
@@ -233,7 +240,7 @@ def batch_calls(store: Store, skip: int) -> dict[str, Callable[[], Any]]:
         "  suppression_reasons": lambda: store.suppression_reasons(
             o.customer.email or "" for o in orders.values()
         ),
-        "claim + record": lambda: rolled_back(store, claim_then_record),
+        "record + claim": record_and_claim,
     }
 
 
