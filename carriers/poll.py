@@ -420,8 +420,8 @@ class _Batch:
         limits = self.guards.limits_for(slug, self.carriers[slug], self.concurrency)
         return 2 * max(1, limits.concurrency)
 
-    async def poll(self, shipment: ShipmentState, candidates: Sequence[str]) -> PollResult:
-        order = self.order(shipment, candidates)
+    async def poll(self, shipment: ShipmentState, order: Sequence[str]) -> PollResult:
+        """Ask the carriers of `order` (`self.order`'s) in turn."""
         if not order:
             return PollResult(shipment.shipment_id, "", None, "no carrier set and none detected")
         if order[0] not in self.carriers:
@@ -564,15 +564,14 @@ async def _poll_all(
     A task per shipment costs more CPU than the request it waits for at volume, and
     one shared queue would let a slow carrier's backlog hold up the others."""
     queues: dict[str, list[int]] = {}
-    for i, shipment in enumerate(shipments):
-        first = batch.order(shipment, candidates.get(shipment.shipment_id, ()))
-        queues.setdefault(first[0] if first else "", []).append(i)
+    orders = [batch.order(s, candidates.get(s.shipment_id, ())) for s in shipments]
+    for i, order in enumerate(orders):
+        queues.setdefault(order[0] if order else "", []).append(i)
     results: list[PollResult | None] = [None] * len(shipments)
 
     async def work(queue: Iterator[int]) -> None:
         for i in queue:
-            shipment = shipments[i]
-            results[i] = await batch.poll(shipment, candidates.get(shipment.shipment_id, ()))
+            results[i] = await batch.poll(shipments[i], orders[i])
 
     workers = []
     for slug, indices in queues.items():
