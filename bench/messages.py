@@ -68,7 +68,8 @@ def new_messages(start: int, n: int, due: datetime) -> list[NewMessage]:
 
 def claims(ids: list[str]) -> list[Claim]:
     return [
-        Claim(m, f"{m}@example.com", "Your parcel is on its way", BODY, None, "outbox") for m in ids
+        Claim(m, f"{m}@example.com", "Your parcel is on its way", BODY, None, "outbox", 1)
+        for m in ids
     ]
 
 

@@ -213,7 +213,7 @@ def batch_calls(store: Store, skip: int) -> dict[str, Callable[[], Any]]:
     due = store.due_messages(NOW, limit=MESSAGE_PAGE, after=cursor)
     orders = store.load_orders({m.order_id for m in due})
     claims = [
-        Claim(m.message_id, f"{m.customer_id}@example.com", "Your parcel", BODY, None, "outbox")
+        Claim(m.message_id, f"{m.customer_id}@example.com", "Your parcel", BODY, None, "outbox", 1)
         for m in due
     ]
     # as dispatch sends through the outbox: batches of 500, each claimed as the previous

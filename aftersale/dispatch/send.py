@@ -420,6 +420,7 @@ class _Batch:
                     r.rendered.text,
                     r.rendered.sms_segments,
                     r.channel.name,
+                    r.message.attempts + 1,
                 )
                 for r in self.ready
             ],

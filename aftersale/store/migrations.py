@@ -382,4 +382,80 @@ MIGRATIONS: tuple[tuple[int, str, str | Mapping[str, str]], ...] = (
             """,
         },
     ),
+    (
+        14,
+        "what each send attempt sent (subject, text) in a table of its own, written once",
+        {
+            # A claim wrote the message's subject and text into its `messages` row: an
+            # UPDATE of its widest columns, so every checkpoint rewrote those texts for the
+            # whole row group (at 50,000 shipments a dispatch's peak memory was ~165 MB more
+            # for it, bench/cycle.py). Appended here instead, one row per attempt, never
+            # updated; no index: it is read by message id only for people and in-doubt sends.
+            "duckdb": """
+            CREATE TABLE message_texts (
+                message_id VARCHAR NOT NULL,
+                attempt    INTEGER NOT NULL,
+                subject    VARCHAR,
+                body_text  VARCHAR,
+                written_at TIMESTAMP NOT NULL
+            );
+            INSERT INTO message_texts
+                SELECT message_id, attempts, subject, body_text, updated_at FROM messages
+                WHERE subject IS NOT NULL OR body_text IS NOT NULL;
+            CREATE TABLE messages_rebuilt (
+                message_id      VARCHAR PRIMARY KEY,
+                idempotency_key VARCHAR NOT NULL UNIQUE,
+                rule_id         VARCHAR NOT NULL,
+                template        VARCHAR NOT NULL,
+                channel         VARCHAR NOT NULL,
+                marketing       BOOLEAN NOT NULL,
+                order_id        VARCHAR NOT NULL,
+                shipment_id     VARCHAR,
+                item_sku        VARCHAR,
+                customer_id     VARCHAR NOT NULL,
+                event_id        VARCHAR NOT NULL,
+                state           VARCHAR NOT NULL USING COMPRESSION uncompressed,
+                due_at          TIMESTAMP NOT NULL,
+                created_at      TIMESTAMP NOT NULL,
+                updated_at      TIMESTAMP NOT NULL,
+                recipient       VARCHAR USING COMPRESSION uncompressed,
+                sms_segments    INTEGER,
+                provider        VARCHAR USING COMPRESSION uncompressed,
+                provider_id     VARCHAR USING COMPRESSION uncompressed,
+                error_code      VARCHAR USING COMPRESSION uncompressed,
+                error_text      VARCHAR USING COMPRESSION uncompressed,
+                attempts        INTEGER NOT NULL DEFAULT 0,
+                sent_at         TIMESTAMP,
+                delivery_state  VARCHAR,
+                run_id          VARCHAR USING COMPRESSION uncompressed,
+                test            BOOLEAN NOT NULL DEFAULT FALSE,
+                opened_at       TIMESTAMP,
+                clicked_at      TIMESTAMP
+            );
+            INSERT INTO messages_rebuilt
+                SELECT message_id, idempotency_key, rule_id, template, channel, marketing,
+                    order_id, shipment_id, item_sku, customer_id, event_id, state, due_at,
+                    created_at, updated_at, recipient, sms_segments, provider, provider_id,
+                    error_code, error_text, attempts, sent_at, delivery_state, run_id, test,
+                    opened_at, clicked_at
+                FROM messages;
+            DROP TABLE messages;
+            ALTER TABLE messages_rebuilt RENAME TO messages;
+            """,
+            "postgres": """
+            CREATE TABLE message_texts (
+                message_id VARCHAR NOT NULL,
+                attempt    INTEGER NOT NULL,
+                subject    VARCHAR,
+                body_text  VARCHAR,
+                written_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (message_id, attempt)
+            );
+            INSERT INTO message_texts
+                SELECT message_id, attempts, subject, body_text, updated_at FROM messages
+                WHERE subject IS NOT NULL OR body_text IS NOT NULL;
+            ALTER TABLE messages DROP COLUMN subject, DROP COLUMN body_text;
+            """,
+        },
+    ),
 )

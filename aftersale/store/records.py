@@ -96,6 +96,7 @@ class Claim:
     body_text: str
     sms_segments: int | None
     provider: str
+    attempt: int  # the send attempt this claim starts: the message's attempts so far + 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,7 @@ TABLES = (
     "tracking_events",
     "domain_events",
     "messages",
+    "message_texts",
     "runs",
     "rejections",
     "suppressions",
@@ -196,7 +197,7 @@ def shipment_update(state: ShipmentState, poll_failures: int) -> dict[str, Any]:
 MESSAGE_COLS = (
     "message_id, idempotency_key, rule_id, template, channel, marketing, order_id, "
     "shipment_id, item_sku, customer_id, event_id, state, due_at, attempts, recipient, "
-    "provider_id, error_code, error_text, subject, body_text, provider, sent_at, "
+    "provider_id, error_code, error_text, provider, sent_at, "
     "delivery_state, updated_at, created_at, run_id, opened_at, clicked_at"
 )
 
@@ -224,16 +225,14 @@ def message_from_row(r: tuple[Any, ...]) -> MessageRow:
         provider_id=r[15],
         error_code=r[16],
         error_text=r[17],
-        subject=r[18],
-        body_text=r[19],
-        provider=r[20],
-        sent_at=from_db(r[21]),
-        delivery_state=r[22],
-        updated_at=from_db(r[23]),
-        created_at=from_db(r[24]),
-        run_id=r[25],
-        opened_at=from_db(r[26]),
-        clicked_at=from_db(r[27]),
+        provider=r[18],
+        sent_at=from_db(r[19]),
+        delivery_state=r[20],
+        updated_at=from_db(r[21]),
+        created_at=from_db(r[22]),
+        run_id=r[23],
+        opened_at=from_db(r[24]),
+        clicked_at=from_db(r[25]),
     )
 
 

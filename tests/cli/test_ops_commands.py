@@ -52,7 +52,7 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     with open_store(path) as store:
         store.save_orders([order], source="t", now=NOW)
         [sent, _] = queue_decisions(store, [thanks, review], {"NW-1": "C-1"}, run_id="r", now=NOW)
-        claim = Claim(sent, EMAIL, "Thank you, Anna", "We have your order NW-1.", None, "outbox")
+        claim = Claim(sent, EMAIL, "Thank you, Anna", "We have your order NW-1.", None, "outbox", 1)
         store.claim_messages([claim], run_id="cycle 2026-11-23 07:00 · 3f9a2c", now=NOW)
         store.record_results([MessageResult(sent, MessageState.SENT, "outbox:1")], NOW)
     return path

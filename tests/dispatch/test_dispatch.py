@@ -225,7 +225,7 @@ def test_hard_bounce_blocks_every_message_on_that_channel(store: Store) -> None:
 def test_a_message_left_sending_by_a_crash_becomes_unknown_and_is_not_resent(store: Store) -> None:
     email = RecordingChannel(ChannelKind.EMAIL)
     (message_id,) = queue(store, decision("thank_you"))
-    claim = Claim(message_id, "anna@example.pl", "s", "t", None, "recording")
+    claim = Claim(message_id, "anna@example.pl", "s", "t", None, "recording", 1)
     assert store.claim_messages([claim], run_id="crashed", now=NOW) == {message_id}
     assert store.claim_messages([claim], run_id="other", now=NOW) == set()
     report = run(store, email)
@@ -244,9 +244,9 @@ def test_outbox_sends_a_crash_left_in_doubt_are_settled_without_a_person(
     queue(store, *(decision(r) for r in "ab"), *(decision(r, ChannelKind.SMS) for r in "cd"))
     due = store.due_messages(NOW, limit=10)
     claims = [
-        Claim(m.message_id, "anna@example.pl", "s", f"text {m.rule_id}", None, "outbox")
+        Claim(m.message_id, "anna@example.pl", "s", f"text {m.rule_id}", None, "outbox", 1)
         if m.channel is ChannelKind.EMAIL
-        else Claim(m.message_id, "+48601234567", None, f"text {m.rule_id}", 1, "outbox")
+        else Claim(m.message_id, "+48601234567", None, f"text {m.rule_id}", 1, "outbox", 1)
         for m in due
     ]
     assert len(store.claim_messages(claims, run_id="dead", now=NOW)) == 4

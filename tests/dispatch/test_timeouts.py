@@ -181,7 +181,7 @@ def test_a_send_twilio_never_got_is_sent_again_once(store: Store) -> None:
         # a run claimed the message and died before the request left
         claimed = store.due_messages(NOW, limit=10)
         store.claim_messages(
-            [Claim(message_id, "+48601234567", None, "text shipped", 1, "twilio")],
+            [Claim(message_id, "+48601234567", None, "text shipped", 1, "twilio", 1)],
             run_id="dead",
             now=NOW,
         )
@@ -229,7 +229,7 @@ def test_a_crash_left_send_is_asked_about_since_its_claim(store: Store) -> None:
     the attempt the claim counted."""
     (message_id,) = queue(store, decision("shipped", ChannelKind.SMS))
     store.claim_messages(
-        [Claim(message_id, "+48601234567", None, "text shipped", 1, "twilio")],
+        [Claim(message_id, "+48601234567", None, "text shipped", 1, "twilio", 1)],
         run_id="dead",
         now=NOW,
     )

@@ -114,7 +114,7 @@ def test_housekeeping_reports_a_stuck_message_and_emits_the_unknown_alert(
         )
         customer_of = {shipped.order_id: shipped.customer_id}
         [mid] = queue_decisions(store, [again], customer_of, run_id="crashed", now=LATER)
-        claim = Claim(mid, "anna@example.com", "Shipped", "text", None, "outbox")
+        claim = Claim(mid, "anna@example.com", "Shipped", "text", None, "outbox", 1)
         assert store.claim_messages([claim], run_id="crashed", now=LATER) == {mid}
     state_ = aftersale_housekeeping(now=LATER + timedelta(hours=2), return_state=True)
     result = state_.result()

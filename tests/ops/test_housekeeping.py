@@ -86,7 +86,7 @@ def add_message(
     store.record_domain_events([event], run_id="r", now=updated)
     d = Decision(rule, rule, ChannelKind.EMAIL, oid, f"{rule}:{oid}", updated, event)
     [mid] = msgs.queue_decisions(store, [d], {oid: cid}, run_id="r", now=updated)
-    claim = Claim(mid, f"{cid.lower()}@example.pl", "Hello", "Hi", None, "outbox")
+    claim = Claim(mid, f"{cid.lower()}@example.pl", "Hello", "Hi", None, "outbox", 1)
     assert store.claim_messages([claim], run_id="r", now=updated) == {mid}
     if state is MessageState.SENT:
         result = msgs.message_result(mid, SendResult(True), updated, retry_in=timedelta(0))

@@ -64,7 +64,9 @@ def sent(store: Store, o: Order, rule: str, event: DomainEvent, at: datetime) ->
         rule, rule, ChannelKind.EMAIL, o.order_id, key, at, event, shipment_id=event.shipment_id
     )
     [mid] = queue_decisions(store, [d], {o.order_id: o.customer.customer_id}, run_id="r", now=at)
-    store.claim_messages([Claim(mid, "x@example.pl", "s", "t", None, "outbox")], run_id="r", now=at)
+    store.claim_messages(
+        [Claim(mid, "x@example.pl", "s", "t", None, "outbox", 1)], run_id="r", now=at
+    )
     store.record_results([MessageResult(mid, MessageState.SENT, "p")], at)
     return mid
 

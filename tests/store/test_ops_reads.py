@@ -48,7 +48,7 @@ def order() -> Order:
 
 def send(store: Store, decision: Decision, at: datetime) -> str:
     [mid] = queue_decisions(store, [decision], {"NW-1": "C-1"}, run_id="cycle · 1", now=at)
-    claim = Claim(mid, "anna@example.pl", "Subject", "text", None, "outbox")
+    claim = Claim(mid, "anna@example.pl", "Subject", "text", None, "outbox", 1)
     store.claim_messages([claim], run_id="cycle · 2", now=at)
     store.record_results([MessageResult(mid, MessageState.SENT, "p-1")], at)
     return mid
@@ -172,7 +172,7 @@ def test_one_batch_is_recorded_as_the_next_is_claimed(store_target: str) -> None
         first, second, third, fourth = sorted(ids)
 
         def claim(mid: str) -> Claim:
-            return Claim(mid, "anna@example.pl", f"Subject {mid}", "text", None, "outbox")
+            return Claim(mid, "anna@example.pl", f"Subject {mid}", "text", None, "outbox", 1)
 
         assert store.record_and_claim([], [claim(first)], run_id="r", now=NOW) == {first}
         got = store.record_and_claim(
@@ -220,7 +220,7 @@ def test_a_batch_moves_only_messages_it_finds(store_target: str) -> None:
         first, second, third, fourth, fifth = sorted(ids)
 
         def claim(mid: str) -> Claim:
-            return Claim(mid, "anna@example.pl", f"Subject {mid}", "text", None, "outbox")
+            return Claim(mid, "anna@example.pl", f"Subject {mid}", "text", None, "outbox", 1)
 
         assert store.record_and_claim([], [claim(first)], run_id="r", now=NOW) == {first}
         got = store.record_and_claim(

@@ -177,4 +177,6 @@ class Messages(messages.Messages, Connection):
             sql += " AND updated_at < ?"
             params.append(to_db(claimed_before))
         rows = self.rows(f"{sql} RETURNING {MESSAGE_COLS}", params)
-        return sorted((message_from_row(r) for r in rows), key=lambda m: m.message_id)
+        return self.with_texts(
+            sorted((message_from_row(r) for r in rows), key=lambda m: m.message_id)
+        )

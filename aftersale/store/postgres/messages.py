@@ -96,4 +96,6 @@ class Messages(messages.Messages, Connection):
             f"WHERE {where} RETURNING {_COLS_M}",
             params,
         )
-        return sorted((message_from_row(r) for r in rows), key=lambda m: m.message_id)
+        return self.with_texts(
+            sorted((message_from_row(r) for r in rows), key=lambda m: m.message_id)
+        )

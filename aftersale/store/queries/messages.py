@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -60,14 +61,23 @@ def in_state(state: str) -> str:
 
 
 def claim_row(c: Claim) -> dict[str, Any]:
-    """What a claim writes on its message: what is about to go out, and by whom."""
+    """What a claim writes on its message: to whom it is about to go out, and by whom."""
     return {
         "message_id": c.message_id,
         "recipient": c.recipient,
-        "subject": c.subject,
-        "body_text": c.body_text,
         "sms_segments": c.sms_segments,
         "provider": c.provider,
+    }
+
+
+def text_row(c: Claim, now: datetime) -> dict[str, Any]:
+    """What a claimed attempt sends, kept apart from its message (migration 14)."""
+    return {
+        "message_id": c.message_id,
+        "attempt": c.attempt,
+        "subject": c.subject,
+        "body_text": c.body_text,
+        "written_at": to_db(now),
     }
 
 
@@ -92,8 +102,8 @@ def claim_sets(d: Dialect, state: str) -> str:
     """`pending -> sending` (`state`: the SQL it sets the state to), counting the attempt
     (named parameters `run_id`, `now`); the batch row is a `claim_row`."""
     return (
-        f"state = {state}, recipient = u.recipient, subject = u.subject, "
-        "body_text = u.body_text, sms_segments = u.sms_segments, provider = u.provider, "
+        f"state = {state}, recipient = u.recipient, "
+        "sms_segments = u.sms_segments, provider = u.provider, "
         f"attempts = t.attempts + 1, run_id = {d.named('run_id')}, "
         f"updated_at = {d.named('now')}"
     )
@@ -223,9 +233,14 @@ class Messages(Backend):
             returning="t.message_id" if where else "",
         )
         if where:
-            return {r[0] for r in claimed}
-        self._wrote(claimed, len(rows))
-        return {c.message_id for c in claims}
+            taken = {r[0] for r in claimed}
+        else:
+            self._wrote(claimed, len(rows))
+            taken = {c.message_id for c in claims}
+        texts = [text_row(c, now) for c in claims if c.message_id in taken]
+        if texts:
+            self.insert("message_texts", texts)
+        return taken
 
     def _record(self, results: Sequence[MessageResult], now: datetime) -> None:
         """Record these outcomes of messages still `sending` (even if a lease ran out
@@ -311,7 +326,7 @@ class Messages(Backend):
             f"SELECT {MESSAGE_COLS} FROM messages WHERE message_id = {self.dialect.param}",
             [message_id],
         )
-        return message_from_row(row) if row else None
+        return self.with_texts([message_from_row(row)])[0] if row else None
 
     def messages_in_state(self, state: MessageState) -> list[MessageRow]:
         rows = self.rows(
@@ -319,11 +334,31 @@ class Messages(Backend):
             "ORDER BY updated_at, message_id",
             [MessageState(state).value],
         )
-        return [message_from_row(r) for r in rows]
+        return self.with_texts([message_from_row(r) for r in rows])
 
     def list_messages(self) -> list[MessageRow]:
         rows = self.rows(f"SELECT {MESSAGE_COLS} FROM messages ORDER BY created_at, message_id")
-        return [message_from_row(r) for r in rows]
+        return self.with_texts([message_from_row(r) for r in rows])
+
+    def with_texts(self, messages: list[MessageRow]) -> list[MessageRow]:
+        """`messages` with the subject and text of each one's latest attempt (table
+        `message_texts`), read for these messages only."""
+        if not messages:
+            return messages
+        latest: dict[str, tuple[int, str | None, str | None]] = {}
+        for message_id, attempt, subject, body_text in self.rows_in(
+            "SELECT message_id, attempt, subject, body_text FROM message_texts",
+            "message_id",
+            [m.message_id for m in messages],
+        ):
+            if message_id not in latest or attempt > latest[message_id][0]:
+                latest[message_id] = (attempt, subject, body_text)
+        return [
+            replace(m, subject=text[1], body_text=text[2])
+            if (text := latest.get(m.message_id))
+            else m
+            for m in messages
+        ]
 
     def count_messages(self, state: MessageState) -> int:
         row = self.one(
@@ -383,4 +418,4 @@ class Messages(Backend):
             f"ORDER BY updated_at DESC, message_id LIMIT {p}",
             [*params, limit],
         )
-        return [message_from_row(r) for r in rows]
+        return self.with_texts([message_from_row(r) for r in rows])

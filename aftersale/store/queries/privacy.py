@@ -56,8 +56,12 @@ class Privacy(Backend):
                 ],
             )
             self.execute(
-                "UPDATE messages SET recipient = NULL, subject = NULL, body_text = NULL, "
-                f"customer_id = {p} WHERE customer_id = {p}",
+                "DELETE FROM message_texts WHERE message_id IN "
+                f"(SELECT message_id FROM messages WHERE customer_id = {p})",
+                [customer_id],
+            )
+            self.execute(
+                f"UPDATE messages SET recipient = NULL, customer_id = {p} WHERE customer_id = {p}",
                 [new_id, customer_id],
             )
             orders = self.rows(

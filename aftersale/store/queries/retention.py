@@ -61,11 +61,15 @@ class Retention(Backend):
             f"DELETE FROM customer_changes WHERE {d.in_list('customer_id')}",
             [[r[0] for r in erased]],
         )
-        scrubbed = self.rows(
-            "UPDATE messages SET recipient = NULL, subject = NULL, body_text = NULL "
-            f"WHERE customer_id NOT IN ({live}) "
-            f"AND {d.not_in_list('state', d.named('open'))} "
-            "AND (recipient IS NOT NULL OR body_text IS NOT NULL) RETURNING message_id",
+        closed = f"customer_id NOT IN ({live}) AND {d.not_in_list('state', d.named('open'))}"
+        texts = self.rows(
+            "DELETE FROM message_texts WHERE message_id IN "
+            f"(SELECT message_id FROM messages WHERE {closed}) RETURNING message_id",
             params,
         )
-        return len(erased), len(scrubbed)
+        addressed = self.rows(
+            f"UPDATE messages SET recipient = NULL WHERE {closed} AND recipient IS NOT NULL "
+            "RETURNING message_id",
+            params,
+        )
+        return len(erased), len({r[0] for r in texts} | {r[0] for r in addressed})
