@@ -404,7 +404,11 @@ def run_size(
     results = {}
     for mode, done in runs.items():
         by_cpu = sorted(done, key=lambda x: x["cpu_s"])
-        results[mode] = {**by_cpu[(len(by_cpu) - 1) // 2], "cpu_runs": [x["cpu_s"] for x in done]}
+        results[mode] = {
+            **by_cpu[(len(by_cpu) - 1) // 2],
+            "cpu_runs": [x["cpu_s"] for x in done],
+            "user_runs": [x["user_s"] for x in done],
+        }
     return results
 
 
@@ -471,15 +475,21 @@ def report(n: int, r: dict[str, dict[str, Any]], reference: tuple[int, float] | 
     """Print one size's table and its figures next to their targets; True if all are met.
     `reference` is (N, delta MB) of the smallest size run: memory per shipment is then the
     growth from there (what an added shipment costs), not fixed costs spread over N."""
-    header = ("wall s", "cpu s", "peak MB", "delta MB", "polled", "events", "queued", "sent")
+    header = ("wall s", "cpu s", "user s", "peak MB", "delta MB", "polled", "events", "queued",
+              "sent")  # fmt: skip
     print(f"{'':>10} " + " ".join(f"{h:>8}" for h in header))
     for mode, x in r.items():
-        print(f"{mode:>10} {x['wall_s']:8.2f} {x['cpu_s']:8.2f} {x['peak_mb']:8.0f} "
-              f"{x['delta_mb']:8.0f} {x['polled']:8d} {x['events']:8d} {x['queued']:8d} "
-              f"{x['sent']:8d}")  # fmt: skip
+        print(f"{mode:>10} {x['wall_s']:8.2f} {x['cpu_s']:8.2f} {x['user_s']:8.2f} "
+              f"{x['peak_mb']:8.0f} {x['delta_mb']:8.0f} {x['polled']:8d} {x['events']:8d} "
+              f"{x['queued']:8d} {x['sent']:8d}")  # fmt: skip
     if any(len(x.get("cpu_runs", [])) > 1 for x in r.values()):
         each = "; ".join(
-            f"{mode} " + ", ".join(f"{c:.2f}" for c in x["cpu_runs"]) for mode, x in r.items()
+            f"{mode} "
+            + ", ".join(
+                f"{c:.2f} (user {u:.2f})"
+                for c, u in zip(x["cpu_runs"], x["user_runs"], strict=True)
+            )
+            for mode, x in r.items()
         )
         print(f"each mode's run of median CPU is shown; CPU s of every run: {each}")
     ok = True
