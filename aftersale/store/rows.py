@@ -205,19 +205,21 @@ MESSAGE_COLS = (
 ENGAGEMENT_COLUMNS = {"opened": "opened_at", "clicked": "clicked_at"}
 
 
+#: The fields of a `MessageDecision`, in order.
+_DecisionFields = tuple[
+    str, str, str, str, ChannelKind, bool, str, str | None, str | None, str, str
+]
+
+
+def _decision(r: tuple[Any, ...]) -> _DecisionFields:
+    """The fields of a `MessageDecision` from the first 11 columns of a row of MESSAGE_COLS
+    or DUE_COLS (both start with them)."""
+    return (r[0], r[1], r[2], r[3], CHANNELS[r[4]], r[5], r[6], r[7], r[8], r[9], r[10])
+
+
 def message_from_row(r: tuple[Any, ...]) -> MessageRow:
     return MessageRow(
-        message_id=r[0],
-        idempotency_key=r[1],
-        rule_id=r[2],
-        template=r[3],
-        channel=CHANNELS[r[4]],
-        marketing=r[5],
-        order_id=r[6],
-        shipment_id=r[7],
-        item_sku=r[8],
-        customer_id=r[9],
-        event_id=r[10],
+        *_decision(r),
         state=MESSAGE_STATES[r[11]],
         due_at=from_db(r[12]),
         attempts=r[13],
@@ -245,21 +247,7 @@ DUE_COLS = (
 
 def due_message_from_row(r: tuple[Any, ...]) -> DueMessage:
     """A due message from a row of DUE_COLS."""
-    return DueMessage(
-        message_id=r[0],
-        idempotency_key=r[1],
-        rule_id=r[2],
-        template=r[3],
-        channel=CHANNELS[r[4]],
-        marketing=r[5],
-        order_id=r[6],
-        shipment_id=r[7],
-        item_sku=r[8],
-        customer_id=r[9],
-        event_id=r[10],
-        due_at=from_db(r[11]),
-        attempts=r[12],
-    )
+    return DueMessage(*_decision(r), due_at=from_db(r[11]), attempts=r[12])
 
 
 EVENT_COLS = "kind, order_id, occurred_at, shipment_id, item_sku, status, reason, facts"

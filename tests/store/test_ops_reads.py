@@ -151,28 +151,29 @@ def test_one_orders_story_and_the_report_queries(store_target: str) -> None:
         assert sent_notice.sent_at == NOW + DAY
 
 
+def queue_thanks(store: Store, n: int) -> list[str]:
+    """n pending thank-you messages of order NW-1, each under its own rule."""
+    placed = DomainEvent(EventKind.ORDER_PLACED, "NW-1", NOW - DAY)
+    store.save_orders([order()], source="t", now=NOW)
+    store.record_domain_events([placed], run_id="r", now=NOW)
+    decisions = [
+        Decision(f"r{i}", "thank_you", ChannelKind.EMAIL, "NW-1", f"k{i}", NOW, placed)
+        for i in range(n)
+    ]
+    return queue_decisions(store, decisions, {"NW-1": "C-1"}, run_id="cycle · 1", now=NOW)
+
+
+def claim(mid: str) -> Claim:
+    return Claim(mid, "anna@example.pl", f"Subject {mid}", "text", None, "outbox", 1)
+
+
 def test_one_batch_is_recorded_as_the_next_is_claimed(store_target: str) -> None:
     """record_and_claim: the batch's closures (only of messages still `pending`), the
     previous batch's outcomes (only of messages still `sending`) and the next batch's
     claim (only of messages still `pending`) in one transaction."""
-    placed = DomainEvent(EventKind.ORDER_PLACED, "NW-1", NOW - DAY)
     with open_store(store_target) as store:
-        store.save_orders([order()], source="t", now=NOW)
-        store.record_domain_events([placed], run_id="r", now=NOW)
-        ids = queue_decisions(
-            store,
-            [
-                Decision(f"r{i}", "thank_you", ChannelKind.EMAIL, "NW-1", f"k{i}", NOW, placed)
-                for i in range(4)
-            ],
-            {"NW-1": "C-1"},
-            run_id="cycle · 1",
-            now=NOW,
-        )
+        ids = queue_thanks(store, 4)
         first, second, third, fourth = sorted(ids)
-
-        def claim(mid: str) -> Claim:
-            return Claim(mid, "anna@example.pl", f"Subject {mid}", "text", None, "outbox", 1)
 
         assert store.record_and_claim([], [claim(first)], run_id="r", now=NOW) == {first}
         got = store.record_and_claim(
@@ -203,24 +204,9 @@ def test_one_batch_is_recorded_as_the_next_is_claimed(store_target: str) -> None
 def test_a_batch_moves_only_messages_it_finds(store_target: str) -> None:
     """A batch whose every message is as expected writes them all; one naming a message
     not stored (any more) writes the others and claims only those found."""
-    placed = DomainEvent(EventKind.ORDER_PLACED, "NW-1", NOW - DAY)
     with open_store(store_target) as store:
-        store.save_orders([order()], source="t", now=NOW)
-        store.record_domain_events([placed], run_id="r", now=NOW)
-        ids = queue_decisions(
-            store,
-            [
-                Decision(f"r{i}", "thank_you", ChannelKind.EMAIL, "NW-1", f"k{i}", NOW, placed)
-                for i in range(5)
-            ],
-            {"NW-1": "C-1"},
-            run_id="cycle · 1",
-            now=NOW,
-        )
+        ids = queue_thanks(store, 5)
         first, second, third, fourth, fifth = sorted(ids)
-
-        def claim(mid: str) -> Claim:
-            return Claim(mid, "anna@example.pl", f"Subject {mid}", "text", None, "outbox", 1)
 
         assert store.record_and_claim([], [claim(first)], run_id="r", now=NOW) == {first}
         got = store.record_and_claim(

@@ -51,7 +51,6 @@ from aftersale.store.rows import (
     DUE_COLS,
     MESSAGE_COLS,
     due_message_from_row,
-    message_from_row,
     to_db,
 )
 
@@ -177,6 +176,4 @@ class Messages(messages.Messages, Connection):
             sql += " AND updated_at < ?"
             params.append(to_db(claimed_before))
         rows = self.rows(f"{sql} RETURNING {MESSAGE_COLS}", params)
-        return self.with_texts(
-            sorted((message_from_row(r) for r in rows), key=lambda m: m.message_id)
-        )
+        return sorted(self._messages(rows), key=lambda m: m.message_id)

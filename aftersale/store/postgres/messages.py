@@ -25,7 +25,6 @@ from aftersale.store.rows import (
     DUE_COLS,
     MESSAGE_COLS,
     due_message_from_row,
-    message_from_row,
     to_db,
 )
 
@@ -96,6 +95,4 @@ class Messages(messages.Messages, Connection):
             f"WHERE {where} RETURNING {_COLS_M}",
             params,
         )
-        return self.with_texts(
-            sorted((message_from_row(r) for r in rows), key=lambda m: m.message_id)
-        )
+        return sorted(self._messages(rows), key=lambda m: m.message_id)

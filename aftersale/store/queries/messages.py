@@ -220,23 +220,17 @@ class Messages(Backend):
         """`pending -> sending` for these claims; the ids claimed."""
         lease, where, params = self._claim_terms()
         # in id order: two workers updating the same messages lock them in the same order
-        rows = [claim_row(c) for c in sorted(claims, key=lambda c: c.message_id)]
-        claimed = self.update_rows(
-            "messages",
-            rows,
+        claimed = self._update_batch(
+            [claim_row(c) for c in sorted(claims, key=lambda c: c.message_id)],
             claim_sets(self.dialect, self._state_to(self.dialect.named("sending"), PENDING))
             + lease,
-            where=where,
-            params={"sending": SENDING, "run_id": run_id, "now": to_db(now), **params},
+            where,
+            {"sending": SENDING, "run_id": run_id, "now": to_db(now), **params},
             # claims found `pending` beforehand are all claimed: RETURNING costs DuckDB a
             # scan-like pass as the table grows (bench/messages.py)
             returning="t.message_id" if where else "",
         )
-        if where:
-            taken = {r[0] for r in claimed}
-        else:
-            self._wrote(claimed, len(rows))
-            taken = {c.message_id for c in claims}
+        taken = {r[0] for r in claimed} if where else {c.message_id for c in claims}
         texts = [text_row(c, now) for c in claims if c.message_id in taken]
         if texts:
             self.insert("message_texts", texts)
@@ -245,32 +239,41 @@ class Messages(Backend):
     def _record(self, results: Sequence[MessageResult], now: datetime) -> None:
         """Record these outcomes of messages still `sending` (even if a lease ran out
         meanwhile: the truth is recorded)."""
-        rows = [result_row(r, now) for r in sorted(results, key=lambda r: r.message_id)]
-        where = self._found_in(SENDING)
-        answer = self.update_rows(
-            "messages",
-            rows,
+        self._update_batch(
+            [result_row(r, now) for r in sorted(results, key=lambda r: r.message_id)],
             result_sets(self.dialect, settle=False, state=self._state_to("u.state", SENDING)),
-            where=where,
-            params={"now": to_db(now)},
+            self._found_in(SENDING),
+            {"now": to_db(now)},
         )
-        if not where:
-            self._wrote(answer, len(rows))
 
     def _close(self, closures: Sequence[Closure], now: datetime) -> None:
         """Close these messages still `pending`, each with its reason."""
-        rows = [closure_row(c) for c in sorted(closures, key=lambda c: c.message_id)]
-        where = self._found_in(PENDING)
-        answer = self.update_rows(
-            "messages",
-            rows,
+        self._update_batch(
+            [closure_row(c) for c in sorted(closures, key=lambda c: c.message_id)],
             f"state = {self._state_to('u.state', PENDING)}, error_text = u.error_text, "
             f"updated_at = {self.dialect.named('now')}{self.dialect.release_lease}",
-            where=where,
-            params={"now": to_db(now)},
+            self._found_in(PENDING),
+            {"now": to_db(now)},
+        )
+
+    def _update_batch(
+        self,
+        rows: list[dict[str, Any]],
+        sets: str,
+        where: str,
+        params: dict[str, Any],
+        *,
+        returning: str = "",
+    ) -> list[tuple[Any, ...]]:
+        """One dispatch batch's UPDATE of `messages`. With no `where` (`_found_in`: the
+        backend checks the state in `sets` instead) it must have written every row
+        (`_wrote`)."""
+        answer = self.update_rows(
+            "messages", rows, sets, where=where, params=params, returning=returning
         )
         if not where:
             self._wrote(answer, len(rows))
+        return answer
 
     # --- messages in doubt ---------------------------------------------------------
 
@@ -326,7 +329,7 @@ class Messages(Backend):
             f"SELECT {MESSAGE_COLS} FROM messages WHERE message_id = {self.dialect.param}",
             [message_id],
         )
-        return self.with_texts([message_from_row(row)])[0] if row else None
+        return self._messages([row])[0] if row else None
 
     def messages_in_state(self, state: MessageState) -> list[MessageRow]:
         rows = self.rows(
@@ -334,15 +337,16 @@ class Messages(Backend):
             "ORDER BY updated_at, message_id",
             [MessageState(state).value],
         )
-        return self.with_texts([message_from_row(r) for r in rows])
+        return self._messages(rows)
 
     def list_messages(self) -> list[MessageRow]:
         rows = self.rows(f"SELECT {MESSAGE_COLS} FROM messages ORDER BY created_at, message_id")
-        return self.with_texts([message_from_row(r) for r in rows])
+        return self._messages(rows)
 
-    def with_texts(self, messages: list[MessageRow]) -> list[MessageRow]:
-        """`messages` with the subject and text of each one's latest attempt (table
-        `message_texts`), read for these messages only."""
+    def _messages(self, rows: Sequence[tuple[Any, ...]]) -> list[MessageRow]:
+        """The messages of `rows` (MESSAGE_COLS), in their order, each with the subject and
+        text of its latest attempt (table `message_texts`, read for these messages only)."""
+        messages = [message_from_row(r) for r in rows]
         if not messages:
             return messages
         latest: dict[str, tuple[int, str | None, str | None]] = {}
@@ -418,4 +422,4 @@ class Messages(Backend):
             f"ORDER BY updated_at DESC, message_id LIMIT {p}",
             [*params, limit],
         )
-        return self.with_texts([message_from_row(r) for r in rows])
+        return self._messages(rows)
