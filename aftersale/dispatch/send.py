@@ -166,14 +166,15 @@ def dispatch_due(
     # a message a channel settled at once is reported settled, not `unknown` (no alert)
     settled_ids = {o.message_id for o in settled}
     into.add([o for o in stuck if o.message_id not in settled_ids] + settled)
-    # Page by (due_at, message_id): a message left pending (dry run, claimed elsewhere)
-    # is passed, not read again, so the loop ends.
+    # Page by `DueCursor` (due_at, order_id, message_id): an order's messages due together
+    # come in one page, so its facts are read once; a message left pending (dry run,
+    # claimed elsewhere) is passed, not read again, so the loop ends.
     after: DueCursor | None = None
     # a batch's outcomes are recorded with the next batch's claim, in one transaction
     unrecorded: list[MessageResult] = []
     try:
         while due := store.due_messages(now, limit=page_size, after=after):
-            after = (due[-1].due_at, due[-1].message_id)
+            after = DueCursor.of(due[-1])
             facts = _Facts.load(store, due)
             batch: _Batch | None = None
             for number, message in enumerate(due, start=1):

@@ -458,4 +458,18 @@ MIGRATIONS: tuple[tuple[int, str, str | Mapping[str, str]], ...] = (
             """,
         },
     ),
+    (
+        15,
+        "PostgreSQL: the due messages' index in their new order (due time, order, id)",
+        {
+            # Dispatch pages through due messages by (due_at, order_id, message_id), an
+            # order's messages side by side (records.DueCursor); the index serves that ORDER
+            # BY and the page's row comparison as one range. DuckDB keeps no such index.
+            "postgres": """
+            CREATE INDEX messages_due_by_order ON messages (due_at, order_id, message_id)
+                WHERE state = 'pending';
+            DROP INDEX messages_due;
+            """,
+        },
+    ),
 )

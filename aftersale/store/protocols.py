@@ -320,8 +320,8 @@ class MessageStore(Protocol):
     def due_messages(
         self, now: datetime, *, limit: int, after: DueCursor | None = None
     ) -> list[DueMessage]:
-        """One page of pending messages due at `now`, in (due_at, message_id) order,
-        starting after `after` (the previous page's last message)."""
+        """One page of pending messages due at `now`, in `DueCursor` order (due_at,
+        order_id, message_id), starting after `after` (the previous page's last message)."""
         ...
 
     def claim_messages(self, claims: Sequence[Claim], *, run_id: str, now: datetime) -> set[str]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from aftersale.models import ChannelKind, Customer, MessageState
 
@@ -82,8 +82,22 @@ class DueMessage(MessageDecision):
     attempts: int
 
 
-#: Where a page of due messages ended: (due_at, message_id) of its last message.
-DueCursor = tuple[datetime, str]
+class DueCursor(NamedTuple):
+    """The order due messages come in, and where a page of them ended (its last message).
+
+    Due time first (the oldest go first; PostgreSQL's index serves the range), then the
+    order: a page holds an order's messages due together side by side, so dispatch reads
+    that order's facts once, not once per page it is scattered over (message ids are
+    hashes). `order_id` is never NULL (the schema refuses it): a row comparison with a
+    NULL would be NULL, and the page after it would skip or repeat messages."""
+
+    due_at: datetime
+    order_id: str
+    message_id: str
+
+    @classmethod
+    def of(cls, message: DueMessage) -> DueCursor:
+        return cls(message.due_at, message.order_id, message.message_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import psycopg
 import pytest
 
-from aftersale.dispatch.messages import queue_decisions
+from aftersale.dispatch.messages import new_messages, queue_decisions
 from aftersale.errors import StoreError
 from aftersale.models import (
     ChannelKind,
@@ -29,11 +31,13 @@ from aftersale.models import (
     TrackingEvent,
 )
 from aftersale.store import Store, is_url, open_store
+from aftersale.store.records import DueCursor, DueMessage
 from tests.support.postgres import PostgresCluster
 from tests.support.servers import free_port
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 NUMBER = "642600027844200000000001"
+DAY = timedelta(days=1)
 
 
 def make_order() -> Order:
@@ -154,16 +158,74 @@ def test_every_statement_passes_through_the_one_connection(store: Store) -> None
     assert store.count("messages") == 2 and proxy.statements[-1] == "SELECT"
 
 
+def due_pages(store: Store, limit: int) -> list[list[DueMessage]]:
+    """Every page of due messages, as dispatch reads them (leaving them pending)."""
+    pages: list[list[DueMessage]] = []
+    after = None
+    while page := store.due_messages(NOW, limit=limit, after=after):
+        pages.append(page)
+        after = DueCursor.of(page[-1])
+    return pages
+
+
 def test_due_messages_come_in_pages_that_end(store: Store) -> None:
     queue(store, 5)
     queue(store, 1, due=NOW + timedelta(days=1), rule="tomorrow")
-    pages, after = [], None
-    while page := store.due_messages(NOW, limit=2, after=after):
-        pages.append([m.rule_id for m in page])
-        after = (page[-1].due_at, page[-1].message_id)
+    pages = due_pages(store, limit=2)
     assert sorted(len(p) for p in pages) == [1, 2, 2]
-    assert sorted(r for p in pages for r in p) == ["r0", "r1", "r2", "r3", "r4"]
+    assert sorted(m.rule_id for p in pages for m in p) == ["r0", "r1", "r2", "r3", "r4"]
     assert all(m.state is MessageState.PENDING for m in store.list_messages())
+
+
+def test_an_orders_messages_due_together_come_side_by_side(store: Store) -> None:
+    """Dispatch reads each page's orders once: an order's messages due at one time come
+    together whatever their (hashed) ids, the oldest due first, each message once."""
+    placed = DomainEvent(EventKind.ORDER_PLACED, "NW-1", NOW - timedelta(hours=1))
+    decided = [
+        Decision(f"{o}-{i}", "thank_you", ChannelKind.EMAIL, o, f"{o}-{i}", NOW, placed)
+        for o in ("NW-3", "NW-1", "NW-2")
+        for i in range(3)
+    ]
+    decided.append(
+        Decision("late", "thank_you", ChannelKind.SMS, "NW-3", "late", NOW - DAY, placed)
+    )
+    queue_decisions(
+        store, decided, dict.fromkeys(("NW-1", "NW-2", "NW-3"), "C-1"), run_id="r", now=NOW
+    )
+    pages = due_pages(store, limit=2)
+    assert [len(p) for p in pages] == [2, 2, 2, 2, 2]
+    assert [m.order_id for p in pages for m in p] == [
+        "NW-3",
+        *["NW-1"] * 3,
+        *["NW-2"] * 3,
+        *["NW-3"] * 3,
+    ]
+    assert sorted(m.rule_id for p in pages for m in p) == sorted(d.rule_id for d in decided)
+
+
+def test_a_message_without_an_order_is_refused(store: Store) -> None:
+    """The due order compares (due_at, order_id, message_id) rows: a NULL order id would
+    make the comparison NULL and a page skip or repeat messages, so none can be stored
+    (every message is about an order: models.Decision)."""
+    [message] = new_messages(
+        [
+            Decision(
+                "r",
+                "thank_you",
+                ChannelKind.EMAIL,
+                "NW-1",
+                "k",
+                NOW,
+                DomainEvent(EventKind.ORDER_PLACED, "NW-1", NOW - timedelta(hours=1)),
+            )
+        ],
+        {"NW-1": "C-1"},
+        run_id="r",
+    )
+    orphan = replace(message, order_id=None)
+    with pytest.raises((duckdb.ConstraintException, psycopg.errors.NotNullViolation)):
+        store.queue_messages([orphan], NOW)
+    assert store.count("messages") == 0
 
 
 def test_shipments_of_leaves_out_the_parcels_the_caller_holds(store: Store) -> None:

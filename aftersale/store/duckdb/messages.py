@@ -69,9 +69,9 @@ class Messages(messages.Messages, Connection):
         sql = f"SELECT {DUE_COLS} FROM messages WHERE state = ? AND due_at <= ?"
         params: list[Any] = [PENDING, to_db(now)]
         if after is not None:
-            sql += " AND (due_at, message_id) > (?, ?)"
-            params += [to_db(after[0]), after[1]]
-        sql += " ORDER BY due_at, message_id LIMIT ?"
+            sql += " AND (due_at, order_id, message_id) > (?, ?, ?)"
+            params += [to_db(after.due_at), after.order_id, after.message_id]
+        sql += " ORDER BY due_at, order_id, message_id LIMIT ?"
         return [due_message_from_row(r) for r in self.rows(sql, [*params, limit])]
 
     def record_and_claim(

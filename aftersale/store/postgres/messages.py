@@ -45,18 +45,22 @@ class Messages(messages.Messages, Connection):
         where = f"m.state = %(pending)s AND m.due_at <= %(now)s AND {lease_free('m')}"
         params = self.lease_params(pending=PENDING, now=to_db(now), limit=limit)
         if after is not None:
-            where += " AND (m.due_at, m.message_id) > (%(after_due)s, %(after_id)s)"
-            params.update(after_due=to_db(after[0]), after_id=after[1])
+            where += (
+                " AND (m.due_at, m.order_id, m.message_id) "
+                "> (%(after_due)s, %(after_order)s, %(after_id)s)"
+            )
+            params.update(
+                after_due=to_db(after.due_at), after_order=after.order_id, after_id=after.message_id
+            )
         rows = self.rows(
             f"WITH picked AS (SELECT m.message_id FROM messages m WHERE {where} "
-            "ORDER BY m.due_at, m.message_id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+            "ORDER BY m.due_at, m.order_id, m.message_id LIMIT %(limit)s "
+            "FOR UPDATE SKIP LOCKED) "
             f"UPDATE messages m SET lease_owner = %(me)s, lease_until = {lease_until()} "
             f"FROM picked WHERE m.message_id = picked.message_id RETURNING {_of_m(DUE_COLS)}",
             params,
         )
-        return sorted(
-            (due_message_from_row(r) for r in rows), key=lambda m: (m.due_at, m.message_id)
-        )
+        return sorted((due_message_from_row(r) for r in rows), key=DueCursor.of)
 
     def _claim_terms(self) -> tuple[str, str, dict[str, Any]]:
         # the claim takes the lease (or keeps this worker's), and only a free one
