@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,23 @@ def test_saving_the_same_orders_twice_changes_nothing(store_target: str) -> None
         }
         loaded = store.load_order("NW-1")
         assert loaded == make_order()
+
+
+def test_prices_come_back_with_the_columns_two_decimals(store_target: str) -> None:
+    """Templates print a price as loaded: what the store reads is the column's DECIMAL(12, 2),
+    scale and all, on both backends (DuckDB's comes as text, for speed)."""
+    from decimal import Decimal
+
+    tv, case = (
+        Item("TV", "TV", "tv", 1, Decimal("0.5"), "PLN", 24),
+        Item("CASE", "Case", "accessory", 2, Decimal("1234567.89"), "PLN"),
+    )
+    with open_store(store_target) as store:
+        store.save_orders([replace(make_order(), items=(tv, case))], source="t", now=NOW)
+        loaded = store.load_order("NW-1")
+    assert loaded is not None
+    assert [str(i.price) for i in loaded.items] == ["0.50", "1234567.89"]
+    assert all(type(i.price) is Decimal for i in loaded.items)
 
 
 def test_events_and_tracking_scans_are_stored_once(store_target: str) -> None:
