@@ -71,7 +71,10 @@ log = logging.getLogger(__name__)
 #: them (`Reconciler`) claims its own `batch_size`.
 DEFAULT_BATCH_SIZE = 20
 #: Due messages read (with everything rendering needs) per query: bounds memory, not work.
-DEFAULT_PAGE_SIZE = 1_000
+#: An order's messages come together (`DueCursor`), so a page holds the facts of fewer
+#: orders than it has messages (~900 at 2.25 messages an order; a decide page holds
+#: 2,000), and ~30 ms of a page's reads do not grow with its size: fewer pages, less CPU.
+DEFAULT_PAGE_SIZE = 2_000
 #: Suppression reasons that stop every message on the channel: all but `unsubscribe`,
 #: which only stops marketing.
 HARD_SUPPRESSIONS = frozenset(SuppressionReason) - {SuppressionReason.UNSUBSCRIBE}
