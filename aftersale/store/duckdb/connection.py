@@ -40,9 +40,16 @@ _LOCK_TEXT = "Could not set lock"
 #: scan of the table: DuckDB's default, 50, makes a batch of 500 cost in proportion to the
 #: table's size.
 _INDEX_KEYS = 1024
-#: Settings of every connection.
+#: Settings of every connection. One thread: the store's statements are a page's
+#: (at most a few thousand rows), where a second thread buys little, while each thread
+#: keeps its own buffers in a checkpoint and a scan. A 40,000-shipment cycle's peak was
+#: 32 MB lower with one thread (212 against 244 MB over its start), its growth from
+#: 10,000 shipments 1.9 against 2.5 KB a shipment, at the same user CPU (bench/cycle.py,
+#: docs/operations.md "Benchmarks"). A large one-off statement (an import of a big file,
+#: a report over years) takes longer by up to the number of cores it no longer uses.
 _CONFIG: dict[str, str | bool | int | float | list[str]] = {
-    "dynamic_or_filter_threshold": _INDEX_KEYS
+    "dynamic_or_filter_threshold": _INDEX_KEYS,
+    "threads": 1,
 }
 #: A read of more keys than this scans its table instead (`Connection.rows_in`).
 _SCAN_KEYS = 50
