@@ -1,8 +1,8 @@
 """Benchmark: one whole cycle over N active shipments against the carrier sandbox: in plain
 Python, as the `aftersale-cycle` Prefect flow, and against a floor that does the same data
-movement the bulk way. Targets: the cycle takes at most 2x the floor at 10,000 shipments and
-at most 3 KB of peak memory per active shipment; the flow takes at most 1.2x the plain wall
-time and at most +150 MB peak memory.
+movement the bulk way. Targets: the cycle takes at most 2x the floor's user CPU at 10,000
+shipments and at most 3 KB of peak memory per active shipment; the flow takes at most 1.2x
+the plain wall time and at most +150 MB peak memory.
 
     .venv/bin/python bench/cycle.py [--shipments N [N ...]] [--modes plain,prefect,floor]
                                     [--repeat K] [--profile DIR]
@@ -37,8 +37,10 @@ on the machine does not move it.
 median CPU time: creating 20,000 small files costs the kernel between 0.5 and 6 CPU
 seconds depending on what the disk is doing meanwhile (measured on the development
 machine's ext4: 22 to 590 us of system time a file, the same code back to back), for the
-floor and the outbox alike. So the ratio of user CPU time, the programs' own work, is
-printed beside it.
+floor and the outbox alike, which pulls the CPU and wall ratios towards 1 in a slow
+spell. So the ratio judged is that of user CPU time, the programs' own work (stricter:
+the floor's own file creation is then left out too), at 10,000 shipments; the CPU and
+wall ratios are printed beside it.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ CLOCK = START + timedelta(hours=8)  # label and first in-transit scan for every 
 LOCALES = [("pl-PL", "Europe/Warsaw", "PL", "+48601", 6),
            ("de", "Europe/Berlin", "DE", "+49151", 8),
            ("en", "Europe/London", "GB", "+447911", 6)]  # fmt: skip
-TARGET_FLOOR_RATIO, TARGET_KB_PER_SHIPMENT = 2.0, 3.0
+TARGET_FLOOR_RATIO, TARGET_KB_PER_SHIPMENT, TARGET_AT = 2.0, 3.0, 10_000
 #: The smallest size whose growth to a larger one is judged (see `memory_figures`).
 JUDGED_FROM = 10_000
 TARGET_RATIO, TARGET_EXTRA_MB = 1.2, 150
@@ -557,17 +559,19 @@ def report(
     if cycle:
         ok &= memory_figures(n, cycle, earlier, alone)
     if cycle and "floor" in r:
-        ratio = cycle["wall_s"] / r["floor"]["wall_s"]
+        floor_run = r["floor"]
+        ratio = cycle["user_s"] / floor_run["user_s"]
+        # Judged at the target's size, by user CPU: the wall and CPU ratios fall towards 1
+        # whenever the disk makes creating files slow, for the floor and the outbox alike.
+        judged = verdict(ratio <= TARGET_FLOOR_RATIO) if n == TARGET_AT else "not judged"
         print(
-            f"cycle / floor wall time at {n:,}: {cycle['wall_s']:.2f} s / "
-            f"{r['floor']['wall_s']:.2f} s = {ratio:.2f}x (target <= {TARGET_FLOOR_RATIO}x "
-            f"at 10,000): {verdict(ratio <= TARGET_FLOOR_RATIO)}; CPU time "
-            f"{cycle['cpu_s'] / r['floor']['cpu_s']:.2f}x (steadier when the machine is busy), "
-            f"of which user time {cycle['user_s']:.2f} s / {r['floor']['user_s']:.2f} s = "
-            f"{cycle['user_s'] / r['floor']['user_s']:.2f}x (without the kernel's time for "
-            f"creating files, which moves with the disk's other work)"
+            f"cycle / floor at {n:,}: user CPU {cycle['user_s']:.2f} s / "
+            f"{floor_run['user_s']:.2f} s = {ratio:.2f}x (target <= {TARGET_FLOOR_RATIO}x at "
+            f"{TARGET_AT:,}): {judged}; CPU time (the kernel's creating files included, which "
+            f"moves with the disk's other work) {cycle['cpu_s'] / floor_run['cpu_s']:.2f}x, "
+            f"wall time {cycle['wall_s'] / floor_run['wall_s']:.2f}x"
         )
-        ok &= ratio <= TARGET_FLOOR_RATIO
+        ok &= ratio <= TARGET_FLOOR_RATIO or n != TARGET_AT
     if "plain" in r and "prefect" in r:
         plain, flow = r["plain"], r["prefect"]
         ratio = flow["wall_s"] / plain["wall_s"]
