@@ -47,6 +47,7 @@ from aftersale.tracking.answers import drop_future_scans
 from aftersale.tracking.detect import (
     DelayThresholds,
     advance_state,
+    delay_watch,
     detect_changes,
     detect_due,
     detect_order_placed,
@@ -267,10 +268,11 @@ def poll_page(parts: CycleParts, page: Sequence[ShipmentState]) -> PollStage:
 @dataclass(frozen=True)
 class DueWork:
     """Orders with events due by date rather than by a poll, as chosen in SQL: time-based
-    events (delivered + N days, warranty end, a parcel silent too long: every order with
-    a parcel still moving), shop promises, refunds and returns without their event, and
-    orders without `order_placed` (none of their parcels due). Worked through a page of
-    orders at a time (`pages`), so no page loads every order."""
+    events (delivered + N days, warranty end, and the orders whose moving parcel may be
+    late or arrive tomorrow: `delay_watch`, not every parcel on its way), shop promises,
+    refunds and returns without their event, and orders without `order_placed` (none of
+    their parcels due). Worked through a page of orders at a time (`pages`), so no page
+    loads every order."""
 
     time_events: list[str] = field(default_factory=list)
     promises: list[str] = field(default_factory=list)
@@ -286,6 +288,7 @@ class DueWork:
                 now,
                 delivered_ago_days=parts.thresholds.delivered_ago_by_carrier(),
                 warranty_ending_days=parts.thresholds.warranty_ending_days,
+                moving=delay_watch(parts.thresholds, now),
             ),
             store.orders_due_for_shop_promises(
                 now,

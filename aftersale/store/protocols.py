@@ -31,6 +31,7 @@ from aftersale.store.records import (
     Closure,
     CustomerChange,
     DelayNotice,
+    DelayWatch,
     DeliveredShipment,
     DueCursor,
     DueMessage,
@@ -116,12 +117,13 @@ class OrderStore(Protocol):
         *,
         delivered_ago_days: Mapping[str | None, Sequence[int]],
         warranty_ending_days: Sequence[int],
-        active_shipments: bool = True,
+        moving: DelayWatch | None = None,
     ) -> list[str]:
         """Orders with a date-based event due at `now` and not recorded yet: a delivered
         parcel N days ago (`delivered_ago_days`: carrier slug -> N, None for the rest),
-        a warranty ending in N days. With `active_shipments`, also every order with a parcel
-        still moving (its delay checks run each cycle)."""
+        a warranty ending in N days. With `moving`, also the orders with a parcel still
+        moving whose delay or arrival check may be due (a superset: tracking.detect
+        decides), not every order with a parcel on its way."""
         ...
 
 

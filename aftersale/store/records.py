@@ -353,3 +353,27 @@ class Erasure:
     erased_id: str | None = None  # what their customer id became
     message_ids: tuple[str, ...] = ()  # their messages (for the outbox files)
     addresses: tuple[str, ...] = ()  # their email and phone as stored (for kept files)
+
+
+@dataclass(frozen=True)
+class DelayWatch:
+    """Which parcels still moving may have a delay or arrival event due now: every bound
+    at or before what any carrier's thresholds need (tracking/detect.py, `delay_watch`),
+    so the store selects a superset in SQL and `detect_due` decides exactly.
+
+    A parcel is selected when its status is in one list and its time has come: label or
+    nothing scanned since `first_scan_by` (its label's time, else its creation), no scan
+    since `stale_by`, waiting for pick-up since `pickup_by`, or the date given to the
+    customer (the carrier's estimate, the shop's promise) on or before `eta_by`, or the
+    estimate on or before `arriving_by`."""
+
+    not_shipped: tuple[str, ...]
+    first_scan_by: datetime
+    stale: tuple[str, ...]
+    stale_by: datetime
+    pickup: tuple[str, ...]
+    pickup_by: datetime
+    eta: tuple[str, ...]
+    eta_by: date
+    arriving: tuple[str, ...]
+    arriving_by: date

@@ -20,7 +20,7 @@ Choices worth knowing:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -40,6 +40,7 @@ from aftersale.models import (
     Tracking,
     TrackingEvent,
 )
+from aftersale.store.records import DelayWatch
 from aftersale.tracking.together import delivered_on
 from aftersale.tracking.warranty import add_months, warranty_ends, warranty_from
 
@@ -428,6 +429,32 @@ def detect_due(
     if thresholds.warranty_ending_days:
         events.extend(_warranty_events(order, shipments, now, thresholds))
     return events
+
+
+def delay_watch(thresholds: DelayThresholds, now: datetime) -> DelayWatch:
+    """The parcels still moving that `detect_due` may find an event for at `now`, as bounds
+    the store selects in SQL (`orders_due_for_time_events`): each bound is the loosest of
+    the thresholds and every carrier's overrides, so the selection holds every such parcel
+    (a few more is harmless: `detect_due` decides). Kept beside `_due_for_shipment`: a
+    check added there needs its bound here."""
+    every = [thresholds, *(thresholds.for_carrier(slug) for slug in thresholds.carriers)]
+    today = now.date()  # as `detect_due` counts days
+    return DelayWatch(
+        not_shipped=_values(_NOT_SHIPPED),
+        first_scan_by=now - min(t.no_first_scan_after for t in every),
+        stale=_values(_STALE_WATCH),
+        stale_by=now - min(t.stale_after for t in every),
+        pickup=_values({Status.AVAILABLE_FOR_PICKUP}),
+        pickup_by=now - min(t.pickup_wait_after for t in every),
+        eta=_values(_ETA_WATCH),
+        eta_by=today,
+        arriving=_values(_ARRIVING_WATCH),
+        arriving_by=today + _TWO_DAYS,
+    )
+
+
+def _values(statuses: Iterable[Status]) -> tuple[str, ...]:
+    return tuple(sorted(s.value for s in statuses))
 
 
 def incident_of(

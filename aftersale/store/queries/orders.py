@@ -9,14 +9,13 @@ from typing import Any
 
 from aftersale.models import EventKind, Order
 from aftersale.store.backend import Backend
-from aftersale.store.records import CustomerChange, Rejection, StoredCustomer
+from aftersale.store.records import CustomerChange, DelayWatch, Rejection, StoredCustomer
 from aftersale.store.rows import (
     CUSTOMER_COLS,
     CUSTOMER_UPSERT,
     ITEM_COLS,
     ORDER_COLS,
     REF_COLS,
-    TERMINAL,
     customer_change_rows,
     customer_rows,
     order_rows,
@@ -132,7 +131,7 @@ class Orders(Backend):
         *,
         delivered_ago_days: Mapping[str | None, Sequence[int]],
         warranty_ending_days: Sequence[int],
-        active_shipments: bool = True,
+        moving: DelayWatch | None = None,
     ) -> list[str]:
         # Each event's time is computed as tracking.detect computes it (delivered_at + N days;
         # warranty from the last delivery, else the purchase, + M months - N days), and an
@@ -185,11 +184,37 @@ class Orders(Backend):
                 "WHERE e.kind = 'warranty_ending' AND e.order_id = w.order_id "
                 f"AND e.item_sku = w.sku AND e.occurred_at = {before})"
             )
-        if active_shipments:
-            params["terminal"] = TERMINAL
+        if moving is not None:
+            w = moving
+            params |= {
+                "not_shipped": list(w.not_shipped),
+                "first_scan_by": to_db(w.first_scan_by),
+                "stale": list(w.stale),
+                "stale_by": to_db(w.stale_by),
+                "pickup": list(w.pickup),
+                "pickup_by": to_db(w.pickup_by),
+                "eta": list(w.eta),
+                "eta_by": w.eta_by,
+                "arriving": list(w.arriving),
+                "arriving_by": w.arriving_by,
+            }
+
+            def among(name: str) -> str:
+                return d.in_list("s.status", d.named(name, "varchar[]"))
+
+            # since its label when it has one, else since the shop created it
+            label_or_made = (
+                "coalesce(CASE WHEN s.status = 'label_created' THEN s.status_since END, "
+                "s.created_at)"
+            )
             parts.append(
-                "SELECT order_id FROM shipments "
-                f"WHERE {d.not_in_list('status', d.named('terminal'))}"
+                "SELECT s.order_id FROM shipments s JOIN orders o USING (order_id) WHERE "
+                f"({among('not_shipped')} AND {label_or_made} <= {d.named('first_scan_by')}) "
+                f"OR ({among('stale')} AND s.last_event_at <= {d.named('stale_by')}) "
+                f"OR ({among('pickup')} AND s.status_since <= {d.named('pickup_by')}) "
+                f"OR ({among('eta')} AND (s.estimated_delivery <= {d.named('eta_by')} "
+                f"OR o.promised_delivery <= {d.named('eta_by')})) "
+                f"OR ({among('arriving')} AND s.estimated_delivery <= {d.named('arriving_by')})"
             )
         if not parts:
             return []
