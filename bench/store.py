@@ -46,7 +46,7 @@ from aftersale.models import (  # noqa: E402
     TrackingEvent,
 )
 from aftersale.store import Store, open_store  # noqa: E402
-from aftersale.store.records import Claim, MessageResult, NewMessage  # noqa: E402
+from aftersale.store.records import Claim, DueCursor, MessageResult, NewMessage  # noqa: E402
 
 START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 NOW = START + timedelta(hours=8)
@@ -208,8 +208,7 @@ def batch_calls(store: Store, skip: int) -> dict[str, Callable[[], Any]]:
     """The store calls of one dispatch batch, `skip` due messages into the queue."""
     cursor = None
     if skip:
-        last = store.due_messages(NOW, limit=skip)[-1]
-        cursor = (last.due_at, last.message_id)
+        cursor = DueCursor.of(store.due_messages(NOW, limit=skip)[-1])
     due = store.due_messages(NOW, limit=MESSAGE_PAGE, after=cursor)
     orders = store.load_orders({m.order_id for m in due})
     claims = [
