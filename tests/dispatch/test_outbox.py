@@ -213,3 +213,23 @@ def file_size_limit(size: int) -> Iterator[None]:
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_settling_a_doubt_removes_what_the_crash_left_half_written(tmp_path: Path) -> None:
+    """A run killed inside `write_new` leaves its hidden temporary file; the next run,
+    settling that message's doubt, removes it, and leaves other messages' alone."""
+    channel = OutboxChannel(tmp_path, ChannelKind.EMAIL)
+    assert channel.send(outgoing(ChannelKind.EMAIL)).ok  # makes the folder
+    folder = tmp_path / "email"
+    killed = folder / ".m-2.4242.139872.tmp"  # m-2's attempt 1, never linked
+    linked = folder / ".m-1.4243.139872.tmp"  # m-1's attempt 1, linked, not yet removed
+    writing = folder / ".m-3.4244.139872.tmp"  # m-3: not in doubt, someone may be writing
+    for leftover in (killed, linked, writing):
+        leftover.write_bytes(b"Subject: half\\n")
+    assert channel.reconcile([doubt(1, "m-2"), doubt(1)]) == {
+        "m-2": None,
+        "m-1": "outbox:m-1.eml:m-1",
+    }
+    assert not killed.exists() and not linked.exists()
+    assert writing.exists()
+    assert sorted(p.name for p in folder.glob("*.eml")) == ["m-1.eml"]

@@ -11,7 +11,8 @@ The outbox settles its own doubt (`reconcile`, a `Reconciler`): each file or lin
 which attempt of its message it is (`X-Aftersale-Attempt`, `"attempt"`), and a write
 either happened whole or left nothing (a file is linked into place complete; a line is
 one write, a torn one is taken back), so after a crash it tells for certain whether the
-attempt in doubt was written. A message it has is recorded as sent; one it has not goes
+attempt in doubt was written (the hidden temporary file a crash may leave beside the
+`.eml` files is removed then). A message it has is recorded as sent; one it has not goes
 out again at once. This holds for the folder this process writes to: workers sharing a
 store share one outbox folder.
 """
@@ -149,6 +150,7 @@ class OutboxChannel:
 
     def _emails_written(self, messages: Sequence[InDoubt]) -> dict[str, str | None]:
         folder = self.outbox_dir / self.kind.value
+        _remove_leftovers(folder, {doubt.message_id for doubt in messages})
         answers: dict[str, str | None] = {}
         for doubt in messages:
             # Attempt N finds at most N-1 files of its message (one per earlier attempt that
@@ -198,6 +200,31 @@ class OutboxChannel:
             for message_id in wanted
             if message_id in found or message_id not in unmarked
         }
+
+
+def _remove_leftovers(folder: Path, message_ids: set[str]) -> None:
+    """Remove the temporary files (`write_new`'s) of these messages' attempts in doubt: a
+    run killed between writing one and linking or removing it left it behind, and nothing
+    else ever would. The messages are in doubt, so no live run is writing them now. One
+    listing of the folder, only when a crash left sends in doubt; a file that cannot be
+    removed is logged and left, never in the way of settling the doubt."""
+    try:
+        names = os.listdir(folder)
+    except OSError:  # no folder yet, or unreadable: `_emails_written` says which
+        return
+    for name in names:
+        # `.{message id}.{pid}.{thread}.tmp`
+        if name.startswith(".") and name.endswith(".tmp"):
+            if name[1:].rsplit(".", 3)[0] not in message_ids:
+                continue
+            try:
+                os.unlink(folder / name)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("outbox: cannot remove %s, left by a crashed run: %s", name, exc)
+                continue
+            log.info("outbox: removed %s, left by a run that crashed while writing it", name)
 
 
 def attempt_of(path: Path) -> int | None:
