@@ -488,17 +488,13 @@ def memory_figures(
     run's peak moves by about +-10 MB from one run to the next: +-1 KB a shipment over a
     span of 10,000 shipments, +-0.3 KB over 30,000, so the judged span is wide."""
     how = f"{cycle['mode']}: peak RSS minus RSS before the cycle"
-    if not earlier and not alone:
+    if not earlier:  # the smallest size: fixed costs included, judged only when alone
         kb = cycle["delta_mb"] * 1024 / n
-        print(f"peak memory per active shipment ({how}, over {n:,} shipments): {kb:.1f} KB, "
-              "fixed costs included: not judged (the growth to the larger sizes is)")  # fmt: skip
-        return True
-    if not earlier:
-        kb = cycle["delta_mb"] * 1024 / n
+        judged = verdict(kb <= TARGET_KB_PER_SHIPMENT) if alone else "not judged"
         print(f"peak memory per active shipment ({how}, over {n:,} shipments, fixed costs "
-              f"included): {kb:.1f} KB (target <= {TARGET_KB_PER_SHIPMENT:.0f} KB, judged as "
-              f"growth between sizes): {verdict(kb <= TARGET_KB_PER_SHIPMENT)}")  # fmt: skip
-        return kb <= TARGET_KB_PER_SHIPMENT
+              f"included): {kb:.1f} KB (target <= {TARGET_KB_PER_SHIPMENT:.0f} KB, as the "
+              f"growth between sizes): {judged}")  # fmt: skip
+        return kb <= TARGET_KB_PER_SHIPMENT or not alone
 
     def growth(since: tuple[int, float]) -> float:
         return (cycle["delta_mb"] - since[1]) * 1024 / (n - since[0])
