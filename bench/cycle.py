@@ -67,9 +67,9 @@ CLOCK = START + timedelta(hours=8)  # label and first in-transit scan for every 
 LOCALES = [("pl-PL", "Europe/Warsaw", "PL", "+48601", 6),
            ("de", "Europe/Berlin", "DE", "+49151", 8),
            ("en", "Europe/London", "GB", "+447911", 6)]  # fmt: skip
+#: The size the targets are set at: the floor ratio is judged there, and the memory a
+#: shipment as the growth from there on (see `memory_figures`).
 TARGET_FLOOR_RATIO, TARGET_KB_PER_SHIPMENT, TARGET_AT = 2.0, 3.0, 10_000
-#: The smallest size whose growth to a larger one is judged (see `memory_figures`).
-JUDGED_FROM = 10_000
 TARGET_RATIO, TARGET_EXTRA_MB = 1.2, 150
 MODES = ("plain", "prefect", "floor")
 
@@ -480,7 +480,7 @@ def memory_figures(
     What an added shipment costs is the growth of the peak (`delta_mb`) from the next
     smaller size run to this one. It is not the peak spread over N: a DuckDB connection,
     templates and rules cost ~100 MB whatever N is. Nor is it judged from a size below
-    `JUDGED_FROM`: the cycle's fixed buffers, a decide page (2,000 orders) and DuckDB's
+    `TARGET_AT`: the cycle's fixed buffers, a decide page (2,000 orders) and DuckDB's
     changes held until a checkpoint (16 MB of WAL), fill up as N grows to about 5,000,
     adding about 2 KB a shipment from 1,000 to 10,000 that stays the same at any larger N.
     So the default sizes are 1,000 (the fixed costs), 10,000 and 40,000 (the growth from
@@ -500,7 +500,7 @@ def memory_figures(
         return (cycle["delta_mb"] - since[1]) * 1024 / (n - since[0])
 
     (last, _), kb = earlier[-1], growth(earlier[-1])
-    judged = last >= JUDGED_FROM
+    judged = last >= TARGET_AT
     smallest = (
         f"; from {earlier[0][0]:,}: {growth(earlier[0]):.1f} KB, fixed buffers filling included"
         if len(earlier) > 1
@@ -510,7 +510,7 @@ def memory_figures(
     print(f"peak memory per active shipment ({how}, growth from {last:,} to {n:,} shipments): "
           f"{kb:.1f} KB ({target}): "
           + (verdict(kb <= TARGET_KB_PER_SHIPMENT) if judged else
-             f"not judged: {last:,} is below {JUDGED_FROM:,}, where the fixed buffers are full")
+             f"not judged: {last:,} is below {TARGET_AT:,}, where the fixed buffers are full")
           + smallest)  # fmt: skip
     return kb <= TARGET_KB_PER_SHIPMENT or not judged
 

@@ -213,18 +213,16 @@ def _remove_leftovers(folder: Path, message_ids: set[str]) -> None:
     except OSError:  # no folder yet, or unreadable: `_emails_written` says which
         return
     for name in names:
-        # `.{message id}.{pid}.{thread}.tmp`
-        if name.startswith(".") and name.endswith(".tmp"):
-            if name[1:].rsplit(".", 3)[0] not in message_ids:
-                continue
-            try:
-                os.unlink(folder / name)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                log.warning("outbox: cannot remove %s, left by a crashed run: %s", name, exc)
-                continue
-            log.info("outbox: removed %s, left by a run that crashed while writing it", name)
+        if stem_of_temporary(name) not in message_ids:
+            continue
+        try:
+            os.unlink(folder / name)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("outbox: cannot remove %s, left by a crashed run: %s", name, exc)
+            continue
+        log.info("outbox: removed %s, left by a run that crashed while writing it", name)
 
 
 def attempt_of(path: Path) -> int | None:
@@ -240,6 +238,18 @@ def attempt_of(path: Path) -> int | None:
     return None
 
 
+def temporary_name(stem: str) -> str:
+    """`write_new`'s hidden file for `stem`, unique to this process and thread."""
+    return f".{stem}.{os.getpid()}.{threading.get_ident()}.tmp"
+
+
+def stem_of_temporary(name: str) -> str | None:
+    """The stem (message id) of a `temporary_name`, None for any other name."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return None
+    return name[1:].rsplit(".", 3)[0]
+
+
 def write_new(folder: str, stem: str, data: bytes) -> str:
     """Write `data` as `stem.eml`, or `stem.2.eml`, `stem.3.eml`… whichever is free first,
     in `folder`; return the name taken.
@@ -249,7 +259,7 @@ def write_new(folder: str, stem: str, data: bytes) -> str:
     the same message at the same moment) and a reader never sees half a message. A write
     that fails (a full disk) leaves nothing behind. One write on the bare descriptor: a
     file object would add system calls (fstat, ioctl, lseek) and buffering for nothing."""
-    tmp = f"{folder}/.{stem}.{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp = f"{folder}/{temporary_name(stem)}"
     # private: a message holds the customer's name and address
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -185,18 +185,17 @@ class Orders(Backend):
                 f"AND e.item_sku = w.sku AND e.occurred_at = {before})"
             )
         if moving is not None:
-            w = moving
             params |= {
-                "not_shipped": list(w.not_shipped),
-                "first_scan_by": to_db(w.first_scan_by),
-                "stale": list(w.stale),
-                "stale_by": to_db(w.stale_by),
-                "pickup": list(w.pickup),
-                "pickup_by": to_db(w.pickup_by),
-                "eta": list(w.eta),
-                "eta_by": w.eta_by,
-                "arriving": list(w.arriving),
-                "arriving_by": w.arriving_by,
+                "not_shipped": list(moving.not_shipped),
+                "first_scan_by": to_db(moving.first_scan_by),
+                "stale": list(moving.stale),
+                "stale_by": to_db(moving.stale_by),
+                "pickup": list(moving.pickup),
+                "pickup_by": to_db(moving.pickup_by),
+                "eta": list(moving.eta),
+                "eta_by": moving.eta_by,
+                "arriving": list(moving.arriving),
+                "arriving_by": moving.arriving_by,
             }
 
             def among(name: str) -> str:
